@@ -1,0 +1,66 @@
+//! The Connector port: where data comes from.
+
+use crate::{Record, StreamSpec};
+
+/// One page of a stream.
+#[derive(Debug, Default)]
+pub struct Page {
+    /// Records, in the provider's order.
+    pub records: Vec<Record>,
+    /// Cursor of the next page; `None` when the listing ended.
+    pub next: Option<String>,
+}
+
+/// Request accounting of a connector's HTTP client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpStats {
+    /// Requests sent (each attempt counts, token refreshes too).
+    pub requests: u64,
+    /// Attempts that were retries.
+    pub retries: u64,
+    /// Milliseconds spent waiting for rate limits.
+    pub rate_limit_wait_ms: u64,
+    /// The provider's remaining quota after the last response, when it says.
+    pub quota_remaining: Option<u64>,
+}
+
+/// Why a connector could not produce a page.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectorError {
+    /// The provider rejected the credentials and a refresh did not help.
+    #[error("authentication failed: {0}")]
+    NeedsReauth(String),
+    /// Retries were exhausted on a transient fault.
+    #[error("provider unavailable after retries: {0}")]
+    Transient(String),
+    /// The provider answered with an error that retrying cannot fix.
+    #[error("provider error: {0}")]
+    Provider(String),
+    /// The provider's answer could not be understood.
+    #[error("unexpected response: {0}")]
+    Parse(String),
+    /// The connection's configuration is unusable.
+    #[error("bad configuration: {0}")]
+    Config(String),
+}
+
+/// A provider, mapped onto streams. Implementations only build requests, parse pages,
+/// find the next cursor and map items to rows; paging, checkpoints, retries and rate
+/// limits live in the shared crates.
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    /// Provider name (`reddit`).
+    fn provider(&self) -> &'static str;
+    /// The streams this connector offers.
+    fn streams(&self) -> &'static [StreamSpec];
+    /// Fetch one page of `stream`; `cursor` is `None` for the first page.
+    async fn fetch_page(&self, stream: &StreamSpec, cursor: Option<&str>) -> Result<Page, ConnectorError>;
+    /// Request accounting so far.
+    fn http_stats(&self) -> HttpStats;
+    /// Credentials changed by the connector (a refreshed or rotated token) since the last
+    /// call, as the JSON to seal and store; `None` when unchanged.
+    fn take_updated_credentials(&self) -> Option<serde_json::Value> {
+        None
+    }
+}

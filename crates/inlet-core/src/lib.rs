@@ -1,0 +1,38 @@
+//! inlet-core: the domain types of inlet and its two ports.
+//!
+//! inlet keeps a user's database equal to what a provider holds. Everything else in the
+//! workspace is wired together through the two traits defined here:
+//!
+//! * [`Connector`] — where data comes from. A connector knows how to build a request for
+//!   one page of a [`StreamSpec`], parse it into [`Record`]s and find the next page cursor.
+//! * [`Store`] — where data goes. A store commits a page of records *and* the checkpoint
+//!   that follows them in one transaction, keeps connections, sync state and runs.
+//!
+//! This crate does no I/O and picks no async runtime.
+//!
+//! ```
+//! use inlet_core::{Record, Value};
+//! let r = Record::new("t4_1", vec![Value::Text("hi".into())], r#"{"id":"1"}"#.to_string());
+//! assert_eq!(r.content_hash(), Record::new("t4_1", vec![Value::Text("hi".into())], r#"{"id":"1"}"#.to_string()).content_hash());
+//! ```
+#![deny(missing_docs)]
+
+mod clock;
+mod connector;
+mod model;
+mod record;
+pub mod secrets;
+mod store;
+mod stream;
+mod time;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use connector::{Connector, ConnectorError, HttpStats, Page};
+pub use model::{
+    Checkpoint, Connection, ConnectionStatus, NewConnection, Run, RunMode, RunStats, RunStatus,
+    StreamStats, SyncState, Trigger,
+};
+pub use record::{ContentHash, Record, Value};
+pub use store::{ExportRow, PageBatch, PageOutcome, Store, StoreError, TombstoneBatch};
+pub use stream::{Agg, ColType, Column, DerivedColumn, DerivedSpec, Scope, StopRule, StreamSpec};
+pub use time::Timestamp;

@@ -1,0 +1,247 @@
+//! Connections, sync state and runs: the bookkeeping rows of the data model.
+
+use crate::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident => $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $var),+ }
+        impl $name {
+            /// The stored text form.
+            pub fn as_str(self) -> &'static str { match self { $($name::$var => $s),+ } }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s { $($s => Ok($name::$var),)+ other => Err(format!(
+                    "unknown {} {other:?} (expected one of: {})", stringify!($name),
+                    [$($s),+].join(", "))) }
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Whether a connection is synced.
+    ConnectionStatus {
+        /// Synced on schedule and on demand.
+        Active => "active",
+        /// Not synced until resumed.
+        Paused => "paused",
+        /// The provider rejected our credentials; the user must re-authenticate.
+        NeedsReauth => "needs_reauth",
+        /// The last syncs failed; retried with backoff.
+        Failing => "failing",
+    }
+);
+
+string_enum!(
+    /// What a sync does.
+    RunMode {
+        /// From each stream's cursor.
+        Delta => "delta",
+        /// Every page from the start.
+        Full => "full",
+    }
+);
+
+string_enum!(
+    /// What started a sync.
+    Trigger {
+        /// The scheduler.
+        Schedule => "schedule",
+        /// The CLI.
+        Manual => "manual",
+        /// The HTTP API.
+        Api => "api",
+    }
+);
+
+string_enum!(
+    /// How a run ended.
+    RunStatus {
+        /// Still going (or the process died: the next run resumes its checkpoint).
+        Running => "running",
+        /// Every stream synced.
+        Success => "success",
+        /// Synced, but some items or streams were skipped with errors.
+        Partial => "partial",
+        /// Stopped by an error; committed pages stay committed.
+        Failed => "failed",
+    }
+);
+
+/// A connection to create.
+#[derive(Debug, Clone)]
+pub struct NewConnection {
+    /// Unique, user-chosen name (`reddit-me`).
+    pub name: String,
+    /// Tenant / workspace this connection belongs to.
+    pub workspace: String,
+    /// Provider (`reddit`).
+    pub provider: String,
+    /// Provider settings (base URLs, user agent, streams); never secrets.
+    pub config: serde_json::Value,
+    /// Credentials, already sealed with [`crate::secrets::SecretBox`].
+    pub credentials: Vec<u8>,
+}
+
+/// One account at one provider for one tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Connection {
+    /// Store-assigned id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Tenant / workspace.
+    pub workspace: String,
+    /// Provider.
+    pub provider: String,
+    /// Provider settings.
+    pub config: serde_json::Value,
+    /// Sealed credentials; never serialized.
+    #[serde(skip)]
+    pub credentials: Vec<u8>,
+    /// Status.
+    pub status: ConnectionStatus,
+    /// Why the status is what it is (e.g. the reauth message).
+    pub status_detail: Option<String>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Where an interrupted sync resumes: written with the page it follows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The mode of the interrupted run.
+    pub mode: RunMode,
+    /// The provider's cursor for the next page to fetch (`None`: the first page).
+    pub next: Option<String>,
+    /// The start time of the run that began this pass; becomes the cursor when it ends.
+    pub watermark: Timestamp,
+    /// Pages committed so far in this pass.
+    pub pages: u64,
+    /// Records committed so far in this pass.
+    pub records: u64,
+}
+
+/// Per (connection, stream) sync state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SyncState {
+    /// The delta cursor: for newest-first listings the watermark (ms since epoch) as text.
+    pub cursor: Option<String>,
+    /// Set while a pass is under way or was interrupted.
+    pub checkpoint: Option<Checkpoint>,
+    /// Last time a sync of this stream started.
+    pub last_sync_at: Option<Timestamp>,
+    /// Last time a sync of this stream completed.
+    pub last_success_at: Option<Timestamp>,
+    /// Completed syncs.
+    pub sync_count: i64,
+    /// Last time the stream was reconciled (deletions detected from a complete listing).
+    pub last_reconciled_at: Option<Timestamp>,
+}
+
+/// Counters of one run (or one stream of a run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStats {
+    /// Records received from the provider.
+    pub fetched: u64,
+    /// New records written.
+    pub inserted: u64,
+    /// Changed records rewritten (including revived tombstones).
+    pub updated: u64,
+    /// Records skipped because their content hash was unchanged.
+    pub unchanged: u64,
+    /// Records tombstoned.
+    pub deleted: u64,
+    /// Pages committed.
+    pub pages: u64,
+    /// HTTP requests made (including retries and token refreshes).
+    pub requests: u64,
+    /// Requests retried.
+    pub retries: u64,
+    /// Milliseconds spent waiting for rate limits.
+    pub rate_limit_wait_ms: u64,
+    /// Items skipped because the provider answered an error for them.
+    pub items_skipped_with_error: u64,
+    /// Derived rows created (e.g. new conversations).
+    pub derived_inserted: u64,
+    /// Derived rows changed.
+    pub derived_updated: u64,
+}
+
+impl RunStats {
+    /// Add another set of counters.
+    pub fn add(&mut self, o: &RunStats) {
+        self.fetched += o.fetched;
+        self.inserted += o.inserted;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.deleted += o.deleted;
+        self.pages += o.pages;
+        self.requests += o.requests;
+        self.retries += o.retries;
+        self.rate_limit_wait_ms += o.rate_limit_wait_ms;
+        self.items_skipped_with_error += o.items_skipped_with_error;
+        self.derived_inserted += o.derived_inserted;
+        self.derived_updated += o.derived_updated;
+    }
+}
+
+/// Per-stream outcome inside a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamStats {
+    /// Counters.
+    #[serde(flatten)]
+    pub stats: RunStats,
+    /// Whether the stream resumed an interrupted pass.
+    pub resumed: bool,
+    /// Whether the listing was read to its end (so absent rows were tombstoned).
+    pub complete_listing: bool,
+    /// Error that stopped this stream, if any.
+    pub error: Option<String>,
+}
+
+/// One sync of one connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    /// Store-assigned id.
+    pub id: i64,
+    /// The connection.
+    pub connection_id: i64,
+    /// Mode.
+    pub mode: RunMode,
+    /// Trigger.
+    pub trigger: Trigger,
+    /// Status.
+    pub status: RunStatus,
+    /// Started.
+    pub started_at: Timestamp,
+    /// Finished.
+    pub finished_at: Option<Timestamp>,
+    /// Totals.
+    pub stats: RunStats,
+    /// Per stream.
+    pub streams: BTreeMap<String, StreamStats>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl Run {
+    /// Milliseconds from start to finish (or 0 while running).
+    pub fn duration_ms(&self) -> i64 {
+        self.finished_at.map_or(0, |f| f.0 - self.started_at.0)
+    }
+}
