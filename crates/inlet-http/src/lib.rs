@@ -1,1 +1,27 @@
-//! placeholder
+//! inlet-http: the one HTTP client every inlet connector uses.
+//!
+//! A connector hands [`HttpClient::execute`] a closure that builds its request and a
+//! closure that parses the answer; the client owns everything else, once for every
+//! provider:
+//!
+//! * **Auth** — a [`TokenSource`] supplies bearer tokens; on a 401 the token is refreshed
+//!   once (single-flight: concurrent requests share one refresh) and the request retried;
+//!   a second 401 is [`HttpError::Unauthorized`], which the engine turns into
+//!   `needs_reauth`.
+//! * **Retries** — connection errors, timeouts, 5xx, 429, truncated bodies and unparsable
+//!   JSON retry with exponential backoff and full jitter, a cap per wait and a total
+//!   deadline. 400/403/404 never retry.
+//! * **Rate limits** — [`RateBudget`] reads the provider's remaining/reset headers and
+//!   `Retry-After`, and pauses before the budget runs dry instead of after.
+//! * **Accounting** — requests, retries and time spent waiting, for the run report.
+#![deny(missing_docs)]
+
+mod auth;
+mod budget;
+mod client;
+mod retry;
+
+pub use auth::{AuthError, Grant, OAuth2Token, StaticToken, TokenSnapshot, TokenSource};
+pub use budget::{RateBudget, RateHeaders};
+pub use client::{HttpClient, HttpConfig, HttpError, Parsed, Response};
+pub use retry::{Backoff, RetryPolicy};

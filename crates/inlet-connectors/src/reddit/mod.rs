@@ -1,1 +1,187 @@
+//! Reddit: private messages (inbox, sent; conversations derived from them) and saved
+//! posts and comments, through Reddit's OAuth API. See `shared/providers/reddit.md`.
+//!
+//! Listings are newest first and paged with `after`; there is no "since" filter, so the
+//! engine reads from the top until it meets what it already has (see [`streams`]).
+
+pub mod client;
+pub mod model;
 pub mod streams;
+
+use client::{RedditClient, connector_error};
+pub use client::{RedditConfig, RedditCredentials};
+use inlet_core::{Connector, ConnectorError, HttpStats, Page, Record, StreamSpec, Timestamp, Value};
+use inlet_http::{HttpConfig, Parsed, Response};
+use model::{Child, Listing, Me, Message, Saved};
+use tokio::sync::OnceCell;
+
+/// The Reddit connector.
+pub struct RedditConnector {
+    config: RedditConfig,
+    client: RedditClient,
+    username: OnceCell<String>,
+}
+
+impl RedditConnector {
+    /// A connector for one account.
+    pub fn new(config: RedditConfig, creds: &RedditCredentials, http: HttpConfig) -> Result<Self, ConnectorError> {
+        let client = RedditClient::new(&config, creds, http)?;
+        let username = OnceCell::new_with(config.username.clone());
+        Ok(RedditConnector { config, client, username })
+    }
+
+    /// The account's username (one `/api/v1/me` request the first time it is needed,
+    /// unless the configuration names it).
+    pub async fn username(&self) -> Result<&str, ConnectorError> {
+        self.username
+            .get_or_try_init(|| async {
+                let url = format!("{}/api/v1/me?raw_json=1", self.config.api_base);
+                self.client
+                    .http
+                    .execute(|c| c.get(&url), |r| json::<Me>(r).map(|m| m.name))
+                    .await
+                    .map_err(connector_error)
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    async fn listing(&self, path: &str, stream: &'static StreamSpec, cursor: Option<&str>) -> Result<Page, ConnectorError> {
+        let url = format!("{}{path}", self.config.api_base);
+        let limit = self.config.page_size.to_string();
+        self.client
+            .http
+            .execute(
+                |c| {
+                    let mut q: Vec<(&str, &str)> = vec![("limit", &limit), ("raw_json", "1")];
+                    if let Some(after) = cursor {
+                        q.push(("after", after));
+                    }
+                    c.get(&url).query(&q)
+                },
+                |r| parse_listing(r, stream),
+            )
+            .await
+            .map_err(connector_error)
+    }
+
+    /// The current token state when it changed, as credentials to seal and store.
+    pub async fn updated_credentials(&self, mut creds: RedditCredentials) -> Option<RedditCredentials> {
+        let snap = self.client.token.take_snapshot().await?;
+        creds.access_token = Some(snap.access_token);
+        creds.expires_at_ms = Some(snap.expires_at_ms);
+        if snap.refresh_token.is_some() {
+            creds.refresh_token = snap.refresh_token;
+        }
+        Some(creds)
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for RedditConnector {
+    fn provider(&self) -> &'static str {
+        "reddit"
+    }
+
+    fn streams(&self) -> &'static [StreamSpec] {
+        &streams::STREAMS
+    }
+
+    async fn fetch_page(&self, stream: &StreamSpec, cursor: Option<&str>) -> Result<Page, ConnectorError> {
+        let spec = streams::STREAMS
+            .iter()
+            .find(|s| s.name == stream.name)
+            .ok_or_else(|| ConnectorError::Config(format!("Reddit has no stream {:?}", stream.name)))?;
+        match spec.name {
+            "inbox" => self.listing("/message/inbox", spec, cursor).await,
+            "sent" => self.listing("/message/sent", spec, cursor).await,
+            _ => {
+                let path = format!("/user/{}/saved", self.username().await?);
+                self.listing(&path, spec, cursor).await
+            }
+        }
+    }
+
+    fn http_stats(&self) -> HttpStats {
+        self.client.http.stats()
+    }
+}
+
+fn json<'a, T: serde::Deserialize<'a>>(r: &'a Response) -> Parsed<T> {
+    match serde_json::from_slice(&r.body) {
+        Ok(v) => Parsed::Ok(v),
+        // A cut-off or garbled body (CDN error pages arrive as 200 too) is transient.
+        Err(e) => Parsed::Retry(format!("invalid JSON from Reddit: {e}")),
+    }
+}
+
+/// Parse one Listing page into records of `stream`.
+pub fn parse_listing(r: &Response, stream: &StreamSpec) -> Parsed<Page> {
+    let listing: Listing = match json(r) {
+        Parsed::Ok(l) => l,
+        Parsed::Retry(m) => return Parsed::Retry(m),
+        Parsed::Fail(e) => return Parsed::Fail(e),
+    };
+    if listing.kind != "Listing" {
+        return Parsed::Retry(format!("expected a Listing, got kind {:?}", listing.kind));
+    }
+    let mut records = Vec::with_capacity(listing.data.children.len());
+    for child in &listing.data.children {
+        match map_child(child, stream) {
+            Ok(rec) => records.push(rec),
+            Err(e) => return Parsed::Fail(inlet_http::HttpError::Invalid(e)),
+        }
+    }
+    Parsed::Ok(Page { records, next: listing.data.after.filter(|a| !a.is_empty()) })
+}
+
+fn map_child(child: &Child, stream: &StreamSpec) -> Result<Record, String> {
+    let raw = child.data.get();
+    let bad = |e: serde_json::Error| format!("unexpected {} item in {}: {e}", child.kind, stream.name);
+    let created = |secs: f64, name: &str| {
+        Timestamp::from_secs_f64(secs).ok_or_else(|| format!("{name} has an invalid created_utc {secs}"))
+    };
+    if stream.name == "saved" {
+        let s: Saved = serde_json::from_str(raw).map_err(bad)?;
+        let at = created(s.created_utc, &s.name)?;
+        let values = vec![
+            Value::Text(child.kind.clone()),
+            Value::opt_text(s.subreddit),
+            Value::opt_text(s.author),
+            Value::opt_text(s.title.or(s.link_title)),
+            Value::opt_text(s.selftext.or(s.body)),
+            Value::opt_text(s.url.or(s.link_url)),
+            Value::opt_text(s.permalink),
+            Value::Time(at),
+            s.score.map_or(Value::Null, Value::Int),
+            s.num_comments.map_or(Value::Null, Value::Int),
+            s.over_18.map_or(Value::Null, Value::Bool),
+        ];
+        return Ok(Record { id: s.name, values, raw: raw.to_string(), sort_ts: Some(at) });
+    }
+    let m: Message = serde_json::from_str(raw).map_err(bad)?;
+    let at = created(m.created_utc, &m.name)?;
+    let conversation = (child.kind == "t4").then(|| m.first_message_name.clone().unwrap_or_else(|| m.name.clone()));
+    let folder = stream.scope.map_or("inbox", |s| s.value);
+    let values = vec![
+        Value::Text(child.kind.clone()),
+        Value::Text(folder.into()),
+        Value::opt_text(conversation),
+        Value::opt_text(m.parent_id),
+        Value::opt_text(m.author),
+        Value::opt_text(m.dest),
+        Value::opt_text(m.subject),
+        Value::opt_text(m.body),
+        Value::Time(at),
+        Value::Bool(m.new),
+        Value::opt_text(m.kind),
+        Value::opt_text(m.subreddit),
+        Value::opt_text(m.distinguished),
+        Value::opt_text(m.link_title),
+        Value::opt_text(m.context.filter(|c| !c.is_empty())),
+    ];
+    Ok(Record { id: m.name, values, raw: raw.to_string(), sort_ts: Some(at) })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+//! A provider's rate budget as the provider reports it. Before each request the client
+//! asks the budget how long to wait; after each response it feeds the headers back.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Names of the headers a provider reports its budget in.
+#[derive(Debug, Clone, Copy)]
+pub struct RateHeaders {
+    /// Requests left in the window (Reddit sends a float like `"995.0"`).
+    pub remaining: &'static str,
+    /// Seconds until the window resets.
+    pub reset: &'static str,
+}
+
+impl RateHeaders {
+    /// Reddit's `X-Ratelimit-Remaining` / `X-Ratelimit-Reset`.
+    pub const REDDIT: RateHeaders =
+        RateHeaders { remaining: "x-ratelimit-remaining", reset: "x-ratelimit-reset" };
+}
+
+#[derive(Debug, Default)]
+struct State {
+    remaining: Option<f64>,
+    reset_at: Option<Instant>,
+    blocked_until: Option<Instant>,
+}
+
+/// One budget, shared by everything that spends the same credential's quota.
+#[derive(Debug)]
+pub struct RateBudget {
+    headers: Option<RateHeaders>,
+    /// Keep this many requests in reserve (other clients of the same app).
+    reserve: f64,
+    state: Mutex<State>,
+}
+
+impl RateBudget {
+    /// A budget read from `headers` when the provider sends them.
+    pub fn new(headers: Option<RateHeaders>) -> Self {
+        RateBudget { headers, reserve: 1.0, state: Mutex::new(State::default()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How long to wait before sending the next request.
+    pub fn wait_before(&self, now: Instant) -> Duration {
+        let st = self.lock();
+        let mut until = st.blocked_until;
+        if let (Some(rem), Some(reset_at)) = (st.remaining, st.reset_at)
+            && rem < self.reserve
+        {
+            until = until.max(Some(reset_at));
+        }
+        until.map_or(Duration::ZERO, |u| u.saturating_duration_since(now))
+    }
+
+    /// Learn from a response's headers; `retry_after` is a parsed `Retry-After`.
+    pub fn observe(&self, now: Instant, headers: &reqwest::header::HeaderMap, retry_after: Option<Duration>) -> Option<u64> {
+        let mut st = self.lock();
+        let mut remaining_out = None;
+        if let Some(h) = self.headers {
+            let num = |name: &str| -> Option<f64> {
+                headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)
+            };
+            if let (Some(rem), Some(reset)) = (num(h.remaining), num(h.reset)) {
+                st.remaining = Some(rem);
+                st.reset_at = Some(now + Duration::from_secs_f64(reset.min(86_400.0)));
+                remaining_out = Some(rem as u64);
+            }
+        }
+        if let Some(ra) = retry_after {
+            st.blocked_until = Some(now + ra);
+        }
+        remaining_out
+    }
+
+    /// A 429 without usable headers: block for `d`.
+    pub fn block_for(&self, now: Instant, d: Duration) {
+        let mut st = self.lock();
+        st.blocked_until = st.blocked_until.max(Some(now + d));
+    }
+
+    /// Seconds until the provider's window resets, when known (for a 429 without
+    /// `Retry-After`).
+    pub fn reset_in(&self, now: Instant) -> Option<Duration> {
+        self.lock().reset_at.map(|r| r.saturating_duration_since(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn waits_for_reset_when_remaining_runs_out() {
+        let b = RateBudget::new(Some(RateHeaders::REDDIT));
+        let now = Instant::now();
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("5.0"));
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("30"));
+        assert_eq!(b.observe(now, &h, None), Some(5));
+        assert_eq!(b.wait_before(now), Duration::ZERO);
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0.0"));
+        b.observe(now, &h, None);
+        let w = b.wait_before(now);
+        assert!(w > Duration::from_secs(29) && w <= Duration::from_secs(30), "{w:?}");
+    }
+
+    #[test]
+    fn retry_after_blocks_and_garbage_is_ignored() {
+        let b = RateBudget::new(Some(RateHeaders::REDDIT));
+        let now = Instant::now();
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("NaN"));
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("-4"));
+        assert_eq!(b.observe(now, &h, Some(Duration::from_secs(3))), None);
+        assert_eq!(b.wait_before(now), Duration::from_secs(3));
+    }
+}
