@@ -59,8 +59,8 @@ pub trait Connector: Send + Sync {
     /// Request accounting so far.
     fn http_stats(&self) -> HttpStats;
     /// Credentials changed by the connector (a refreshed or rotated token) since the last
-    /// call, as the JSON to seal and store; `None` when unchanged.
-    fn take_updated_credentials(&self) -> Option<serde_json::Value> {
+    /// call, as the complete credentials JSON to seal and store; `None` when unchanged.
+    async fn take_updated_credentials(&self) -> Option<serde_json::Value> {
         None
     }
 }

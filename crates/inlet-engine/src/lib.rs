@@ -1,1 +1,33 @@
-//! placeholder
+//! inlet-engine: runs syncs.
+//!
+//! # The model: pages, checkpoints and watermarks
+//!
+//! A connector offers streams; a stream is read as a sequence of pages. For each
+//! (connection, stream) the store keeps a [`SyncState`]: the delta *cursor* and, while a
+//! pass is under way, a *checkpoint* — the provider's cursor of the next page, the pass's
+//! mode and its *watermark* (the time the pass started).
+//!
+//! A page's records and the checkpoint that follows them are committed in ONE
+//! transaction ([`Store::commit_page`]). Whatever kills the process, the store holds
+//! either the page and the checkpoint after it, or neither; the next run resumes from the
+//! checkpoint and re-fetches at most the page that was in flight. Upserts are idempotent
+//! and unchanged records (same content hash) are not rewritten, so a replayed page costs
+//! one request and no writes.
+//!
+//! When a pass ends, the checkpoint is cleared and the cursor becomes the pass's
+//! watermark — its *start* time, never "now" at the end, so nothing that changed during
+//! the pass is skipped. A delta pass over a newest-first listing reads from the top and
+//! stops after the page holding the first item created at or before the cursor minus a
+//! lookback overlap ([`StopRule::CreatedBefore`]), or the first item already stored
+//! ([`StopRule::KnownId`]).
+//!
+//! A listing read from its first page to its natural end, with fewer items than the
+//! provider's listing cap, is complete: stored rows it did not return were removed at the
+//! provider and are tombstoned (`deleted_at`), never deleted. A pass that failed,
+//! resumed mid-way, stopped early or hit the cap deletes nothing.
+#![deny(missing_docs)]
+
+mod sync;
+
+pub use sync::{Engine, EngineError, NoProgress, Progress, Sealer, SyncOptions};
+pub use inlet_core::{StopRule, Store, SyncState};

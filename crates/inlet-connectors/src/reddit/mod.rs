@@ -18,6 +18,7 @@ use tokio::sync::OnceCell;
 /// The Reddit connector.
 pub struct RedditConnector {
     config: RedditConfig,
+    creds: std::sync::Mutex<RedditCredentials>,
     client: RedditClient,
     username: OnceCell<String>,
 }
@@ -27,7 +28,7 @@ impl RedditConnector {
     pub fn new(config: RedditConfig, creds: &RedditCredentials, http: HttpConfig) -> Result<Self, ConnectorError> {
         let client = RedditClient::new(&config, creds, http)?;
         let username = OnceCell::new_with(config.username.clone());
-        Ok(RedditConnector { config, client, username })
+        Ok(RedditConnector { config, creds: std::sync::Mutex::new(creds.clone()), client, username })
     }
 
     /// The account's username (one `/api/v1/me` request the first time it is needed,
@@ -65,16 +66,6 @@ impl RedditConnector {
             .map_err(connector_error)
     }
 
-    /// The current token state when it changed, as credentials to seal and store.
-    pub async fn updated_credentials(&self, mut creds: RedditCredentials) -> Option<RedditCredentials> {
-        let snap = self.client.token.take_snapshot().await?;
-        creds.access_token = Some(snap.access_token);
-        creds.expires_at_ms = Some(snap.expires_at_ms);
-        if snap.refresh_token.is_some() {
-            creds.refresh_token = snap.refresh_token;
-        }
-        Some(creds)
-    }
 }
 
 #[async_trait::async_trait]
@@ -104,6 +95,17 @@ impl Connector for RedditConnector {
 
     fn http_stats(&self) -> HttpStats {
         self.client.http.stats()
+    }
+
+    async fn take_updated_credentials(&self) -> Option<serde_json::Value> {
+        let snap = self.client.token.take_snapshot().await?;
+        let mut creds = self.creds.lock().unwrap_or_else(|p| p.into_inner());
+        creds.access_token = Some(snap.access_token);
+        creds.expires_at_ms = Some(snap.expires_at_ms);
+        if snap.refresh_token.is_some() {
+            creds.refresh_token = snap.refresh_token;
+        }
+        serde_json::to_value(&*creds).ok()
     }
 }
 

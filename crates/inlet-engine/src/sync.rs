@@ -1,0 +1,415 @@
+//! One sync of one connection: every stream, page by page.
+
+use inlet_core::{
+    Checkpoint, Clock, Connection, ConnectionStatus, Connector, ConnectorError, HttpStats, Page,
+    PageBatch, Run, RunMode, RunStats, RunStatus, StopRule, Store, StoreError, StreamSpec,
+    StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A sync could not be carried out or recorded (provider errors are not this: they end
+/// up in the run's status and error).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed; committed pages stay committed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Hears about a sync's progress (the CLI draws a bar from it).
+pub trait Progress: Send + Sync {
+    /// A stream starts; `resumed` when it continues an interrupted pass.
+    fn stream_started(&self, _stream: &str, _resumed: bool) {}
+    /// A page was committed; `stats` are the stream's totals so far.
+    fn page_committed(&self, _stream: &str, _stats: &StreamStats) {}
+    /// A stream ended (successfully or not).
+    fn stream_finished(&self, _stream: &str, _stats: &StreamStats) {}
+}
+
+/// Progress that goes nowhere.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Seals a connector's updated credentials for storage.
+pub type Sealer = Arc<dyn Fn(&Connection, &serde_json::Value) -> Result<Vec<u8>, String> + Send + Sync>;
+
+/// How to run one sync.
+#[derive(Clone)]
+pub struct SyncOptions {
+    /// Delta or full.
+    pub mode: RunMode,
+    /// What started it.
+    pub trigger: Trigger,
+    /// Only these streams (all when `None`).
+    pub streams: Option<Vec<String>>,
+    /// Set to stop at the next page boundary (the checkpoint stays committed).
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl SyncOptions {
+    /// A manual sync of every stream.
+    pub fn new(mode: RunMode) -> Self {
+        SyncOptions { mode, trigger: Trigger::Manual, streams: None, cancel: None }
+    }
+}
+
+/// Runs syncs against one store.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    sealer: Option<Sealer>,
+    /// A complete listing longer than this is not used to detect deletions (the ids would
+    /// have to be held in memory); reconcile covers those.
+    max_seen: usize,
+}
+
+/// Errors a stream ended with, kept apart so the run can say what happened.
+enum StreamEnd {
+    Done,
+    Failed(ConnectorError),
+    Cancelled,
+}
+
+impl Engine {
+    /// An engine writing to `store`, telling time by `clock`.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Engine { store, clock, sealer: None, max_seen: 50_000 }
+    }
+
+    /// Persist credentials a connector refreshed, sealed by `sealer`.
+    pub fn with_sealer(mut self, sealer: Sealer) -> Self {
+        self.sealer = Some(sealer);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Sync `conn` through `connector`; returns the finished run.
+    pub async fn sync(
+        &self,
+        conn: &Connection,
+        connector: &dyn Connector,
+        opts: &SyncOptions,
+        progress: &dyn Progress,
+    ) -> Result<Run, EngineError> {
+        self.close_abandoned_runs(conn.id).await?;
+        let started = self.clock.now();
+        let run_id = self.store.start_run(conn.id, opts.mode, opts.trigger, started).await?;
+        let mut run = Run {
+            id: run_id,
+            connection_id: conn.id,
+            mode: opts.mode,
+            trigger: opts.trigger,
+            status: RunStatus::Running,
+            started_at: started,
+            finished_at: None,
+            stats: RunStats::default(),
+            streams: BTreeMap::new(),
+            error: None,
+        };
+        let result = self.sync_streams(conn, connector, opts, progress, &mut run).await;
+        self.save_credentials(conn, connector).await;
+        let (status, error) = match result {
+            Ok(s) => s,
+            Err(e) => {
+                // Best effort: the store just failed, but try to leave the run closed.
+                let msg = e.to_string();
+                let _ = self.finish(&mut run, RunStatus::Failed, Some(msg)).await;
+                return Err(e);
+            }
+        };
+        self.finish(&mut run, status, error).await?;
+        Ok(run)
+    }
+
+    async fn sync_streams(
+        &self,
+        conn: &Connection,
+        connector: &dyn Connector,
+        opts: &SyncOptions,
+        progress: &dyn Progress,
+        run: &mut Run,
+    ) -> Result<(RunStatus, Option<String>), EngineError> {
+        let streams: Vec<&StreamSpec> = connector
+            .streams()
+            .iter()
+            .filter(|s| opts.streams.as_ref().is_none_or(|only| only.iter().any(|n| n == s.name)))
+            .collect();
+        let (mut failed, mut errors) = (0usize, Vec::new());
+        for stream in &streams {
+            let mut st = StreamStats::default();
+            let end = self.sync_stream(conn, connector, stream, opts, progress, &mut st).await?;
+            progress.stream_finished(stream.name, &st);
+            run.stats.add(&st.stats);
+            match end {
+                StreamEnd::Done => {}
+                StreamEnd::Cancelled => {
+                    run.streams.insert(stream.name.to_string(), st);
+                    return Ok((RunStatus::Failed, Some("interrupted; the next sync resumes from the checkpoint".into())));
+                }
+                StreamEnd::Failed(ConnectorError::NeedsReauth(msg)) => {
+                    st.error = Some(msg.clone());
+                    run.streams.insert(stream.name.to_string(), st);
+                    let at = self.clock.now();
+                    self.store.set_connection_status(conn.id, ConnectionStatus::NeedsReauth, Some(&msg), at).await?;
+                    return Ok((RunStatus::Failed, Some(msg)));
+                }
+                StreamEnd::Failed(e) => {
+                    tracing::warn!(connection = %conn.name, stream = stream.name, error = %e, "Stream failed.");
+                    st.error = Some(e.to_string());
+                    errors.push(format!("{}: {e}", stream.name));
+                    failed += 1;
+                }
+            }
+            run.streams.insert(stream.name.to_string(), st);
+            self.save_progress(run).await?;
+        }
+        let status = match failed {
+            0 if run.stats.items_skipped_with_error > 0 => RunStatus::Partial,
+            0 => RunStatus::Success,
+            n if n < streams.len() => RunStatus::Partial,
+            _ => RunStatus::Failed,
+        };
+        let next = if status == RunStatus::Failed { ConnectionStatus::Failing } else { ConnectionStatus::Active };
+        if next != conn.status && conn.status != ConnectionStatus::Paused {
+            self.store.set_connection_status(conn.id, next, errors.first().map(String::as_str), self.clock.now()).await?;
+        }
+        Ok((status, (!errors.is_empty()).then(|| errors.join("; "))))
+    }
+
+    /// Runs left `running` by a process that died can never finish: close them.
+    async fn close_abandoned_runs(&self, connection_id: i64) -> Result<(), EngineError> {
+        for r in self.store.list_runs(Some(connection_id), 20).await? {
+            if r.status == RunStatus::Running {
+                let msg = "interrupted: the process stopped; the next sync resumed from the checkpoint";
+                self.store.update_run(r.id, RunStatus::Failed, &r.stats, &r.streams, Some(msg), Some(self.clock.now())).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&self, run: &mut Run, status: RunStatus, error: Option<String>) -> Result<(), EngineError> {
+        run.status = status;
+        run.error = error;
+        run.finished_at = Some(self.clock.now());
+        self.store
+            .update_run(run.id, status, &run.stats, &run.streams, run.error.as_deref(), run.finished_at)
+            .await?;
+        Ok(())
+    }
+
+    async fn save_progress(&self, run: &Run) -> Result<(), EngineError> {
+        self.store.update_run(run.id, RunStatus::Running, &run.stats, &run.streams, None, None).await?;
+        Ok(())
+    }
+
+    async fn save_credentials(&self, conn: &Connection, connector: &dyn Connector) {
+        let (Some(sealer), Some(creds)) = (&self.sealer, connector.take_updated_credentials().await) else {
+            return;
+        };
+        let sealed = match sealer(conn, &creds) {
+            Ok(s) => s,
+            Err(e) => return tracing::error!(connection = %conn.name, error = %e, "Could not seal refreshed credentials."),
+        };
+        if let Err(e) = self.store.set_credentials(conn.id, &sealed, self.clock.now()).await {
+            tracing::error!(connection = %conn.name, error = %e, "Could not store refreshed credentials.");
+        }
+    }
+
+    async fn sync_stream(
+        &self,
+        conn: &Connection,
+        connector: &dyn Connector,
+        stream: &StreamSpec,
+        opts: &SyncOptions,
+        progress: &dyn Progress,
+        st: &mut StreamStats,
+    ) -> Result<StreamEnd, EngineError> {
+        let http_before = connector.http_stats();
+        let mut pass = Pass::begin(self, conn.id, stream, opts.mode).await?;
+        st.resumed = pass.resumed;
+        progress.stream_started(stream.name, pass.resumed);
+        let end = pass.run(self, connector, opts, progress, st, http_before).await;
+        set_http(&mut st.stats, http_before, connector.http_stats());
+        match end {
+            Ok(end) => Ok(end),
+            Err(PassError::Store(e)) => Err(e.into()),
+            Err(PassError::Connector(e)) => Ok(StreamEnd::Failed(e)),
+        }
+    }
+}
+
+/// A stream's request accounting: what the connector's client did since `before`.
+fn set_http(stats: &mut RunStats, before: HttpStats, after: HttpStats) {
+    stats.requests = after.requests.saturating_sub(before.requests);
+    stats.retries = after.retries.saturating_sub(before.retries);
+    stats.rate_limit_wait_ms = after.rate_limit_wait_ms.saturating_sub(before.rate_limit_wait_ms);
+}
+
+enum PassError {
+    Store(StoreError),
+    Connector(ConnectorError),
+}
+
+impl From<StoreError> for PassError {
+    fn from(e: StoreError) -> Self {
+        PassError::Store(e)
+    }
+}
+
+/// One pass over one stream, from the checkpoint (or the top) to its end or stop point.
+struct Pass<'a> {
+    connection_id: i64,
+    stream: &'a StreamSpec,
+    state: SyncState,
+    cp: Checkpoint,
+    resumed: bool,
+    /// Delta over a `CreatedBefore` stream: stop after the page holding an item this old.
+    stop_before: Option<Timestamp>,
+    /// Ids seen since the first page, while the pass may still prove to be complete.
+    seen: Option<Vec<String>>,
+    max_seen: usize,
+}
+
+impl<'a> Pass<'a> {
+    async fn begin(engine: &Engine, connection_id: i64, stream: &'a StreamSpec, mode: RunMode) -> Result<Pass<'a>, StoreError> {
+        let mut state = engine.store.sync_state(connection_id, stream.name).await?;
+        let now = engine.clock.now();
+        let (cp, resumed) = match state.checkpoint.clone() {
+            // A full pass is always finished; a delta is resumed unless a full was asked for.
+            Some(cp) if cp.mode == RunMode::Full || mode == RunMode::Delta => (cp, true),
+            _ => {
+                let mode = if state.cursor.is_none() { RunMode::Full } else { mode };
+                (Checkpoint { mode, next: None, watermark: now, pages: 0, records: 0 }, false)
+            }
+        };
+        let stop_before = match (cp.mode, stream.stop, state.cursor.as_deref()) {
+            (RunMode::Delta, StopRule::CreatedBefore { lookback_secs }, Some(c)) => {
+                c.parse::<i64>().ok().map(|ms| Timestamp(ms - lookback_secs * 1000))
+            }
+            _ => None,
+        };
+        state.last_sync_at = Some(now);
+        state.checkpoint = Some(cp.clone());
+        engine.store.put_sync_state(connection_id, stream.name, &state).await?;
+        let seen = cp.next.is_none().then(Vec::new);
+        Ok(Pass { connection_id, stream, state, cp, resumed, stop_before, seen, max_seen: engine.max_seen })
+    }
+
+    /// The state once the pass is over: the watermark becomes the cursor.
+    fn finished_state(&self, now: Timestamp) -> SyncState {
+        let mut s = self.state.clone();
+        s.cursor = Some(self.cp.watermark.millis().to_string());
+        s.checkpoint = None;
+        s.last_success_at = Some(now);
+        s.sync_count += 1;
+        s
+    }
+
+    async fn run(
+        &mut self,
+        engine: &Engine,
+        connector: &dyn Connector,
+        opts: &SyncOptions,
+        progress: &dyn Progress,
+        st: &mut StreamStats,
+        http_before: HttpStats,
+    ) -> Result<StreamEnd, PassError> {
+        let store = &engine.store;
+        // Whether the commit decides the stop (KnownId needs to know what was stored).
+        let stop_needs_commit = self.cp.mode == RunMode::Delta && matches!(self.stream.stop, StopRule::KnownId);
+        let mut prefetched: Option<Result<Page, ConnectorError>> = None;
+        loop {
+            if opts.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst)) {
+                return Ok(StreamEnd::Cancelled);
+            }
+            let page = match prefetched.take() {
+                Some(p) => p,
+                None => connector.fetch_page(self.stream, self.cp.next.as_deref()).await,
+            }
+            .map_err(PassError::Connector)?;
+            let n = page.records.len() as u64;
+            st.stats.fetched += n;
+            self.note_seen(&page);
+            let hit_stop = self
+                .stop_before
+                .is_some_and(|t| page.records.iter().any(|r| r.sort_ts.is_some_and(|ts| ts <= t)));
+            let listing_ended = page.next.is_none();
+            let last = listing_ended || hit_stop;
+            self.cp.next = page.next.clone();
+            self.cp.pages += 1;
+            self.cp.records += n;
+            let now = engine.clock.now();
+            let state = if last {
+                self.finished_state(now)
+            } else {
+                SyncState { checkpoint: Some(self.cp.clone()), ..self.state.clone() }
+            };
+            let batch = PageBatch {
+                connection_id: self.connection_id,
+                stream: self.stream,
+                records: &page.records,
+                state: &state,
+                at: now,
+            };
+            let outcome = if last || stop_needs_commit {
+                store.commit_page(batch).await?
+            } else {
+                // Fetch the next page while this one is written.
+                let (c, f) = tokio::join!(store.commit_page(batch), connector.fetch_page(self.stream, self.cp.next.as_deref()));
+                prefetched = Some(f);
+                c?
+            };
+            self.state = state;
+            st.stats.pages += 1;
+            st.stats.inserted += outcome.inserted;
+            st.stats.updated += outcome.updated;
+            st.stats.unchanged += outcome.unchanged;
+            st.stats.derived_inserted += outcome.derived_inserted;
+            st.stats.derived_updated += outcome.derived_updated;
+            set_http(&mut st.stats, http_before, connector.http_stats());
+            progress.page_committed(self.stream.name, st);
+            if last {
+                if listing_ended {
+                    self.tombstone_if_complete(engine, st).await?;
+                }
+                return Ok(StreamEnd::Done);
+            }
+            if stop_needs_commit && outcome.known() > 0 {
+                self.state = self.finished_state(engine.clock.now());
+                store.put_sync_state(self.connection_id, self.stream.name, &self.state).await?;
+                return Ok(StreamEnd::Done);
+            }
+        }
+    }
+
+    fn note_seen(&mut self, page: &Page) {
+        if let Some(seen) = &mut self.seen {
+            if seen.len() + page.records.len() > self.max_seen {
+                self.seen = None;
+            } else {
+                seen.extend(page.records.iter().map(|r| r.id.clone()));
+            }
+        }
+    }
+
+    /// The listing was read from its first page to its end: what it did not return is gone.
+    async fn tombstone_if_complete(&mut self, engine: &Engine, st: &mut StreamStats) -> Result<(), StoreError> {
+        let Some(seen) = self.seen.take() else { return Ok(()) };
+        if self.stream.listing_cap.is_some_and(|cap| seen.len() as u64 >= cap) {
+            return Ok(());
+        }
+        st.complete_listing = true;
+        let now = engine.clock.now();
+        self.state.last_reconciled_at = Some(now);
+        let batch = TombstoneBatch { connection_id: self.connection_id, stream: self.stream, seen: &seen, state: &self.state, at: now };
+        st.stats.deleted += engine.store.tombstone_missing(batch).await?;
+        Ok(())
+    }
+}
