@@ -1,1 +1,55 @@
-//! placeholder
+//! inlet-store: the two implementations of inlet's [`Store`] port.
+//!
+//! * [`SqliteStore`] — the default, embedded backend: one SQLite file (WAL mode), used by
+//!   the CLI and by a single `inlet serve` process. rusqlite runs on tokio's blocking
+//!   pool behind one mutex-guarded connection; a page is written with cached prepared
+//!   statements inside one `BEGIN IMMEDIATE` transaction.
+//! * [`PgStore`] — PostgreSQL for many processes or machines sharing one database. Each
+//!   page is written with one `INSERT ... SELECT FROM UNNEST(...)` and one
+//!   `UPDATE ... FROM UNNEST(...)` statement of column arrays, inside one transaction.
+//!
+//! Both apply the same versioned migrations at open (embedded SQL under `migrations/`,
+//! recorded with a checksum in `schema_migrations`) and pass the same contract suite
+//! (`tests/contract.rs`). [`open`] picks the backend from a URL:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), inlet_core::StoreError> {
+//! let store = inlet_store::open("sqlite://inlet.db").await?;
+//! assert_eq!(store.backend(), "sqlite");
+//! let pg = inlet_store::open("postgres://postgres@127.0.0.1:5432/inlet").await?;
+//! assert_eq!(pg.backend(), "postgres");
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod codec;
+mod error;
+mod migrate;
+mod pg;
+mod sql;
+mod sqlite;
+mod target;
+
+pub use inlet_core::{Store, StoreError};
+pub use migrate::{Migration, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+pub use pg::PgStore;
+pub use sqlite::SqliteStore;
+pub use target::redact_url;
+
+use std::sync::Arc;
+use target::Target;
+
+/// Open the store a URL names: `postgres://` or `postgresql://` → [`PgStore`];
+/// `sqlite://PATH`, `sqlite:PATH` or a plain file path → [`SqliteStore`]. Any other
+/// scheme is an error, and nothing is created on disk for it.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    match target::parse(url)? {
+        Target::Postgres(url) => Ok(Arc::new(PgStore::connect(&url).await?)),
+        Target::Sqlite(path) => {
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                .await
+                .map_err(error::join)??;
+            Ok(Arc::new(store))
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Mapping of driver errors onto [`StoreError`], in one place.
+
+use inlet_core::StoreError;
+
+/// A rusqlite error as a store error.
+pub(crate) fn sqlite(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi;
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        let detail = msg.clone().unwrap_or_else(|| f.to_string());
+        return match f.extended_code {
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+                StoreError::NotFound(format!("the referenced connection ({detail})"))
+            }
+            ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED => {
+                StoreError::Db(format!("database is locked by another process: {detail}"))
+            }
+            ffi::SQLITE_CANTOPEN | ffi::SQLITE_NOTADB => StoreError::Unavailable(detail),
+            ffi::SQLITE_CORRUPT => StoreError::Corrupt(detail),
+            _ => StoreError::Db(detail),
+        };
+    }
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt(e.to_string()),
+        other => StoreError::Db(other.to_string()),
+    }
+}
+
+/// Whether a rusqlite error is a UNIQUE constraint violation.
+pub(crate) fn sqlite_is_unique(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+/// A tokio-postgres error as a store error.
+pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
+    use tokio_postgres::error::SqlState;
+    let Some(db) = e.as_db_error() else {
+        if e.is_closed() {
+            return StoreError::Unavailable(format!("PostgreSQL connection closed: {e}"));
+        }
+        return StoreError::Db(e.to_string());
+    };
+    let mut msg = db.message().to_string();
+    if let Some(detail) = db.detail() {
+        msg = format!("{msg} ({detail})");
+    }
+    match *db.code() {
+        SqlState::FOREIGN_KEY_VIOLATION => {
+            StoreError::NotFound(format!("the referenced connection ({msg})"))
+        }
+        SqlState::DATA_CORRUPTED | SqlState::INDEX_CORRUPTED => StoreError::Corrupt(msg),
+        _ => StoreError::Db(msg),
+    }
+}
+
+/// Whether a tokio-postgres error is a UNIQUE constraint violation.
+pub(crate) fn pg_is_unique(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+/// A failed blocking task (it panicked or was cancelled).
+pub(crate) fn join(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Db(format!("database worker task failed: {e}"))
+}

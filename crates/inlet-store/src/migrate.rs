@@ -1,0 +1,98 @@
+//! Versioned, embedded, checksummed migrations.
+//!
+//! Adding a migration is one line: append `Migration::new(2, "name", include_str!(...))`
+//! to the backend's list. At open, every migration newer than the database's is applied
+//! in order, each in its own transaction, and recorded in `schema_migrations`.
+
+use inlet_core::StoreError;
+
+/// One schema migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Version, starting at 1, strictly increasing.
+    pub version: i64,
+    /// Short name (`init`).
+    pub name: &'static str,
+    /// The SQL script.
+    pub sql: &'static str,
+}
+
+impl Migration {
+    const fn new(version: i64, name: &'static str, sql: &'static str) -> Self {
+        Migration { version, name, sql }
+    }
+
+    /// Hex BLAKE3 of the script: a stored checksum that differs means the script was
+    /// edited after it was applied.
+    pub fn checksum(&self) -> String {
+        blake3::hash(self.sql.as_bytes()).to_hex().to_string()
+    }
+}
+
+/// SQLite migrations, in order.
+pub static SQLITE_MIGRATIONS: &[Migration] =
+    &[Migration::new(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+
+/// PostgreSQL migrations, in order.
+pub static POSTGRES_MIGRATIONS: &[Migration] =
+    &[Migration::new(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+
+/// A row of `schema_migrations`.
+pub(crate) struct Applied {
+    pub version: i64,
+    pub checksum: String,
+}
+
+/// Check what the database has applied against what this binary knows; return the
+/// migrations still to apply, in order.
+pub(crate) fn pending(
+    known: &'static [Migration],
+    applied: &[Applied],
+) -> Result<Vec<&'static Migration>, StoreError> {
+    let newest = known.last().map_or(0, |m| m.version);
+    for a in applied {
+        let Some(m) = known.iter().find(|m| m.version == a.version) else {
+            return Err(StoreError::Schema(format!(
+                "the database has schema version {} but this inlet binary knows versions up \
+                 to {newest}: upgrade inlet (or use a database made by this version)",
+                a.version
+            )));
+        };
+        if m.checksum() != a.checksum {
+            return Err(StoreError::Schema(format!(
+                "migration {:04}_{} was changed after it was applied: stored checksum {} \
+                 differs from this binary's {}",
+                m.version,
+                m.name,
+                a.checksum,
+                m.checksum()
+            )));
+        }
+    }
+    Ok(known.iter().filter(|m| !applied.iter().any(|a| a.version == m.version)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_increase() {
+        for list in [SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS] {
+            for (i, m) in list.iter().enumerate() {
+                assert_eq!(m.version, i as i64 + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn detects_drift_and_newer() {
+        let ok = Applied { version: 1, checksum: SQLITE_MIGRATIONS[0].checksum() };
+        assert!(pending(SQLITE_MIGRATIONS, &[ok]).is_ok_and(|p| p.is_empty()));
+        let bad = Applied { version: 1, checksum: "x".into() };
+        assert!(matches!(pending(SQLITE_MIGRATIONS, &[bad]), Err(StoreError::Schema(_))));
+        let newer = Applied { version: 99, checksum: "x".into() };
+        assert!(matches!(pending(SQLITE_MIGRATIONS, &[newer]), Err(StoreError::Schema(_))));
+        assert_eq!(pending(SQLITE_MIGRATIONS, &[]).map(|p| p.len()).ok(), Some(1));
+    }
+}

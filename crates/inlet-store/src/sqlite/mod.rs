@@ -1,0 +1,264 @@
+//! The SQLite backend: one file, WAL mode, one connection behind a mutex, driven from
+//! tokio's blocking pool.
+
+mod meta;
+mod records;
+mod values;
+
+use crate::error::{join, sqlite as db_err};
+use crate::migrate::{self, Applied, SQLITE_MIGRATIONS};
+use async_trait::async_trait;
+use inlet_core::{
+    Connection as Conn, ConnectionStatus, ExportRow, NewConnection, PageBatch, PageOutcome, Run,
+    RunMode, RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp,
+    TombstoneBatch, Trigger,
+};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating on first use) the SQLite file at `path` and apply pending
+    /// migrations. The parent directory must exist: it is never created.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(dir) = parent.filter(|d| !d.is_dir()) {
+            return Err(StoreError::Unavailable(format!(
+                "cannot create SQLite database {}: directory {} does not exist (create it first)",
+                path.display(),
+                dir.display()
+            )));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(|e| {
+            StoreError::Unavailable(format!("cannot open SQLite database {}: {e}", path.display()))
+        })?;
+        configure(&conn)?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), path: path.to_path_buf() })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `f` on the connection in tokio's blocking pool.
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(join)?
+    }
+}
+
+/// Pragmas every connection gets.
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(5)).map_err(db_err)?;
+    let mode: String =
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(db_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!("SQLite refused WAL mode (got {mode})")));
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; \
+         PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(db_err)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(())
+}
+
+/// Apply pending migrations, each in its own transaction.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS \"schema_migrations\" (\
+         \"version\" INTEGER PRIMARY KEY, \"name\" TEXT NOT NULL, \
+         \"checksum\" TEXT NOT NULL, \"applied_at\" TEXT NOT NULL)",
+    )
+    .map_err(db_err)?;
+    let applied = applied(conn)?;
+    for m in migrate::pending(SQLITE_MIGRATIONS, &applied)? {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+        let again: i64 = tx
+            .query_row("SELECT COUNT(*) FROM \"schema_migrations\" WHERE \"version\" = ?1", [m.version], |r| {
+                r.get(0)
+            })
+            .map_err(db_err)?;
+        if again > 0 {
+            continue; // another process applied it meanwhile
+        }
+        tx.execute_batch(m.sql).map_err(|e| {
+            StoreError::Schema(format!("migration {:04}_{} failed: {e}", m.version, m.name))
+        })?;
+        tx.execute(
+            "INSERT INTO \"schema_migrations\" (\"version\", \"name\", \"checksum\", \"applied_at\") \
+             VALUES (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            rusqlite::params![m.version, m.name, m.checksum()],
+        )
+        .map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+    }
+    Ok(())
+}
+
+fn applied(conn: &Connection) -> Result<Vec<Applied>, StoreError> {
+    let mut st = conn
+        .prepare("SELECT \"version\", \"checksum\" FROM \"schema_migrations\" ORDER BY \"version\"")
+        .map_err(db_err)?;
+    let rows = st
+        .query_map([], |r| Ok(Applied { version: r.get(0)?, checksum: r.get(1)? }))
+        .map_err(db_err)?;
+    rows.collect::<Result<_, _>>().map_err(db_err)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    async fn create_connection(&self, new: &NewConnection, at: Timestamp) -> Result<Conn, StoreError> {
+        let new = new.clone();
+        self.run(move |c| meta::create_connection(c, &new, at)).await
+    }
+
+    async fn get_connection(&self, key: &str) -> Result<Option<Conn>, StoreError> {
+        let key = key.to_string();
+        self.run(move |c| meta::get_connection(c, &key)).await
+    }
+
+    async fn list_connections(&self) -> Result<Vec<Conn>, StoreError> {
+        self.run(|c| meta::list_connections(c)).await
+    }
+
+    async fn set_connection_status(
+        &self,
+        id: i64,
+        status: ConnectionStatus,
+        detail: Option<&str>,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let detail = detail.map(str::to_string);
+        self.run(move |c| meta::set_status(c, id, status, detail.as_deref(), at)).await
+    }
+
+    async fn set_credentials(&self, id: i64, sealed: &[u8], at: Timestamp) -> Result<(), StoreError> {
+        let sealed = sealed.to_vec();
+        self.run(move |c| meta::set_credentials(c, id, &sealed, at)).await
+    }
+
+    async fn sync_state(&self, connection_id: i64, stream: &str) -> Result<SyncState, StoreError> {
+        let stream = stream.to_string();
+        self.run(move |c| meta::sync_state(c, connection_id, &stream)).await
+    }
+
+    async fn sync_states(&self, connection_id: i64) -> Result<BTreeMap<String, SyncState>, StoreError> {
+        self.run(move |c| meta::sync_states(c, connection_id)).await
+    }
+
+    async fn put_sync_state(&self, connection_id: i64, stream: &str, state: &SyncState) -> Result<(), StoreError> {
+        let (stream, state) = (stream.to_string(), state.clone());
+        self.run(move |c| meta::put_sync_state(c, connection_id, &stream, &state)).await
+    }
+
+    async fn start_run(
+        &self,
+        connection_id: i64,
+        mode: RunMode,
+        trigger: Trigger,
+        at: Timestamp,
+    ) -> Result<i64, StoreError> {
+        self.run(move |c| meta::start_run(c, connection_id, mode, trigger, at)).await
+    }
+
+    async fn update_run(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        stats: &RunStats,
+        streams: &BTreeMap<String, StreamStats>,
+        error: Option<&str>,
+        finished_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let up = meta::RunUpdate {
+            run_id,
+            status,
+            stats: *stats,
+            streams: crate::codec::streams_json(streams)?,
+            error: error.map(str::to_string),
+            finished_at,
+        };
+        self.run(move |c| meta::update_run(c, &up)).await
+    }
+
+    async fn list_runs(&self, connection_id: Option<i64>, limit: u32) -> Result<Vec<Run>, StoreError> {
+        self.run(move |c| meta::list_runs(c, connection_id, limit)).await
+    }
+
+    async fn commit_page(&self, batch: PageBatch<'_>) -> Result<PageOutcome, StoreError> {
+        let page = records::OwnedPage::from(batch);
+        self.run(move |c| records::commit_page(c, &page)).await
+    }
+
+    async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError> {
+        let t = records::OwnedTombstones::from(batch);
+        self.run(move |c| records::tombstone_missing(c, &t)).await
+    }
+
+    async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError> {
+        let spec = *stream;
+        self.run(move |c| records::count_live(c, connection_id, &spec)).await
+    }
+
+    async fn count_derived(&self, connection_id: i64, table: &str) -> Result<u64, StoreError> {
+        let table = table.to_string();
+        self.run(move |c| records::count_derived(c, connection_id, &table)).await
+    }
+
+    async fn export_page(
+        &self,
+        connection_id: i64,
+        stream: &StreamSpec,
+        after: Option<&str>,
+        limit: u32,
+        include_deleted: bool,
+    ) -> Result<Vec<ExportRow>, StoreError> {
+        let q = records::ExportQuery {
+            connection_id,
+            spec: *stream,
+            after: after.map(str::to_string),
+            limit,
+            include_deleted,
+        };
+        self.run(move |c| records::export_page(c, &q)).await
+    }
+}
