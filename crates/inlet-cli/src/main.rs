@@ -1,1 +1,132 @@
-fn main() {}
+//! `inlet`: keep a database you own in sync with the services where your data lives.
+
+mod app;
+mod bench;
+mod cmd;
+mod demo;
+mod keys;
+mod output;
+mod progress;
+mod settings;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// inlet: keep a database you own (SQLite or PostgreSQL) in sync with Reddit and other
+/// services, incrementally, within rate limits, noticing deletions.
+#[derive(Debug, Parser)]
+#[command(name = "inlet", version, about, long_about = None)]
+pub struct Cli {
+    /// Database: a SQLite file path (default ./inlet.db), sqlite:PATH, or postgres://...
+    #[arg(long, global = true, env = "INLET_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Config file (TOML; ./inlet.toml is read when present).
+    #[arg(long, global = true, env = "INLET_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a full and a delta sync against the built-in Reddit simulator (offline).
+    Demo(demo::DemoArgs),
+    /// Add a connection to a provider account.
+    Connect {
+        #[command(subcommand)]
+        provider: cmd::ConnectProvider,
+    },
+    /// Sync one connection, or every active one.
+    Sync(SyncArgs),
+    /// Show connections, their streams and sync state.
+    Status,
+    /// Show recent sync runs with their stats.
+    Runs {
+        /// Only this connection (name or id).
+        connection: Option<String>,
+        /// How many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Write a stream's records to stdout or a file.
+    Export(cmd::ExportArgs),
+    /// Measure a full backfill from the simulator: records/s, requests, peak memory.
+    Bench(bench::BenchArgs),
+}
+
+/// `inlet sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Connection name or id (all active connections when omitted).
+    pub connection: Option<String>,
+    /// Re-read every page instead of syncing from the cursor.
+    #[arg(long)]
+    pub full: bool,
+    /// Only these streams (repeatable).
+    #[arg(long = "stream")]
+    pub streams: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let out = output::Output::new(cli.json);
+    if let Command::Bench(args) = &cli.command {
+        return bench::run(args, &out).await;
+    }
+    if let Command::Demo(args) = &cli.command {
+        return demo::run(args, &out).await;
+    }
+    let settings = settings::Settings::resolve(cli.config.as_deref(), cli.database_url.clone())?;
+    match cli.command {
+        Command::Connect { provider } => cmd::connect(&settings, provider, &out).await,
+        Command::Sync(args) => cmd::sync(&settings, &args, &out).await,
+        Command::Status => cmd::status(&settings, &out).await,
+        Command::Runs { connection, limit } => cmd::runs(&settings, connection.as_deref(), limit, &out).await,
+        Command::Export(args) => cmd::export(&settings, &args, &out).await,
+        Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("INLET_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -22,6 +22,7 @@ pub enum SecretError {
 }
 
 /// Seals and opens credentials with one 256-bit key.
+#[derive(Clone)]
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
 }

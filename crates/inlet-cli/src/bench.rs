@@ -1,0 +1,213 @@
+//! `inlet bench`: a full backfill of N simulated Reddit messages into SQLite and
+//! PostgreSQL, printing records/s, requests and peak RSS. Each (backend, size) runs in its
+//! own child process so its peak memory is its own; the simulator runs inside the child
+//! (it generates messages on the fly, so it adds little memory).
+
+use crate::app;
+use crate::output::Output;
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use inlet_core::secrets::SecretBox;
+use inlet_core::{Clock, NewConnection, RunMode, SystemClock};
+use inlet_engine::{NoProgress, SyncOptions};
+use inlet_http::HttpConfig;
+use inlet_sim::reddit::{RedditSim, RedditSimConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Which databases to measure.
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A fresh SQLite file in the temp directory.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server of --pg-url.
+    Postgres,
+    /// Both.
+    Both,
+}
+
+/// `inlet bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Messages to backfill.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub messages: u64,
+    /// Databases to measure.
+    #[arg(long, value_enum, default_value = "both")]
+    pub backend: Backend,
+    /// PostgreSQL server (a database is created there and dropped afterwards).
+    #[arg(long, env = "INLET_BENCH_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub pg_url: String,
+    /// Only run the given size (skip the 10x-smaller run that shows memory stays flat).
+    #[arg(long)]
+    pub single: bool,
+    /// Internal: run one measurement in this process.
+    #[arg(long, hide = true)]
+    pub child: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Measurement {
+    backend: Backend,
+    messages: u64,
+    records: u64,
+    seconds: f64,
+    records_per_s: f64,
+    requests: u64,
+    retries: u64,
+    peak_rss_mb: f64,
+    status: String,
+}
+
+/// Run the benchmark.
+pub async fn run(a: &BenchArgs, out: &Output) -> Result<ExitCode> {
+    if a.child {
+        let m = measure(a).await?;
+        println!("{}", serde_json::to_string(&m)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let backends = match a.backend {
+        Backend::Both => vec![Backend::Sqlite, Backend::Postgres],
+        b => vec![b],
+    };
+    let sizes = if a.single || a.messages < 10 { vec![a.messages] } else { vec![a.messages / 10, a.messages] };
+    let mut results = Vec::new();
+    for b in backends {
+        for &n in &sizes {
+            out.note(&format!("bench: {n} messages into {b:?} ..."));
+            let m = run_child(b, n, &a.pg_url)?;
+            out.note(&format!("  {}", line(&m)));
+            results.push(m);
+        }
+    }
+    out.emit(&results, || results.iter().map(line).collect::<Vec<_>>().join("\n"));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn line(m: &Measurement) -> String {
+    format!(
+        "{:?}: {} records in {:.2}s = {:.0} records/s, {} requests ({} retries), peak RSS {:.1} MB, {}",
+        m.backend, m.records, m.seconds, m.records_per_s, m.requests, m.retries, m.peak_rss_mb, m.status
+    )
+}
+
+fn run_child(b: Backend, n: u64, pg_url: &str) -> Result<Measurement> {
+    let exe = std::env::current_exe().context("cannot find the inlet binary")?;
+    let backend = match b {
+        Backend::Sqlite => "sqlite",
+        _ => "postgres",
+    };
+    let output = std::process::Command::new(exe)
+        .args(["bench", "--child", "--single", "--backend", backend, "--messages", &n.to_string(), "--pg-url", pg_url])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot start the benchmark child process")?;
+    if !output.status.success() {
+        bail!("benchmark of {backend} with {n} messages failed ({})", output.status);
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(text.trim()).with_context(|| format!("benchmark child printed {text:?}"))
+}
+
+async fn measure(a: &BenchArgs) -> Result<Measurement> {
+    let cfg = RedditSimConfig {
+        messages: a.messages,
+        comment_replies: 0,
+        saved: 0,
+        rate_limit: None,
+        listing_cap: None,
+        ..Default::default()
+    };
+    let sim = RedditSim::start(cfg.clone()).await?;
+    let (url, cleanup) = database(a).await?;
+    let result = backfill(&url, &sim, &cfg, a).await;
+    cleanup.run().await;
+    sim.shutdown();
+    result
+}
+
+async fn backfill(url: &str, sim: &RedditSim, cfg: &RedditSimConfig, a: &BenchArgs) -> Result<Measurement> {
+    let store = inlet_store::open(url).await?;
+    let key = SecretBox::from_hex(&SecretBox::generate_hex()?)?;
+    let creds = json!({"client_id": cfg.client_id, "client_secret": cfg.client_secret, "refresh_token": cfg.refresh_token});
+    let config = json!({"api_base": sim.api_base(), "token_url": sim.token_url(), "user_agent": "inlet-bench/0.1", "username": cfg.username});
+    let new = NewConnection {
+        name: "bench".into(),
+        workspace: "bench".into(),
+        provider: "reddit".into(),
+        config,
+        credentials: app::seal("bench", &creds, &key)?,
+    };
+    let conn = store.create_connection(&new, SystemClock.now()).await?;
+    let connector = app::connector(&conn, &key, HttpConfig::default())?;
+    let engine = app::engine(store.clone(), key);
+    let mut opts = SyncOptions::new(RunMode::Full);
+    opts.streams = Some(vec!["inbox".into(), "sent".into()]);
+    let t = Instant::now();
+    let run = engine.sync(&conn, &*connector, &opts, &NoProgress).await?;
+    let secs = t.elapsed().as_secs_f64();
+    Ok(Measurement {
+        backend: if url.starts_with("postgres") { Backend::Postgres } else { Backend::Sqlite },
+        messages: a.messages,
+        records: run.stats.fetched,
+        seconds: secs,
+        records_per_s: run.stats.fetched as f64 / secs,
+        requests: run.stats.requests,
+        retries: run.stats.retries,
+        peak_rss_mb: peak_rss_kb() as f64 / 1024.0,
+        status: run.status.to_string(),
+    })
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in KiB.
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+enum Cleanup {
+    File(std::path::PathBuf),
+    Database { admin_url: String, name: String },
+}
+
+impl Cleanup {
+    async fn run(self) {
+        match self {
+            Cleanup::File(p) => {
+                for s in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{s}", p.display()));
+                }
+            }
+            Cleanup::Database { admin_url, name } => {
+                if let Ok((client, conn)) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                }
+            }
+        }
+    }
+}
+
+async fn database(a: &BenchArgs) -> Result<(String, Cleanup)> {
+    let id = format!("{}_{}", std::process::id(), SystemClock.now().millis());
+    if a.backend == Backend::Sqlite {
+        let p = std::env::temp_dir().join(format!("inlet-bench-{id}.db"));
+        return Ok((p.display().to_string(), Cleanup::File(p)));
+    }
+    let name = format!("inlet_bench_{id}");
+    let (client, conn) = tokio_postgres::connect(&a.pg_url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| "cannot reach PostgreSQL for the benchmark (set --pg-url)".to_string())?;
+    tokio::spawn(conn);
+    client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await?;
+    let url = match a.pg_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => bail!("--pg-url must end with /DATABASE"),
+    };
+    Ok((url, Cleanup::Database { admin_url: a.pg_url.clone(), name }))
+}

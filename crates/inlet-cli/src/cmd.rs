@@ -1,0 +1,397 @@
+//! The everyday commands: connect, sync, status, runs, export.
+
+use crate::app::{self, RunReport, run_line};
+use crate::keys;
+use crate::output::Output;
+use crate::progress::Bar;
+use crate::settings::Settings;
+use crate::SyncArgs;
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use inlet_connectors::reddit::{RedditConfig, RedditConnector, RedditCredentials};
+use inlet_core::{ConnectionStatus, Connector, NewConnection, RunMode, RunStatus, StreamSpec, SystemClock, Clock, Value};
+use inlet_engine::SyncOptions;
+use inlet_http::HttpConfig;
+use serde_json::json;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `inlet connect <provider>`.
+#[derive(Debug, Subcommand)]
+pub enum ConnectProvider {
+    /// Connect a Reddit account (OAuth2: refresh token, or username + password for script apps).
+    Reddit(RedditArgs),
+}
+
+/// `inlet connect reddit`.
+#[derive(Debug, Args)]
+pub struct RedditArgs {
+    /// A unique name for the connection.
+    #[arg(long)]
+    pub name: String,
+    /// Tenant / workspace the connection belongs to.
+    #[arg(long, default_value = "default")]
+    pub workspace: String,
+    /// The Reddit app's client id.
+    #[arg(long, env = "REDDIT_CLIENT_ID")]
+    pub client_id: String,
+    /// The app's secret (empty for installed apps).
+    #[arg(long, env = "REDDIT_CLIENT_SECRET", hide_env_values = true, default_value = "")]
+    pub client_secret: String,
+    /// A permanent refresh token (web and installed apps).
+    #[arg(long, env = "REDDIT_REFRESH_TOKEN", hide_env_values = true)]
+    pub refresh_token: Option<String>,
+    /// Account name (script apps, with --password).
+    #[arg(long, env = "REDDIT_USERNAME")]
+    pub username: Option<String>,
+    /// Account password (script apps).
+    #[arg(long, env = "REDDIT_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// API base URL (for proxies and simulators).
+    #[arg(long, default_value = inlet_connectors::reddit::client::DEFAULT_API_BASE)]
+    pub api_base: String,
+    /// Token endpoint URL (for proxies and simulators).
+    #[arg(long, default_value = inlet_connectors::reddit::client::DEFAULT_TOKEN_URL)]
+    pub token_url: String,
+    /// User-Agent to send (Reddit requires a descriptive one; a default naming inlet is used).
+    #[arg(long)]
+    pub user_agent: Option<String>,
+    /// Items per page (1..=100).
+    #[arg(long, default_value_t = 100)]
+    pub page_size: u32,
+    /// Store without checking the credentials against Reddit first.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Replace the credentials of an existing connection of this name (re-authenticate).
+    #[arg(long)]
+    pub update: bool,
+}
+
+/// `inlet connect ...`: verify first, then write; a failure writes nothing.
+pub async fn connect(settings: &Settings, provider: ConnectProvider, out: &Output) -> Result<ExitCode> {
+    let ConnectProvider::Reddit(a) = provider;
+    if a.refresh_token.is_none() && (a.username.is_none() || a.password.is_none()) {
+        bail!("give --refresh-token, or --username and --password for a script app");
+    }
+    let mut config = RedditConfig {
+        api_base: a.api_base.trim_end_matches('/').to_string(),
+        token_url: a.token_url,
+        user_agent: a.user_agent,
+        username: None,
+        page_size: a.page_size,
+    };
+    config.validate()?;
+    let mut creds = RedditCredentials {
+        client_id: a.client_id,
+        client_secret: a.client_secret,
+        refresh_token: a.refresh_token,
+        username: a.username.clone(),
+        password: a.password,
+        ..Default::default()
+    };
+    if !a.no_verify {
+        let conn = RedditConnector::new(config.clone(), &creds, HttpConfig::default())?;
+        let name = conn.username().await.context("could not verify the credentials with Reddit")?.to_string();
+        if let Some(updated) = conn.take_updated_credentials().await {
+            creds = serde_json::from_value(updated)?;
+        }
+        config.username = Some(name);
+    } else {
+        config.username = a.username;
+    }
+    let store = app::open_store(settings, true).await?;
+    let key = keys::load(&settings.key_file, true)?;
+    let sealed = app::seal(&a.name, &serde_json::to_value(&creds)?, &key)?;
+    let now = SystemClock.now();
+    let conn = match store.get_connection(&a.name).await? {
+        Some(existing) if a.update => {
+            store.set_credentials(existing.id, &sealed, now).await?;
+            store.set_connection_status(existing.id, ConnectionStatus::Active, None, now).await?;
+            existing
+        }
+        Some(_) => bail!("a connection named {:?} exists already (use --update to replace its credentials)", a.name),
+        None if a.update => bail!("no connection named {:?} to update", a.name),
+        None => {
+            let new = NewConnection {
+                name: a.name.clone(),
+                workspace: a.workspace,
+                provider: "reddit".into(),
+                config: serde_json::to_value(&config)?,
+                credentials: sealed,
+            };
+            store.create_connection(&new, now).await?
+        }
+    };
+    let who = config.username.clone().unwrap_or_else(|| "(not verified)".into());
+    out.emit(&json!({"connection": conn.name, "id": conn.id, "provider": "reddit", "username": who, "database": store.location()}), || {
+        format!("Connected {:?} (id {}) as u/{who}; stored in {}.", conn.name, conn.id, store.location())
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `inlet sync`: every connection's outcome is reported; the exit code says if any failed.
+pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<ExitCode> {
+    let store = app::open_store(settings, false).await?;
+    let conns = match &args.connection {
+        Some(k) => vec![app::connection(&*store, k).await?],
+        None => store.list_connections().await?,
+    };
+    if conns.is_empty() {
+        bail!("there are no connections yet (add one with `inlet connect`)");
+    }
+    let key = keys::load(&settings.key_file, false)?;
+    let engine = app::engine(store.clone(), key.clone());
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    spawn_ctrl_c(cancel.clone());
+    let mut failed = false;
+    let mut reports = Vec::new();
+    for conn in &conns {
+        if args.connection.is_none() && conn.status != ConnectionStatus::Active && conn.status != ConnectionStatus::Failing {
+            out.note(&format!("{}: skipped ({})", conn.name, conn.status));
+            continue;
+        }
+        let connector = match app::connector(conn, &key, HttpConfig::default()) {
+            Ok(c) => c,
+            Err(e) => {
+                failed = true;
+                out.note(&format!("{}: cannot sync: {e:#}", conn.name));
+                reports.push(json!({"connection": conn.name, "status": "failed", "error": format!("{e:#}")}));
+                continue;
+            }
+        };
+        check_streams(&*connector, &args.streams)?;
+        let mut opts = SyncOptions::new(if args.full { RunMode::Full } else { RunMode::Delta });
+        opts.streams = (!args.streams.is_empty()).then(|| args.streams.clone());
+        opts.cancel = Some(cancel.clone());
+        let bar = Bar::new(&conn.name);
+        let run = engine.sync(conn, &*connector, &opts, &bar).await;
+        bar.finish();
+        let run = run?;
+        failed |= run.status == RunStatus::Failed;
+        if !out.json {
+            println!("{}", run_line(&conn.name, &run));
+        }
+        reports.push(serde_json::to_value(RunReport { connection: &conn.name, duration_ms: run.duration_ms(), run: &run })?);
+    }
+    if out.json {
+        println!("{}", serde_json::to_string(&reports)?);
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn check_streams(connector: &dyn Connector, wanted: &[String]) -> Result<()> {
+    let names: Vec<&str> = connector.streams().iter().map(|s| s.name).collect();
+    for w in wanted {
+        if !names.contains(&w.as_str()) {
+            bail!("{} has no stream {w:?} (streams: {})", connector.provider(), names.join(", "));
+        }
+    }
+    Ok(())
+}
+
+fn spawn_ctrl_c(cancel: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("Stopping at the next page boundary (the checkpoint is kept; press Ctrl-C again to abort).");
+            cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+/// `inlet status`.
+pub async fn status(settings: &Settings, out: &Output) -> Result<ExitCode> {
+    let store = app::open_store(settings, false).await?;
+    let mut all = Vec::new();
+    let mut text = format!("database: {} ({})\n", store.location(), store.backend());
+    for conn in store.list_connections().await? {
+        let states = store.sync_states(conn.id).await?;
+        let mut streams = serde_json::Map::new();
+        text.push_str(&format!("{} (id {}, {}, workspace {}): {}\n", conn.name, conn.id, conn.provider, conn.workspace, conn.status));
+        if let Some(d) = &conn.status_detail {
+            text.push_str(&format!("  note: {d}\n"));
+        }
+        for spec in specs_of(&conn.provider) {
+            let st = states.get(spec.name).cloned().unwrap_or_default();
+            let live = store.count_live(conn.id, spec).await?;
+            let last = st.last_success_at.map_or("never".to_string(), |t| t.to_string());
+            let resume = if st.checkpoint.is_some() { ", interrupted pass will resume" } else { "" };
+            text.push_str(&format!("  {:<8} {live:>9} records  last success {last}  syncs {}{resume}\n", spec.name, st.sync_count));
+            streams.insert(spec.name.into(), json!({"records": live, "state": st}));
+            if let Some(d) = spec.derived.filter(|_| spec.name == "inbox") {
+                let n = store.count_derived(conn.id, d.table).await?;
+                text.push_str(&format!("  {:<8} {n:>9} rows (derived)\n", d.table));
+                streams.insert(d.table.into(), json!({"records": n}));
+            }
+        }
+        all.push(json!({"connection": conn, "streams": streams}));
+    }
+    out.emit(&all, || text.trim_end().to_string());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn specs_of(provider: &str) -> &'static [StreamSpec] {
+    match provider {
+        "reddit" => &inlet_connectors::reddit::streams::STREAMS,
+        _ => &[],
+    }
+}
+
+/// `inlet runs`.
+pub async fn runs(settings: &Settings, connection: Option<&str>, limit: u32, out: &Output) -> Result<ExitCode> {
+    let store = app::open_store(settings, false).await?;
+    let conns = store.list_connections().await?;
+    let filter = match connection {
+        Some(k) => Some(app::connection(&*store, k).await?.id),
+        None => None,
+    };
+    let runs = store.list_runs(filter, limit).await?;
+    let name = |id: i64| conns.iter().find(|c| c.id == id).map_or("?", |c| c.name.as_str());
+    let reports: Vec<RunReport> =
+        runs.iter().map(|r| RunReport { connection: name(r.connection_id), duration_ms: r.duration_ms(), run: r }).collect();
+    out.emit(&reports, || {
+        if runs.is_empty() {
+            return "no runs yet".into();
+        }
+        runs.iter().map(|r| format!("{}  {}", r.started_at, run_line(name(r.connection_id), r))).collect::<Vec<_>>().join("\n")
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// One JSON object per line, `raw` as JSON.
+    Jsonl,
+    /// Comma-separated with a header row, `raw` as a JSON string.
+    Csv,
+}
+
+/// `inlet export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Connection name or id.
+    pub connection: String,
+    /// Stream (reddit: inbox, sent, saved).
+    pub stream: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: Format,
+    /// Write to this file instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Include tombstoned (deleted at the provider) records.
+    #[arg(long)]
+    pub include_deleted: bool,
+}
+
+/// `inlet export`: streams keyset pages, never the whole table in memory.
+pub async fn export(settings: &Settings, a: &ExportArgs, out: &Output) -> Result<ExitCode> {
+    let store = app::open_store(settings, false).await?;
+    let conn = app::connection(&*store, &a.connection).await?;
+    let specs = specs_of(&conn.provider);
+    let Some(spec) = specs.iter().find(|s| s.name == a.stream) else {
+        let names: Vec<&str> = specs.iter().map(|s| s.name).collect();
+        bail!("{} has no stream {:?} (streams: {})", conn.provider, a.stream, names.join(", "));
+    };
+    let sink: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let w = std::io::BufWriter::new(sink);
+    let mut sink = match a.format {
+        Format::Jsonl => Sink::Jsonl(w),
+        Format::Csv => {
+            let mut c = csv::Writer::from_writer(w);
+            let mut header = vec!["id"];
+            header.extend(spec.columns.iter().map(|c| c.name));
+            header.extend(["raw", "first_seen_at", "updated_at", "deleted_at"]);
+            c.write_record(&header)?;
+            Sink::Csv(c)
+        }
+    };
+    let (mut after, mut n) = (None::<String>, 0u64);
+    loop {
+        let rows = store.export_page(conn.id, spec, after.as_deref(), 1000, a.include_deleted).await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id.clone());
+        for r in &rows {
+            n += 1;
+            sink.write(spec, r)?;
+        }
+    }
+    sink.flush()?;
+    if a.output.is_some() || out.json {
+        out.note(&format!("exported {n} records"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+enum Sink<W: Write> {
+    Jsonl(W),
+    Csv(csv::Writer<W>),
+}
+
+impl<W: Write> Sink<W> {
+    fn write(&mut self, spec: &StreamSpec, r: &inlet_core::ExportRow) -> Result<()> {
+        match self {
+            Sink::Csv(c) => {
+                let mut rec = vec![r.id.clone()];
+                rec.extend(r.values.iter().map(cell));
+                rec.push(r.raw.clone());
+                rec.push(r.first_seen_at.to_string());
+                rec.push(r.updated_at.to_string());
+                rec.push(r.deleted_at.map(|d| d.to_string()).unwrap_or_default());
+                c.write_record(&rec)?;
+            }
+            Sink::Jsonl(w) => {
+                let mut obj = serde_json::Map::new();
+                obj.insert("id".into(), json!(r.id));
+                for (col, v) in spec.columns.iter().zip(&r.values) {
+                    obj.insert(col.name.into(), json_value(v));
+                }
+                let raw = serde_json::from_str(&r.raw).unwrap_or_else(|_| serde_json::Value::String(r.raw.clone()));
+                obj.insert("raw".into(), raw);
+                obj.insert("first_seen_at".into(), json!(r.first_seen_at));
+                obj.insert("updated_at".into(), json!(r.updated_at));
+                obj.insert("deleted_at".into(), json!(r.deleted_at));
+                serde_json::to_writer(&mut *w, &obj)?;
+                w.write_all(b"\n")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        match self {
+            Sink::Csv(c) => c.flush()?,
+            Sink::Jsonl(w) => w.flush()?,
+        }
+        Ok(())
+    }
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Text(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Time(t) => t.to_string(),
+    }
+}
+
+fn json_value(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Text(s) => json!(s),
+        Value::Int(i) => json!(i),
+        Value::Float(f) => json!(f),
+        Value::Bool(b) => json!(b),
+        Value::Time(t) => json!(t),
+    }
+}

@@ -1,0 +1,200 @@
+//! `inlet demo`: the whole loop offline. Starts the Reddit simulator on 127.0.0.1,
+//! connects to it, runs a full sync, lets new messages arrive (and saves change), runs a
+//! delta sync, and prints each result and where the database is.
+
+use crate::app;
+use crate::keys;
+use crate::output::Output;
+use crate::progress::Bar;
+use crate::settings::Settings;
+use anyhow::{Context, Result};
+use clap::Args;
+use inlet_connectors::reddit::{RedditConfig, RedditCredentials};
+use inlet_core::{Clock, Connection, NewConnection, Run, RunMode, Store, SystemClock};
+use inlet_engine::{Engine, SyncOptions};
+use inlet_http::HttpConfig;
+use inlet_sim::reddit::{RedditSim, RedditSimConfig};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `inlet demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Private messages the simulated account holds.
+    #[arg(long, default_value_t = 1200)]
+    pub messages: u64,
+    /// Saved posts and comments.
+    #[arg(long, default_value_t = 40)]
+    pub saved: u64,
+    /// The demo's SQLite database (recreated on every run).
+    #[arg(long, default_value = "inlet-demo.db")]
+    pub database: PathBuf,
+    /// Seed of the simulated data.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+/// Run the demo.
+pub async fn run(a: &DemoArgs, out: &Output) -> Result<ExitCode> {
+    remove_previous(&a.database)?;
+    let cfg = RedditSimConfig { seed: a.seed, messages: a.messages, saved: a.saved, comment_replies: 0, ..Default::default() };
+    let sim = RedditSim::start(cfg.clone()).await.context("cannot start the Reddit simulator on 127.0.0.1")?;
+    out.note(&format!("Reddit simulator listening on {} ({} messages, {} saved items).", sim.api_base(), a.messages, a.saved));
+    let settings = Settings {
+        database_url: a.database.display().to_string(),
+        key_file: PathBuf::from(format!("{}.key", a.database.display())),
+    };
+    let store = app::open_store(&settings, true).await?;
+    let key = keys::load(&settings.key_file, true)?;
+    let conn = create_connection(&*store, &key, &sim, &cfg).await?;
+    let engine = app::engine(store.clone(), key.clone());
+
+    let full = sync(&engine, &conn, &key, RunMode::Full).await?;
+    report(out, &*store, &conn, &full, "full").await?;
+
+    let changes = simulate_activity(&sim);
+    out.note(&format!(
+        "Meanwhile on Reddit: {} new messages ({} in new conversations), {} saved, {} unsaved, 1 message read.",
+        changes.new_messages, changes.new_conversations, changes.saved, changes.unsaved
+    ));
+    let delta = sync(&engine, &conn, &key, RunMode::Delta).await?;
+    report(out, &*store, &conn, &delta, "delta").await?;
+
+    let path = std::fs::canonicalize(&a.database).unwrap_or_else(|_| a.database.clone());
+    out.emit(&json!({"database": path}), || {
+        format!(
+            "Database: {}\nTry: sqlite3 {} \"SELECT subject, message_count, last_message_utc FROM reddit_conversations ORDER BY last_message_utc DESC LIMIT 5\"",
+            path.display(),
+            path.display()
+        )
+    });
+    sim.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The demo database is the demo's own: remove the files an earlier demo left.
+fn remove_previous(db: &std::path::Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm", ".key"] {
+        let p = PathBuf::from(format!("{}{suffix}", db.display()));
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove the previous demo file {}", p.display())),
+        }
+    }
+    Ok(())
+}
+
+async fn create_connection(store: &dyn Store, key: &inlet_core::secrets::SecretBox, sim: &RedditSim, cfg: &RedditSimConfig) -> Result<Connection> {
+    let config = RedditConfig {
+        api_base: sim.api_base(),
+        token_url: sim.token_url(),
+        user_agent: Some(format!("inlet-demo/0.1 (by /u/{})", cfg.username)),
+        username: Some(cfg.username.clone()),
+        page_size: 100,
+    };
+    let creds = RedditCredentials {
+        client_id: cfg.client_id.clone(),
+        client_secret: cfg.client_secret.clone(),
+        refresh_token: Some(cfg.refresh_token.clone()),
+        ..Default::default()
+    };
+    let name = "demo-reddit";
+    let new = NewConnection {
+        name: name.into(),
+        workspace: "demo".into(),
+        provider: "reddit".into(),
+        config: serde_json::to_value(&config)?,
+        credentials: app::seal(name, &serde_json::to_value(&creds)?, key)?,
+    };
+    Ok(store.create_connection(&new, SystemClock.now()).await?)
+}
+
+async fn sync(engine: &Engine, conn: &Connection, key: &inlet_core::secrets::SecretBox, mode: RunMode) -> Result<Run> {
+    let connector = app::connector(conn, key, HttpConfig::default())?;
+    let bar = Bar::new(&conn.name);
+    let run = engine.sync(conn, &*connector, &SyncOptions::new(mode), &bar).await;
+    bar.finish();
+    Ok(run?)
+}
+
+async fn report(out: &Output, store: &dyn Store, conn: &Connection, run: &Run, label: &str) -> Result<()> {
+    let streams = &inlet_connectors::reddit::streams::STREAMS;
+    let (mut messages, mut new_messages, mut new_conversations) = (0, 0, 0);
+    for s in streams.iter().filter(|s| s.table == "reddit_messages") {
+        messages += store.count_live(conn.id, s).await?;
+        if let Some(st) = run.streams.get(s.name) {
+            new_messages += st.stats.inserted;
+            new_conversations += st.stats.derived_inserted;
+        }
+    }
+    let saved = store.count_live(conn.id, &streams[2]).await?;
+    let conversations = store.count_derived(conn.id, "reddit_conversations").await?;
+    let saved_stats = run.streams.get("saved").map(|s| s.stats).unwrap_or_default();
+    let value = json!({
+        "sync": label,
+        "status": run.status,
+        "conversations_synced": conversations,
+        "messages_synced": messages,
+        "saved_synced": saved,
+        "new_conversations": new_conversations,
+        "new_messages": new_messages,
+        "new_saved": saved_stats.inserted,
+        "removed_saved": saved_stats.deleted,
+        "changed": run.stats.updated,
+        "requests": run.stats.requests,
+        "duration_ms": run.duration_ms(),
+    });
+    out.emit(&value, || format!("{label} sync: {value}"));
+    if let Some(e) = &run.error {
+        out.note(&format!("  error: {e}"));
+    }
+    Ok(())
+}
+
+struct Changes {
+    new_messages: usize,
+    new_conversations: usize,
+    saved: usize,
+    unsaved: usize,
+}
+
+/// New replies in recent conversations, new conversations, saves and unsaves, a read.
+fn simulate_activity(sim: &RedditSim) -> Changes {
+    let inbox = sim.truth_inbox();
+    let mut roots: Vec<String> = Vec::new();
+    for m in &inbox {
+        let root = m["first_message_name"].as_str().or(m["name"].as_str()).map(str::to_string);
+        if let Some(r) = root.filter(|r| r.starts_with("t4_") && !roots.contains(r)) {
+            roots.push(r);
+        }
+    }
+    let mut new_messages = 0;
+    for (i, root) in roots.iter().take(12).enumerate() {
+        sim.add_message(Some(root), i % 3 == 0, "Is this still available? I can pick it up on Saturday.");
+        new_messages += 1;
+    }
+    for i in 0..5 {
+        let root = sim.add_message(None, false, "Hi! Saw your post about the camera — still for sale?");
+        new_messages += 1;
+        for k in 0..if i == 0 { 2 } else { 1 } {
+            sim.add_message(Some(&root), k % 2 == 0, "Yes, it is. 250 and it's yours.");
+            new_messages += 1;
+        }
+    }
+    let roots_left = 23usize.saturating_sub(new_messages);
+    for root in roots.iter().skip(12).take(roots_left) {
+        sim.add_message(Some(root), false, "Following up on this 🙂");
+        new_messages += 1;
+    }
+    if let Some(unread) = inbox.iter().find(|m| m["new"].as_bool() == Some(true)).and_then(|m| m["name"].as_str()) {
+        sim.edit_message(unread, None, Some(false));
+    }
+    let saved = sim.truth_saved();
+    let unsaved = saved.iter().take(2).filter_map(|s| s["name"].as_str()).filter(|n| sim.unsave(n)).count();
+    for _ in 0..3 {
+        sim.save_new();
+    }
+    Changes { new_messages, new_conversations: 5, saved: 3, unsaved }
+}

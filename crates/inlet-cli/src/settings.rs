@@ -1,0 +1,91 @@
+//! Settings: defaults, then the config file, then the environment, then flags.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The default SQLite database.
+pub const DEFAULT_DATABASE: &str = "inlet.db";
+
+/// `inlet.toml`: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// `sqlite:PATH`, a plain path, or `postgres://...`.
+    pub database_url: Option<String>,
+    /// Where the credentials key lives (when `INLET_SECRET_KEY` is not set).
+    pub key_file: Option<PathBuf>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The database URL.
+    pub database_url: String,
+    /// The key file.
+    pub key_file: PathBuf,
+}
+
+/// Where a database URL points.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Classify a database URL the way `inlet_store::open` does, to check it before anything
+/// is opened or created.
+pub fn target(url: &str) -> Result<Target> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Target::Postgres);
+    }
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    if path.is_empty() || (path.contains("://") && !url.starts_with("sqlite:")) {
+        bail!("unsupported database URL {url:?}: use a file path, sqlite:PATH or postgres://user@host/db");
+    }
+    Ok(Target::Sqlite(PathBuf::from(path)))
+}
+
+impl Settings {
+    /// Resolve: `config` is `--config` (must exist when given); `./inlet.toml` is read
+    /// when present; `database_url` is the flag or `INLET_DATABASE_URL`.
+    pub fn resolve(config: Option<&Path>, database_url: Option<String>) -> Result<Settings> {
+        let file = match config {
+            Some(p) => read_file(p)?,
+            None if Path::new("inlet.toml").exists() => read_file(Path::new("inlet.toml"))?,
+            None => FileSettings::default(),
+        };
+        let database_url = database_url.or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE.into());
+        let key_file = match (std::env::var_os("INLET_KEY_FILE"), file.key_file) {
+            (Some(p), _) => PathBuf::from(p),
+            (None, Some(p)) => p,
+            (None, None) => match target(&database_url)? {
+                Target::Sqlite(p) => PathBuf::from(format!("{}.key", p.display())),
+                Target::Postgres => PathBuf::from("inlet.key"),
+            },
+        };
+        Ok(Settings { database_url, key_file })
+    }
+}
+
+fn read_file(p: &Path) -> Result<FileSettings> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {} is invalid: {}", p.display(), e.message()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_urls() {
+        assert_eq!(target("inlet.db").unwrap(), Target::Sqlite("inlet.db".into()));
+        assert_eq!(target("sqlite:/tmp/a.db").unwrap(), Target::Sqlite("/tmp/a.db".into()));
+        assert_eq!(target("sqlite:///tmp/a.db").unwrap(), Target::Sqlite("/tmp/a.db".into()));
+        assert_eq!(target("postgres://u@h/db").unwrap(), Target::Postgres);
+        assert!(target("mysql://x").is_err());
+        assert!(target("").is_err());
+    }
+}
