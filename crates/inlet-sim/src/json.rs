@@ -173,23 +173,38 @@ impl<'a> JsonWriter<'a> {
     }
 }
 
+/// Byte classes: 0 plain, 1 always escaped, 2 escaped in HTML-safe or legacy mode.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = if i < 0x20 || i >= 0x80 || i == b'"' as usize || i == b'\\' as usize {
+            1
+        } else if i == b'&' as usize || i == b'<' as usize || i == b'>' as usize {
+            2
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
 /// Appends the JSON-escaped body of `s` (without quotes) to `out`.
 fn escape_into(out: &mut Vec<u8>, s: &str, legacy: bool, html: bool) {
     let b = s.as_bytes();
+    let mask = if legacy || html { 3 } else { 1 };
     let mut start = 0;
     let mut i = 0;
     while i < b.len() {
-        let c = b[i];
-        let special = c < 0x20
-            || c == b'"'
-            || c == b'\\'
-            || c >= 0x80
-            || ((legacy || html) && (c == b'&' || c == b'<' || c == b'>'));
-        if !special {
+        while i < b.len() && CLASS[b[i] as usize] & mask == 0 {
             i += 1;
-            continue;
+        }
+        if i == b.len() {
+            break;
         }
         out.extend_from_slice(&b[start..i]);
+        let c = b[i];
         if c >= 0x80 {
             let ch = s[i..].chars().next().unwrap_or('\u{FFFD}');
             let mut units = [0u16; 2];

@@ -123,3 +123,44 @@ pub(crate) fn write_listing(m: &Model, page: &Page, legacy: bool, out: &mut Vec<
 pub(crate) fn all(m: &Model, listing: Listing) -> Vec<Item> {
     m.stream(listing, None, true).map(|(_, it)| it).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reddit::data::Shape;
+
+    /// Server-side rendering throughput; run with
+    /// `cargo test --release -p inlet-sim --lib render_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn render_speed() {
+        let m = Model::new(Shape {
+            seed: 1,
+            username: "me".into(),
+            messages: 1_000_000,
+            replies: 0,
+            saved: 0,
+            base_time: 1_600_000_000,
+        });
+        let mut s = Scratch::default();
+        let mut out = Vec::new();
+        let started = std::time::Instant::now();
+        let (mut n, mut bytes) = (0, 0);
+        for listing in [Listing::Inbox, Listing::Sent] {
+            let mut p = PageParams::from_pairs(&[("limit".into(), "100".into())]);
+            loop {
+                let page = page(&m, listing, &p, None);
+                out.clear();
+                write_listing(&m, &page, false, &mut out, &mut s);
+                n += page.items.len();
+                bytes += out.len();
+                match page.after {
+                    Some(a) => p.after = Some(m.fullname(a)),
+                    None => break,
+                }
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!("rendered {n} items, {bytes} bytes in {secs:.2}s: {:.0} items/s", n as f64 / secs);
+    }
+}

@@ -169,14 +169,15 @@ fn parse_link(s: &str) -> Option<(&str, &str, usize)> {
 
 /// HTML-escapes like Reddit's renderer (`&`, `<`, `>`, `"`, `'`).
 pub(crate) fn escape_html(out: &mut String, s: &str) {
+    let b = s.as_bytes();
     let mut last = 0;
-    for (i, c) in s.char_indices() {
+    for (i, &c) in b.iter().enumerate() {
         let rep = match c {
-            '&' => "&amp;",
-            '<' => "&lt;",
-            '>' => "&gt;",
-            '"' => "&quot;",
-            '\'' => "&#39;",
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&#39;",
             _ => continue,
         };
         out.push_str(&s[last..i]);
