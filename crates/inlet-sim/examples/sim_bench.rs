@@ -32,7 +32,10 @@ async fn token(http: &reqwest::Client, sim: &RedditSim) -> Result<String, Error>
     let t: Token = http
         .post(sim.token_url())
         .basic_auth("sim_client_id", Some("sim_client_secret"))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", "sim_refresh_token")])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "sim_refresh_token"),
+        ])
         .send()
         .await?
         .json()
@@ -87,13 +90,18 @@ async fn main() -> Result<(), Error> {
         ..RedditSimConfig::default()
     })
     .await?;
-    let http = reqwest::Client::builder().user_agent("inlet-sim-bench/0.1").build()?;
+    let http = reqwest::Client::builder()
+        .user_agent("inlet-sim-bench/0.1")
+        .build()?;
     let token = token(&http, &sim).await?;
     let started = Instant::now();
     // Inbox and sent are pulled concurrently (two connections), like a connector syncing
     // two streams; together they hold every message exactly once.
     let base = sim.api_base();
-    let (inbox_url, sent_url) = (format!("{base}/message/inbox"), format!("{base}/message/sent"));
+    let (inbox_url, sent_url) = (
+        format!("{base}/message/inbox"),
+        format!("{base}/message/sent"),
+    );
     let (inbox, sent) = tokio::join!(
         pull(&http, &inbox_url, &token),
         pull(&http, &sent_url, &token)

@@ -9,7 +9,9 @@ pub(crate) struct Rng(u64);
 impl Rng {
     /// A generator derived from a seed and two stream selectors.
     pub(crate) fn derive(seed: u64, salt: u64, index: u64) -> Self {
-        Rng(mix(seed ^ mix(salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ mix(index))))
+        Rng(mix(
+            seed ^ mix(salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ mix(index))
+        ))
     }
 
     /// Next 64 random bits.
@@ -169,7 +171,14 @@ mod tests {
 
     #[test]
     fn base36_roundtrip() {
-        for v in [0u64, 35, 36, 0x2000_0000, 0x3000_0000 + 12345, u32::MAX as u64] {
+        for v in [
+            0u64,
+            35,
+            36,
+            0x2000_0000,
+            0x3000_0000 + 12345,
+            u32::MAX as u64,
+        ] {
             assert_eq!(parse_base36(&base36(v)), Some(v));
         }
         assert_eq!(base36(35), "z");
@@ -181,7 +190,10 @@ mod tests {
     fn decoders() {
         assert_eq!(percent_decode("a%20b+c").as_deref(), Some("a b c"));
         assert_eq!(percent_decode("%zz"), None);
-        assert_eq!(base64_decode("aWQ6c2VjcmV0").as_deref(), Some(&b"id:secret"[..]));
+        assert_eq!(
+            base64_decode("aWQ6c2VjcmV0").as_deref(),
+            Some(&b"id:secret"[..])
+        );
         assert_eq!(base64_decode("aWQ6").as_deref(), Some(&b"id:"[..]));
     }
 }

@@ -109,7 +109,11 @@ impl Handler for State {
                 }
             }
         };
-        let status = if delivery == Delivery::Reset { 0 } else { resp.status };
+        let status = if delivery == Delivery::Reset {
+            0
+        } else {
+            resp.status
+        };
         self.log(req, status, now_ms);
         Reply {
             delivery,
@@ -138,14 +142,18 @@ impl State {
         if req.path == TOKEN_PATH {
             return self.token_endpoint(req, resp, now_ms);
         }
-        if req.header("user-agent").is_none_or(|ua| ua.trim().is_empty()) {
+        if req
+            .header("user-agent")
+            .is_none_or(|ua| ua.trim().is_empty())
+        {
             self.counters.ua_rejections.fetch_add(1, Ordering::Relaxed);
             return resp.html(429, UA_BLOCK_HTML);
         }
         let Some(client_id) = self.authenticate(req, now_ms) else {
             resp.json(401, UNAUTHORIZED);
             let challenge = r#"Bearer realm="reddit", error="invalid_token""#;
-            resp.headers.push(("www-authenticate", challenge.to_string()));
+            resp.headers
+                .push(("www-authenticate", challenge.to_string()));
             return;
         };
         let check = self.count_request(&client_id, now_ms);
@@ -243,7 +251,13 @@ impl State {
         let p = page(m, listing, params, self.cfg.listing_cap);
         resp.status = 200;
         resp.body.reserve(p.items.len() * 1600 + 256);
-        write_listing(m, &p, !params.raw_json, &mut resp.body, &mut Scratch::default());
+        write_listing(
+            m,
+            &p,
+            !params.raw_json,
+            &mut resp.body,
+            &mut Scratch::default(),
+        );
     }
 
     fn token_endpoint(&self, req: &Request<'_>, resp: &mut Response, now_ms: i64) {
@@ -320,6 +334,8 @@ fn saved_user(path: &str) -> Option<&str> {
 
 fn rate_headers(resp: &mut Response, c: &RateCheck) {
     resp.headers.push(("x-ratelimit-used", c.used.to_string()));
-    resp.headers.push(("x-ratelimit-remaining", format!("{}.0", c.remaining)));
-    resp.headers.push(("x-ratelimit-reset", c.reset_secs.to_string()));
+    resp.headers
+        .push(("x-ratelimit-remaining", format!("{}.0", c.remaining)));
+    resp.headers
+        .push(("x-ratelimit-reset", c.reset_secs.to_string()));
 }

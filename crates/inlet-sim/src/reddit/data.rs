@@ -372,22 +372,44 @@ impl Model {
         match listing {
             Listing::Inbox | Listing::Sent => {
                 let (t0, id0) = (self.base_time, T4_BASE);
-                parts.push(self.arith(listing, (t0, MSG_STEP, id0, self.messages), bound, desc, Item::Msg));
+                parts.push(self.arith(
+                    listing,
+                    (t0, MSG_STEP, id0, self.messages),
+                    bound,
+                    desc,
+                    Item::Msg,
+                ));
                 if listing == Listing::Inbox {
                     let (t0, id0) = (self.base_time + REPLY_OFFSET, T1_REPLY_BASE);
-                    parts.push(self.arith(listing, (t0, REPLY_STEP, id0, self.replies), bound, desc, Item::Reply));
+                    parts.push(self.arith(
+                        listing,
+                        (t0, REPLY_STEP, id0, self.replies),
+                        bound,
+                        desc,
+                        Item::Reply,
+                    ));
                 }
                 let added = range(&self.added_keys, bound, desc).map(|(k, &i)| (*k, Item::Msg(i)));
-                parts.push(Box::new(added.filter(move |(_, it)| self.member(listing, *it))));
+                parts.push(Box::new(
+                    added.filter(move |(_, it)| self.member(listing, *it)),
+                ));
             }
             Listing::Saved => {
-                let base = self.arith(listing, (0, 1, 0, self.saved_base), bound, desc, Item::Saved);
+                let base = self.arith(
+                    listing,
+                    (0, 1, 0, self.saved_base),
+                    bound,
+                    desc,
+                    Item::Saved,
+                );
                 parts.push(Box::new(
                     base.filter(move |(_, it)| matches!(it, Item::Saved(k) if !self.save_override.contains_key(k))),
                 ));
                 let bound = bound.map(|(o, _)| o as u64);
                 let moved = range(&self.saved_by_order, bound, desc);
-                parts.push(Box::new(moved.map(|(o, &k)| ((*o as i64, k), Item::Saved(k)))));
+                parts.push(Box::new(
+                    moved.map(|(o, &k)| ((*o as i64, k), Item::Saved(k))),
+                ));
             }
         }
         Merge {
@@ -496,7 +518,10 @@ mod tests {
         let m = model(100, 10, 0);
         let inbox: Vec<_> = m.stream(Listing::Inbox, None, true).collect();
         let sent: Vec<_> = m.stream(Listing::Sent, None, true).collect();
-        let msgs_in_inbox = inbox.iter().filter(|(_, i)| matches!(i, Item::Msg(_))).count();
+        let msgs_in_inbox = inbox
+            .iter()
+            .filter(|(_, i)| matches!(i, Item::Msg(_)))
+            .count();
         assert_eq!(msgs_in_inbox + sent.len(), 100);
         assert_eq!(inbox.len() - msgs_in_inbox, 10);
         assert!(inbox.windows(2).all(|w| w[0].0 > w[1].0));
@@ -511,7 +536,9 @@ mod tests {
     #[test]
     fn saved_order_follows_saves() {
         let mut m = model(0, 0, 6);
-        let order = |m: &Model| -> Vec<Item> { m.stream(Listing::Saved, None, true).map(|x| x.1).collect() };
+        let order = |m: &Model| -> Vec<Item> {
+            m.stream(Listing::Saved, None, true).map(|x| x.1).collect()
+        };
         assert_eq!(order(&m)[0], Item::Saved(5));
         assert!(m.save(2));
         assert!(m.unsave(4));

@@ -142,7 +142,9 @@ mod tests {
             truncated: 0.2,
             ..Faults::default()
         });
-        (0..200).map(|_| s.decide("/message/inbox", false).injected).collect()
+        (0..200)
+            .map(|_| s.decide("/message/inbox", false).injected)
+            .collect()
     }
 
     #[test]
@@ -158,7 +160,10 @@ mod tests {
         });
         assert_eq!(s.decide("/message/inbox", false).injected, Injected::None);
         assert_eq!(s.decide("/message/sent", false).injected, Injected::Reset);
-        assert_eq!(s.decide("/api/v1/access_token", true).injected, Injected::None);
+        assert_eq!(
+            s.decide("/api/v1/access_token", true).injected,
+            Injected::None
+        );
         assert_eq!(s.decide("/message/sent", false).injected, Injected::Reset);
         assert_eq!(s.decide("/message/sent", false).injected, Injected::None);
     }

@@ -51,7 +51,9 @@ fn cutoff(m: &Model, listing: Listing, cap: Option<u64>) -> Option<Key> {
     if cap == 0 {
         return Some((i64::MAX, u64::MAX));
     }
-    m.stream(listing, None, true).nth(cap as usize - 1).map(|(k, _)| k)
+    m.stream(listing, None, true)
+        .nth(cap as usize - 1)
+        .map(|(k, _)| k)
 }
 
 /// Computes the page `p` of `listing` under an optional cap.
@@ -78,7 +80,11 @@ pub(crate) fn page(m: &Model, listing: Listing, p: &PageParams, cap: Option<u64>
     let items: Vec<Item> = got.into_iter().map(|(_, it)| it).collect();
     Page {
         after: if more { items.last().copied() } else { None },
-        before: if anchor.is_some() && p.count > 0 { items.first().copied() } else { None },
+        before: if anchor.is_some() && p.count > 0 {
+            items.first().copied()
+        } else {
+            None
+        },
         items,
     }
 }
@@ -94,13 +100,23 @@ fn page_before(m: &Model, listing: Listing, p: &PageParams, anchor: Option<Key>)
     got.reverse();
     Page {
         after: got.last().copied(),
-        before: if more_newer { got.first().copied() } else { None },
+        before: if more_newer {
+            got.first().copied()
+        } else {
+            None
+        },
         items: got,
     }
 }
 
 /// Writes the Listing envelope for `page` into `out`.
-pub(crate) fn write_listing(m: &Model, page: &Page, legacy: bool, out: &mut Vec<u8>, s: &mut Scratch) {
+pub(crate) fn write_listing(
+    m: &Model,
+    page: &Page,
+    legacy: bool,
+    out: &mut Vec<u8>,
+    s: &mut Scratch,
+) {
     let mut w = JsonWriter::new(out, legacy);
     w.begin_obj();
     w.str("kind", "Listing");
@@ -161,6 +177,9 @@ mod tests {
             }
         }
         let secs = started.elapsed().as_secs_f64();
-        println!("rendered {n} items, {bytes} bytes in {secs:.2}s: {:.0} items/s", n as f64 / secs);
+        println!(
+            "rendered {n} items, {bytes} bytes in {secs:.2}s: {:.0} items/s",
+            n as f64 / secs
+        );
     }
 }

@@ -33,9 +33,9 @@ pub(crate) fn partner(c: u64) -> String {
 
 /// A stable `t2_` account fullname for a username.
 fn account_fullname(name: &str) -> String {
-    let h = name
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
     format!("t2_{}", base36(0x1000_0000 + mix(h) % 0x6000_0000))
 }
 
@@ -94,14 +94,26 @@ fn msg_facts(m: &Model, i: u64, s: &mut Scratch) -> MsgFacts {
             None => s.body.push_str(&a.body),
         }
         let new = m.edit(idv).and_then(|e| e.new).unwrap_or(a.new);
-        let subject = if root == i { a.subject.clone() } else { format!("re: {}", a.subject) };
-        return MsgFacts { partner: a.partner.clone(), subject, new };
+        let subject = if root == i {
+            a.subject.clone()
+        } else {
+            format!("re: {}", a.subject)
+        };
+        return MsgFacts {
+            partner: a.partner.clone(),
+            subject,
+            new,
+        };
     }
     load_body(m, idv, SALT_BODY, s);
     let subject = root_subject(m.seed, root);
     MsgFacts {
         partner: partner(root),
-        subject: if root == i { subject } else { format!("re: {subject}") },
+        subject: if root == i {
+            subject
+        } else {
+            format!("re: {subject}")
+        },
         new: unread(m, idv, received),
     }
 }
@@ -206,7 +218,10 @@ fn write_reply(m: &Model, j: u64, w: &mut JsonWriter<'_>, s: &mut Scratch) {
     w.secs("created", created);
     w.secs("created_utc", created);
     let slug = slugify(&link_title);
-    w.str("context", &format!("/r/{sr}/comments/{post}/{slug}/{id}/?context=3"));
+    w.str(
+        "context",
+        &format!("/r/{sr}/comments/{post}/{slug}/{id}/?context=3"),
+    );
     w.null("distinguished");
 }
 
@@ -264,9 +279,21 @@ fn write_saved_post(m: &Model, k: u64, w: &mut JsonWriter<'_>, s: &mut Scratch) 
     s.s1.clear();
     text::push_media_id(&mut s.s1, &mut r);
     let (domain, url, thumb) = match style {
-        0 => (format!("self.{}", f.sr), format!("https://www.reddit.com{permalink}"), "self".to_string()),
-        1 => ("i.redd.it".into(), format!("https://i.redd.it/{}.jpg", s.s1), format!("https://b.thumbs.redditmedia.com/{}.jpg", s.s1)),
-        _ => ("i.imgur.com".into(), format!("https://i.imgur.com/{}.png", s.s1), "default".to_string()),
+        0 => (
+            format!("self.{}", f.sr),
+            format!("https://www.reddit.com{permalink}"),
+            "self".to_string(),
+        ),
+        1 => (
+            "i.redd.it".into(),
+            format!("https://i.redd.it/{}.jpg", s.s1),
+            format!("https://b.thumbs.redditmedia.com/{}.jpg", s.s1),
+        ),
+        _ => (
+            "i.imgur.com".into(),
+            format!("https://i.imgur.com/{}.png", s.s1),
+            "default".to_string(),
+        ),
     };
     s.body.clear();
     if style == 0 {
@@ -330,7 +357,10 @@ fn write_preview(w: &mut JsonWriter<'_>, media: &str, r: &mut crate::util::Rng, 
     let sig = |r: &mut crate::util::Rng| format!("{:016x}{:016x}", r.next_u64(), r.next_u64());
     w.obj("source");
     buf.clear();
-    buf.push_str(&format!("https://preview.redd.it/{media}.jpg?auto=webp&s={}", sig(r)));
+    buf.push_str(&format!(
+        "https://preview.redd.it/{media}.jpg?auto=webp&s={}",
+        sig(r)
+    ));
     w.str("url", buf);
     w.int("width", 1080);
     w.int("height", 1350);
@@ -338,7 +368,10 @@ fn write_preview(w: &mut JsonWriter<'_>, media: &str, r: &mut crate::util::Rng, 
     w.arr("resolutions");
     for width in [108i64, 216, 640] {
         w.begin_obj();
-        let url = format!("https://preview.redd.it/{media}.jpg?width={width}&crop=smart&auto=webp&s={}", sig(r));
+        let url = format!(
+            "https://preview.redd.it/{media}.jpg?width={width}&crop=smart&auto=webp&s={}",
+            sig(r)
+        );
         w.str("url", &url);
         w.int("width", width);
         w.int("height", width * 5 / 4);
@@ -369,7 +402,11 @@ fn write_saved_comment(m: &Model, k: u64, w: &mut JsonWriter<'_>, s: &mut Scratc
     w.bool("saved", true);
     w.str("id", &f.id);
     w.str("author", &f.author);
-    let parent = if k % 4 == 1 { format!("t3_{link}") } else { format!("t1_{}", base36(0x0c00_0000 + k)) };
+    let parent = if k % 4 == 1 {
+        format!("t3_{link}")
+    } else {
+        format!("t1_{}", base36(0x0c00_0000 + k))
+    };
     w.str("parent_id", &parent);
     w.int("score", f.score);
     w.int("controversiality", 0);
@@ -383,8 +420,14 @@ fn write_saved_comment(m: &Model, k: u64, w: &mut JsonWriter<'_>, s: &mut Scratc
     w.str("name", &format!("t1_{}", f.id));
     w.secs("created", f.created);
     w.str("author_flair_text", "");
-    w.str("link_url", &format!("https://www.reddit.com/r/{}/comments/{link}/{slug}/", f.sr));
-    w.str("permalink", &format!("/r/{}/comments/{link}/{slug}/{}/", f.sr, f.id));
+    w.str(
+        "link_url",
+        &format!("https://www.reddit.com/r/{}/comments/{link}/{slug}/", f.sr),
+    );
+    w.str(
+        "permalink",
+        &format!("/r/{}/comments/{link}/{slug}/{}/", f.sr, f.id),
+    );
     w.secs("created_utc", f.created);
     w.int("ups", f.score);
     write_moderation_noise(w);
