@@ -112,6 +112,8 @@ async fn create_connection(store: &dyn Store, key: &inlet_core::secrets::SecretB
 }
 
 async fn sync(engine: &Engine, conn: &Connection, key: &inlet_core::secrets::SecretBox, mode: RunMode) -> Result<Run> {
+    // Reload: the previous sync may have stored a fresh access token.
+    let conn = &app::connection(&**engine.store(), &conn.name).await?;
     let connector = app::connector(conn, key, HttpConfig::default())?;
     let bar = Bar::new(&conn.name);
     let run = engine.sync(conn, &*connector, &SyncOptions::new(mode), &bar).await;
