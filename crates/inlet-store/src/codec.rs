@@ -50,8 +50,20 @@ pub(crate) fn stats_from_array(a: [i64; 12]) -> Result<RunStats, StoreError> {
             StoreError::Corrupt(format!("runs.{} is negative: {v}", RUN_STAT_COLUMNS[i]))
         })?;
     }
-    let [fetched, inserted, updated, unchanged, deleted, pages, requests, retries, rate_limit_wait_ms, items_skipped_with_error, derived_inserted, derived_updated] =
-        u;
+    let [
+        fetched,
+        inserted,
+        updated,
+        unchanged,
+        deleted,
+        pages,
+        requests,
+        retries,
+        rate_limit_wait_ms,
+        items_skipped_with_error,
+        derived_inserted,
+        derived_updated,
+    ] = u;
     Ok(RunStats {
         fetched,
         inserted,
@@ -81,7 +93,8 @@ pub(crate) fn parse_opt_ts(s: Option<String>, what: &str) -> Result<Option<Times
 
 /// A stored enum (status, mode, trigger).
 pub(crate) fn parse_enum<T: FromStr<Err = String>>(s: &str, what: &str) -> Result<T, StoreError> {
-    s.parse().map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+    s.parse()
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
 /// JSON text of a checkpoint.
@@ -118,21 +131,31 @@ pub(crate) fn parse_config(s: &str) -> Result<serde_json::Value, StoreError> {
 /// A timestamp as a `SystemTime` (PostgreSQL TIMESTAMPTZ).
 pub(crate) fn to_system(t: Timestamp) -> SystemTime {
     let d = Duration::from_millis(t.0.unsigned_abs());
-    if t.0 >= 0 { UNIX_EPOCH + d } else { UNIX_EPOCH - d }
+    if t.0 >= 0 {
+        UNIX_EPOCH + d
+    } else {
+        UNIX_EPOCH - d
+    }
 }
 
 /// A `SystemTime` as a timestamp (whole milliseconds; PostgreSQL keeps microseconds).
 pub(crate) fn from_system(t: SystemTime) -> Timestamp {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => Timestamp(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-        Err(e) => Timestamp(-i64::try_from(e.duration().as_micros().div_ceil(1000)).unwrap_or(i64::MAX)),
+        Err(e) => {
+            Timestamp(-i64::try_from(e.duration().as_micros().div_ceil(1000)).unwrap_or(i64::MAX))
+        }
     }
 }
 
 /// A stored content hash (16 bytes).
 pub(crate) fn content_hash(b: &[u8], id: &str) -> Result<[u8; 16], StoreError> {
-    b.try_into()
-        .map_err(|_| StoreError::Corrupt(format!("content_hash of {id:?} has {} bytes, not 16", b.len())))
+    b.try_into().map_err(|_| {
+        StoreError::Corrupt(format!(
+            "content_hash of {id:?} has {} bytes, not 16",
+            b.len()
+        ))
+    })
 }
 
 /// Check that a record fits its stream's columns.
@@ -167,7 +190,10 @@ pub(crate) fn check_record(spec: &StreamSpec, r: &Record) -> Result<(), StoreErr
 }
 
 /// The page's records with duplicate ids removed (the last occurrence wins), validated.
-pub(crate) fn dedupe<'r>(spec: &StreamSpec, records: &'r [Record]) -> Result<Vec<&'r Record>, StoreError> {
+pub(crate) fn dedupe<'r>(
+    spec: &StreamSpec,
+    records: &'r [Record],
+) -> Result<Vec<&'r Record>, StoreError> {
     let mut at: HashMap<&str, usize> = HashMap::with_capacity(records.len());
     let mut out: Vec<&Record> = Vec::with_capacity(records.len());
     for r in records {
@@ -221,13 +247,20 @@ pub(crate) fn plan<'r>(
     records: Vec<&'r Record>,
     existing: &HashMap<String, Existing>,
 ) -> Plan<'r> {
-    let mut p = Plan { inserts: vec![], updates: vec![], unchanged: 0, keys: BTreeSet::new() };
+    let mut p = Plan {
+        inserts: vec![],
+        updates: vec![],
+        unchanged: 0,
+        keys: BTreeSet::new(),
+    };
     for r in records {
         let hash = r.content_hash();
         let old = existing.get(&r.id);
         match old {
             None => p.inserts.push((r, hash)),
-            Some(e) if e.deleted || e.hash.as_slice() != hash.as_slice() => p.updates.push((r, hash)),
+            Some(e) if e.deleted || e.hash.as_slice() != hash.as_slice() => {
+                p.updates.push((r, hash))
+            }
             Some(_) => {
                 p.unchanged += 1;
                 continue;

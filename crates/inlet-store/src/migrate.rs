@@ -30,12 +30,18 @@ impl Migration {
 }
 
 /// SQLite migrations, in order.
-pub static SQLITE_MIGRATIONS: &[Migration] =
-    &[Migration::new(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+pub static SQLITE_MIGRATIONS: &[Migration] = &[Migration::new(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
 
 /// PostgreSQL migrations, in order.
-pub static POSTGRES_MIGRATIONS: &[Migration] =
-    &[Migration::new(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+pub static POSTGRES_MIGRATIONS: &[Migration] = &[Migration::new(
+    1,
+    "init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
 
 /// A row of `schema_migrations`.
 pub(crate) struct Applied {
@@ -69,7 +75,10 @@ pub(crate) fn pending(
             )));
         }
     }
-    Ok(known.iter().filter(|m| !applied.iter().any(|a| a.version == m.version)).collect())
+    Ok(known
+        .iter()
+        .filter(|m| !applied.iter().any(|a| a.version == m.version))
+        .collect())
 }
 
 #[cfg(test)]
@@ -87,12 +96,30 @@ mod tests {
 
     #[test]
     fn detects_drift_and_newer() {
-        let ok = Applied { version: 1, checksum: SQLITE_MIGRATIONS[0].checksum() };
+        let ok = Applied {
+            version: 1,
+            checksum: SQLITE_MIGRATIONS[0].checksum(),
+        };
         assert!(pending(SQLITE_MIGRATIONS, &[ok]).is_ok_and(|p| p.is_empty()));
-        let bad = Applied { version: 1, checksum: "x".into() };
-        assert!(matches!(pending(SQLITE_MIGRATIONS, &[bad]), Err(StoreError::Schema(_))));
-        let newer = Applied { version: 99, checksum: "x".into() };
-        assert!(matches!(pending(SQLITE_MIGRATIONS, &[newer]), Err(StoreError::Schema(_))));
-        assert_eq!(pending(SQLITE_MIGRATIONS, &[]).map(|p| p.len()).ok(), Some(1));
+        let bad = Applied {
+            version: 1,
+            checksum: "x".into(),
+        };
+        assert!(matches!(
+            pending(SQLITE_MIGRATIONS, &[bad]),
+            Err(StoreError::Schema(_))
+        ));
+        let newer = Applied {
+            version: 99,
+            checksum: "x".into(),
+        };
+        assert!(matches!(
+            pending(SQLITE_MIGRATIONS, &[newer]),
+            Err(StoreError::Schema(_))
+        ));
+        assert_eq!(
+            pending(SQLITE_MIGRATIONS, &[]).map(|p| p.len()).ok(),
+            Some(1)
+        );
     }
 }

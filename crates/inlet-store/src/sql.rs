@@ -54,7 +54,10 @@ pub(crate) fn pg_array_type(ty: ColType) -> &'static str {
 
 /// The quoted typed columns of a stream, comma-separated, each prefixed.
 fn typed(spec: &StreamSpec, prefix: &str) -> Vec<String> {
-    spec.columns.iter().map(|c| format!("{prefix}{}", q(c.name))).collect()
+    spec.columns
+        .iter()
+        .map(|c| format!("{prefix}{}", q(c.name)))
+        .collect()
 }
 
 /// The key column of a derived table, as text (or NULL when there is none).
@@ -67,7 +70,9 @@ fn key_expr(spec: &StreamSpec) -> String {
 
 /// `AND "scope" = $n` when the stream is scoped.
 pub(crate) fn scope_filter(d: Dialect, spec: &StreamSpec, n: usize) -> String {
-    spec.scope.map_or(String::new(), |s| format!(" AND {} = {}", q(s.column), d.p(n)))
+    spec.scope.map_or(String::new(), |s| {
+        format!(" AND {} = {}", q(s.column), d.p(n))
+    })
 }
 
 /// Existing rows of a page: `id, content_hash, deleted, group key`.
@@ -87,7 +92,13 @@ pub(crate) fn lookup(d: Dialect, spec: &StreamSpec) -> String {
 fn insert_columns(spec: &StreamSpec) -> String {
     let mut cols = vec![q("connection_id"), q("id")];
     cols.extend(typed(spec, ""));
-    for c in ["raw", "content_hash", "first_seen_at", "updated_at", "deleted_at"] {
+    for c in [
+        "raw",
+        "content_hash",
+        "first_seen_at",
+        "updated_at",
+        "deleted_at",
+    ] {
         cols.push(q(c));
     }
     cols.join(", ")
@@ -99,15 +110,23 @@ pub(crate) fn sqlite_insert(spec: &StreamSpec, rows: usize) -> String {
     let per_row = spec.columns.len() + 6;
     let one = format!("({}, NULL)", vec!["?"; per_row].join(", "));
     let values = vec![one.as_str(); rows].join(", ");
-    format!("INSERT INTO {} ({}) VALUES {values}", q(spec.table), insert_columns(spec))
+    format!(
+        "INSERT INTO {} ({}) VALUES {values}",
+        q(spec.table),
+        insert_columns(spec)
+    )
 }
 
 /// SQLite: rewrite one changed row. Params: 1 connection, 2 id, 3.. typed columns, then
 /// raw, content_hash, at.
 pub(crate) fn sqlite_update(spec: &StreamSpec) -> String {
     let n = spec.columns.len();
-    let mut sets: Vec<String> =
-        spec.columns.iter().enumerate().map(|(i, c)| format!("{} = ?{}", q(c.name), i + 3)).collect();
+    let mut sets: Vec<String> = spec
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{} = ?{}", q(c.name), i + 3))
+        .collect();
     sets.push(format!("\"raw\" = ?{}", n + 3));
     sets.push(format!("\"content_hash\" = ?{}", n + 4));
     sets.push(format!("\"updated_at\" = ?{}", n + 5));
@@ -124,14 +143,23 @@ pub(crate) fn sqlite_update(spec: &StreamSpec) -> String {
 fn pg_unnest(spec: &StreamSpec) -> String {
     let n = spec.columns.len();
     let mut arrays = vec!["$2::text[]".to_string()];
-    arrays.extend(spec.columns.iter().enumerate().map(|(i, c)| format!("${}::{}", i + 3, pg_array_type(c.ty))));
+    arrays.extend(
+        spec.columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("${}::{}", i + 3, pg_array_type(c.ty))),
+    );
     arrays.push(format!("${}::text[]", n + 3));
     arrays.push(format!("${}::bytea[]", n + 4));
     let mut names = vec![q("id")];
     names.extend(typed(spec, ""));
     names.push(q("raw"));
     names.push(q("content_hash"));
-    format!("UNNEST({}) AS \"u\" ({})", arrays.join(", "), names.join(", "))
+    format!(
+        "UNNEST({}) AS \"u\" ({})",
+        arrays.join(", "),
+        names.join(", ")
+    )
 }
 
 /// PostgreSQL: insert a page's new rows in one statement. Params: 1 connection,
@@ -151,8 +179,11 @@ pub(crate) fn pg_insert(spec: &StreamSpec) -> String {
 /// PostgreSQL: rewrite a page's changed rows in one statement (same params as insert).
 pub(crate) fn pg_update(spec: &StreamSpec) -> String {
     let at = format!("${}", spec.columns.len() + 5);
-    let mut sets: Vec<String> =
-        spec.columns.iter().map(|c| format!("{0} = \"u\".{0}", q(c.name))).collect();
+    let mut sets: Vec<String> = spec
+        .columns
+        .iter()
+        .map(|c| format!("{0} = \"u\".{0}", q(c.name)))
+        .collect();
     sets.push("\"raw\" = \"u\".\"raw\"::jsonb".into());
     sets.push("\"content_hash\" = \"u\".\"content_hash\"".into());
     sets.push(format!("\"updated_at\" = {at}"));
@@ -193,8 +224,15 @@ fn agg_expr(d: Dialect, table: &str, key: &str, agg: Agg) -> String {
 pub(crate) fn derived_upsert(d: Dialect, source: &str, der: &DerivedSpec) -> String {
     let key = q(der.key);
     let cols: Vec<String> = der.columns.iter().map(|c| q(c.column.name)).collect();
-    let aggs: Vec<String> = der.columns.iter().map(|c| agg_expr(d, source, &key, c.agg)).collect();
-    let sets: Vec<String> = cols.iter().map(|c| format!("{c} = \"excluded\".{c}")).collect();
+    let aggs: Vec<String> = der
+        .columns
+        .iter()
+        .map(|c| agg_expr(d, source, &key, c.agg))
+        .collect();
+    let sets: Vec<String> = cols
+        .iter()
+        .map(|c| format!("{c} = \"excluded\".{c}"))
+        .collect();
     let changed: Vec<String> = cols
         .iter()
         .map(|c| format!("{}.{c} IS DISTINCT FROM \"excluded\".{c}", q(der.table)))
@@ -284,10 +322,23 @@ pub(crate) fn count_live(d: Dialect, spec: &StreamSpec) -> String {
 
 /// A keyset page of rows. Params: 1 connection, 2 limit, then the scope value when the
 /// stream is scoped, then `after` when `has_after`.
-pub(crate) fn export(d: Dialect, spec: &StreamSpec, include_deleted: bool, has_after: bool) -> String {
-    let live = if include_deleted { "" } else { " AND \"deleted_at\" IS NULL" };
+pub(crate) fn export(
+    d: Dialect,
+    spec: &StreamSpec,
+    include_deleted: bool,
+    has_after: bool,
+) -> String {
+    let live = if include_deleted {
+        ""
+    } else {
+        " AND \"deleted_at\" IS NULL"
+    };
     let next = if spec.scope.is_some() { 4 } else { 3 };
-    let after = if has_after { format!(" AND \"id\" > {}", d.p(next)) } else { String::new() };
+    let after = if has_after {
+        format!(" AND \"id\" > {}", d.p(next))
+    } else {
+        String::new()
+    };
     format!(
         "SELECT \"id\", {}, {}, \"content_hash\", \"first_seen_at\", \"updated_at\", \"deleted_at\" \
          FROM {} WHERE \"connection_id\" = {}{live}{}{after} ORDER BY \"id\" LIMIT {}",
@@ -298,4 +349,21 @@ pub(crate) fn export(d: Dialect, spec: &StreamSpec, include_deleted: bool, has_a
         scope_filter(d, spec, 3),
         d.p(2),
     )
+}
+
+#[cfg(test)]
+mod dump {
+    #[test]
+    #[ignore]
+    fn dump_sql() {
+        let spec = &inlet_connectors::reddit::streams::STREAMS[0];
+        let der = spec.derived.expect("derived");
+        for d in [super::Dialect::Sqlite, super::Dialect::Postgres] {
+            println!("{};", super::lookup(d, spec));
+            println!("{};", super::derived_upsert(d, spec.table, der));
+            println!("{};", super::derived_delete(d, spec.table, der));
+        }
+        println!("{};", super::pg_insert(spec));
+        println!("{};", super::pg_derived_refresh(spec.table, der));
+    }
 }

@@ -19,7 +19,10 @@ pub(crate) fn parse(url: &str) -> Result<Target, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Target::Postgres(url.to_string()));
     }
-    let path = match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+    let path = match url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
         Some(path) => path,
         None if scheme(url).is_some() => return Err(unsupported(url)),
         None => url,
@@ -88,20 +91,51 @@ mod tests {
 
     #[test]
     fn picks_backends() {
-        assert!(matches!(parse("postgres://u@h/db"), Ok(Target::Postgres(_))));
-        assert!(matches!(parse("postgresql://u@h/db"), Ok(Target::Postgres(_))));
-        assert_eq!(parse("sqlite:///tmp/a.db").ok(), Some(Target::Sqlite("/tmp/a.db".into())));
-        assert_eq!(parse("sqlite:a.db").ok(), Some(Target::Sqlite("a.db".into())));
-        assert_eq!(parse("./x/a.db").ok(), Some(Target::Sqlite("./x/a.db".into())));
-        assert_eq!(parse("C:\\x.db").ok(), Some(Target::Sqlite("C:\\x.db".into())));
-        for bad in ["mysql://x", "bad://", "bad:x", "", "sqlite://", "sqlite://a.db?mode=rwc"] {
-            assert!(matches!(parse(bad), Err(StoreError::Unavailable(_))), "{bad}");
+        assert!(matches!(
+            parse("postgres://u@h/db"),
+            Ok(Target::Postgres(_))
+        ));
+        assert!(matches!(
+            parse("postgresql://u@h/db"),
+            Ok(Target::Postgres(_))
+        ));
+        assert_eq!(
+            parse("sqlite:///tmp/a.db").ok(),
+            Some(Target::Sqlite("/tmp/a.db".into()))
+        );
+        assert_eq!(
+            parse("sqlite:a.db").ok(),
+            Some(Target::Sqlite("a.db".into()))
+        );
+        assert_eq!(
+            parse("./x/a.db").ok(),
+            Some(Target::Sqlite("./x/a.db".into()))
+        );
+        assert_eq!(
+            parse("C:\\x.db").ok(),
+            Some(Target::Sqlite("C:\\x.db".into()))
+        );
+        for bad in [
+            "mysql://x",
+            "bad://",
+            "bad:x",
+            "",
+            "sqlite://",
+            "sqlite://a.db?mode=rwc",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(StoreError::Unavailable(_))),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(
             redact_url("postgres://h/db?user=u&password=pw"),

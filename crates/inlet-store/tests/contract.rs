@@ -38,7 +38,9 @@ macro_rules! store_test {
 fn rec(spec: &StreamSpec, id: &str, cols: &[(&str, Value)]) -> Record {
     let mut values = vec![Value::Null; spec.columns.len()];
     for (name, v) in cols {
-        let i = spec.column_index(name).unwrap_or_else(|| panic!("no column {name}"));
+        let i = spec
+            .column_index(name)
+            .unwrap_or_else(|| panic!("no column {name}"));
         values[i] = v.clone();
     }
     let raw = format!(r#"{{"id": "{id}", "n": {}}}"#, cols.len());
@@ -50,7 +52,14 @@ fn text(s: &str) -> Value {
 }
 
 /// A Reddit message.
-fn msg(id: &str, folder: &str, conv: Option<&str>, author: &str, secs: i64, unread: bool) -> Record {
+fn msg(
+    id: &str,
+    folder: &str,
+    conv: Option<&str>,
+    author: &str,
+    secs: i64,
+    unread: bool,
+) -> Record {
     rec(
         INBOX,
         id,
@@ -75,27 +84,67 @@ async fn connection(db: &Db, name: &str) -> i64 {
         config: serde_json::json!({"user_agent": "inlet-test", "streams": ["inbox"]}),
         credentials: vec![1, 2, 3, 0, 255],
     };
-    db.store.create_connection(&new, Timestamp(T0)).await.expect("create connection").id
+    db.store
+        .create_connection(&new, Timestamp(T0))
+        .await
+        .expect("create connection")
+        .id
 }
 
-async fn commit(db: &Db, conn: i64, spec: &StreamSpec, records: &[Record], at: i64) -> inlet_core::PageOutcome {
-    let state = SyncState { cursor: Some(format!("c{at}")), ..Default::default() };
-    let batch = PageBatch { connection_id: conn, stream: spec, records, state: &state, at: Timestamp(at) };
+async fn commit(
+    db: &Db,
+    conn: i64,
+    spec: &StreamSpec,
+    records: &[Record],
+    at: i64,
+) -> inlet_core::PageOutcome {
+    let state = SyncState {
+        cursor: Some(format!("c{at}")),
+        ..Default::default()
+    };
+    let batch = PageBatch {
+        connection_id: conn,
+        stream: spec,
+        records,
+        state: &state,
+        at: Timestamp(at),
+    };
     db.store.commit_page(batch).await.expect("commit_page")
 }
 
 async fn tombstone(db: &Db, conn: i64, spec: &StreamSpec, seen: &[&str], at: i64) -> u64 {
     let seen: Vec<String> = seen.iter().map(|s| s.to_string()).collect();
-    let state = SyncState { last_reconciled_at: Some(Timestamp(at)), ..Default::default() };
-    let batch = TombstoneBatch { connection_id: conn, stream: spec, seen: &seen, state: &state, at: Timestamp(at) };
-    db.store.tombstone_missing(batch).await.expect("tombstone_missing")
+    let state = SyncState {
+        last_reconciled_at: Some(Timestamp(at)),
+        ..Default::default()
+    };
+    let batch = TombstoneBatch {
+        connection_id: conn,
+        stream: spec,
+        seen: &seen,
+        state: &state,
+        at: Timestamp(at),
+    };
+    db.store
+        .tombstone_missing(batch)
+        .await
+        .expect("tombstone_missing")
 }
 
-async fn export_all(db: &Db, conn: i64, spec: &StreamSpec, deleted: bool) -> Vec<inlet_core::ExportRow> {
+async fn export_all(
+    db: &Db,
+    conn: i64,
+    spec: &StreamSpec,
+    deleted: bool,
+) -> Vec<inlet_core::ExportRow> {
     let mut out: Vec<inlet_core::ExportRow> = vec![];
     loop {
         let after = out.last().map(|r| r.id.clone());
-        let page = db.store.export_page(conn, spec, after.as_deref(), 2, deleted).await.expect("export");
+        let page = db
+            .store
+            .export_page(conn, spec, after.as_deref(), 2, deleted)
+            .await
+            .expect("export");
         if page.is_empty() {
             return out;
         }
@@ -108,28 +157,59 @@ store_test!(migrations_are_idempotent_and_checked);
 async fn migrations_are_idempotent_and_checked(db: Db) {
     let conn = connection(&db, "keep").await;
     let again = db.reopen().await.expect("second open applies nothing");
-    assert!(again.get_connection("keep").await.expect("get").is_some_and(|c| c.id == conn));
+    assert!(
+        again
+            .get_connection("keep")
+            .await
+            .expect("get")
+            .is_some_and(|c| c.id == conn)
+    );
     drop(again);
-    db.exec("UPDATE schema_migrations SET checksum = 'tampered' WHERE version = 1").await;
-    let err = db.reopen().await.err().expect("tampered checksum must fail");
-    assert!(matches!(&err, StoreError::Schema(m) if m.contains("changed")), "{err}");
+    db.exec("UPDATE schema_migrations SET checksum = 'tampered' WHERE version = 1")
+        .await;
+    let err = db
+        .reopen()
+        .await
+        .err()
+        .expect("tampered checksum must fail");
+    assert!(
+        matches!(&err, StoreError::Schema(m) if m.contains("changed")),
+        "{err}"
+    );
     let good = inlet_store::SQLITE_MIGRATIONS[0].checksum();
-    let good = if db.is_pg() { inlet_store::POSTGRES_MIGRATIONS[0].checksum() } else { good };
-    db.exec(&format!("UPDATE schema_migrations SET checksum = '{good}' WHERE version = 1")).await;
+    let good = if db.is_pg() {
+        inlet_store::POSTGRES_MIGRATIONS[0].checksum()
+    } else {
+        good
+    };
+    db.exec(&format!(
+        "UPDATE schema_migrations SET checksum = '{good}' WHERE version = 1"
+    ))
+    .await;
     db.reopen().await.expect("restored checksum opens");
     db.exec("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (999, 'future', 'x', CURRENT_TIMESTAMP)").await;
     let err = db.reopen().await.err().expect("newer schema must fail");
-    assert!(matches!(&err, StoreError::Schema(m) if m.contains("999")), "{err}");
+    assert!(
+        matches!(&err, StoreError::Schema(m) if m.contains("999")),
+        "{err}"
+    );
 }
 
 store_test!(classifies_inserts_updates_unchanged);
 async fn classifies_inserts_updates_unchanged(db: Db) {
     let c = connection(&db, "r").await;
-    let page = vec![msg("t4_1", "inbox", Some("t4_1"), "a", 100, true), msg("t4_2", "inbox", Some("t4_1"), "b", 200, true), msg("t4_3", "inbox", None, "c", 300, false)];
+    let page = vec![
+        msg("t4_1", "inbox", Some("t4_1"), "a", 100, true),
+        msg("t4_2", "inbox", Some("t4_1"), "b", 200, true),
+        msg("t4_3", "inbox", None, "c", 300, false),
+    ];
     let o = commit(&db, c, INBOX, &page, T0).await;
     assert_eq!((o.inserted, o.updated, o.unchanged), (3, 0, 0));
     let o = commit(&db, c, INBOX, &page, T0 + 1000).await;
-    assert_eq!((o.inserted, o.updated, o.unchanged, o.known()), (0, 0, 3, 3));
+    assert_eq!(
+        (o.inserted, o.updated, o.unchanged, o.known()),
+        (0, 0, 3, 3)
+    );
     assert_eq!((o.derived_inserted, o.derived_updated), (0, 0));
     let mut changed = page.clone();
     changed[1] = msg("t4_2", "inbox", Some("t4_1"), "b", 200, false);
@@ -137,13 +217,25 @@ async fn classifies_inserts_updates_unchanged(db: Db) {
     let o = commit(&db, c, INBOX, &changed, T0 + 2000).await;
     assert_eq!((o.inserted, o.updated, o.unchanged), (1, 1, 1));
     let rows = export_all(&db, c, INBOX, false).await;
-    assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["t4_1", "t4_2", "t4_3", "t4_4"]);
+    assert_eq!(
+        rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["t4_1", "t4_2", "t4_3", "t4_4"]
+    );
     let r2 = &rows[1];
     assert_eq!(r2.values, changed[1].values);
     assert_eq!(r2.content_hash, changed[1].content_hash());
-    assert_eq!((r2.first_seen_at, r2.updated_at), (Timestamp(T0), Timestamp(T0 + 2000)));
-    assert_eq!((rows[0].first_seen_at, rows[0].updated_at), (Timestamp(T0), Timestamp(T0)));
-    assert_eq!(db.store.sync_state(c, "inbox").await.expect("state").cursor, Some(format!("c{}", T0 + 2000)));
+    assert_eq!(
+        (r2.first_seen_at, r2.updated_at),
+        (Timestamp(T0), Timestamp(T0 + 2000))
+    );
+    assert_eq!(
+        (rows[0].first_seen_at, rows[0].updated_at),
+        (Timestamp(T0), Timestamp(T0))
+    );
+    assert_eq!(
+        db.store.sync_state(c, "inbox").await.expect("state").cursor,
+        Some(format!("c{}", T0 + 2000))
+    );
 }
 
 store_test!(revives_tombstoned_rows);
@@ -153,13 +245,25 @@ async fn revives_tombstoned_rows(db: Db) {
     commit(&db, c, INBOX, &page, T0).await;
     assert_eq!(tombstone(&db, c, INBOX, &[], T0 + 1).await, 1);
     assert_eq!(db.store.count_live(c, INBOX).await.expect("count"), 0);
-    assert_eq!(db.store.count_derived(c, CONVERSATIONS.table).await.expect("count"), 0);
+    assert_eq!(
+        db.store
+            .count_derived(c, CONVERSATIONS.table)
+            .await
+            .expect("count"),
+        0
+    );
     let dead = export_all(&db, c, INBOX, true).await;
     assert_eq!(dead[0].deleted_at, Some(Timestamp(T0 + 1)));
     let o = commit(&db, c, INBOX, &page, T0 + 2).await;
-    assert_eq!((o.inserted, o.updated, o.unchanged, o.derived_inserted), (0, 1, 0, 1));
+    assert_eq!(
+        (o.inserted, o.updated, o.unchanged, o.derived_inserted),
+        (0, 1, 0, 1)
+    );
     let live = export_all(&db, c, INBOX, false).await;
-    assert_eq!((live.len(), live[0].deleted_at, live[0].updated_at), (1, None, Timestamp(T0 + 2)));
+    assert_eq!(
+        (live.len(), live[0].deleted_at, live[0].updated_at),
+        (1, None, Timestamp(T0 + 2))
+    );
     assert_eq!(live[0].first_seen_at, Timestamp(T0));
 }
 
@@ -176,7 +280,14 @@ async fn duplicate_ids_in_a_page_last_wins(db: Db) {
     let rows = export_all(&db, c, INBOX, false).await;
     assert_eq!(rows[0].values, page[2].values);
     let conv = db.conversation(c, "t4_1").await.expect("conversation");
-    assert_eq!((conv.message_count, conv.unread_count, conv.first_author.as_deref()), (2, 1, Some("last")));
+    assert_eq!(
+        (
+            conv.message_count,
+            conv.unread_count,
+            conv.first_author.as_deref()
+        ),
+        (2, 1, Some("last"))
+    );
 }
 
 store_test!(derived_conversations_follow_messages);
@@ -209,12 +320,24 @@ async fn derived_conversations_follow_messages(db: Db) {
             updated_at: Timestamp(T0 + 1),
         }
     );
-    assert_eq!(db.store.count_derived(c, "reddit_conversations").await.expect("count"), 1);
+    assert_eq!(
+        db.store
+            .count_derived(c, "reddit_conversations")
+            .await
+            .expect("count"),
+        1
+    );
     // Unread flip: one derived update; the same page again changes nothing.
     let flip = vec![msg("t4_c", "inbox", Some("t4_a"), "carol", 300, false)];
     let o = commit(&db, c, INBOX, &flip, T0 + 2).await;
-    assert_eq!((o.updated, o.derived_inserted, o.derived_updated), (1, 0, 1));
-    assert_eq!(db.conversation(c, "t4_a").await.expect("conv").unread_count, 1);
+    assert_eq!(
+        (o.updated, o.derived_inserted, o.derived_updated),
+        (1, 0, 1)
+    );
+    assert_eq!(
+        db.conversation(c, "t4_a").await.expect("conv").unread_count,
+        1
+    );
     let o = commit(&db, c, INBOX, &flip, T0 + 3).await;
     assert_eq!((o.unchanged, o.derived_updated), (1, 0));
     // A message edited to the same aggregates rewrites the message but not the conversation.
@@ -222,39 +345,82 @@ async fn derived_conversations_follow_messages(db: Db) {
     same[0].raw = r#"{"edited": true}"#.into();
     let o = commit(&db, c, INBOX, &same, T0 + 4).await;
     assert_eq!((o.updated, o.derived_updated), (1, 0));
-    assert_eq!(db.conversation(c, "t4_a").await.expect("conv").updated_at, Timestamp(T0 + 2));
+    assert_eq!(
+        db.conversation(c, "t4_a").await.expect("conv").updated_at,
+        Timestamp(T0 + 2)
+    );
     // Tombstone t4_d: last_author falls back to carol.
-    assert_eq!(tombstone(&db, c, INBOX, &["t4_a", "t4_c", "t1_x"], T0 + 5).await, 1);
+    assert_eq!(
+        tombstone(&db, c, INBOX, &["t4_a", "t4_c", "t1_x"], T0 + 5).await,
+        1
+    );
     let conv = db.conversation(c, "t4_a").await.expect("conv");
-    assert_eq!((conv.last_author.as_deref(), conv.message_count), (Some("carol"), 3));
+    assert_eq!(
+        (conv.last_author.as_deref(), conv.message_count),
+        (Some("carol"), 3)
+    );
     // No live message left: the conversation row goes.
     assert_eq!(tombstone(&db, c, INBOX, &[], T0 + 6).await, 3);
-    assert_eq!(db.conversation(c, "t4_a").await.expect("conv").message_count, 1);
+    assert_eq!(
+        db.conversation(c, "t4_a")
+            .await
+            .expect("conv")
+            .message_count,
+        1
+    );
     assert_eq!(tombstone(&db, c, SENT, &[], T0 + 7).await, 1);
     assert_eq!(db.conversation(c, "t4_a").await, None);
-    assert_eq!(db.store.count_derived(c, "reddit_conversations").await.expect("count"), 0);
+    assert_eq!(
+        db.store
+            .count_derived(c, "reddit_conversations")
+            .await
+            .expect("count"),
+        0
+    );
 }
 
 store_test!(tombstones_respect_scope_and_seen);
 async fn tombstones_respect_scope_and_seen(db: Db) {
     let c = connection(&db, "r").await;
     let other = connection(&db, "other").await;
-    let inbox = vec![msg("t4_1", "inbox", Some("t4_1"), "a", 1, true), msg("t4_2", "inbox", Some("t4_2"), "a", 2, true)];
+    let inbox = vec![
+        msg("t4_1", "inbox", Some("t4_1"), "a", 1, true),
+        msg("t4_2", "inbox", Some("t4_2"), "a", 2, true),
+    ];
     commit(&db, c, INBOX, &inbox, T0).await;
     commit(&db, other, INBOX, &inbox, T0).await;
-    commit(&db, c, SENT, &[msg("t4_3", "sent", Some("t4_1"), "me", 3, false)], T0).await;
-    let many: Vec<String> = (0..10_000).map(|i| format!("t4_x{i}")).chain(["t4_1".to_string()]).collect();
+    commit(
+        &db,
+        c,
+        SENT,
+        &[msg("t4_3", "sent", Some("t4_1"), "me", 3, false)],
+        T0,
+    )
+    .await;
+    let many: Vec<String> = (0..10_000)
+        .map(|i| format!("t4_x{i}"))
+        .chain(["t4_1".to_string()])
+        .collect();
     let refs: Vec<&str> = many.iter().map(String::as_str).collect();
     assert_eq!(tombstone(&db, c, INBOX, &refs, T0 + 1).await, 1);
     assert_eq!(db.store.count_live(c, INBOX).await.expect("count"), 1);
     assert_eq!(db.store.count_live(c, SENT).await.expect("count"), 1);
     assert_eq!(db.store.count_live(other, INBOX).await.expect("count"), 2);
-    assert_eq!(db.store.count_derived(c, "reddit_conversations").await.expect("count"), 1);
+    assert_eq!(
+        db.store
+            .count_derived(c, "reddit_conversations")
+            .await
+            .expect("count"),
+        1
+    );
     let state = db.store.sync_state(c, "inbox").await.expect("state");
     assert_eq!(state.last_reconciled_at, Some(Timestamp(T0 + 1)));
     assert_eq!(tombstone(&db, c, INBOX, &refs, T0 + 2).await, 0);
     // A stream without scope.
-    let saved = vec![rec(SAVED, "t3_1", &[("score", Value::Int(5))]), rec(SAVED, "t3_2", &[("over_18", Value::Bool(true))])];
+    let saved = vec![
+        rec(SAVED, "t3_1", &[("score", Value::Int(5))]),
+        rec(SAVED, "t3_2", &[("over_18", Value::Bool(true))]),
+    ];
     let o = commit(&db, c, SAVED, &saved, T0).await;
     assert_eq!((o.inserted, o.derived_inserted), (2, 0));
     assert_eq!(tombstone(&db, c, SAVED, &["t3_2"], T0 + 3).await, 1);
@@ -264,7 +430,10 @@ async fn tombstones_respect_scope_and_seen(db: Db) {
 store_test!(sync_state_round_trips);
 async fn sync_state_round_trips(db: Db) {
     let c = connection(&db, "r").await;
-    assert_eq!(db.store.sync_state(c, "inbox").await.expect("state"), SyncState::default());
+    assert_eq!(
+        db.store.sync_state(c, "inbox").await.expect("state"),
+        SyncState::default()
+    );
     let state = SyncState {
         cursor: Some("1718800000".into()),
         checkpoint: Some(Checkpoint {
@@ -279,14 +448,35 @@ async fn sync_state_round_trips(db: Db) {
         sync_count: 42,
         last_reconciled_at: None,
     };
-    db.store.put_sync_state(c, "inbox", &state).await.expect("put");
+    db.store
+        .put_sync_state(c, "inbox", &state)
+        .await
+        .expect("put");
     assert_eq!(db.store.sync_state(c, "inbox").await.expect("state"), state);
-    let cleared = SyncState { checkpoint: None, ..state.clone() };
-    db.store.put_sync_state(c, "sent", &cleared).await.expect("put");
+    let cleared = SyncState {
+        checkpoint: None,
+        ..state.clone()
+    };
+    db.store
+        .put_sync_state(c, "sent", &cleared)
+        .await
+        .expect("put");
     let all = db.store.sync_states(c).await.expect("states");
-    assert_eq!(all, BTreeMap::from([("inbox".to_string(), state), ("sent".to_string(), cleared)]));
-    assert!(db.store.sync_states(c + 100).await.expect("states").is_empty());
-    let err = db.store.put_sync_state(c + 100, "inbox", &SyncState::default()).await;
+    assert_eq!(
+        all,
+        BTreeMap::from([("inbox".to_string(), state), ("sent".to_string(), cleared)])
+    );
+    assert!(
+        db.store
+            .sync_states(c + 100)
+            .await
+            .expect("states")
+            .is_empty()
+    );
+    let err = db
+        .store
+        .put_sync_state(c + 100, "inbox", &SyncState::default())
+        .await;
     assert!(matches!(err, Err(StoreError::NotFound(_))), "{err:?}");
 }
 
@@ -294,82 +484,279 @@ store_test!(runs_have_a_lifecycle);
 async fn runs_have_a_lifecycle(db: Db) {
     let c = connection(&db, "r").await;
     let c2 = connection(&db, "r2").await;
-    let id = db.store.start_run(c, RunMode::Full, Trigger::Manual, Timestamp(T0)).await.expect("start");
+    let id = db
+        .store
+        .start_run(c, RunMode::Full, Trigger::Manual, Timestamp(T0))
+        .await
+        .expect("start");
     let runs = db.store.list_runs(Some(c), 10).await.expect("list");
-    assert_eq!((runs.len(), runs[0].id, runs[0].status), (1, id, RunStatus::Running));
-    assert_eq!((runs[0].finished_at, runs[0].stats, runs[0].streams.len()), (None, RunStats::default(), 0));
-    let stats = RunStats { fetched: 10, inserted: 4, updated: 3, unchanged: 3, deleted: 1, pages: 2, requests: 5, retries: 1, rate_limit_wait_ms: 1500, items_skipped_with_error: 1, derived_inserted: 2, derived_updated: 9 };
-    let streams = BTreeMap::from([("inbox".to_string(), StreamStats { stats, resumed: true, complete_listing: true, error: Some("boom ✗".into()) })]);
-    db.store.update_run(id, RunStatus::Partial, &stats, &streams, Some("one stream failed"), Some(Timestamp(T0 + 2500))).await.expect("update");
+    assert_eq!(
+        (runs.len(), runs[0].id, runs[0].status),
+        (1, id, RunStatus::Running)
+    );
+    assert_eq!(
+        (runs[0].finished_at, runs[0].stats, runs[0].streams.len()),
+        (None, RunStats::default(), 0)
+    );
+    let stats = RunStats {
+        fetched: 10,
+        inserted: 4,
+        updated: 3,
+        unchanged: 3,
+        deleted: 1,
+        pages: 2,
+        requests: 5,
+        retries: 1,
+        rate_limit_wait_ms: 1500,
+        items_skipped_with_error: 1,
+        derived_inserted: 2,
+        derived_updated: 9,
+    };
+    let streams = BTreeMap::from([(
+        "inbox".to_string(),
+        StreamStats {
+            stats,
+            resumed: true,
+            complete_listing: true,
+            error: Some("boom ✗".into()),
+        },
+    )]);
+    db.store
+        .update_run(
+            id,
+            RunStatus::Partial,
+            &stats,
+            &streams,
+            Some("one stream failed"),
+            Some(Timestamp(T0 + 2500)),
+        )
+        .await
+        .expect("update");
     let run = &db.store.list_runs(Some(c), 10).await.expect("list")[0];
-    assert_eq!((run.status, run.stats, &run.streams), (RunStatus::Partial, stats, &streams));
-    assert_eq!((run.error.as_deref(), run.finished_at, run.duration_ms()), (Some("one stream failed"), Some(Timestamp(T0 + 2500)), 2500));
-    assert_eq!((run.mode, run.trigger, run.started_at), (RunMode::Full, Trigger::Manual, Timestamp(T0)));
-    let id2 = db.store.start_run(c2, RunMode::Delta, Trigger::Schedule, Timestamp(T0 + 1)).await.expect("start");
-    let id3 = db.store.start_run(c, RunMode::Delta, Trigger::Api, Timestamp(T0 + 2)).await.expect("start");
-    let all: Vec<i64> = db.store.list_runs(None, 10).await.expect("list").iter().map(|r| r.id).collect();
+    assert_eq!(
+        (run.status, run.stats, &run.streams),
+        (RunStatus::Partial, stats, &streams)
+    );
+    assert_eq!(
+        (run.error.as_deref(), run.finished_at, run.duration_ms()),
+        (Some("one stream failed"), Some(Timestamp(T0 + 2500)), 2500)
+    );
+    assert_eq!(
+        (run.mode, run.trigger, run.started_at),
+        (RunMode::Full, Trigger::Manual, Timestamp(T0))
+    );
+    let id2 = db
+        .store
+        .start_run(c2, RunMode::Delta, Trigger::Schedule, Timestamp(T0 + 1))
+        .await
+        .expect("start");
+    let id3 = db
+        .store
+        .start_run(c, RunMode::Delta, Trigger::Api, Timestamp(T0 + 2))
+        .await
+        .expect("start");
+    let all: Vec<i64> = db
+        .store
+        .list_runs(None, 10)
+        .await
+        .expect("list")
+        .iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(all, [id3, id2, id]);
-    let limited: Vec<i64> = db.store.list_runs(Some(c), 1).await.expect("list").iter().map(|r| r.id).collect();
+    let limited: Vec<i64> = db
+        .store
+        .list_runs(Some(c), 1)
+        .await
+        .expect("list")
+        .iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(limited, [id3]);
-    let err = db.store.update_run(id3 + 100, RunStatus::Failed, &stats, &streams, None, None).await;
+    let err = db
+        .store
+        .update_run(id3 + 100, RunStatus::Failed, &stats, &streams, None, None)
+        .await;
     assert!(matches!(err, Err(StoreError::NotFound(_))), "{err:?}");
 }
 
 store_test!(connections_crud);
 async fn connections_crud(db: Db) {
     let id = connection(&db, "reddit-me").await;
-    let c = db.store.get_connection("reddit-me").await.expect("get").expect("exists");
-    assert_eq!((c.id, c.workspace.as_str(), c.provider.as_str(), c.status), (id, "acme", "reddit", ConnectionStatus::Active));
-    assert_eq!((c.credentials.as_slice(), c.created_at, c.updated_at), (&[1u8, 2, 3, 0, 255][..], Timestamp(T0), Timestamp(T0)));
+    let c = db
+        .store
+        .get_connection("reddit-me")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (c.id, c.workspace.as_str(), c.provider.as_str(), c.status),
+        (id, "acme", "reddit", ConnectionStatus::Active)
+    );
+    assert_eq!(
+        (c.credentials.as_slice(), c.created_at, c.updated_at),
+        (&[1u8, 2, 3, 0, 255][..], Timestamp(T0), Timestamp(T0))
+    );
     assert_eq!(c.config["streams"][0], "inbox");
-    assert_eq!(db.store.get_connection(&id.to_string()).await.expect("get").map(|c| c.name), Some("reddit-me".into()));
-    assert!(db.store.get_connection("nope").await.expect("get").is_none());
+    assert_eq!(
+        db.store
+            .get_connection(&id.to_string())
+            .await
+            .expect("get")
+            .map(|c| c.name),
+        Some("reddit-me".into())
+    );
+    assert!(
+        db.store
+            .get_connection("nope")
+            .await
+            .expect("get")
+            .is_none()
+    );
     assert!(db.store.get_connection("999").await.expect("get").is_none());
     // A name that looks like an id wins over the id.
     let numeric = connection(&db, &id.to_string()).await;
-    assert_eq!(db.store.get_connection(&id.to_string()).await.expect("get").map(|c| c.id), Some(numeric));
-    let new = NewConnection { name: "reddit-me".into(), workspace: "w".into(), provider: "reddit".into(), config: serde_json::json!({}), credentials: vec![] };
+    assert_eq!(
+        db.store
+            .get_connection(&id.to_string())
+            .await
+            .expect("get")
+            .map(|c| c.id),
+        Some(numeric)
+    );
+    let new = NewConnection {
+        name: "reddit-me".into(),
+        workspace: "w".into(),
+        provider: "reddit".into(),
+        config: serde_json::json!({}),
+        credentials: vec![],
+    };
     let err = db.store.create_connection(&new, Timestamp(T0)).await;
-    assert!(matches!(&err, Err(StoreError::DuplicateConnection(n)) if n == "reddit-me"), "{err:?}");
-    db.store.set_connection_status(id, ConnectionStatus::NeedsReauth, Some("token revoked"), Timestamp(T0 + 5)).await.expect("status");
-    db.store.set_credentials(id, &[9, 9], Timestamp(T0 + 6)).await.expect("creds");
-    let c = db.store.get_connection("reddit-me").await.expect("get").expect("exists");
-    assert_eq!((c.status, c.status_detail.as_deref()), (ConnectionStatus::NeedsReauth, Some("token revoked")));
-    assert_eq!((c.credentials, c.updated_at), (vec![9, 9], Timestamp(T0 + 6)));
-    db.store.set_connection_status(id, ConnectionStatus::Active, None, Timestamp(T0 + 7)).await.expect("status");
-    assert_eq!(db.store.get_connection("reddit-me").await.expect("get").and_then(|c| c.status_detail), None);
-    let names: Vec<String> = db.store.list_connections().await.expect("list").into_iter().map(|c| c.name).collect();
+    assert!(
+        matches!(&err, Err(StoreError::DuplicateConnection(n)) if n == "reddit-me"),
+        "{err:?}"
+    );
+    db.store
+        .set_connection_status(
+            id,
+            ConnectionStatus::NeedsReauth,
+            Some("token revoked"),
+            Timestamp(T0 + 5),
+        )
+        .await
+        .expect("status");
+    db.store
+        .set_credentials(id, &[9, 9], Timestamp(T0 + 6))
+        .await
+        .expect("creds");
+    let c = db
+        .store
+        .get_connection("reddit-me")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (c.status, c.status_detail.as_deref()),
+        (ConnectionStatus::NeedsReauth, Some("token revoked"))
+    );
+    assert_eq!(
+        (c.credentials, c.updated_at),
+        (vec![9, 9], Timestamp(T0 + 6))
+    );
+    db.store
+        .set_connection_status(id, ConnectionStatus::Active, None, Timestamp(T0 + 7))
+        .await
+        .expect("status");
+    assert_eq!(
+        db.store
+            .get_connection("reddit-me")
+            .await
+            .expect("get")
+            .and_then(|c| c.status_detail),
+        None
+    );
+    let names: Vec<String> = db
+        .store
+        .list_connections()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
     assert_eq!(names, ["reddit-me".to_string(), id.to_string()]);
-    let missing = db.store.set_connection_status(999, ConnectionStatus::Paused, None, Timestamp(T0)).await;
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    let missing = db
+        .store
+        .set_connection_status(999, ConnectionStatus::Paused, None, Timestamp(T0))
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
     let missing = db.store.set_credentials(999, &[], Timestamp(T0)).await;
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
 }
 
 store_test!(export_pages_by_id);
 async fn export_pages_by_id(db: Db) {
     let c = connection(&db, "r").await;
-    let page: Vec<Record> = (0..5).map(|i| msg(&format!("t4_{i}"), "inbox", None, "a", i, false)).collect();
+    let page: Vec<Record> = (0..5)
+        .map(|i| msg(&format!("t4_{i}"), "inbox", None, "a", i, false))
+        .collect();
     commit(&db, c, INBOX, &page, T0).await;
-    commit(&db, c, SENT, &[msg("t4_s", "sent", None, "me", 9, false)], T0).await;
-    assert_eq!(tombstone(&db, c, INBOX, &["t4_0", "t4_1", "t4_3", "t4_4"], T0 + 1).await, 1);
-    let live: Vec<String> = export_all(&db, c, INBOX, false).await.into_iter().map(|r| r.id).collect();
+    commit(
+        &db,
+        c,
+        SENT,
+        &[msg("t4_s", "sent", None, "me", 9, false)],
+        T0,
+    )
+    .await;
+    assert_eq!(
+        tombstone(&db, c, INBOX, &["t4_0", "t4_1", "t4_3", "t4_4"], T0 + 1).await,
+        1
+    );
+    let live: Vec<String> = export_all(&db, c, INBOX, false)
+        .await
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(live, ["t4_0", "t4_1", "t4_3", "t4_4"]);
     let all = export_all(&db, c, INBOX, true).await;
-    assert_eq!(all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["t4_0", "t4_1", "t4_2", "t4_3", "t4_4"]);
+    assert_eq!(
+        all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["t4_0", "t4_1", "t4_2", "t4_3", "t4_4"]
+    );
     assert_eq!(all[2].deleted_at, Some(Timestamp(T0 + 1)));
     for (row, rec) in all.iter().zip(&page) {
-        assert_eq!((&row.values, row.content_hash), (&rec.values, rec.content_hash()));
+        assert_eq!(
+            (&row.values, row.content_hash),
+            (&rec.values, rec.content_hash())
+        );
     }
-    let after = db.store.export_page(c, INBOX, Some("t4_3"), 10, true).await.expect("export");
+    let after = db
+        .store
+        .export_page(c, INBOX, Some("t4_3"), 10, true)
+        .await
+        .expect("export");
     assert_eq!(after.len(), 1);
-    let none = db.store.export_page(c + 1, INBOX, None, 10, true).await.expect("export");
+    let none = db
+        .store
+        .export_page(c + 1, INBOX, None, 10, true)
+        .await
+        .expect("export");
     assert!(none.is_empty());
 }
 
 store_test!(specs_match_the_schema);
 async fn specs_match_the_schema(db: Db) {
-    let (int, text) = if db.is_pg() { ("bigint", "text") } else { ("INTEGER", "TEXT") };
+    let (int, text) = if db.is_pg() {
+        ("bigint", "text")
+    } else {
+        ("INTEGER", "TEXT")
+    };
     let ty = |t: ColType| match (db.is_pg(), t) {
         (true, ColType::Text) => "text",
         (true, ColType::Int) => "bigint",
@@ -381,17 +768,41 @@ async fn specs_match_the_schema(db: Db) {
         (false, ColType::Float) => "REAL",
     };
     let time = ty(ColType::Time);
-    let (json, blob) = if db.is_pg() { ("jsonb", "bytea") } else { ("TEXT", "BLOB") };
+    let (json, blob) = if db.is_pg() {
+        ("jsonb", "bytea")
+    } else {
+        ("TEXT", "BLOB")
+    };
     for spec in &STREAMS {
         let mut want = vec![("connection_id".to_string(), int), ("id".into(), text)];
         want.extend(spec.columns.iter().map(|c| (c.name.to_string(), ty(c.ty))));
-        want.extend([("raw".into(), json), ("content_hash".into(), blob), ("first_seen_at".into(), time), ("updated_at".into(), time), ("deleted_at".into(), time)]);
-        assert_eq!(db.columns(spec.table).await, owned(want), "table {} drifted from its StreamSpec", spec.table);
+        want.extend([
+            ("raw".into(), json),
+            ("content_hash".into(), blob),
+            ("first_seen_at".into(), time),
+            ("updated_at".into(), time),
+            ("deleted_at".into(), time),
+        ]);
+        assert_eq!(
+            db.columns(spec.table).await,
+            owned(want),
+            "table {} drifted from its StreamSpec",
+            spec.table
+        );
     }
     let mut want = vec![("connection_id".to_string(), int), ("id".into(), text)];
-    want.extend(CONVERSATIONS.columns.iter().map(|c| (c.column.name.to_string(), ty(c.column.ty))));
+    want.extend(
+        CONVERSATIONS
+            .columns
+            .iter()
+            .map(|c| (c.column.name.to_string(), ty(c.column.ty))),
+    );
     want.push(("updated_at".into(), time));
-    assert_eq!(db.columns(CONVERSATIONS.table).await, owned(want), "derived table drifted from its spec");
+    assert_eq!(
+        db.columns(CONVERSATIONS.table).await,
+        owned(want),
+        "derived table drifted from its spec"
+    );
 }
 
 fn owned(v: Vec<(String, &str)>) -> Vec<(String, String)> {
@@ -401,25 +812,57 @@ fn owned(v: Vec<(String, &str)>) -> Vec<(String, String)> {
 store_test!(text_and_time_round_trip_exactly);
 async fn text_and_time_round_trip_exactly(db: Db) {
     let c = connection(&db, "r").await;
-    let times = [Timestamp(T0), Timestamp(0), Timestamp(-1), Timestamp(253_402_300_799_999), Timestamp(1)];
-    let bodies = ["emoji 🎉👩‍👩‍👧 ✓", "日本語のテキスト", "quotes ' \" \\ and\nnewlines\ttabs", "", "Ünïcödé ∑ 𝄞"];
+    let times = [
+        Timestamp(T0),
+        Timestamp(0),
+        Timestamp(-1),
+        Timestamp(253_402_300_799_999),
+        Timestamp(1),
+    ];
+    let bodies = [
+        "emoji 🎉👩‍👩‍👧 ✓",
+        "日本語のテキスト",
+        "quotes ' \" \\ and\nnewlines\ttabs",
+        "",
+        "Ünïcödé ∑ 𝄞",
+    ];
     let page: Vec<Record> = times
         .iter()
         .zip(bodies)
         .enumerate()
         .map(|(i, (t, b))| {
-            let mut r = rec(INBOX, &format!("id_{i}_é"), &[("folder", text("inbox")), ("body", text(b)), ("created_utc", Value::Time(*t)), ("unread", Value::Bool(i % 2 == 0))]);
+            let mut r = rec(
+                INBOX,
+                &format!("id_{i}_é"),
+                &[
+                    ("folder", text("inbox")),
+                    ("body", text(b)),
+                    ("created_utc", Value::Time(*t)),
+                    ("unread", Value::Bool(i.is_multiple_of(2))),
+                ],
+            );
             r.raw = serde_json::json!({"body": b, "i": i}).to_string();
             r
         })
         .collect();
     commit(&db, c, INBOX, &page, T0).await;
-    let saved = vec![rec(SAVED, "t3_f", &[("score", Value::Int(i64::MIN)), ("num_comments", Value::Int(i64::MAX)), ("over_18", Value::Bool(false))])];
+    let saved = vec![rec(
+        SAVED,
+        "t3_f",
+        &[
+            ("score", Value::Int(i64::MIN)),
+            ("num_comments", Value::Int(i64::MAX)),
+            ("over_18", Value::Bool(false)),
+        ],
+    )];
     commit(&db, c, SAVED, &saved, T0).await;
     let rows = export_all(&db, c, INBOX, true).await;
     assert_eq!(rows.len(), page.len());
     for (row, rec) in rows.iter().zip(&page) {
-        assert_eq!((&row.id, &row.values, row.content_hash), (&rec.id, &rec.values, rec.content_hash()));
+        assert_eq!(
+            (&row.id, &row.values, row.content_hash),
+            (&rec.id, &rec.values, rec.content_hash())
+        );
         let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).expect("json");
         assert_eq!(parse(&row.raw), parse(&rec.raw));
         if !db.is_pg() {
@@ -428,19 +871,34 @@ async fn text_and_time_round_trip_exactly(db: Db) {
     }
     let rows = export_all(&db, c, SAVED, true).await;
     assert_eq!(rows[0].values, saved[0].values);
-    assert_eq!(commit(&db, c, INBOX, &page, T0 + 9).await.unchanged, page.len() as u64);
+    assert_eq!(
+        commit(&db, c, INBOX, &page, T0 + 9).await.unchanged,
+        page.len() as u64
+    );
 }
 
 store_test!(page_for_unknown_connection_is_rejected);
 async fn page_for_unknown_connection_is_rejected(db: Db) {
     let state = SyncState::default();
     let records = [msg("t4_1", "inbox", Some("t4_1"), "a", 1, true)];
-    let batch = PageBatch { connection_id: 12345, stream: INBOX, records: &records, state: &state, at: Timestamp(T0) };
+    let batch = PageBatch {
+        connection_id: 12345,
+        stream: INBOX,
+        records: &records,
+        state: &state,
+        at: Timestamp(T0),
+    };
     let err = db.store.commit_page(batch).await;
     assert!(matches!(err, Err(StoreError::NotFound(_))), "{err:?}");
     let bad = [Record::new("x", vec![Value::Int(1)], "{}".into())];
     let c = connection(&db, "r").await;
-    let batch = PageBatch { connection_id: c, stream: INBOX, records: &bad, state: &state, at: Timestamp(T0) };
+    let batch = PageBatch {
+        connection_id: c,
+        stream: INBOX,
+        records: &bad,
+        state: &state,
+        at: Timestamp(T0),
+    };
     assert!(db.store.commit_page(batch).await.is_err());
     assert_eq!(db.store.count_live(c, INBOX).await.expect("count"), 0);
 }
@@ -449,25 +907,48 @@ async fn page_for_unknown_connection_is_rejected(db: Db) {
 async fn unsupported_urls_fail_and_create_nothing() {
     for url in ["bad://x", "mysql://x", "bad:x"] {
         let err = inlet_store::open(url).await.err().expect("must fail");
-        assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("unsupported")), "{err}");
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("unsupported")),
+            "{err}"
+        );
         assert!(!std::path::Path::new("bad:").exists() && !std::path::Path::new("x").exists());
         assert!(!std::path::Path::new("mysql:").exists());
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("no/such/dir/inlet.db");
-    let err = inlet_store::open(&format!("sqlite://{}", missing.display())).await.err().expect("must fail");
-    assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("does not exist")), "{err}");
+    let err = inlet_store::open(&format!("sqlite://{}", missing.display()))
+        .await
+        .err()
+        .expect("must fail");
+    assert!(
+        matches!(&err, StoreError::Unavailable(m) if m.contains("does not exist")),
+        "{err}"
+    );
     assert!(!dir.path().join("no").exists(), "never creates directories");
     let path = dir.path().join("plain.db");
-    let store = inlet_store::open(path.to_str().expect("utf-8")).await.expect("plain path opens");
-    assert_eq!((store.backend(), store.location()), ("sqlite", path.display().to_string()));
+    let store = inlet_store::open(path.to_str().expect("utf-8"))
+        .await
+        .expect("plain path opens");
+    assert_eq!(
+        (store.backend(), store.location()),
+        ("sqlite", path.display().to_string())
+    );
 }
 
 #[tokio::test]
 async fn unreachable_postgres_names_host_and_hides_password() {
-    let err = inlet_store::open("postgres://u:sekret@127.0.0.1:1/db").await.err().expect("must fail");
+    let err = inlet_store::open("postgres://u:sekret@127.0.0.1:1/db")
+        .await
+        .err()
+        .expect("must fail");
     let msg = err.to_string();
-    assert!(matches!(err, StoreError::Unavailable(_)) && msg.contains("127.0.0.1:1"), "{msg}");
+    assert!(
+        matches!(err, StoreError::Unavailable(_)) && msg.contains("127.0.0.1:1"),
+        "{msg}"
+    );
     assert!(!msg.contains("sekret"), "{msg}");
-    assert_eq!(inlet_store::redact_url("postgres://u:sekret@h:5/d"), "postgres://u:***@h:5/d");
+    assert_eq!(
+        inlet_store::redact_url("postgres://u:sekret@h:5/d"),
+        "postgres://u:***@h:5/d"
+    );
 }

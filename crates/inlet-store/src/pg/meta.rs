@@ -60,12 +60,20 @@ async fn query(
     g.client.query(&st, params).await.map_err(db_err)
 }
 
-async fn execute(g: &mut Inner, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+async fn execute(
+    g: &mut Inner,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, StoreError> {
     let st = g.cache.get(&g.client, sql).await?;
     g.client.execute(&st, params).await.map_err(db_err)
 }
 
-pub(super) async fn create_connection(g: &mut Inner, new: &NewConnection, at: Timestamp) -> Result<Conn, StoreError> {
+pub(super) async fn create_connection(
+    g: &mut Inner,
+    new: &NewConnection,
+    at: Timestamp,
+) -> Result<Conn, StoreError> {
     let sql = format!(
         "INSERT INTO \"connections\" (\"name\", \"workspace\", \"provider\", \"config\", \"credentials\", \
          \"status\", \"created_at\", \"updated_at\") VALUES ($1, $2, $3, ($4::text)::jsonb, $5, $6, $7, $7) \
@@ -75,8 +83,15 @@ pub(super) async fn create_connection(g: &mut Inner, new: &NewConnection, at: Ti
     let config = new.config.to_string();
     let at = to_system(at);
     let status = ConnectionStatus::Active.as_str();
-    let params: [&(dyn ToSql + Sync); 7] =
-        [&new.name, &new.workspace, &new.provider, &config, &new.credentials, &status, &at];
+    let params: [&(dyn ToSql + Sync); 7] = [
+        &new.name,
+        &new.workspace,
+        &new.provider,
+        &config,
+        &new.credentials,
+        &status,
+        &at,
+    ];
     match g.client.query_one(&st, &params).await {
         Ok(row) => conn_row(&row),
         Err(e) if pg_is_unique(&e) => Err(StoreError::DuplicateConnection(new.name.clone())),
@@ -89,9 +104,15 @@ pub(super) async fn get_connection(g: &mut Inner, key: &str) -> Result<Option<Co
     if let Some(r) = query(g, &sql, &[&key]).await?.first() {
         return conn_row(r).map(Some);
     }
-    let Ok(id) = key.parse::<i64>() else { return Ok(None) };
+    let Ok(id) = key.parse::<i64>() else {
+        return Ok(None);
+    };
     let sql = format!("SELECT {CONN_COLS} FROM \"connections\" WHERE \"id\" = $1");
-    query(g, &sql, &[&id]).await?.first().map(conn_row).transpose()
+    query(g, &sql, &[&id])
+        .await?
+        .first()
+        .map(conn_row)
+        .transpose()
 }
 
 pub(super) async fn list_connections(g: &mut Inner) -> Result<Vec<Conn>, StoreError> {
@@ -100,7 +121,11 @@ pub(super) async fn list_connections(g: &mut Inner) -> Result<Vec<Conn>, StoreEr
 }
 
 fn changed_one(n: u64, what: String) -> Result<(), StoreError> {
-    if n == 0 { Err(StoreError::NotFound(what)) } else { Ok(()) }
+    if n == 0 {
+        Err(StoreError::NotFound(what))
+    } else {
+        Ok(())
+    }
 }
 
 pub(super) async fn set_status(
@@ -115,8 +140,14 @@ pub(super) async fn set_status(
     changed_one(n, format!("connection {id}"))
 }
 
-pub(super) async fn set_credentials(g: &mut Inner, id: i64, sealed: &[u8], at: Timestamp) -> Result<(), StoreError> {
-    let sql = "UPDATE \"connections\" SET \"credentials\" = $2, \"updated_at\" = $3 WHERE \"id\" = $1";
+pub(super) async fn set_credentials(
+    g: &mut Inner,
+    id: i64,
+    sealed: &[u8],
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let sql =
+        "UPDATE \"connections\" SET \"credentials\" = $2, \"updated_at\" = $3 WHERE \"id\" = $1";
     let n = execute(g, sql, &[&id, &sealed, &to_system(at)]).await?;
     changed_one(n, format!("connection {id}"))
 }
@@ -142,7 +173,11 @@ pub(super) async fn sync_states(
     let sql = "SELECT \"stream\", \"cursor\", \"checkpoint\"::text, \"last_sync_at\", \"last_success_at\", \
                \"sync_count\", \"last_reconciled_at\" FROM \"sync_state\" \
                WHERE \"connection_id\" = $1 AND ($2::text IS NULL OR \"stream\" = $2::text)";
-    query(g, sql, &[&id, &stream]).await?.iter().map(state_row).collect()
+    query(g, sql, &[&id, &stream])
+        .await?
+        .iter()
+        .map(state_row)
+        .collect()
 }
 
 /// Write a stream's sync state with `c` (a client or the page's transaction).
@@ -162,10 +197,26 @@ pub(super) async fn put_sync_state<C: GenericClient + Sync>(
     let st = cache.get(c, sql).await?;
     let checkpoint = checkpoint_json(&s.checkpoint)?;
     let t = |t: Option<Timestamp>| t.map(to_system);
-    let (sync, success, rec) = (t(s.last_sync_at), t(s.last_success_at), t(s.last_reconciled_at));
-    c.execute(&st, &[&id, &stream, &s.cursor, &checkpoint, &sync, &success, &s.sync_count, &rec])
-        .await
-        .map_err(db_err)?;
+    let (sync, success, rec) = (
+        t(s.last_sync_at),
+        t(s.last_success_at),
+        t(s.last_reconciled_at),
+    );
+    c.execute(
+        &st,
+        &[
+            &id,
+            &stream,
+            &s.cursor,
+            &checkpoint,
+            &sync,
+            &success,
+            &s.sync_count,
+            &rec,
+        ],
+    )
+    .await
+    .map_err(db_err)?;
     Ok(())
 }
 
@@ -180,7 +231,9 @@ pub(super) async fn start_run(
                VALUES ($1, $2, $3, $4, $5) RETURNING \"id\"";
     let (mode, trigger, status) = (mode.as_str(), trigger.as_str(), RunStatus::Running.as_str());
     let rows = query(g, sql, &[&id, &mode, &trigger, &status, &to_system(at)]).await?;
-    rows.first().map(|r| get(r, 0)).ok_or_else(|| StoreError::Db("INSERT returned no id".into()))?
+    rows.first()
+        .map(|r| get(r, 0))
+        .ok_or_else(|| StoreError::Db("INSERT returned no id".into()))?
 }
 
 /// A run's progress or outcome.
@@ -194,8 +247,11 @@ pub(super) struct RunUpdate<'a> {
 }
 
 pub(super) async fn update_run(g: &mut Inner, u: &RunUpdate<'_>) -> Result<(), StoreError> {
-    let sets: Vec<String> =
-        RUN_STAT_COLUMNS.iter().enumerate().map(|(i, c)| format!("\"{c}\" = ${}", i + 6)).collect();
+    let sets: Vec<String> = RUN_STAT_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("\"{c}\" = ${}", i + 6))
+        .collect();
     let sql = format!(
         "UPDATE \"runs\" SET \"status\" = $2, \"streams\" = ($3::text)::jsonb, \"error\" = $4, \
          \"finished_at\" = $5::timestamptz, \"duration_ms\" = \
@@ -229,8 +285,16 @@ fn run_row(r: &Row) -> Result<Run, StoreError> {
     })
 }
 
-pub(super) async fn list_runs(g: &mut Inner, id: Option<i64>, limit: u32) -> Result<Vec<Run>, StoreError> {
-    let filter = if id.is_some() { "WHERE \"connection_id\" = $2" } else { "" };
+pub(super) async fn list_runs(
+    g: &mut Inner,
+    id: Option<i64>,
+    limit: u32,
+) -> Result<Vec<Run>, StoreError> {
+    let filter = if id.is_some() {
+        "WHERE \"connection_id\" = $2"
+    } else {
+        ""
+    };
     let sql = format!(
         "SELECT \"id\", \"connection_id\", \"mode\", \"trigger\", \"status\", \"started_at\", \"finished_at\", \
          \"streams\"::text, {}, \"error\" FROM \"runs\" {filter} ORDER BY \"id\" DESC LIMIT $1",

@@ -32,7 +32,9 @@ pub struct PgStore {
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgStore").field("location", &self.location).finish()
+        f.debug_struct("PgStore")
+            .field("location", &self.location)
+            .finish()
     }
 }
 
@@ -48,7 +50,11 @@ pub(crate) struct Cache(HashMap<String, Statement>);
 
 impl Cache {
     /// The prepared statement for `sql`, preparing it on first use.
-    pub(crate) async fn get<C: GenericClient + Sync>(&mut self, c: &C, sql: &str) -> Result<Statement, StoreError> {
+    pub(crate) async fn get<C: GenericClient + Sync>(
+        &mut self,
+        c: &C,
+        sql: &str,
+    ) -> Result<Statement, StoreError> {
         if let Some(s) = self.0.get(sql) {
             return Ok(s.clone());
         }
@@ -71,7 +77,14 @@ impl PgStore {
         }
         let mut client = connect_client(&config).await?;
         migrate(&mut client).await?;
-        Ok(PgStore { inner: Mutex::new(Inner { client, cache: Cache::default() }), config, location })
+        Ok(PgStore {
+            inner: Mutex::new(Inner {
+                client,
+                cache: Cache::default(),
+            }),
+            config,
+            location,
+        })
     }
 
     /// The client, reconnected if the server closed the previous connection.
@@ -111,13 +124,21 @@ async fn connect_client(config: &Config) -> Result<Client, StoreError> {
             tracing::warn!(error = %e, "PostgreSQL connection ended");
         }
     });
+    // Record tables grow from empty within one session: a generic plan cached while a
+    // table was small (sequential scans) would stay, and make every page O(table).
+    client
+        .batch_execute("SET plan_cache_mode = force_custom_plan")
+        .await
+        .map_err(db_err)?;
     Ok(client)
 }
 
 async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let applied = {
         let tx = client.transaction().await.map_err(db_err)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db_err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(db_err)?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS \"schema_migrations\" (\"version\" BIGINT PRIMARY KEY, \
              \"name\" TEXT NOT NULL, \"checksum\" TEXT NOT NULL, \"applied_at\" TIMESTAMPTZ NOT NULL DEFAULT now())",
@@ -125,27 +146,45 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
         .await
         .map_err(db_err)?;
         let rows = tx
-            .query("SELECT \"version\", \"checksum\" FROM \"schema_migrations\" ORDER BY \"version\"", &[])
+            .query(
+                "SELECT \"version\", \"checksum\" FROM \"schema_migrations\" ORDER BY \"version\"",
+                &[],
+            )
             .await
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         rows.iter()
-            .map(|r| Ok(Applied { version: r.try_get(0)?, checksum: r.try_get(1)? }))
+            .map(|r| {
+                Ok(Applied {
+                    version: r.try_get(0)?,
+                    checksum: r.try_get(1)?,
+                })
+            })
             .collect::<Result<Vec<_>, tokio_postgres::Error>>()
             .map_err(|e| StoreError::Corrupt(format!("schema_migrations: {e}")))?
     };
     for m in migrate::pending(POSTGRES_MIGRATIONS, &applied)? {
         let tx = client.transaction().await.map_err(db_err)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db_err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(db_err)?;
         let again = tx
-            .query_opt("SELECT 1 FROM \"schema_migrations\" WHERE \"version\" = $1", &[&m.version])
+            .query_opt(
+                "SELECT 1 FROM \"schema_migrations\" WHERE \"version\" = $1",
+                &[&m.version],
+            )
             .await
             .map_err(db_err)?;
         if again.is_some() {
             continue; // another process applied it meanwhile
         }
         tx.batch_execute(m.sql).await.map_err(|e| {
-            StoreError::Schema(format!("migration {:04}_{} failed: {}", m.version, m.name, db_err(e)))
+            StoreError::Schema(format!(
+                "migration {:04}_{} failed: {}",
+                m.version,
+                m.name,
+                db_err(e)
+            ))
         })?;
         tx.execute(
             "INSERT INTO \"schema_migrations\" (\"version\", \"name\", \"checksum\") VALUES ($1, $2, $3)",
@@ -168,7 +207,11 @@ impl Store for PgStore {
         self.location.clone()
     }
 
-    async fn create_connection(&self, new: &NewConnection, at: Timestamp) -> Result<Conn, StoreError> {
+    async fn create_connection(
+        &self,
+        new: &NewConnection,
+        at: Timestamp,
+    ) -> Result<Conn, StoreError> {
         meta::create_connection(&mut *self.lock().await?, new, at).await
     }
 
@@ -190,20 +233,34 @@ impl Store for PgStore {
         meta::set_status(&mut *self.lock().await?, id, status, detail, at).await
     }
 
-    async fn set_credentials(&self, id: i64, sealed: &[u8], at: Timestamp) -> Result<(), StoreError> {
+    async fn set_credentials(
+        &self,
+        id: i64,
+        sealed: &[u8],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
         meta::set_credentials(&mut *self.lock().await?, id, sealed, at).await
     }
 
     async fn sync_state(&self, connection_id: i64, stream: &str) -> Result<SyncState, StoreError> {
-        let states = meta::sync_states(&mut *self.lock().await?, connection_id, Some(stream)).await?;
+        let states =
+            meta::sync_states(&mut *self.lock().await?, connection_id, Some(stream)).await?;
         Ok(states.into_values().next().unwrap_or_default())
     }
 
-    async fn sync_states(&self, connection_id: i64) -> Result<BTreeMap<String, SyncState>, StoreError> {
+    async fn sync_states(
+        &self,
+        connection_id: i64,
+    ) -> Result<BTreeMap<String, SyncState>, StoreError> {
         meta::sync_states(&mut *self.lock().await?, connection_id, None).await
     }
 
-    async fn put_sync_state(&self, connection_id: i64, stream: &str, state: &SyncState) -> Result<(), StoreError> {
+    async fn put_sync_state(
+        &self,
+        connection_id: i64,
+        stream: &str,
+        state: &SyncState,
+    ) -> Result<(), StoreError> {
         let mut g = self.lock().await?;
         let Inner { client, cache } = &mut *g;
         meta::put_sync_state(&*client, cache, connection_id, stream, state).await
@@ -229,11 +286,22 @@ impl Store for PgStore {
         finished_at: Option<Timestamp>,
     ) -> Result<(), StoreError> {
         let streams = streams_json(streams)?;
-        let up = meta::RunUpdate { run_id, status, stats, streams: &streams, error, finished_at };
+        let up = meta::RunUpdate {
+            run_id,
+            status,
+            stats,
+            streams: &streams,
+            error,
+            finished_at,
+        };
         meta::update_run(&mut *self.lock().await?, &up).await
     }
 
-    async fn list_runs(&self, connection_id: Option<i64>, limit: u32) -> Result<Vec<Run>, StoreError> {
+    async fn list_runs(
+        &self,
+        connection_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Run>, StoreError> {
         meta::list_runs(&mut *self.lock().await?, connection_id, limit).await
     }
 
@@ -261,7 +329,13 @@ impl Store for PgStore {
         limit: u32,
         include_deleted: bool,
     ) -> Result<Vec<ExportRow>, StoreError> {
-        let q = records::ExportQuery { connection_id, spec: stream, after, limit, include_deleted };
+        let q = records::ExportQuery {
+            connection_id,
+            spec: stream,
+            after,
+            limit,
+            include_deleted,
+        };
         records::export_page(&mut *self.lock().await?, &q).await
     }
 }

@@ -7,8 +7,8 @@ use crate::codec::{self, Existing, dedupe, from_system, plan, to_system};
 use crate::error::pg as db_err;
 use crate::sql::{self, Dialect::Postgres, q};
 use inlet_core::{
-    ColType, ExportRow, PageBatch, PageOutcome, Record, StoreError, StreamSpec,
-    TombstoneBatch, Value,
+    ColType, ExportRow, PageBatch, PageOutcome, Record, StoreError, StreamSpec, TombstoneBatch,
+    Value,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::time::SystemTime;
@@ -43,7 +43,16 @@ fn column<'a>(ty: ColType, i: usize, rows: &[(&'a Record, [u8; 16])]) -> ColArra
     let vals = rows.iter().map(move |(r, _)| &r.values[i]);
     match ty {
         ColType::Text => ColArray::Text(vals.map(|v| v.as_text()).collect()),
-        ColType::Int => ColArray::Int(vals.map(|v| if let Value::Int(x) = v { Some(*x) } else { None }).collect()),
+        ColType::Int => ColArray::Int(
+            vals.map(|v| {
+                if let Value::Int(x) = v {
+                    Some(*x)
+                } else {
+                    None
+                }
+            })
+            .collect(),
+        ),
         ColType::Float => ColArray::Float(
             vals.map(|v| match v {
                 Value::Float(f) => Some(*f),
@@ -52,10 +61,26 @@ fn column<'a>(ty: ColType, i: usize, rows: &[(&'a Record, [u8; 16])]) -> ColArra
             })
             .collect(),
         ),
-        ColType::Bool => ColArray::Bool(vals.map(|v| if let Value::Bool(b) = v { Some(*b) } else { None }).collect()),
-        ColType::Time => {
-            ColArray::Time(vals.map(|v| if let Value::Time(t) = v { Some(to_system(*t)) } else { None }).collect())
-        }
+        ColType::Bool => ColArray::Bool(
+            vals.map(|v| {
+                if let Value::Bool(b) = v {
+                    Some(*b)
+                } else {
+                    None
+                }
+            })
+            .collect(),
+        ),
+        ColType::Time => ColArray::Time(
+            vals.map(|v| {
+                if let Value::Time(t) = v {
+                    Some(to_system(*t))
+                } else {
+                    None
+                }
+            })
+            .collect(),
+        ),
     }
 }
 
@@ -74,7 +99,12 @@ async fn write_rows(
     }
     let st = cache.get(tx, sql).await?;
     let ids: Vec<&str> = rows.iter().map(|(r, _)| r.id.as_str()).collect();
-    let cols: Vec<ColArray<'_>> = spec.columns.iter().enumerate().map(|(i, c)| column(c.ty, i, rows)).collect();
+    let cols: Vec<ColArray<'_>> = spec
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| column(c.ty, i, rows))
+        .collect();
     let raws: Vec<&str> = rows.iter().map(|(r, _)| r.raw.as_str()).collect();
     let hashes: Vec<&[u8]> = rows.iter().map(|(_, h)| h.as_slice()).collect();
     let mut p: Vec<Param<'_>> = vec![&conn, &ids];
@@ -84,7 +114,10 @@ async fn write_rows(
     Ok(())
 }
 
-pub(super) async fn commit_page(g: &mut Inner, b: &PageBatch<'_>) -> Result<PageOutcome, StoreError> {
+pub(super) async fn commit_page(
+    g: &mut Inner,
+    b: &PageBatch<'_>,
+) -> Result<PageOutcome, StoreError> {
     let spec = b.stream;
     let records = dedupe(spec, b.records)?;
     let Inner { client, cache } = g;
@@ -92,9 +125,28 @@ pub(super) async fn commit_page(g: &mut Inner, b: &PageBatch<'_>) -> Result<Page
     let existing = lookup(&tx, cache, spec, b.connection_id, &records).await?;
     let plan = plan(spec, records, &existing);
     let at = to_system(b.at);
-    write_rows(&tx, cache, &sql::pg_insert(spec), spec, b.connection_id, &plan.inserts, &at).await?;
-    write_rows(&tx, cache, &sql::pg_update(spec), spec, b.connection_id, &plan.updates, &at).await?;
-    let (derived_inserted, derived_updated) = refresh_derived(&tx, cache, spec, b.connection_id, &plan.keys, &at).await?;
+    write_rows(
+        &tx,
+        cache,
+        &sql::pg_insert(spec),
+        spec,
+        b.connection_id,
+        &plan.inserts,
+        &at,
+    )
+    .await?;
+    write_rows(
+        &tx,
+        cache,
+        &sql::pg_update(spec),
+        spec,
+        b.connection_id,
+        &plan.updates,
+        &at,
+    )
+    .await?;
+    let (derived_inserted, derived_updated) =
+        refresh_derived(&tx, cache, spec, b.connection_id, &plan.keys, &at).await?;
     put_sync_state(&tx, cache, b.connection_id, spec.name, b.state).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(PageOutcome {
@@ -118,7 +170,11 @@ async fn lookup(
     let rows = tx.query(&st, &[&conn, &ids]).await.map_err(db_err)?;
     let mut out = HashMap::with_capacity(rows.len());
     for r in &rows {
-        let e = Existing { hash: get(r, 1)?, deleted: get(r, 2)?, key: get(r, 3)? };
+        let e = Existing {
+            hash: get(r, 1)?,
+            deleted: get(r, 2)?,
+            key: get(r, 3)?,
+        };
         out.insert(get(r, 0)?, e);
     }
     Ok(out)
@@ -133,18 +189,28 @@ async fn refresh_derived(
     keys: &BTreeSet<String>,
     at: &SystemTime,
 ) -> Result<(u64, u64), StoreError> {
-    let Some(der) = spec.derived else { return Ok((0, 0)) };
+    let Some(der) = spec.derived else {
+        return Ok((0, 0));
+    };
     if keys.is_empty() {
         return Ok((0, 0));
     }
-    let st = cache.get(tx, &sql::pg_derived_refresh(spec.table, der)).await?;
+    let st = cache
+        .get(tx, &sql::pg_derived_refresh(spec.table, der))
+        .await?;
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let row = tx.query_one(&st, &[&conn, &keys, at]).await.map_err(db_err)?;
+    let row = tx
+        .query_one(&st, &[&conn, &keys, at])
+        .await
+        .map_err(db_err)?;
     let (ins, upd): (i64, i64) = (get(&row, 0)?, get(&row, 1)?);
     Ok((ins.max(0) as u64, upd.max(0) as u64))
 }
 
-pub(super) async fn tombstone_missing(g: &mut Inner, b: &TombstoneBatch<'_>) -> Result<u64, StoreError> {
+pub(super) async fn tombstone_missing(
+    g: &mut Inner,
+    b: &TombstoneBatch<'_>,
+) -> Result<u64, StoreError> {
     let spec = b.stream;
     let Inner { client, cache } = g;
     let tx = client.transaction().await.map_err(db_err)?;
@@ -173,7 +239,11 @@ async fn count(g: &mut Inner, sql: &str, p: &[Param<'_>]) -> Result<u64, StoreEr
     Ok(get::<i64>(&row, 0)?.max(0) as u64)
 }
 
-pub(super) async fn count_live(g: &mut Inner, conn: i64, spec: &StreamSpec) -> Result<u64, StoreError> {
+pub(super) async fn count_live(
+    g: &mut Inner,
+    conn: i64,
+    spec: &StreamSpec,
+) -> Result<u64, StoreError> {
     let sql = sql::count_live(Postgres, spec);
     match spec.scope {
         Some(s) => count(g, &sql, &[&conn, &s.value]).await,
@@ -181,8 +251,15 @@ pub(super) async fn count_live(g: &mut Inner, conn: i64, spec: &StreamSpec) -> R
     }
 }
 
-pub(super) async fn count_derived(g: &mut Inner, conn: i64, table: &str) -> Result<u64, StoreError> {
-    let sql = format!("SELECT COUNT(*) FROM {} WHERE \"connection_id\" = $1", q(table));
+pub(super) async fn count_derived(
+    g: &mut Inner,
+    conn: i64,
+    table: &str,
+) -> Result<u64, StoreError> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM {} WHERE \"connection_id\" = $1",
+        q(table)
+    );
     count(g, &sql, &[&conn]).await
 }
 
@@ -195,7 +272,10 @@ pub(super) struct ExportQuery<'a> {
     pub include_deleted: bool,
 }
 
-pub(super) async fn export_page(g: &mut Inner, x: &ExportQuery<'_>) -> Result<Vec<ExportRow>, StoreError> {
+pub(super) async fn export_page(
+    g: &mut Inner,
+    x: &ExportQuery<'_>,
+) -> Result<Vec<ExportRow>, StoreError> {
     let sql = sql::export(Postgres, x.spec, x.include_deleted, x.after.is_some());
     let st = g.cache.get(&g.client, &sql).await?;
     let limit = i64::from(x.limit);
@@ -225,7 +305,12 @@ fn read_value(r: &Row, i: usize, ty: ColType) -> Result<Value, StoreError> {
 fn export_row(r: &Row, spec: &StreamSpec) -> Result<ExportRow, StoreError> {
     let id: String = get(r, 0)?;
     let n = spec.columns.len();
-    let values = spec.columns.iter().enumerate().map(|(i, c)| read_value(r, i + 1, c.ty)).collect::<Result<_, _>>()?;
+    let values = spec
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| read_value(r, i + 1, c.ty))
+        .collect::<Result<_, _>>()?;
     let hash: Vec<u8> = get(r, n + 2)?;
     Ok(ExportRow {
         content_hash: codec::content_hash(&hash, &id)?,

@@ -33,7 +33,11 @@ fn conn_row(r: &Row<'_>) -> Result<Conn, StoreError> {
     })
 }
 
-pub(super) fn create_connection(c: &mut Connection, new: &NewConnection, at: Timestamp) -> Result<Conn, StoreError> {
+pub(super) fn create_connection(
+    c: &mut Connection,
+    new: &NewConnection,
+    at: Timestamp,
+) -> Result<Conn, StoreError> {
     let res = c.execute(
         "INSERT INTO \"connections\" (\"name\", \"workspace\", \"provider\", \"config\", \"credentials\", \
          \"status\", \"status_detail\", \"created_at\", \"updated_at\") VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?7)",
@@ -55,7 +59,11 @@ pub(super) fn create_connection(c: &mut Connection, new: &NewConnection, at: Tim
     }
 }
 
-fn query_one(c: &Connection, filter: &str, p: &dyn rusqlite::ToSql) -> Result<Option<Conn>, StoreError> {
+fn query_one(
+    c: &Connection,
+    filter: &str,
+    p: &dyn rusqlite::ToSql,
+) -> Result<Option<Conn>, StoreError> {
     let sql = format!("SELECT {CONN_COLS} FROM \"connections\" WHERE {filter}");
     let mut st = c.prepare_cached(&sql).map_err(db_err)?;
     let mut rows = st.query([p]).map_err(db_err)?;
@@ -81,7 +89,9 @@ pub(super) fn get_connection(c: &mut Connection, key: &str) -> Result<Option<Con
 
 pub(super) fn list_connections(c: &mut Connection) -> Result<Vec<Conn>, StoreError> {
     let mut st = c
-        .prepare_cached(&format!("SELECT {CONN_COLS} FROM \"connections\" ORDER BY \"id\""))
+        .prepare_cached(&format!(
+            "SELECT {CONN_COLS} FROM \"connections\" ORDER BY \"id\""
+        ))
         .map_err(db_err)?;
     let mut rows = st.query([]).map_err(db_err)?;
     let mut out = vec![];
@@ -92,7 +102,11 @@ pub(super) fn list_connections(c: &mut Connection) -> Result<Vec<Conn>, StoreErr
 }
 
 fn changed_one(n: usize, what: String) -> Result<(), StoreError> {
-    if n == 0 { Err(StoreError::NotFound(what)) } else { Ok(()) }
+    if n == 0 {
+        Err(StoreError::NotFound(what))
+    } else {
+        Ok(())
+    }
 }
 
 pub(super) fn set_status(
@@ -111,7 +125,12 @@ pub(super) fn set_status(
     changed_one(n, format!("connection {id}"))
 }
 
-pub(super) fn set_credentials(c: &mut Connection, id: i64, sealed: &[u8], at: Timestamp) -> Result<(), StoreError> {
+pub(super) fn set_credentials(
+    c: &mut Connection,
+    id: i64,
+    sealed: &[u8],
+    at: Timestamp,
+) -> Result<(), StoreError> {
     let n = c
         .execute(
             "UPDATE \"connections\" SET \"credentials\" = ?2, \"updated_at\" = ?3 WHERE \"id\" = ?1",
@@ -136,8 +155,14 @@ fn state_row(r: &Row<'_>) -> Result<(String, SyncState), StoreError> {
     Ok((get(r, 0)?, state))
 }
 
-pub(super) fn sync_state(c: &mut Connection, id: i64, stream: &str) -> Result<SyncState, StoreError> {
-    let sql = format!("SELECT {STATE_COLS} FROM \"sync_state\" WHERE \"connection_id\" = ?1 AND \"stream\" = ?2");
+pub(super) fn sync_state(
+    c: &mut Connection,
+    id: i64,
+    stream: &str,
+) -> Result<SyncState, StoreError> {
+    let sql = format!(
+        "SELECT {STATE_COLS} FROM \"sync_state\" WHERE \"connection_id\" = ?1 AND \"stream\" = ?2"
+    );
     let mut st = c.prepare_cached(&sql).map_err(db_err)?;
     let mut rows = st.query(params![id, stream]).map_err(db_err)?;
     match rows.next().map_err(db_err)? {
@@ -146,7 +171,10 @@ pub(super) fn sync_state(c: &mut Connection, id: i64, stream: &str) -> Result<Sy
     }
 }
 
-pub(super) fn sync_states(c: &mut Connection, id: i64) -> Result<BTreeMap<String, SyncState>, StoreError> {
+pub(super) fn sync_states(
+    c: &mut Connection,
+    id: i64,
+) -> Result<BTreeMap<String, SyncState>, StoreError> {
     let sql = format!("SELECT {STATE_COLS} FROM \"sync_state\" WHERE \"connection_id\" = ?1");
     let mut st = c.prepare_cached(&sql).map_err(db_err)?;
     let mut rows = st.query([id]).map_err(db_err)?;
@@ -159,7 +187,12 @@ pub(super) fn sync_states(c: &mut Connection, id: i64) -> Result<BTreeMap<String
 }
 
 /// Write a stream's sync state (inside the caller's transaction, if any).
-pub(super) fn put_sync_state(c: &Connection, id: i64, stream: &str, s: &SyncState) -> Result<(), StoreError> {
+pub(super) fn put_sync_state(
+    c: &Connection,
+    id: i64,
+    stream: &str,
+    s: &SyncState,
+) -> Result<(), StoreError> {
     let mut st = c
         .prepare_cached(
             "INSERT INTO \"sync_state\" (\"connection_id\", \"stream\", \"cursor\", \"checkpoint\", \
@@ -212,14 +245,21 @@ pub(super) struct RunUpdate {
 
 pub(super) fn update_run(c: &mut Connection, u: &RunUpdate) -> Result<(), StoreError> {
     let started: Option<String> = c
-        .query_row("SELECT \"started_at\" FROM \"runs\" WHERE \"id\" = ?1", [u.run_id], |r| r.get(0))
+        .query_row(
+            "SELECT \"started_at\" FROM \"runs\" WHERE \"id\" = ?1",
+            [u.run_id],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(db_err)?;
     let started = started.ok_or_else(|| StoreError::NotFound(format!("run {}", u.run_id)))?;
     let started = codec::parse_ts(&started, "runs.started_at")?;
     let duration = u.finished_at.map(|f| f.0 - started.0);
-    let sets: Vec<String> =
-        RUN_STAT_COLUMNS.iter().enumerate().map(|(i, c)| format!("\"{c}\" = ?{}", i + 7)).collect();
+    let sets: Vec<String> = RUN_STAT_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("\"{c}\" = ?{}", i + 7))
+        .collect();
     let sql = format!(
         "UPDATE \"runs\" SET \"status\" = ?2, \"streams\" = ?3, \"error\" = ?4, \"finished_at\" = ?5, \
          \"duration_ms\" = ?6, {} WHERE \"id\" = ?1",
@@ -229,8 +269,9 @@ pub(super) fn update_run(c: &mut Connection, u: &RunUpdate) -> Result<(), StoreE
     let finished = ts_text(u.finished_at);
     let stats = stats_to_array(&u.stats);
     let status = u.status.as_str();
-    let mut p: Vec<&dyn rusqlite::ToSql> =
-        vec![&u.run_id, &status, &u.streams, &u.error, &finished, &duration];
+    let mut p: Vec<&dyn rusqlite::ToSql> = vec![
+        &u.run_id, &status, &u.streams, &u.error, &finished, &duration,
+    ];
     p.extend(stats.iter().map(|v| v as &dyn rusqlite::ToSql));
     st.execute(p.as_slice()).map_err(db_err)?;
     Ok(())
@@ -256,7 +297,11 @@ fn run_row(r: &Row<'_>) -> Result<Run, StoreError> {
     })
 }
 
-pub(super) fn list_runs(c: &mut Connection, id: Option<i64>, limit: u32) -> Result<Vec<Run>, StoreError> {
+pub(super) fn list_runs(
+    c: &mut Connection,
+    id: Option<i64>,
+    limit: u32,
+) -> Result<Vec<Run>, StoreError> {
     let sql = format!(
         "SELECT \"id\", \"connection_id\", \"mode\", \"trigger\", \"status\", \"started_at\", \"finished_at\", \
          \"streams\", {}, \"error\" FROM \"runs\" WHERE (?1 IS NULL OR \"connection_id\" = ?1) \

@@ -56,11 +56,12 @@ impl From<TombstoneBatch<'_>> for OwnedTombstones {
 
 /// A JSON array of strings, for `json_each`.
 fn json_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    serde_json::Value::Array(items.into_iter().map(|s| serde_json::Value::from(s)).collect()).to_string()
+    serde_json::Value::Array(items.into_iter().map(serde_json::Value::from).collect()).to_string()
 }
 
 fn begin(c: &mut Connection) -> Result<Transaction<'_>, StoreError> {
-    c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)
+    c.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_err)
 }
 
 pub(crate) fn commit_page(c: &mut Connection, p: &OwnedPage) -> Result<PageOutcome, StoreError> {
@@ -73,7 +74,8 @@ pub(crate) fn commit_page(c: &mut Connection, p: &OwnedPage) -> Result<PageOutco
     for (r, hash) in &plan.updates {
         update(&tx, spec, p.connection_id, r, hash, p.at)?;
     }
-    let (derived_inserted, derived_updated) = refresh_derived(&tx, spec, p.connection_id, &plan.keys, p.at)?;
+    let (derived_inserted, derived_updated) =
+        refresh_derived(&tx, spec, p.connection_id, &plan.keys, p.at)?;
     put_sync_state(&tx, p.connection_id, spec.name, &p.state)?;
     tx.commit().map_err(db_err)?;
     Ok(PageOutcome {
@@ -92,11 +94,17 @@ fn lookup(
     records: &[&Record],
 ) -> Result<HashMap<String, Existing>, StoreError> {
     let ids = json_list(records.iter().map(|r| r.id.as_str()));
-    let mut st = tx.prepare_cached(&sql::lookup(Sqlite, spec)).map_err(db_err)?;
+    let mut st = tx
+        .prepare_cached(&sql::lookup(Sqlite, spec))
+        .map_err(db_err)?;
     let mut rows = st.query(params![conn, ids]).map_err(db_err)?;
     let mut out = HashMap::with_capacity(records.len());
     while let Some(r) = rows.next().map_err(db_err)? {
-        let e = Existing { hash: get(r, 1)?, deleted: get(r, 2)?, key: get(r, 3)? };
+        let e = Existing {
+            hash: get(r, 1)?,
+            deleted: get(r, 2)?,
+            key: get(r, 3)?,
+        };
         out.insert(get(r, 0)?, e);
     }
     Ok(out)
@@ -114,9 +122,14 @@ fn insert(
     let at = at.to_string();
     let mut rest = rows;
     while !rest.is_empty() {
-        let n = [64, 32, 16, 8, 4, 2, 1].into_iter().find(|n| *n <= rest.len()).unwrap_or(1);
+        let n = [64, 32, 16, 8, 4, 2, 1]
+            .into_iter()
+            .find(|n| *n <= rest.len())
+            .unwrap_or(1);
         let (chunk, tail) = rest.split_at(n);
-        let mut st = tx.prepare_cached(&sql::sqlite_insert(spec, n)).map_err(db_err)?;
+        let mut st = tx
+            .prepare_cached(&sql::sqlite_insert(spec, n))
+            .map_err(db_err)?;
         let mut i = 1;
         for (r, hash) in chunk {
             let mut bind = |v: &dyn rusqlite::ToSql| {
@@ -148,7 +161,9 @@ fn update(
     hash: &[u8; 16],
     at: Timestamp,
 ) -> Result<(), StoreError> {
-    let mut st = tx.prepare_cached(&sql::sqlite_update(spec)).map_err(db_err)?;
+    let mut st = tx
+        .prepare_cached(&sql::sqlite_update(spec))
+        .map_err(db_err)?;
     st.raw_bind_parameter(1, conn).map_err(db_err)?;
     st.raw_bind_parameter(2, &r.id).map_err(db_err)?;
     let n = r.values.len();
@@ -156,8 +171,10 @@ fn update(
         st.raw_bind_parameter(i + 3, Bind(v)).map_err(db_err)?;
     }
     st.raw_bind_parameter(n + 3, &r.raw).map_err(db_err)?;
-    st.raw_bind_parameter(n + 4, hash.as_slice()).map_err(db_err)?;
-    st.raw_bind_parameter(n + 5, at.to_string()).map_err(db_err)?;
+    st.raw_bind_parameter(n + 4, hash.as_slice())
+        .map_err(db_err)?;
+    st.raw_bind_parameter(n + 5, at.to_string())
+        .map_err(db_err)?;
     st.raw_execute().map_err(db_err)?;
     Ok(())
 }
@@ -170,35 +187,54 @@ fn refresh_derived(
     keys: &BTreeSet<String>,
     at: Timestamp,
 ) -> Result<(u64, u64), StoreError> {
-    let Some(der) = spec.derived else { return Ok((0, 0)) };
+    let Some(der) = spec.derived else {
+        return Ok((0, 0));
+    };
     if keys.is_empty() {
         return Ok((0, 0));
     }
     let list = json_list(keys.iter().map(String::as_str));
     let mut existing = HashSet::new();
-    let mut st = tx.prepare_cached(&sql::derived_existing(der)).map_err(db_err)?;
+    let mut st = tx
+        .prepare_cached(&sql::derived_existing(der))
+        .map_err(db_err)?;
     let mut rows = st.query(params![conn, list]).map_err(db_err)?;
     while let Some(r) = rows.next().map_err(db_err)? {
         existing.insert(get::<String>(r, 0)?);
     }
     let (mut ins, mut upd) = (0, 0);
-    let mut st = tx.prepare_cached(&sql::derived_upsert(Sqlite, spec.table, der)).map_err(db_err)?;
-    let mut rows = st.query(params![conn, list, at.to_string()]).map_err(db_err)?;
+    let mut st = tx
+        .prepare_cached(&sql::derived_upsert(Sqlite, spec.table, der))
+        .map_err(db_err)?;
+    let mut rows = st
+        .query(params![conn, list, at.to_string()])
+        .map_err(db_err)?;
     while let Some(r) = rows.next().map_err(db_err)? {
-        if existing.contains(&get::<String>(r, 0)?) { upd += 1 } else { ins += 1 }
+        if existing.contains(&get::<String>(r, 0)?) {
+            upd += 1
+        } else {
+            ins += 1
+        }
     }
-    let mut st = tx.prepare_cached(&sql::derived_delete(Sqlite, spec.table, der)).map_err(db_err)?;
+    let mut st = tx
+        .prepare_cached(&sql::derived_delete(Sqlite, spec.table, der))
+        .map_err(db_err)?;
     st.execute(params![conn, list]).map_err(db_err)?;
     Ok((ins, upd))
 }
 
-pub(crate) fn tombstone_missing(c: &mut Connection, t: &OwnedTombstones) -> Result<u64, StoreError> {
+pub(crate) fn tombstone_missing(
+    c: &mut Connection,
+    t: &OwnedTombstones,
+) -> Result<u64, StoreError> {
     let spec = &t.spec;
     let tx = begin(c)?;
     let mut keys = BTreeSet::new();
     let mut count = 0u64;
     {
-        let mut st = tx.prepare_cached(&sql::tombstone(Sqlite, spec)).map_err(db_err)?;
+        let mut st = tx
+            .prepare_cached(&sql::tombstone(Sqlite, spec))
+            .map_err(db_err)?;
         let at = t.at.to_string();
         let mut p: Vec<&dyn rusqlite::ToSql> = vec![&t.connection_id, &at, &t.seen];
         let scope = spec.scope.map(|s| s.value);
@@ -217,8 +253,14 @@ pub(crate) fn tombstone_missing(c: &mut Connection, t: &OwnedTombstones) -> Resu
     Ok(count)
 }
 
-pub(crate) fn count_live(c: &mut Connection, conn: i64, spec: &StreamSpec) -> Result<u64, StoreError> {
-    let mut st = c.prepare_cached(&sql::count_live(Sqlite, spec)).map_err(db_err)?;
+pub(crate) fn count_live(
+    c: &mut Connection,
+    conn: i64,
+    spec: &StreamSpec,
+) -> Result<u64, StoreError> {
+    let mut st = c
+        .prepare_cached(&sql::count_live(Sqlite, spec))
+        .map_err(db_err)?;
     let n: i64 = match spec.scope {
         Some(s) => st.query_row(params![conn, s.value], |r| r.get(0)),
         None => st.query_row([conn], |r| r.get(0)),
@@ -228,7 +270,10 @@ pub(crate) fn count_live(c: &mut Connection, conn: i64, spec: &StreamSpec) -> Re
 }
 
 pub(crate) fn count_derived(c: &mut Connection, conn: i64, table: &str) -> Result<u64, StoreError> {
-    let sql = format!("SELECT COUNT(*) FROM {} WHERE \"connection_id\" = ?1", q(table));
+    let sql = format!(
+        "SELECT COUNT(*) FROM {} WHERE \"connection_id\" = ?1",
+        q(table)
+    );
     let mut st = c.prepare_cached(&sql).map_err(db_err)?;
     let n: i64 = st.query_row([conn], |r| r.get(0)).map_err(db_err)?;
     Ok(n.max(0) as u64)
@@ -243,7 +288,10 @@ pub(crate) struct ExportQuery {
     pub include_deleted: bool,
 }
 
-pub(crate) fn export_page(c: &mut Connection, x: &ExportQuery) -> Result<Vec<ExportRow>, StoreError> {
+pub(crate) fn export_page(
+    c: &mut Connection,
+    x: &ExportQuery,
+) -> Result<Vec<ExportRow>, StoreError> {
     let spec = &x.spec;
     let sql = sql::export(Sqlite, spec, x.include_deleted, x.after.is_some());
     let mut st = c.prepare_cached(&sql).map_err(db_err)?;
@@ -268,7 +316,12 @@ fn export_row(r: &rusqlite::Row<'_>, spec: &StreamSpec) -> Result<ExportRow, Sto
     let n = spec.columns.len();
     let mut values = Vec::with_capacity(n);
     for (i, c) in spec.columns.iter().enumerate() {
-        values.push(read_value(r, i + 1, c.ty, &format!("{}.{} of {id:?}", spec.table, c.name))?);
+        values.push(read_value(
+            r,
+            i + 1,
+            c.ty,
+            &format!("{}.{} of {id:?}", spec.table, c.name),
+        )?);
     }
     let hash: Vec<u8> = get(r, n + 2)?;
     Ok(ExportRow {

@@ -23,9 +23,19 @@ impl ToSql for Bind<'_> {
 }
 
 /// Column `idx` of `row` decoded as `ty`; anything else is corrupt.
-pub(super) fn read_value(row: &Row<'_>, idx: usize, ty: ColType, what: &str) -> Result<Value, StoreError> {
+pub(super) fn read_value(
+    row: &Row<'_>,
+    idx: usize,
+    ty: ColType,
+    what: &str,
+) -> Result<Value, StoreError> {
     let v = row.get_ref(idx).map_err(db_err)?;
-    let bad = || StoreError::Corrupt(format!("{what}: {:?} value in a {ty:?} column", v.data_type()));
+    let bad = || {
+        StoreError::Corrupt(format!(
+            "{what}: {:?} value in a {ty:?} column",
+            v.data_type()
+        ))
+    };
     Ok(match (ty, v) {
         (_, ValueRef::Null) => Value::Null,
         (ColType::Text, ValueRef::Text(b)) => Value::Text(text(b, what)?),
@@ -40,7 +50,8 @@ pub(super) fn read_value(row: &Row<'_>, idx: usize, ty: ColType, what: &str) -> 
 }
 
 fn text(b: &[u8], what: &str) -> Result<String, StoreError> {
-    String::from_utf8(b.to_vec()).map_err(|_| StoreError::Corrupt(format!("{what}: text is not UTF-8")))
+    String::from_utf8(b.to_vec())
+        .map_err(|_| StoreError::Corrupt(format!("{what}: text is not UTF-8")))
 }
 
 /// Column `idx` as a required timestamp.
@@ -50,7 +61,11 @@ pub(super) fn ts(row: &Row<'_>, idx: usize, what: &str) -> Result<Timestamp, Sto
 }
 
 /// Column `idx` as an optional timestamp.
-pub(super) fn opt_ts(row: &Row<'_>, idx: usize, what: &str) -> Result<Option<Timestamp>, StoreError> {
+pub(super) fn opt_ts(
+    row: &Row<'_>,
+    idx: usize,
+    what: &str,
+) -> Result<Option<Timestamp>, StoreError> {
     let s: Option<String> = row.get(idx).map_err(db_err)?;
     crate::codec::parse_opt_ts(s, what)
 }

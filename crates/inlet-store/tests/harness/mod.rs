@@ -43,12 +43,15 @@ impl Db {
 
     fn sqlite_conn(&self, path: &PathBuf) -> rusqlite::Connection {
         let c = rusqlite::Connection::open(path).expect("open sqlite");
-        c.busy_timeout(std::time::Duration::from_secs(5)).expect("busy timeout");
+        c.busy_timeout(std::time::Duration::from_secs(5))
+            .expect("busy timeout");
         c
     }
 
     async fn pg_client(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(&self.url, NoTls).await.expect("connect pg");
+        let (client, conn) = tokio_postgres::connect(&self.url, NoTls)
+            .await
+            .expect("connect pg");
         tokio::spawn(conn);
         client
     }
@@ -59,7 +62,12 @@ impl Db {
             Some(p) => {
                 self.sqlite_conn(p).execute_batch(sql).expect("exec");
             }
-            None => self.pg_client().await.batch_execute(sql).await.expect("exec"),
+            None => self
+                .pg_client()
+                .await
+                .batch_execute(sql)
+                .await
+                .expect("exec"),
         }
     }
 
@@ -68,14 +76,23 @@ impl Db {
         match &self.sqlite {
             Some(p) => {
                 let c = self.sqlite_conn(p);
-                let mut st = c.prepare("SELECT name, type FROM pragma_table_info(?1)").expect("prepare");
-                let rows = st.query_map([table], |r| Ok((r.get(0)?, r.get(1)?))).expect("query");
+                let mut st = c
+                    .prepare("SELECT name, type FROM pragma_table_info(?1)")
+                    .expect("prepare");
+                let rows = st
+                    .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .expect("query");
                 rows.collect::<Result<_, _>>().expect("rows")
             }
             None => {
                 let sql = "SELECT column_name::text, data_type::text FROM information_schema.columns \
                            WHERE table_name = $1 AND table_schema = current_schema() ORDER BY ordinal_position";
-                let rows = self.pg_client().await.query(sql, &[&table]).await.expect("query");
+                let rows = self
+                    .pg_client()
+                    .await
+                    .query(sql, &[&table])
+                    .await
+                    .expect("query");
                 rows.iter().map(|r| (r.get(0), r.get(1))).collect()
             }
         }
@@ -113,7 +130,12 @@ impl Db {
                     ms("last_message_utc"),
                     ms("updated_at")
                 );
-                let row = self.pg_client().await.query_opt(&sql, &[&conn, &id]).await.expect("query")?;
+                let row = self
+                    .pg_client()
+                    .await
+                    .query_opt(&sql, &[&conn, &id])
+                    .await
+                    .expect("query")?;
                 Some(Conv {
                     subject: row.get(0),
                     first_author: row.get(1),
@@ -153,22 +175,42 @@ where
     let url = format!("sqlite://{}", path.display());
     let store = inlet_store::open(&url).await.expect("open sqlite store");
     assert_eq!(store.backend(), "sqlite");
-    if let Err(panic) = run_isolated(Db { store, url, sqlite: Some(path) }, test).await {
+    if let Err(panic) = run_isolated(
+        Db {
+            store,
+            url,
+            sqlite: Some(path),
+        },
+        test,
+    )
+    .await
+    {
         std::panic::resume_unwind(panic);
     }
 }
 
 fn random_hex() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    let seed = (std::process::id(), std::time::SystemTime::now(), N.fetch_add(1, Ordering::Relaxed));
-    format!("{:016x}", std::collections::hash_map::RandomState::new().hash_one(seed))
+    let seed = (
+        std::process::id(),
+        std::time::SystemTime::now(),
+        N.fetch_add(1, Ordering::Relaxed),
+    );
+    format!(
+        "{:016x}",
+        std::collections::hash_map::RandomState::new().hash_one(seed)
+    )
 }
 
 /// `url` with its database name replaced.
 fn with_database(url: &str, name: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("postgres URL has ://");
-    let (before_query, query) = rest.split_once('?').map_or((rest, None), |(a, b)| (a, Some(b)));
-    let authority = before_query.split_once('/').map_or(before_query, |(a, _)| a);
+    let (before_query, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(a, b)| (a, Some(b)));
+    let authority = before_query
+        .split_once('/')
+        .map_or(before_query, |(a, _)| a);
     let query = query.map_or(String::new(), |q| format!("?{q}"));
     format!("{scheme}://{authority}/{name}{query}")
 }
@@ -189,16 +231,29 @@ where
     });
     tokio::spawn(conn);
     let name = format!("inlet_t_{}", random_hex());
-    client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("CREATE DATABASE");
+    client
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("CREATE DATABASE");
     let url = with_database(&admin, &name);
     let result = match inlet_store::open(&url).await {
         Ok(store) => {
             assert_eq!(store.backend(), "postgres");
-            run_isolated(Db { store, url, sqlite: None }, test).await
+            run_isolated(
+                Db {
+                    store,
+                    url,
+                    sqlite: None,
+                },
+                test,
+            )
+            .await
         }
         Err(e) => Err(Box::new(format!("open {name}: {e}")) as Box<dyn std::any::Any + Send>),
     };
-    let drop = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+    let drop = client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await;
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
