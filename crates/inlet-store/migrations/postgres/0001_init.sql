@@ -59,7 +59,7 @@ CREATE INDEX "runs_connection_id" ON "runs" ("connection_id", "id");
 -- Reddit private messages and comment replies: streams `inbox` and `sent`.
 CREATE TABLE "reddit_messages" (
     "connection_id"   BIGINT NOT NULL REFERENCES "connections" ("id") ON DELETE CASCADE, -- the connection
-    "id"              TEXT NOT NULL,    -- Reddit fullname (`t4_...`, `t1_...`)
+    "id"              TEXT COLLATE "C" NOT NULL, -- byte order, as in SQLite; Reddit fullname (`t4_...`, `t1_...`)
     "kind"            TEXT,             -- `t4` private message or `t1` comment reply / mention (inbox only)
     "folder"          TEXT,             -- `inbox` (received) or `sent`
     "conversation_id" TEXT,             -- fullname of the conversation's first message; NULL for comment replies
@@ -88,7 +88,7 @@ CREATE INDEX "reddit_messages_folder_created" ON "reddit_messages" ("connection_
 -- One row per Reddit conversation, derived from the live rows of reddit_messages.
 CREATE TABLE "reddit_conversations" (
     "connection_id"     BIGINT NOT NULL REFERENCES "connections" ("id") ON DELETE CASCADE, -- the connection
-    "id"                TEXT NOT NULL,    -- conversation_id of its messages
+    "id"                TEXT COLLATE "C" NOT NULL, -- byte order, as in SQLite; conversation_id of its messages
     "subject"           TEXT,             -- subject of the first message
     "first_author"      TEXT,             -- who started it
     "last_author"       TEXT,             -- who wrote last
@@ -103,7 +103,7 @@ CREATE TABLE "reddit_conversations" (
 -- Reddit posts and comments the user saved: stream `saved`.
 CREATE TABLE "reddit_saved" (
     "connection_id" BIGINT NOT NULL REFERENCES "connections" ("id") ON DELETE CASCADE, -- the connection
-    "id"            TEXT NOT NULL,    -- Reddit fullname (`t3_...`, `t1_...`)
+    "id"            TEXT COLLATE "C" NOT NULL, -- byte order, as in SQLite; Reddit fullname (`t3_...`, `t1_...`)
     "kind"          TEXT,             -- `t3` post or `t1` comment
     "subreddit"     TEXT,             -- subreddit name
     "author"        TEXT,             -- author's username
