@@ -25,7 +25,9 @@ pub async fn open_store(settings: &Settings, create: bool) -> Result<Arc<dyn Sto
             );
         }
     }
-    inlet_store::open(&settings.database_url).await.map_err(anyhow::Error::from)
+    inlet_store::open(&settings.database_url)
+        .await
+        .map_err(anyhow::Error::from)
 }
 
 /// Find a connection by name or id.
@@ -33,9 +35,16 @@ pub async fn connection(store: &dyn Store, key: &str) -> Result<Connection> {
     match store.get_connection(key).await? {
         Some(c) => Ok(c),
         None => {
-            let known: Vec<String> = store.list_connections().await?.into_iter().map(|c| c.name).collect();
+            let known: Vec<String> = store
+                .list_connections()
+                .await?
+                .into_iter()
+                .map(|c| c.name)
+                .collect();
             if known.is_empty() {
-                bail!("unknown connection {key:?}: there are no connections yet (add one with `inlet connect`)")
+                bail!(
+                    "unknown connection {key:?}: there are no connections yet (add one with `inlet connect`)"
+                )
             }
             bail!("unknown connection {key:?} (known: {})", known.join(", "))
         }
@@ -44,10 +53,11 @@ pub async fn connection(store: &dyn Store, key: &str) -> Result<Connection> {
 
 /// Open a connection's credentials.
 pub fn credentials(conn: &Connection, key: &SecretBox) -> Result<serde_json::Value> {
-    let plain = key.open(&conn.credentials, &keys::aad(&conn.name)).with_context(|| {
-        format!("cannot read the credentials of {:?}", conn.name)
-    })?;
-    serde_json::from_slice(&plain).with_context(|| format!("stored credentials of {:?} are corrupt", conn.name))
+    let plain = key
+        .open(&conn.credentials, &keys::aad(&conn.name))
+        .with_context(|| format!("cannot read the credentials of {:?}", conn.name))?;
+    serde_json::from_slice(&plain)
+        .with_context(|| format!("stored credentials of {:?} are corrupt", conn.name))
 }
 
 /// Seal credentials for a connection.
@@ -57,25 +67,39 @@ pub fn seal(conn_name: &str, creds: &serde_json::Value, key: &SecretBox) -> Resu
 }
 
 /// The connector for a stored connection.
-pub fn connector(conn: &Connection, key: &SecretBox, http: HttpConfig) -> Result<Box<dyn Connector>> {
+pub fn connector(
+    conn: &Connection,
+    key: &SecretBox,
+    http: HttpConfig,
+) -> Result<Box<dyn Connector>> {
     match conn.provider.as_str() {
         "reddit" => {
-            let config: RedditConfig = serde_json::from_value(conn.config.clone())
-                .with_context(|| format!("connection {:?} has an invalid Reddit config", conn.name))?;
+            let config: RedditConfig =
+                serde_json::from_value(conn.config.clone()).with_context(|| {
+                    format!("connection {:?} has an invalid Reddit config", conn.name)
+                })?;
             let creds: RedditCredentials = serde_json::from_value(credentials(conn, key)?)
-                .with_context(|| format!("connection {:?} has invalid Reddit credentials", conn.name))?;
+                .with_context(|| {
+                    format!("connection {:?} has invalid Reddit credentials", conn.name)
+                })?;
             Ok(Box::new(RedditConnector::new(config, &creds, http)?))
         }
-        other => bail!("connection {:?} uses provider {other:?}, which this build does not support (supported: {})", conn.name, PROVIDERS.join(", ")),
+        other => bail!(
+            "connection {:?} uses provider {other:?}, which this build does not support (supported: {})",
+            conn.name,
+            PROVIDERS.join(", ")
+        ),
     }
 }
 
 /// An engine that seals refreshed credentials with `key`.
 pub fn engine(store: Arc<dyn Store>, key: SecretBox) -> Engine {
     let key = Arc::new(key);
-    Engine::new(store, Arc::new(SystemClock)).with_sealer(Arc::new(move |conn: &Connection, creds: &serde_json::Value| {
-        seal(&conn.name, creds, &key).map_err(|e| e.to_string())
-    }))
+    Engine::new(store, Arc::new(SystemClock)).with_sealer(Arc::new(
+        move |conn: &Connection, creds: &serde_json::Value| {
+            seal(&conn.name, creds, &key).map_err(|e| e.to_string())
+        },
+    ))
 }
 
 /// A run as printed by `sync`, `runs` and `demo`.
@@ -105,7 +129,14 @@ pub fn run_line(name: &str, run: &Run) -> String {
         s.deleted,
         s.requests,
         s.retries,
-        if s.rate_limit_wait_ms > 0 { format!(", {:.1}s rate-limit wait", s.rate_limit_wait_ms as f64 / 1000.0) } else { String::new() },
+        if s.rate_limit_wait_ms > 0 {
+            format!(
+                ", {:.1}s rate-limit wait",
+                s.rate_limit_wait_ms as f64 / 1000.0
+            )
+        } else {
+            String::new()
+        },
         run.duration_ms() as f64 / 1000.0
     );
     if let Some(e) = &run.error {

@@ -39,7 +39,11 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "both")]
     pub backend: Backend,
     /// PostgreSQL server (a database is created there and dropped afterwards).
-    #[arg(long, env = "INLET_BENCH_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "INLET_BENCH_PG_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     pub pg_url: String,
     /// Only run the given size (skip the 10x-smaller run that shows memory stays flat).
     #[arg(long)]
@@ -73,7 +77,11 @@ pub async fn run(a: &BenchArgs, out: &Output) -> Result<ExitCode> {
         Backend::Both => vec![Backend::Sqlite, Backend::Postgres],
         b => vec![b],
     };
-    let sizes = if a.single || a.messages < 10 { vec![a.messages] } else { vec![a.messages / 10, a.messages] };
+    let sizes = if a.single || a.messages < 10 {
+        vec![a.messages]
+    } else {
+        vec![a.messages / 10, a.messages]
+    };
     let mut results = Vec::new();
     for b in backends {
         for &n in &sizes {
@@ -83,14 +91,23 @@ pub async fn run(a: &BenchArgs, out: &Output) -> Result<ExitCode> {
             results.push(m);
         }
     }
-    out.emit(&results, || results.iter().map(line).collect::<Vec<_>>().join("\n"));
+    out.emit(&results, || {
+        results.iter().map(line).collect::<Vec<_>>().join("\n")
+    });
     Ok(ExitCode::SUCCESS)
 }
 
 fn line(m: &Measurement) -> String {
     format!(
         "{:?}: {} records in {:.2}s = {:.0} records/s, {} requests ({} retries), peak RSS {:.1} MB, {}",
-        m.backend, m.records, m.seconds, m.records_per_s, m.requests, m.retries, m.peak_rss_mb, m.status
+        m.backend,
+        m.records,
+        m.seconds,
+        m.records_per_s,
+        m.requests,
+        m.retries,
+        m.peak_rss_mb,
+        m.status
     )
 }
 
@@ -101,12 +118,25 @@ fn run_child(b: Backend, n: u64, pg_url: &str) -> Result<Measurement> {
         _ => "postgres",
     };
     let output = std::process::Command::new(exe)
-        .args(["bench", "--child", "--single", "--backend", backend, "--messages", &n.to_string(), "--pg-url", pg_url])
+        .args([
+            "bench",
+            "--child",
+            "--single",
+            "--backend",
+            backend,
+            "--messages",
+            &n.to_string(),
+            "--pg-url",
+            pg_url,
+        ])
         .stderr(std::process::Stdio::inherit())
         .output()
         .context("cannot start the benchmark child process")?;
     if !output.status.success() {
-        bail!("benchmark of {backend} with {n} messages failed ({})", output.status);
+        bail!(
+            "benchmark of {backend} with {n} messages failed ({})",
+            output.status
+        );
     }
     let text = String::from_utf8_lossy(&output.stdout);
     serde_json::from_str(text.trim()).with_context(|| format!("benchmark child printed {text:?}"))
@@ -129,7 +159,12 @@ async fn measure(a: &BenchArgs) -> Result<Measurement> {
     result
 }
 
-async fn backfill(url: &str, sim: &RedditSim, cfg: &RedditSimConfig, a: &BenchArgs) -> Result<Measurement> {
+async fn backfill(
+    url: &str,
+    sim: &RedditSim,
+    cfg: &RedditSimConfig,
+    a: &BenchArgs,
+) -> Result<Measurement> {
     let store = inlet_store::open(url).await?;
     let key = SecretBox::from_hex(&SecretBox::generate_hex()?)?;
     let creds = json!({"client_id": cfg.client_id, "client_secret": cfg.client_secret, "refresh_token": cfg.refresh_token});
@@ -150,7 +185,11 @@ async fn backfill(url: &str, sim: &RedditSim, cfg: &RedditSimConfig, a: &BenchAr
     let run = engine.sync(&conn, &*connector, &opts, &NoProgress).await?;
     let secs = t.elapsed().as_secs_f64();
     Ok(Measurement {
-        backend: if url.starts_with("postgres") { Backend::Postgres } else { Backend::Sqlite },
+        backend: if url.starts_with("postgres") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        },
         messages: a.messages,
         records: run.stats.fetched,
         seconds: secs,
@@ -166,7 +205,11 @@ async fn backfill(url: &str, sim: &RedditSim, cfg: &RedditSimConfig, a: &BenchAr
 fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -184,9 +227,13 @@ impl Cleanup {
                 }
             }
             Cleanup::Database { admin_url, name } => {
-                if let Ok((client, conn)) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
+                {
                     tokio::spawn(conn);
-                    let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .await;
                 }
             }
         }
@@ -204,10 +251,18 @@ async fn database(a: &BenchArgs) -> Result<(String, Cleanup)> {
         .await
         .with_context(|| "cannot reach PostgreSQL for the benchmark (set --pg-url)".to_string())?;
     tokio::spawn(conn);
-    client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await?;
+    client
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await?;
     let url = match a.pg_url.rsplit_once('/') {
         Some((base, _)) => format!("{base}/{name}"),
         None => bail!("--pg-url must end with /DATABASE"),
     };
-    Ok((url, Cleanup::Database { admin_url: a.pg_url.clone(), name }))
+    Ok((
+        url,
+        Cleanup::Database {
+            admin_url: a.pg_url.clone(),
+            name,
+        },
+    ))
 }

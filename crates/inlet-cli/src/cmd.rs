@@ -1,15 +1,18 @@
 //! The everyday commands: connect, sync, status, runs, export.
 
+use crate::SyncArgs;
 use crate::app::{self, RunReport, run_line};
 use crate::keys;
 use crate::output::Output;
 use crate::progress::Bar;
 use crate::settings::Settings;
-use crate::SyncArgs;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use inlet_connectors::reddit::{RedditConfig, RedditConnector, RedditCredentials};
-use inlet_core::{ConnectionStatus, Connector, NewConnection, RunMode, RunStatus, StreamSpec, SystemClock, Clock, Value};
+use inlet_core::{
+    Clock, ConnectionStatus, Connector, NewConnection, RunMode, RunStatus, StreamSpec, SystemClock,
+    Value,
+};
 use inlet_engine::SyncOptions;
 use inlet_http::HttpConfig;
 use serde_json::json;
@@ -37,7 +40,12 @@ pub struct RedditArgs {
     #[arg(long, env = "REDDIT_CLIENT_ID")]
     pub client_id: String,
     /// The app's secret (empty for installed apps).
-    #[arg(long, env = "REDDIT_CLIENT_SECRET", hide_env_values = true, default_value = "")]
+    #[arg(
+        long,
+        env = "REDDIT_CLIENT_SECRET",
+        hide_env_values = true,
+        default_value = ""
+    )]
     pub client_secret: String,
     /// A permanent refresh token (web and installed apps).
     #[arg(long, env = "REDDIT_REFRESH_TOKEN", hide_env_values = true)]
@@ -69,7 +77,11 @@ pub struct RedditArgs {
 }
 
 /// `inlet connect ...`: verify first, then write; a failure writes nothing.
-pub async fn connect(settings: &Settings, provider: ConnectProvider, out: &Output) -> Result<ExitCode> {
+pub async fn connect(
+    settings: &Settings,
+    provider: ConnectProvider,
+    out: &Output,
+) -> Result<ExitCode> {
     let ConnectProvider::Reddit(a) = provider;
     if a.refresh_token.is_none() && (a.username.is_none() || a.password.is_none()) {
         bail!("give --refresh-token, or --username and --password for a script app");
@@ -92,7 +104,11 @@ pub async fn connect(settings: &Settings, provider: ConnectProvider, out: &Outpu
     };
     if !a.no_verify {
         let conn = RedditConnector::new(config.clone(), &creds, HttpConfig::default())?;
-        let name = conn.username().await.context("could not verify the credentials with Reddit")?.to_string();
+        let name = conn
+            .username()
+            .await
+            .context("could not verify the credentials with Reddit")?
+            .to_string();
         if let Some(updated) = conn.take_updated_credentials().await {
             creds = serde_json::from_value(updated)?;
         }
@@ -107,10 +123,15 @@ pub async fn connect(settings: &Settings, provider: ConnectProvider, out: &Outpu
     let conn = match store.get_connection(&a.name).await? {
         Some(existing) if a.update => {
             store.set_credentials(existing.id, &sealed, now).await?;
-            store.set_connection_status(existing.id, ConnectionStatus::Active, None, now).await?;
+            store
+                .set_connection_status(existing.id, ConnectionStatus::Active, None, now)
+                .await?;
             existing
         }
-        Some(_) => bail!("a connection named {:?} exists already (use --update to replace its credentials)", a.name),
+        Some(_) => bail!(
+            "a connection named {:?} exists already (use --update to replace its credentials)",
+            a.name
+        ),
         None if a.update => bail!("no connection named {:?} to update", a.name),
         None => {
             let new = NewConnection {
@@ -123,7 +144,10 @@ pub async fn connect(settings: &Settings, provider: ConnectProvider, out: &Outpu
             store.create_connection(&new, now).await?
         }
     };
-    let who = config.username.clone().unwrap_or_else(|| "(not verified)".into());
+    let who = config
+        .username
+        .clone()
+        .unwrap_or_else(|| "(not verified)".into());
     out.emit(&json!({"connection": conn.name, "id": conn.id, "provider": "reddit", "username": who, "database": store.location()}), || {
         format!("Connected {:?} (id {}) as u/{who}; stored in {}.", conn.name, conn.id, store.location())
     });
@@ -147,7 +171,10 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
     let mut failed = false;
     let mut reports = Vec::new();
     for conn in &conns {
-        if args.connection.is_none() && conn.status != ConnectionStatus::Active && conn.status != ConnectionStatus::Failing {
+        if args.connection.is_none()
+            && conn.status != ConnectionStatus::Active
+            && conn.status != ConnectionStatus::Failing
+        {
             out.note(&format!("{}: skipped ({})", conn.name, conn.status));
             continue;
         }
@@ -156,12 +183,18 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
             Err(e) => {
                 failed = true;
                 out.note(&format!("{}: cannot sync: {e:#}", conn.name));
-                reports.push(json!({"connection": conn.name, "status": "failed", "error": format!("{e:#}")}));
+                reports.push(
+                    json!({"connection": conn.name, "status": "failed", "error": format!("{e:#}")}),
+                );
                 continue;
             }
         };
         check_streams(&*connector, &args.streams)?;
-        let mut opts = SyncOptions::new(if args.full { RunMode::Full } else { RunMode::Delta });
+        let mut opts = SyncOptions::new(if args.full {
+            RunMode::Full
+        } else {
+            RunMode::Delta
+        });
         opts.streams = (!args.streams.is_empty()).then(|| args.streams.clone());
         opts.cancel = Some(cancel.clone());
         let bar = Bar::new(&conn.name);
@@ -172,19 +205,31 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
         if !out.json {
             println!("{}", run_line(&conn.name, &run));
         }
-        reports.push(serde_json::to_value(RunReport { connection: &conn.name, duration_ms: run.duration_ms(), run: &run })?);
+        reports.push(serde_json::to_value(RunReport {
+            connection: &conn.name,
+            duration_ms: run.duration_ms(),
+            run: &run,
+        })?);
     }
     if out.json {
         println!("{}", serde_json::to_string(&reports)?);
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn check_streams(connector: &dyn Connector, wanted: &[String]) -> Result<()> {
     let names: Vec<&str> = connector.streams().iter().map(|s| s.name).collect();
     for w in wanted {
         if !names.contains(&w.as_str()) {
-            bail!("{} has no stream {w:?} (streams: {})", connector.provider(), names.join(", "));
+            bail!(
+                "{} has no stream {w:?} (streams: {})",
+                connector.provider(),
+                names.join(", ")
+            );
         }
     }
     Ok(())
@@ -193,7 +238,9 @@ fn check_streams(connector: &dyn Connector, wanted: &[String]) -> Result<()> {
 fn spawn_ctrl_c(cancel: std::sync::Arc<std::sync::atomic::AtomicBool>) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("Stopping at the next page boundary (the checkpoint is kept; press Ctrl-C again to abort).");
+            eprintln!(
+                "Stopping at the next page boundary (the checkpoint is kept; press Ctrl-C again to abort)."
+            );
             cancel.store(true, std::sync::atomic::Ordering::SeqCst);
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -210,16 +257,28 @@ pub async fn status(settings: &Settings, out: &Output) -> Result<ExitCode> {
     for conn in store.list_connections().await? {
         let states = store.sync_states(conn.id).await?;
         let mut streams = serde_json::Map::new();
-        text.push_str(&format!("{} (id {}, {}, workspace {}): {}\n", conn.name, conn.id, conn.provider, conn.workspace, conn.status));
+        text.push_str(&format!(
+            "{} (id {}, {}, workspace {}): {}\n",
+            conn.name, conn.id, conn.provider, conn.workspace, conn.status
+        ));
         if let Some(d) = &conn.status_detail {
             text.push_str(&format!("  note: {d}\n"));
         }
         for spec in specs_of(&conn.provider) {
             let st = states.get(spec.name).cloned().unwrap_or_default();
             let live = store.count_live(conn.id, spec).await?;
-            let last = st.last_success_at.map_or("never".to_string(), |t| t.to_string());
-            let resume = if st.checkpoint.is_some() { ", interrupted pass will resume" } else { "" };
-            text.push_str(&format!("  {:<8} {live:>9} records  last success {last}  syncs {}{resume}\n", spec.name, st.sync_count));
+            let last = st
+                .last_success_at
+                .map_or("never".to_string(), |t| t.to_string());
+            let resume = if st.checkpoint.is_some() {
+                ", interrupted pass will resume"
+            } else {
+                ""
+            };
+            text.push_str(&format!(
+                "  {:<8} {live:>9} records  last success {last}  syncs {}{resume}\n",
+                spec.name, st.sync_count
+            ));
             streams.insert(spec.name.into(), json!({"records": live, "state": st}));
             if let Some(d) = spec.derived.filter(|_| spec.name == "inbox") {
                 let n = store.count_derived(conn.id, d.table).await?;
@@ -241,7 +300,12 @@ fn specs_of(provider: &str) -> &'static [StreamSpec] {
 }
 
 /// `inlet runs`.
-pub async fn runs(settings: &Settings, connection: Option<&str>, limit: u32, out: &Output) -> Result<ExitCode> {
+pub async fn runs(
+    settings: &Settings,
+    connection: Option<&str>,
+    limit: u32,
+    out: &Output,
+) -> Result<ExitCode> {
     let store = app::open_store(settings, false).await?;
     let conns = store.list_connections().await?;
     let filter = match connection {
@@ -249,14 +313,28 @@ pub async fn runs(settings: &Settings, connection: Option<&str>, limit: u32, out
         None => None,
     };
     let runs = store.list_runs(filter, limit).await?;
-    let name = |id: i64| conns.iter().find(|c| c.id == id).map_or("?", |c| c.name.as_str());
-    let reports: Vec<RunReport> =
-        runs.iter().map(|r| RunReport { connection: name(r.connection_id), duration_ms: r.duration_ms(), run: r }).collect();
+    let name = |id: i64| {
+        conns
+            .iter()
+            .find(|c| c.id == id)
+            .map_or("?", |c| c.name.as_str())
+    };
+    let reports: Vec<RunReport> = runs
+        .iter()
+        .map(|r| RunReport {
+            connection: name(r.connection_id),
+            duration_ms: r.duration_ms(),
+            run: r,
+        })
+        .collect();
     out.emit(&reports, || {
         if runs.is_empty() {
             return "no runs yet".into();
         }
-        runs.iter().map(|r| format!("{}  {}", r.started_at, run_line(name(r.connection_id), r))).collect::<Vec<_>>().join("\n")
+        runs.iter()
+            .map(|r| format!("{}  {}", r.started_at, run_line(name(r.connection_id), r)))
+            .collect::<Vec<_>>()
+            .join("\n")
     });
     Ok(ExitCode::SUCCESS)
 }
@@ -295,10 +373,17 @@ pub async fn export(settings: &Settings, a: &ExportArgs, out: &Output) -> Result
     let specs = specs_of(&conn.provider);
     let Some(spec) = specs.iter().find(|s| s.name == a.stream) else {
         let names: Vec<&str> = specs.iter().map(|s| s.name).collect();
-        bail!("{} has no stream {:?} (streams: {})", conn.provider, a.stream, names.join(", "));
+        bail!(
+            "{} has no stream {:?} (streams: {})",
+            conn.provider,
+            a.stream,
+            names.join(", ")
+        );
     };
     let sink: Box<dyn Write> = match &a.output {
-        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        Some(p) => Box::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ),
         None => Box::new(std::io::stdout().lock()),
     };
     let w = std::io::BufWriter::new(sink);
@@ -315,7 +400,9 @@ pub async fn export(settings: &Settings, a: &ExportArgs, out: &Output) -> Result
     };
     let (mut after, mut n) = (None::<String>, 0u64);
     loop {
-        let rows = store.export_page(conn.id, spec, after.as_deref(), 1000, a.include_deleted).await?;
+        let rows = store
+            .export_page(conn.id, spec, after.as_deref(), 1000, a.include_deleted)
+            .await?;
         let Some(last) = rows.last() else { break };
         after = Some(last.id.clone());
         for r in &rows {
@@ -353,7 +440,8 @@ impl<W: Write> Sink<W> {
                 for (col, v) in spec.columns.iter().zip(&r.values) {
                     obj.insert(col.name.into(), json_value(v));
                 }
-                let raw = serde_json::from_str(&r.raw).unwrap_or_else(|_| serde_json::Value::String(r.raw.clone()));
+                let raw = serde_json::from_str(&r.raw)
+                    .unwrap_or_else(|_| serde_json::Value::String(r.raw.clone()));
                 obj.insert("raw".into(), raw);
                 obj.insert("first_seen_at".into(), json!(r.first_seen_at));
                 obj.insert("updated_at".into(), json!(r.updated_at));

@@ -38,9 +38,22 @@ pub struct DemoArgs {
 /// Run the demo.
 pub async fn run(a: &DemoArgs, out: &Output) -> Result<ExitCode> {
     remove_previous(&a.database)?;
-    let cfg = RedditSimConfig { seed: a.seed, messages: a.messages, saved: a.saved, comment_replies: 0, ..Default::default() };
-    let sim = RedditSim::start(cfg.clone()).await.context("cannot start the Reddit simulator on 127.0.0.1")?;
-    out.note(&format!("Reddit simulator listening on {} ({} messages, {} saved items).", sim.api_base(), a.messages, a.saved));
+    let cfg = RedditSimConfig {
+        seed: a.seed,
+        messages: a.messages,
+        saved: a.saved,
+        comment_replies: 0,
+        ..Default::default()
+    };
+    let sim = RedditSim::start(cfg.clone())
+        .await
+        .context("cannot start the Reddit simulator on 127.0.0.1")?;
+    out.note(&format!(
+        "Reddit simulator listening on {} ({} messages, {} saved items).",
+        sim.api_base(),
+        a.messages,
+        a.saved
+    ));
     let settings = Settings {
         database_url: a.database.display().to_string(),
         key_file: PathBuf::from(format!("{}.key", a.database.display())),
@@ -80,13 +93,22 @@ fn remove_previous(db: &std::path::Path) -> Result<()> {
         match std::fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot remove the previous demo file {}", p.display())),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot remove the previous demo file {}", p.display())
+                });
+            }
         }
     }
     Ok(())
 }
 
-async fn create_connection(store: &dyn Store, key: &inlet_core::secrets::SecretBox, sim: &RedditSim, cfg: &RedditSimConfig) -> Result<Connection> {
+async fn create_connection(
+    store: &dyn Store,
+    key: &inlet_core::secrets::SecretBox,
+    sim: &RedditSim,
+    cfg: &RedditSimConfig,
+) -> Result<Connection> {
     let config = RedditConfig {
         api_base: sim.api_base(),
         token_url: sim.token_url(),
@@ -111,17 +133,30 @@ async fn create_connection(store: &dyn Store, key: &inlet_core::secrets::SecretB
     Ok(store.create_connection(&new, SystemClock.now()).await?)
 }
 
-async fn sync(engine: &Engine, conn: &Connection, key: &inlet_core::secrets::SecretBox, mode: RunMode) -> Result<Run> {
+async fn sync(
+    engine: &Engine,
+    conn: &Connection,
+    key: &inlet_core::secrets::SecretBox,
+    mode: RunMode,
+) -> Result<Run> {
     // Reload: the previous sync may have stored a fresh access token.
     let conn = &app::connection(&**engine.store(), &conn.name).await?;
     let connector = app::connector(conn, key, HttpConfig::default())?;
     let bar = Bar::new(&conn.name);
-    let run = engine.sync(conn, &*connector, &SyncOptions::new(mode), &bar).await;
+    let run = engine
+        .sync(conn, &*connector, &SyncOptions::new(mode), &bar)
+        .await;
     bar.finish();
     Ok(run?)
 }
 
-async fn report(out: &Output, store: &dyn Store, conn: &Connection, run: &Run, label: &str) -> Result<()> {
+async fn report(
+    out: &Output,
+    store: &dyn Store,
+    conn: &Connection,
+    run: &Run,
+    label: &str,
+) -> Result<()> {
     let streams = &inlet_connectors::reddit::streams::STREAMS;
     let (mut messages, mut new_messages, mut new_conversations) = (0, 0, 0);
     for s in streams.iter().filter(|s| s.table == "reddit_messages") {
@@ -133,7 +168,11 @@ async fn report(out: &Output, store: &dyn Store, conn: &Connection, run: &Run, l
     }
     let saved = store.count_live(conn.id, &streams[2]).await?;
     let conversations = store.count_derived(conn.id, "reddit_conversations").await?;
-    let saved_stats = run.streams.get("saved").map(|s| s.stats).unwrap_or_default();
+    let saved_stats = run
+        .streams
+        .get("saved")
+        .map(|s| s.stats)
+        .unwrap_or_default();
     let value = json!({
         "sync": label,
         "status": run.status,
@@ -167,18 +206,29 @@ fn simulate_activity(sim: &RedditSim) -> Changes {
     let inbox = sim.truth_inbox();
     let mut roots: Vec<String> = Vec::new();
     for m in &inbox {
-        let root = m["first_message_name"].as_str().or(m["name"].as_str()).map(str::to_string);
+        let root = m["first_message_name"]
+            .as_str()
+            .or(m["name"].as_str())
+            .map(str::to_string);
         if let Some(r) = root.filter(|r| r.starts_with("t4_") && !roots.contains(r)) {
             roots.push(r);
         }
     }
     let mut new_messages = 0;
     for (i, root) in roots.iter().take(12).enumerate() {
-        sim.add_message(Some(root), i % 3 == 0, "Is this still available? I can pick it up on Saturday.");
+        sim.add_message(
+            Some(root),
+            i % 3 == 0,
+            "Is this still available? I can pick it up on Saturday.",
+        );
         new_messages += 1;
     }
     for i in 0..5 {
-        let root = sim.add_message(None, false, "Hi! Saw your post about the camera — still for sale?");
+        let root = sim.add_message(
+            None,
+            false,
+            "Hi! Saw your post about the camera — still for sale?",
+        );
         new_messages += 1;
         for k in 0..if i == 0 { 2 } else { 1 } {
             sim.add_message(Some(&root), k % 2 == 0, "Yes, it is. 250 and it's yours.");
@@ -190,13 +240,27 @@ fn simulate_activity(sim: &RedditSim) -> Changes {
         sim.add_message(Some(root), false, "Following up on this 🙂");
         new_messages += 1;
     }
-    if let Some(unread) = inbox.iter().find(|m| m["new"].as_bool() == Some(true)).and_then(|m| m["name"].as_str()) {
+    if let Some(unread) = inbox
+        .iter()
+        .find(|m| m["new"].as_bool() == Some(true))
+        .and_then(|m| m["name"].as_str())
+    {
         sim.edit_message(unread, None, Some(false));
     }
     let saved = sim.truth_saved();
-    let unsaved = saved.iter().take(2).filter_map(|s| s["name"].as_str()).filter(|n| sim.unsave(n)).count();
+    let unsaved = saved
+        .iter()
+        .take(2)
+        .filter_map(|s| s["name"].as_str())
+        .filter(|n| sim.unsave(n))
+        .count();
     for _ in 0..3 {
         sim.save_new();
     }
-    Changes { new_messages, new_conversations: 5, saved: 3, unsaved }
+    Changes {
+        new_messages,
+        new_conversations: 5,
+        saved: 3,
+        unsaved,
+    }
 }

@@ -12,11 +12,15 @@ pub fn load(key_file: &Path, create: bool) -> Result<SecretBox> {
         return SecretBox::from_hex(&hex).context("INLET_SECRET_KEY is invalid");
     }
     match std::fs::read_to_string(key_file) {
-        Ok(hex) => SecretBox::from_hex(&hex).with_context(|| format!("key file {} is invalid", key_file.display())),
+        Ok(hex) => SecretBox::from_hex(&hex)
+            .with_context(|| format!("key file {} is invalid", key_file.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             let hex = SecretBox::generate_hex()?;
             write_private(key_file, &hex)?;
-            eprintln!("Created the credentials key {} (keep it: without it stored credentials cannot be read).", key_file.display());
+            eprintln!(
+                "Created the credentials key {} (keep it: without it stored credentials cannot be read).",
+                key_file.display()
+            );
             Ok(SecretBox::from_hex(&hex)?)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
@@ -35,7 +39,9 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).with_context(|| format!("cannot create key file {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create key file {}", path.display()))?;
     f.write_all(contents.as_bytes())?;
     f.sync_all()?;
     Ok(())

@@ -86,7 +86,10 @@ pub struct SyncArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -115,7 +118,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Connect { provider } => cmd::connect(&settings, provider, &out).await,
         Command::Sync(args) => cmd::sync(&settings, &args, &out).await,
         Command::Status => cmd::status(&settings, &out).await,
-        Command::Runs { connection, limit } => cmd::runs(&settings, connection.as_deref(), limit, &out).await,
+        Command::Runs { connection, limit } => {
+            cmd::runs(&settings, connection.as_deref(), limit, &out).await
+        }
         Command::Export(args) => cmd::export(&settings, &args, &out).await,
         Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
     }
@@ -124,7 +129,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn init_logs(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("INLET_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

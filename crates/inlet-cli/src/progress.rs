@@ -35,14 +35,21 @@ impl Bar {
 
 impl inlet_engine::Progress for Bar {
     fn stream_started(&self, stream: &str, resumed: bool) {
-        let how = if resumed { " (resuming from checkpoint)" } else { "" };
+        let how = if resumed {
+            " (resuming from checkpoint)"
+        } else {
+            ""
+        };
         self.bar.set_message(format!("{stream}{how}: starting"));
     }
 
     fn page_committed(&self, stream: &str, s: &StreamStats) {
         let secs = self.bar.elapsed().as_secs_f64().max(0.001);
         let wait = if s.stats.rate_limit_wait_ms > 0 {
-            format!(", waited {:.1}s for rate limit", s.stats.rate_limit_wait_ms as f64 / 1000.0)
+            format!(
+                ", waited {:.1}s for rate limit",
+                s.stats.rate_limit_wait_ms as f64 / 1000.0
+            )
         } else {
             String::new()
         };

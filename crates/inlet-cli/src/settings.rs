@@ -41,9 +41,14 @@ pub fn target(url: &str) -> Result<Target> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Target::Postgres);
     }
-    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
     if path.is_empty() || (path.contains("://") && !url.starts_with("sqlite:")) {
-        bail!("unsupported database URL {url:?}: use a file path, sqlite:PATH or postgres://user@host/db");
+        bail!(
+            "unsupported database URL {url:?}: use a file path, sqlite:PATH or postgres://user@host/db"
+        );
     }
     Ok(Target::Sqlite(PathBuf::from(path)))
 }
@@ -57,7 +62,9 @@ impl Settings {
             None if Path::new("inlet.toml").exists() => read_file(Path::new("inlet.toml"))?,
             None => FileSettings::default(),
         };
-        let database_url = database_url.or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE.into());
+        let database_url = database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE.into());
         let key_file = match (std::env::var_os("INLET_KEY_FILE"), file.key_file) {
             (Some(p), _) => PathBuf::from(p),
             (None, Some(p)) => p,
@@ -66,13 +73,18 @@ impl Settings {
                 Target::Postgres => PathBuf::from("inlet.key"),
             },
         };
-        Ok(Settings { database_url, key_file })
+        Ok(Settings {
+            database_url,
+            key_file,
+        })
     }
 }
 
 fn read_file(p: &Path) -> Result<FileSettings> {
-    let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
-    toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {} is invalid: {}", p.display(), e.message()))
+    let text = std::fs::read_to_string(p)
+        .with_context(|| format!("cannot read config file {}", p.display()))?;
+    toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("config file {} is invalid: {}", p.display(), e.message()))
 }
 
 #[cfg(test)]
@@ -81,9 +93,18 @@ mod tests {
 
     #[test]
     fn classifies_urls() {
-        assert_eq!(target("inlet.db").unwrap(), Target::Sqlite("inlet.db".into()));
-        assert_eq!(target("sqlite:/tmp/a.db").unwrap(), Target::Sqlite("/tmp/a.db".into()));
-        assert_eq!(target("sqlite:///tmp/a.db").unwrap(), Target::Sqlite("/tmp/a.db".into()));
+        assert_eq!(
+            target("inlet.db").unwrap(),
+            Target::Sqlite("inlet.db".into())
+        );
+        assert_eq!(
+            target("sqlite:/tmp/a.db").unwrap(),
+            Target::Sqlite("/tmp/a.db".into())
+        );
+        assert_eq!(
+            target("sqlite:///tmp/a.db").unwrap(),
+            Target::Sqlite("/tmp/a.db".into())
+        );
         assert_eq!(target("postgres://u@h/db").unwrap(), Target::Postgres);
         assert!(target("mysql://x").is_err());
         assert!(target("").is_err());

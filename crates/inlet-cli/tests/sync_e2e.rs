@@ -11,20 +11,38 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 fn small_account() -> RedditSimConfig {
-    RedditSimConfig { seed: 11, messages: 300, comment_replies: 15, saved: 30, ..Default::default() }
+    RedditSimConfig {
+        seed: 11,
+        messages: 300,
+        comment_replies: 15,
+        saved: 30,
+        ..Default::default()
+    }
 }
 
 async fn sync(store: &Arc<dyn Store>, conn_key: &str, mode: RunMode) -> inlet_core::Run {
-    let conn = store.get_connection(conn_key).await.expect("get").expect("exists");
+    let conn = store
+        .get_connection(conn_key)
+        .await
+        .expect("get")
+        .expect("exists");
     let connector = connector(&conn);
-    engine(store.clone()).sync(&conn, &connector, &SyncOptions::new(mode), &NoProgress).await.expect("sync")
+    engine(store.clone())
+        .sync(&conn, &connector, &SyncOptions::new(mode), &NoProgress)
+        .await
+        .expect("sync")
 }
 
 /// Listing requests per stream in the simulator's log.
 fn listing_requests(sim: &RedditSim) -> (usize, usize, usize, usize) {
     let log = sim.requests();
     let count = |p: &str| log.iter().filter(|r| r.path.contains(p)).count();
-    (count("/message/inbox"), count("/message/sent"), count("/saved"), log.len())
+    (
+        count("/message/inbox"),
+        count("/message/sent"),
+        count("/saved"),
+        log.len(),
+    )
 }
 
 async fn full_then_changes_then_delta(db: &TestDb) {
@@ -35,18 +53,30 @@ async fn full_then_changes_then_delta(db: &TestDb) {
 
     let full = sync(&store, "reddit-test", RunMode::Delta).await;
     assert_eq!(full.status, RunStatus::Success, "{:?}", full.error);
-    assert_eq!(full.mode, RunMode::Delta, "asked for delta; first pass of each stream is full");
+    assert_eq!(
+        full.mode,
+        RunMode::Delta,
+        "asked for delta; first pass of each stream is full"
+    );
     assert_eq!(full.stats.inserted, 300 + 15 + 30);
     assert_equals_truth(&*store, conn.id, &sim).await;
 
     // New messages (one in a new conversation), edits on recent items, saves and unsaves.
     let inbox = sim.truth_inbox();
-    let recent_root = inbox.iter().find_map(|m| m["first_message_name"].as_str()).expect("a reply").to_string();
+    let recent_root = inbox
+        .iter()
+        .find_map(|m| m["first_message_name"].as_str())
+        .expect("a reply")
+        .to_string();
     sim.add_message(Some(&recent_root), false, "new reply 🙂");
     sim.add_message(Some(&recent_root), true, "my answer");
     let root = sim.add_message(None, false, "a new conversation");
     sim.add_message(Some(&root), true, "and my reply");
-    let newest_unread = inbox.iter().find(|m| m["new"] == true).and_then(|m| m["name"].as_str()).expect("unread");
+    let newest_unread = inbox
+        .iter()
+        .find(|m| m["new"] == true)
+        .and_then(|m| m["name"].as_str())
+        .expect("unread");
     assert!(sim.edit_message(newest_unread, Some("edited body"), Some(false)));
     let saved = sim.truth_saved();
     let names: Vec<&str> = saved.iter().filter_map(|s| s["name"].as_str()).collect();
@@ -56,9 +86,16 @@ async fn full_then_changes_then_delta(db: &TestDb) {
 
     let delta = sync(&store, "reddit-test", RunMode::Delta).await;
     assert_eq!(delta.status, RunStatus::Success, "{:?}", delta.error);
-    assert_eq!(delta.stats.inserted, 4 + 1, "4 messages and 1 saved item are new");
+    assert_eq!(
+        delta.stats.inserted,
+        4 + 1,
+        "4 messages and 1 saved item are new"
+    );
     assert_eq!(delta.stats.deleted, 2, "2 unsaved items tombstoned");
-    assert!(delta.stats.updated >= 2, "the edited message and saved item were rewritten");
+    assert!(
+        delta.stats.updated >= 2,
+        "the edited message and saved item were rewritten"
+    );
     assert_eq!(delta.stats.derived_inserted, 1, "one new conversation");
     assert_equals_truth(&*store, conn.id, &sim).await;
 
@@ -69,7 +106,10 @@ async fn full_then_changes_then_delta(db: &TestDb) {
     assert_equals_truth(&*store, conn.id, &sim).await;
     sim.shutdown();
 }
-both_backends!(full_then_changes_then_delta_equals_truth, full_then_changes_then_delta);
+both_backends!(
+    full_then_changes_then_delta_equals_truth,
+    full_then_changes_then_delta
+);
 
 async fn nothing_new_costs_one_request_per_stream(db: &TestDb) {
     let cfg = small_account();
@@ -81,12 +121,23 @@ async fn nothing_new_costs_one_request_per_stream(db: &TestDb) {
     let run = sync(&store, "reddit-test", RunMode::Delta).await;
     let (inbox, sent, saved, total) = listing_requests(&sim);
     assert_eq!((inbox, sent, saved), (1, 1, 1), "one request per stream");
-    assert_eq!(total, 3, "no token or identity requests either: {:?}", sim.requests());
+    assert_eq!(
+        total,
+        3,
+        "no token or identity requests either: {:?}",
+        sim.requests()
+    );
     assert_eq!(run.stats.requests, 3);
-    assert_eq!((run.stats.inserted, run.stats.updated, run.stats.deleted), (0, 0, 0));
+    assert_eq!(
+        (run.stats.inserted, run.stats.updated, run.stats.deleted),
+        (0, 0, 0)
+    );
     sim.shutdown();
 }
-both_backends!(delta_with_nothing_new_costs_one_request_per_stream, nothing_new_costs_one_request_per_stream);
+both_backends!(
+    delta_with_nothing_new_costs_one_request_per_stream,
+    nothing_new_costs_one_request_per_stream
+);
 
 /// Aborts the sync task once `k` inbox pages were committed.
 struct AbortAfter {
@@ -107,7 +158,15 @@ impl Progress for AbortAfter {
 }
 
 async fn crash_mid_backfill_resumes(db: &TestDb) {
-    let cfg = RedditSimConfig { seed: 5, messages: 2400, comment_replies: 0, saved: 0, listing_cap: None, rate_limit: None, ..Default::default() };
+    let cfg = RedditSimConfig {
+        seed: 5,
+        messages: 2400,
+        comment_replies: 0,
+        saved: 0,
+        listing_cap: None,
+        rate_limit: None,
+        ..Default::default()
+    };
     let sim = RedditSim::start(cfg.clone()).await.expect("sim");
     let store = db.store().await;
     let conn = create_connection(&*store, &sim, &cfg).await;
@@ -115,64 +174,134 @@ async fn crash_mid_backfill_resumes(db: &TestDb) {
     let inbox_pages = inbox_total.div_ceil(100);
 
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let progress = Arc::new(AbortAfter { k: 4, pages: AtomicU64::new(0), tx: std::sync::Mutex::new(Some(tx)) });
+    let progress = Arc::new(AbortAfter {
+        k: 4,
+        pages: AtomicU64::new(0),
+        tx: std::sync::Mutex::new(Some(tx)),
+    });
     let (s2, c2, p2) = (store.clone(), conn.clone(), progress.clone());
+    // Three pages per transaction: the checkpoint must land on chunk boundaries.
     let task = tokio::spawn(async move {
         let connector = connector(&c2);
-        engine(s2).sync(&c2, &connector, &SyncOptions::new(RunMode::Full), &*p2).await
+        engine(s2)
+            .with_batch_records(300)
+            .sync(&c2, &connector, &SyncOptions::new(RunMode::Full), &*p2)
+            .await
     });
     rx.await.expect("reached page k");
     task.abort();
     let _ = task.await;
 
-    let cp = store.sync_state(conn.id, "inbox").await.expect("state").checkpoint.expect("checkpoint kept");
-    assert!(cp.pages >= 4 && cp.pages < inbox_pages, "committed {} of {inbox_pages} pages", cp.pages);
-    let committed = store.count_live(conn.id, spec("inbox")).await.expect("count");
-    assert_eq!(committed, cp.records, "rows and checkpoint committed together");
+    let cp = store
+        .sync_state(conn.id, "inbox")
+        .await
+        .expect("state")
+        .checkpoint
+        .expect("checkpoint kept");
+    assert!(
+        cp.pages >= 4 && cp.pages < inbox_pages,
+        "committed {} of {inbox_pages} pages",
+        cp.pages
+    );
+    assert_eq!(
+        cp.pages % 3,
+        0,
+        "checkpoints fall between chunks of three pages"
+    );
+    let committed = store
+        .count_live(conn.id, spec("inbox"))
+        .await
+        .expect("count");
+    assert_eq!(
+        committed, cp.records,
+        "rows and checkpoint committed together"
+    );
 
     sim.clear_log();
     let run = sync(&store, "reddit-test", RunMode::Delta).await;
     assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
     assert!(run.streams["inbox"].resumed);
     let (inbox_reqs, _, _, _) = listing_requests(&sim);
-    assert_eq!(inbox_reqs as u64, inbox_pages - cp.pages, "resumed from the checkpoint, did not start over");
+    assert_eq!(
+        inbox_reqs as u64,
+        inbox_pages - cp.pages,
+        "resumed from the checkpoint, did not start over"
+    );
     assert_equals_truth(&*store, conn.id, &sim).await;
     let runs = store.list_runs(Some(conn.id), 10).await.expect("runs");
     assert_eq!(runs.len(), 2);
-    assert_eq!(runs[1].status, RunStatus::Failed, "the aborted run is closed as interrupted");
+    assert_eq!(
+        runs[1].status,
+        RunStatus::Failed,
+        "the aborted run is closed as interrupted"
+    );
     sim.shutdown();
 }
-both_backends!(crash_mid_backfill_resumes_from_checkpoint, crash_mid_backfill_resumes);
+both_backends!(
+    crash_mid_backfill_resumes_from_checkpoint,
+    crash_mid_backfill_resumes
+);
 
 async fn deleted_messages_tombstoned_by_complete_listing(db: &TestDb) {
-    let cfg = RedditSimConfig { seed: 3, messages: 120, comment_replies: 0, saved: 5, ..Default::default() };
+    let cfg = RedditSimConfig {
+        seed: 3,
+        messages: 120,
+        comment_replies: 0,
+        saved: 5,
+        ..Default::default()
+    };
     let sim = RedditSim::start(cfg.clone()).await.expect("sim");
     let store = db.store().await;
     let conn = create_connection(&*store, &sim, &cfg).await;
     sync(&store, "reddit-test", RunMode::Full).await;
-    let victim = sim.truth_sent()[3]["name"].as_str().expect("name").to_string();
+    let victim = sim.truth_sent()[3]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
     assert!(sim.delete_message(&victim));
     let run = sync(&store, "reddit-test", RunMode::Full).await;
     assert_eq!(run.stats.deleted, 1);
     assert!(run.streams["sent"].complete_listing);
     assert_equals_truth(&*store, conn.id, &sim).await;
-    let with_deleted = store.export_page(conn.id, spec("sent"), None, 1000, true).await.expect("export");
-    let row = with_deleted.iter().find(|r| r.id == victim).expect("tombstone kept");
+    let with_deleted = store
+        .export_page(conn.id, spec("sent"), None, 1000, true)
+        .await
+        .expect("export");
+    let row = with_deleted
+        .iter()
+        .find(|r| r.id == victim)
+        .expect("tombstone kept");
     assert!(row.deleted_at.is_some());
     sim.shutdown();
 }
-both_backends!(deleted_messages_are_tombstoned_not_dropped, deleted_messages_tombstoned_by_complete_listing);
+both_backends!(
+    deleted_messages_are_tombstoned_not_dropped,
+    deleted_messages_tombstoned_by_complete_listing
+);
 
 async fn listing_cap_never_deletes(db: &TestDb) {
     // 2,400 messages behind Reddit's 1,000-item cap: the oldest are unreachable, and a
     // listing that reached the cap is not complete, so nothing may be tombstoned.
-    let cfg = RedditSimConfig { seed: 9, messages: 2400, comment_replies: 0, saved: 0, rate_limit: None, ..Default::default() };
+    let cfg = RedditSimConfig {
+        seed: 9,
+        messages: 2400,
+        comment_replies: 0,
+        saved: 0,
+        rate_limit: None,
+        ..Default::default()
+    };
     let sim = RedditSim::start(cfg.clone()).await.expect("sim");
     let store = db.store().await;
     let conn = create_connection(&*store, &sim, &cfg).await;
     let run = sync(&store, "reddit-test", RunMode::Full).await;
     assert_eq!(run.status, RunStatus::Success);
-    assert_eq!(store.count_live(conn.id, spec("inbox")).await.expect("count"), 1000);
+    assert_eq!(
+        store
+            .count_live(conn.id, spec("inbox"))
+            .await
+            .expect("count"),
+        1000
+    );
     let again = sync(&store, "reddit-test", RunMode::Full).await;
     assert_eq!(again.stats.deleted, 0);
     assert!(!again.streams["inbox"].complete_listing);
@@ -197,13 +326,32 @@ async fn token_expiry_and_revocation(db: &TestDb) {
     sim.revoke_refresh_token();
     let run = sync(&store, "reddit-test", RunMode::Delta).await;
     assert_eq!(run.status, RunStatus::Failed);
-    assert!(run.error.as_deref().is_some_and(|e| e.contains("re-authenticate")), "{:?}", run.error);
-    let c = store.get_connection("reddit-test").await.expect("get").expect("exists");
+    assert!(
+        run.error
+            .as_deref()
+            .is_some_and(|e| e.contains("re-authenticate")),
+        "{:?}",
+        run.error
+    );
+    let c = store
+        .get_connection("reddit-test")
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(c.status, inlet_core::ConnectionStatus::NeedsReauth);
-    assert_eq!(store.count_live(conn.id, spec("inbox")).await.expect("count"), sim.truth_inbox().len() as u64);
+    assert_eq!(
+        store
+            .count_live(conn.id, spec("inbox"))
+            .await
+            .expect("count"),
+        sim.truth_inbox().len() as u64
+    );
     sim.shutdown();
 }
-both_backends!(expired_token_refreshes_and_revoked_needs_reauth, token_expiry_and_revocation);
+both_backends!(
+    expired_token_refreshes_and_revoked_needs_reauth,
+    token_expiry_and_revocation
+);
 
 #[tokio::test]
 async fn refreshed_tokens_are_persisted_so_the_next_run_needs_none() {
@@ -213,11 +361,24 @@ async fn refreshed_tokens_are_persisted_so_the_next_run_needs_none() {
     let store = db.store().await;
     create_connection(&*store, &sim, &cfg).await;
     sync(&store, "reddit-test", RunMode::Full).await;
-    let token_requests = |sim: &RedditSim| sim.requests().iter().filter(|r| r.path.contains("access_token")).count();
+    let token_requests = |sim: &RedditSim| {
+        sim.requests()
+            .iter()
+            .filter(|r| r.path.contains("access_token"))
+            .count()
+    };
     assert_eq!(token_requests(&sim), 1);
     sync(&store, "reddit-test", RunMode::Delta).await;
-    assert_eq!(token_requests(&sim), 1, "the stored access token was reused");
-    let conn = store.get_connection("reddit-test").await.expect("get").expect("exists");
+    assert_eq!(
+        token_requests(&sim),
+        1,
+        "the stored access token was reused"
+    );
+    let conn = store
+        .get_connection("reddit-test")
+        .await
+        .expect("get")
+        .expect("exists");
     let c = connector(&conn);
     assert!(c.take_updated_credentials().await.is_none());
     sim.shutdown();

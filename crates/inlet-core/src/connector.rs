@@ -55,7 +55,11 @@ pub trait Connector: Send + Sync {
     /// The streams this connector offers.
     fn streams(&self) -> &'static [StreamSpec];
     /// Fetch one page of `stream`; `cursor` is `None` for the first page.
-    async fn fetch_page(&self, stream: &StreamSpec, cursor: Option<&str>) -> Result<Page, ConnectorError>;
+    async fn fetch_page(
+        &self,
+        stream: &StreamSpec,
+        cursor: Option<&str>,
+    ) -> Result<Page, ConnectorError>;
     /// Request accounting so far.
     fn http_stats(&self) -> HttpStats;
     /// Credentials changed by the connector (a refreshed or rotated token) since the last

@@ -31,15 +31,29 @@ impl Value {
             _ => None,
         }
     }
-    fn hash_into(&self, h: &mut blake3::Hasher) {
+    /// An unambiguous encoding (a tag, then a length for text), for hashing.
+    fn encode_into(&self, buf: &mut Vec<u8>) {
         match self {
-            Value::Null => h.update(&[0]),
-            Value::Text(s) => h.update(&[1]).update(&(s.len() as u64).to_le_bytes()).update(s.as_bytes()),
-            Value::Int(i) => h.update(&[2]).update(&i.to_le_bytes()),
-            Value::Float(f) => h.update(&[3]).update(&f.to_bits().to_le_bytes()),
-            Value::Bool(b) => h.update(&[4, *b as u8]),
-            Value::Time(t) => h.update(&[5]).update(&t.0.to_le_bytes()),
-        };
+            Value::Null => buf.push(0),
+            Value::Text(s) => {
+                buf.push(1);
+                buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
+                buf.extend_from_slice(s.as_bytes());
+            }
+            Value::Int(i) => {
+                buf.push(2);
+                buf.extend_from_slice(&i.to_le_bytes());
+            }
+            Value::Float(f) => {
+                buf.push(3);
+                buf.extend_from_slice(&f.to_bits().to_le_bytes());
+            }
+            Value::Bool(b) => buf.extend_from_slice(&[4, *b as u8]),
+            Value::Time(t) => {
+                buf.push(5);
+                buf.extend_from_slice(&t.0.to_le_bytes());
+            }
+        }
     }
 }
 
@@ -62,20 +76,34 @@ pub struct Record {
 impl Record {
     /// A record without a sort time.
     pub fn new(id: impl Into<String>, values: Vec<Value>, raw: String) -> Self {
-        Record { id: id.into(), values, raw, sort_ts: None }
+        Record {
+            id: id.into(),
+            values,
+            raw,
+            sort_ts: None,
+        }
     }
 
     /// Hash of everything the store writes for this record: unchanged hash, no write.
     pub fn content_hash(&self) -> ContentHash {
-        let mut h = blake3::Hasher::new();
-        h.update(self.id.as_bytes()).update(&[0xff]);
-        for v in &self.values {
-            v.hash_into(&mut h);
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        h.update(self.raw.as_bytes());
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&h.finalize().as_bytes()[..16]);
-        out
+        // One contiguous buffer and one hash call: many small hasher updates cost more
+        // than the hashing itself.
+        BUF.with(|b| {
+            let mut buf = b.borrow_mut();
+            buf.clear();
+            buf.extend_from_slice(&(self.id.len() as u64).to_le_bytes());
+            buf.extend_from_slice(self.id.as_bytes());
+            for v in &self.values {
+                v.encode_into(&mut buf);
+            }
+            buf.extend_from_slice(self.raw.as_bytes());
+            let mut out = [0u8; 16];
+            out.copy_from_slice(&blake3::hash(&buf).as_bytes()[..16]);
+            out
+        })
     }
 }
 
@@ -93,8 +121,16 @@ mod tests {
         other.raw = "{ }".into();
         assert_ne!(base.content_hash(), other.content_hash());
         // Text("") and Null must differ, and value boundaries must not shift.
-        let a = Record::new("a", vec![Value::Text("ab".into()), Value::Text("c".into())], "".into());
-        let b = Record::new("a", vec![Value::Text("a".into()), Value::Text("bc".into())], "".into());
+        let a = Record::new(
+            "a",
+            vec![Value::Text("ab".into()), Value::Text("c".into())],
+            "".into(),
+        );
+        let b = Record::new(
+            "a",
+            vec![Value::Text("a".into()), Value::Text("bc".into())],
+            "".into(),
+        );
         assert_ne!(a.content_hash(), b.content_hash());
         assert_eq!(base.content_hash(), base.clone().content_hash());
     }

@@ -36,7 +36,9 @@ impl std::fmt::Debug for SecretBox {
 impl SecretBox {
     /// From 32 raw key bytes.
     pub fn new(key: &[u8; 32]) -> Self {
-        SecretBox { cipher: XChaCha20Poly1305::new(key.into()) }
+        SecretBox {
+            cipher: XChaCha20Poly1305::new(key.into()),
+        }
     }
 
     /// From 64 hex characters (surrounding white space ignored).
@@ -101,7 +103,11 @@ mod tests {
         assert!(b.open(&s, b"conn:b").is_err());
         let other = SecretBox::from_hex(&SecretBox::generate_hex().unwrap()).unwrap();
         assert!(other.open(&s, b"conn:a").is_err());
-        assert_ne!(s, b.seal(b"refresh-token-123", b"conn:a").unwrap(), "nonce must be random");
+        assert_ne!(
+            s,
+            b.seal(b"refresh-token-123", b"conn:a").unwrap(),
+            "nonce must be random"
+        );
         assert!(SecretBox::from_hex("zz").is_err());
     }
 }

@@ -44,8 +44,9 @@ pub struct PageBatch<'a> {
     pub connection_id: i64,
     /// The stream the records belong to.
     pub stream: &'a StreamSpec,
-    /// The records.
-    pub records: &'a [Record],
+    /// The records (one or more pages), handed over so a backend can move them to its
+    /// writer without copying.
+    pub records: Vec<Record>,
     /// The stream's sync state after this page (carries the checkpoint).
     pub state: &'a SyncState,
     /// Commit time: `first_seen_at` / `updated_at` of written rows.
@@ -117,7 +118,11 @@ pub trait Store: Send + Sync {
     fn location(&self) -> String;
 
     /// Create a connection (status active).
-    async fn create_connection(&self, new: &NewConnection, at: Timestamp) -> Result<Connection, StoreError>;
+    async fn create_connection(
+        &self,
+        new: &NewConnection,
+        at: Timestamp,
+    ) -> Result<Connection, StoreError>;
     /// Find a connection by name, or by id when `key` is a number.
     async fn get_connection(&self, key: &str) -> Result<Option<Connection>, StoreError>;
     /// All connections, by id.
@@ -131,14 +136,27 @@ pub trait Store: Send + Sync {
         at: Timestamp,
     ) -> Result<(), StoreError>;
     /// Replace a connection's sealed credentials.
-    async fn set_credentials(&self, id: i64, sealed: &[u8], at: Timestamp) -> Result<(), StoreError>;
+    async fn set_credentials(
+        &self,
+        id: i64,
+        sealed: &[u8],
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
 
     /// The sync state of a stream (the default when it never synced).
     async fn sync_state(&self, connection_id: i64, stream: &str) -> Result<SyncState, StoreError>;
     /// Every stream's sync state of a connection.
-    async fn sync_states(&self, connection_id: i64) -> Result<BTreeMap<String, SyncState>, StoreError>;
+    async fn sync_states(
+        &self,
+        connection_id: i64,
+    ) -> Result<BTreeMap<String, SyncState>, StoreError>;
     /// Write a stream's sync state on its own (e.g. when a pass starts).
-    async fn put_sync_state(&self, connection_id: i64, stream: &str, state: &SyncState) -> Result<(), StoreError>;
+    async fn put_sync_state(
+        &self,
+        connection_id: i64,
+        stream: &str,
+        state: &SyncState,
+    ) -> Result<(), StoreError>;
 
     /// Record the start of a run; returns its id.
     async fn start_run(
@@ -160,7 +178,11 @@ pub trait Store: Send + Sync {
         finished_at: Option<Timestamp>,
     ) -> Result<(), StoreError>;
     /// Runs, newest first, optionally of one connection.
-    async fn list_runs(&self, connection_id: Option<i64>, limit: u32) -> Result<Vec<Run>, StoreError>;
+    async fn list_runs(
+        &self,
+        connection_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Run>, StoreError>;
 
     /// Commit one page: records, derived rows, sync state, in one transaction.
     async fn commit_page(&self, batch: PageBatch<'_>) -> Result<PageOutcome, StoreError>;

@@ -57,7 +57,9 @@ impl Timestamp {
             return None;
         }
         let days = days_from_civil(y, mo, d);
-        Some(Timestamp(((days * 24 + h) * 60 + mi) * 60_000 + se * 1000 + ms))
+        Some(Timestamp(
+            ((days * 24 + h) * 60 + mi) * 60_000 + se * 1000 + ms,
+        ))
     }
 }
 
@@ -122,7 +124,12 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "2024-13-01T00:00:00Z", "2024-01-01 00:00:00", "2024-01-01T00:00:00.Z"] {
+        for bad in [
+            "",
+            "2024-13-01T00:00:00Z",
+            "2024-01-01 00:00:00",
+            "2024-01-01T00:00:00.Z",
+        ] {
             assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
         }
     }

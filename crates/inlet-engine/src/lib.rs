@@ -29,5 +29,7 @@
 
 mod sync;
 
-pub use sync::{Engine, EngineError, NoProgress, Progress, Sealer, SyncOptions};
 pub use inlet_core::{StopRule, Store, SyncState};
+pub use sync::{
+    DEFAULT_BATCH_RECORDS, Engine, EngineError, NoProgress, Progress, Sealer, SyncOptions,
+};

@@ -1,8 +1,8 @@
 //! One sync of one connection: every stream, page by page.
 
 use inlet_core::{
-    Checkpoint, Clock, Connection, ConnectionStatus, Connector, ConnectorError, HttpStats, Page,
-    PageBatch, Run, RunMode, RunStats, RunStatus, StopRule, Store, StoreError, StreamSpec,
+    Checkpoint, Clock, Connection, ConnectionStatus, Connector, ConnectorError, HttpStats,
+    PageBatch, Record, Run, RunMode, RunStats, RunStatus, StopRule, Store, StoreError, StreamSpec,
     StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
 };
 use std::collections::BTreeMap;
@@ -34,7 +34,8 @@ pub struct NoProgress;
 impl Progress for NoProgress {}
 
 /// Seals a connector's updated credentials for storage.
-pub type Sealer = Arc<dyn Fn(&Connection, &serde_json::Value) -> Result<Vec<u8>, String> + Send + Sync>;
+pub type Sealer =
+    Arc<dyn Fn(&Connection, &serde_json::Value) -> Result<Vec<u8>, String> + Send + Sync>;
 
 /// How to run one sync.
 #[derive(Clone)]
@@ -52,7 +53,12 @@ pub struct SyncOptions {
 impl SyncOptions {
     /// A manual sync of every stream.
     pub fn new(mode: RunMode) -> Self {
-        SyncOptions { mode, trigger: Trigger::Manual, streams: None, cancel: None }
+        SyncOptions {
+            mode,
+            trigger: Trigger::Manual,
+            streams: None,
+            cancel: None,
+        }
     }
 }
 
@@ -64,7 +70,15 @@ pub struct Engine {
     /// A complete listing longer than this is not used to detect deletions (the ids would
     /// have to be held in memory); reconcile covers those.
     max_seen: usize,
+    /// Records per transaction during long passes: pages are gathered until this many,
+    /// then committed with the checkpoint after the last of them.
+    batch_records: usize,
 }
+
+/// Records per transaction by default: large enough that a commit's fixed cost (WAL
+/// frames, fsync, index pages) is shared by many pages, small enough that a crash costs
+/// a few requests to redo.
+pub const DEFAULT_BATCH_RECORDS: usize = 2000;
 
 /// Errors a stream ended with, kept apart so the run can say what happened.
 enum StreamEnd {
@@ -76,12 +90,24 @@ enum StreamEnd {
 impl Engine {
     /// An engine writing to `store`, telling time by `clock`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Engine { store, clock, sealer: None, max_seen: 50_000 }
+        Engine {
+            store,
+            clock,
+            sealer: None,
+            max_seen: 50_000,
+            batch_records: DEFAULT_BATCH_RECORDS,
+        }
     }
 
     /// Persist credentials a connector refreshed, sealed by `sealer`.
     pub fn with_sealer(mut self, sealer: Sealer) -> Self {
         self.sealer = Some(sealer);
+        self
+    }
+
+    /// Records per transaction (at least one page is always committed whole).
+    pub fn with_batch_records(mut self, n: usize) -> Self {
+        self.batch_records = n.max(1);
         self
     }
 
@@ -100,7 +126,10 @@ impl Engine {
     ) -> Result<Run, EngineError> {
         self.close_abandoned_runs(conn.id).await?;
         let started = self.clock.now();
-        let run_id = self.store.start_run(conn.id, opts.mode, opts.trigger, started).await?;
+        let run_id = self
+            .store
+            .start_run(conn.id, opts.mode, opts.trigger, started)
+            .await?;
         let mut run = Run {
             id: run_id,
             connection_id: conn.id,
@@ -113,7 +142,9 @@ impl Engine {
             streams: BTreeMap::new(),
             error: None,
         };
-        let result = self.sync_streams(conn, connector, opts, progress, &mut run).await;
+        let result = self
+            .sync_streams(conn, connector, opts, progress, &mut run)
+            .await;
         self.save_credentials(conn, connector).await;
         let (status, error) = match result {
             Ok(s) => s,
@@ -139,25 +170,41 @@ impl Engine {
         let streams: Vec<&StreamSpec> = connector
             .streams()
             .iter()
-            .filter(|s| opts.streams.as_ref().is_none_or(|only| only.iter().any(|n| n == s.name)))
+            .filter(|s| {
+                opts.streams
+                    .as_ref()
+                    .is_none_or(|only| only.iter().any(|n| n == s.name))
+            })
             .collect();
         let (mut failed, mut errors) = (0usize, Vec::new());
         for stream in &streams {
             let mut st = StreamStats::default();
-            let end = self.sync_stream(conn, connector, stream, opts, progress, &mut st).await?;
+            let end = self
+                .sync_stream(conn, connector, stream, opts, progress, &mut st)
+                .await?;
             progress.stream_finished(stream.name, &st);
             run.stats.add(&st.stats);
             match end {
                 StreamEnd::Done => {}
                 StreamEnd::Cancelled => {
                     run.streams.insert(stream.name.to_string(), st);
-                    return Ok((RunStatus::Failed, Some("interrupted; the next sync resumes from the checkpoint".into())));
+                    return Ok((
+                        RunStatus::Failed,
+                        Some("interrupted; the next sync resumes from the checkpoint".into()),
+                    ));
                 }
                 StreamEnd::Failed(ConnectorError::NeedsReauth(msg)) => {
                     st.error = Some(msg.clone());
                     run.streams.insert(stream.name.to_string(), st);
                     let at = self.clock.now();
-                    self.store.set_connection_status(conn.id, ConnectionStatus::NeedsReauth, Some(&msg), at).await?;
+                    self.store
+                        .set_connection_status(
+                            conn.id,
+                            ConnectionStatus::NeedsReauth,
+                            Some(&msg),
+                            at,
+                        )
+                        .await?;
                     return Ok((RunStatus::Failed, Some(msg)));
                 }
                 StreamEnd::Failed(e) => {
@@ -176,9 +223,20 @@ impl Engine {
             n if n < streams.len() => RunStatus::Partial,
             _ => RunStatus::Failed,
         };
-        let next = if status == RunStatus::Failed { ConnectionStatus::Failing } else { ConnectionStatus::Active };
+        let next = if status == RunStatus::Failed {
+            ConnectionStatus::Failing
+        } else {
+            ConnectionStatus::Active
+        };
         if next != conn.status && conn.status != ConnectionStatus::Paused {
-            self.store.set_connection_status(conn.id, next, errors.first().map(String::as_str), self.clock.now()).await?;
+            self.store
+                .set_connection_status(
+                    conn.id,
+                    next,
+                    errors.first().map(String::as_str),
+                    self.clock.now(),
+                )
+                .await?;
         }
         Ok((status, (!errors.is_empty()).then(|| errors.join("; "))))
     }
@@ -187,37 +245,76 @@ impl Engine {
     async fn close_abandoned_runs(&self, connection_id: i64) -> Result<(), EngineError> {
         for r in self.store.list_runs(Some(connection_id), 20).await? {
             if r.status == RunStatus::Running {
-                let msg = "interrupted: the process stopped; the next sync resumed from the checkpoint";
-                self.store.update_run(r.id, RunStatus::Failed, &r.stats, &r.streams, Some(msg), Some(self.clock.now())).await?;
+                let msg =
+                    "interrupted: the process stopped; the next sync resumed from the checkpoint";
+                self.store
+                    .update_run(
+                        r.id,
+                        RunStatus::Failed,
+                        &r.stats,
+                        &r.streams,
+                        Some(msg),
+                        Some(self.clock.now()),
+                    )
+                    .await?;
             }
         }
         Ok(())
     }
 
-    async fn finish(&self, run: &mut Run, status: RunStatus, error: Option<String>) -> Result<(), EngineError> {
+    async fn finish(
+        &self,
+        run: &mut Run,
+        status: RunStatus,
+        error: Option<String>,
+    ) -> Result<(), EngineError> {
         run.status = status;
         run.error = error;
         run.finished_at = Some(self.clock.now());
         self.store
-            .update_run(run.id, status, &run.stats, &run.streams, run.error.as_deref(), run.finished_at)
+            .update_run(
+                run.id,
+                status,
+                &run.stats,
+                &run.streams,
+                run.error.as_deref(),
+                run.finished_at,
+            )
             .await?;
         Ok(())
     }
 
     async fn save_progress(&self, run: &Run) -> Result<(), EngineError> {
-        self.store.update_run(run.id, RunStatus::Running, &run.stats, &run.streams, None, None).await?;
+        self.store
+            .update_run(
+                run.id,
+                RunStatus::Running,
+                &run.stats,
+                &run.streams,
+                None,
+                None,
+            )
+            .await?;
         Ok(())
     }
 
     async fn save_credentials(&self, conn: &Connection, connector: &dyn Connector) {
-        let (Some(sealer), Some(creds)) = (&self.sealer, connector.take_updated_credentials().await) else {
+        let (Some(sealer), Some(creds)) =
+            (&self.sealer, connector.take_updated_credentials().await)
+        else {
             return;
         };
         let sealed = match sealer(conn, &creds) {
             Ok(s) => s,
-            Err(e) => return tracing::error!(connection = %conn.name, error = %e, "Could not seal refreshed credentials."),
+            Err(e) => {
+                return tracing::error!(connection = %conn.name, error = %e, "Could not seal refreshed credentials.");
+            }
         };
-        if let Err(e) = self.store.set_credentials(conn.id, &sealed, self.clock.now()).await {
+        if let Err(e) = self
+            .store
+            .set_credentials(conn.id, &sealed, self.clock.now())
+            .await
+        {
             tracing::error!(connection = %conn.name, error = %e, "Could not store refreshed credentials.");
         }
     }
@@ -235,7 +332,9 @@ impl Engine {
         let mut pass = Pass::begin(self, conn.id, stream, opts.mode).await?;
         st.resumed = pass.resumed;
         progress.stream_started(stream.name, pass.resumed);
-        let end = pass.run(self, connector, opts, progress, st, http_before).await;
+        let end = pass
+            .run(self, connector, opts, progress, st, http_before)
+            .await;
         set_http(&mut st.stats, http_before, connector.http_stats());
         match end {
             Ok(end) => Ok(end),
@@ -249,7 +348,9 @@ impl Engine {
 fn set_http(stats: &mut RunStats, before: HttpStats, after: HttpStats) {
     stats.requests = after.requests.saturating_sub(before.requests);
     stats.retries = after.retries.saturating_sub(before.retries);
-    stats.rate_limit_wait_ms = after.rate_limit_wait_ms.saturating_sub(before.rate_limit_wait_ms);
+    stats.rate_limit_wait_ms = after
+        .rate_limit_wait_ms
+        .saturating_sub(before.rate_limit_wait_ms);
 }
 
 enum PassError {
@@ -260,6 +361,57 @@ enum PassError {
 impl From<StoreError> for PassError {
     fn from(e: StoreError) -> Self {
         PassError::Store(e)
+    }
+}
+
+/// Pages read together and committed in one transaction.
+struct Chunk {
+    records: Vec<Record>,
+    /// Cursor of the page after the chunk.
+    next: Option<String>,
+    pages: u64,
+    /// The pass ends with this chunk.
+    last: bool,
+    /// It ends because the listing ended (not because a delta reached its stop point).
+    listing_ended: bool,
+}
+
+/// Read pages from `cursor` until `batch` records, the end of the listing, or a page
+/// holding an item created at or before `stop_before`.
+async fn gather(
+    connector: &dyn Connector,
+    stream: &StreamSpec,
+    mut cursor: Option<String>,
+    stop_before: Option<Timestamp>,
+    batch: usize,
+) -> Result<Chunk, ConnectorError> {
+    let mut chunk = Chunk {
+        records: Vec::new(),
+        next: None,
+        pages: 0,
+        last: false,
+        listing_ended: false,
+    };
+    loop {
+        let page = connector.fetch_page(stream, cursor.as_deref()).await?;
+        chunk.pages += 1;
+        let hit_stop = stop_before.is_some_and(|t| {
+            page.records
+                .iter()
+                .any(|r| r.sort_ts.is_some_and(|ts| ts <= t))
+        });
+        chunk.listing_ended = page.next.is_none();
+        chunk.last = chunk.listing_ended || hit_stop;
+        if chunk.records.is_empty() {
+            chunk.records = page.records;
+        } else {
+            chunk.records.extend(page.records);
+        }
+        cursor = page.next;
+        if chunk.last || chunk.records.len() >= batch {
+            chunk.next = cursor;
+            return Ok(chunk);
+        }
     }
 }
 
@@ -278,28 +430,59 @@ struct Pass<'a> {
 }
 
 impl<'a> Pass<'a> {
-    async fn begin(engine: &Engine, connection_id: i64, stream: &'a StreamSpec, mode: RunMode) -> Result<Pass<'a>, StoreError> {
+    async fn begin(
+        engine: &Engine,
+        connection_id: i64,
+        stream: &'a StreamSpec,
+        mode: RunMode,
+    ) -> Result<Pass<'a>, StoreError> {
         let mut state = engine.store.sync_state(connection_id, stream.name).await?;
         let now = engine.clock.now();
         let (cp, resumed) = match state.checkpoint.clone() {
             // A full pass is always finished; a delta is resumed unless a full was asked for.
             Some(cp) if cp.mode == RunMode::Full || mode == RunMode::Delta => (cp, true),
             _ => {
-                let mode = if state.cursor.is_none() { RunMode::Full } else { mode };
-                (Checkpoint { mode, next: None, watermark: now, pages: 0, records: 0 }, false)
+                let mode = if state.cursor.is_none() {
+                    RunMode::Full
+                } else {
+                    mode
+                };
+                (
+                    Checkpoint {
+                        mode,
+                        next: None,
+                        watermark: now,
+                        pages: 0,
+                        records: 0,
+                    },
+                    false,
+                )
             }
         };
         let stop_before = match (cp.mode, stream.stop, state.cursor.as_deref()) {
-            (RunMode::Delta, StopRule::CreatedBefore { lookback_secs }, Some(c)) => {
-                c.parse::<i64>().ok().map(|ms| Timestamp(ms - lookback_secs * 1000))
-            }
+            (RunMode::Delta, StopRule::CreatedBefore { lookback_secs }, Some(c)) => c
+                .parse::<i64>()
+                .ok()
+                .map(|ms| Timestamp(ms - lookback_secs * 1000)),
             _ => None,
         };
         state.last_sync_at = Some(now);
         state.checkpoint = Some(cp.clone());
-        engine.store.put_sync_state(connection_id, stream.name, &state).await?;
+        engine
+            .store
+            .put_sync_state(connection_id, stream.name, &state)
+            .await?;
         let seen = cp.next.is_none().then(Vec::new);
-        Ok(Pass { connection_id, stream, state, cp, resumed, stop_before, seen, max_seen: engine.max_seen })
+        Ok(Pass {
+            connection_id,
+            stream,
+            state,
+            cp,
+            resumed,
+            stop_before,
+            seen,
+            max_seen: engine.max_seen,
+        })
     }
 
     /// The state once the pass is over: the watermark becomes the cursor.
@@ -322,52 +505,71 @@ impl<'a> Pass<'a> {
         http_before: HttpStats,
     ) -> Result<StreamEnd, PassError> {
         let store = &engine.store;
-        // Whether the commit decides the stop (KnownId needs to know what was stored).
-        let stop_needs_commit = self.cp.mode == RunMode::Delta && matches!(self.stream.stop, StopRule::KnownId);
-        let mut prefetched: Option<Result<Page, ConnectorError>> = None;
+        // KnownId deltas decide their stop from what the commit found: one page at a time.
+        let stop_needs_commit =
+            self.cp.mode == RunMode::Delta && matches!(self.stream.stop, StopRule::KnownId);
+        let batch = if stop_needs_commit {
+            1
+        } else {
+            engine.batch_records
+        };
+        let mut pending = gather(
+            connector,
+            self.stream,
+            self.cp.next.clone(),
+            self.stop_before,
+            batch,
+        )
+        .await;
         loop {
-            if opts.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst)) {
+            if opts
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::SeqCst))
+            {
                 return Ok(StreamEnd::Cancelled);
             }
-            let page = match prefetched.take() {
-                Some(p) => p,
-                None => connector.fetch_page(self.stream, self.cp.next.as_deref()).await,
-            }
-            .map_err(PassError::Connector)?;
-            let n = page.records.len() as u64;
+            let chunk = pending.map_err(PassError::Connector)?;
+            let n = chunk.records.len() as u64;
             st.stats.fetched += n;
-            self.note_seen(&page);
-            let hit_stop = self
-                .stop_before
-                .is_some_and(|t| page.records.iter().any(|r| r.sort_ts.is_some_and(|ts| ts <= t)));
-            let listing_ended = page.next.is_none();
-            let last = listing_ended || hit_stop;
-            self.cp.next = page.next.clone();
-            self.cp.pages += 1;
+            self.note_seen(&chunk.records);
+            self.cp.next = chunk.next.clone();
+            self.cp.pages += chunk.pages;
             self.cp.records += n;
             let now = engine.clock.now();
-            let state = if last {
+            let state = if chunk.last {
                 self.finished_state(now)
             } else {
-                SyncState { checkpoint: Some(self.cp.clone()), ..self.state.clone() }
+                SyncState {
+                    checkpoint: Some(self.cp.clone()),
+                    ..self.state.clone()
+                }
             };
-            let batch = PageBatch {
+            let commit = store.commit_page(PageBatch {
                 connection_id: self.connection_id,
                 stream: self.stream,
-                records: &page.records,
+                records: chunk.records,
                 state: &state,
                 at: now,
-            };
-            let outcome = if last || stop_needs_commit {
-                store.commit_page(batch).await?
+            });
+            let outcome = if chunk.last || stop_needs_commit {
+                pending = Err(ConnectorError::Config("no further pages".into()));
+                commit.await?
             } else {
-                // Fetch the next page while this one is written.
-                let (c, f) = tokio::join!(store.commit_page(batch), connector.fetch_page(self.stream, self.cp.next.as_deref()));
-                prefetched = Some(f);
+                // Fetch the next chunk while this one is written.
+                let next = gather(
+                    connector,
+                    self.stream,
+                    self.cp.next.clone(),
+                    self.stop_before,
+                    batch,
+                );
+                let (c, f) = tokio::join!(commit, next);
+                pending = f;
                 c?
             };
             self.state = state;
-            st.stats.pages += 1;
+            st.stats.pages += chunk.pages;
             st.stats.inserted += outcome.inserted;
             st.stats.updated += outcome.updated;
             st.stats.unchanged += outcome.unchanged;
@@ -375,40 +577,58 @@ impl<'a> Pass<'a> {
             st.stats.derived_updated += outcome.derived_updated;
             set_http(&mut st.stats, http_before, connector.http_stats());
             progress.page_committed(self.stream.name, st);
-            if last {
-                if listing_ended {
+            if chunk.last {
+                if chunk.listing_ended {
                     self.tombstone_if_complete(engine, st).await?;
                 }
                 return Ok(StreamEnd::Done);
             }
             if stop_needs_commit && outcome.known() > 0 {
                 self.state = self.finished_state(engine.clock.now());
-                store.put_sync_state(self.connection_id, self.stream.name, &self.state).await?;
+                store
+                    .put_sync_state(self.connection_id, self.stream.name, &self.state)
+                    .await?;
                 return Ok(StreamEnd::Done);
             }
         }
     }
 
-    fn note_seen(&mut self, page: &Page) {
+    fn note_seen(&mut self, records: &[Record]) {
         if let Some(seen) = &mut self.seen {
-            if seen.len() + page.records.len() > self.max_seen {
+            if seen.len() + records.len() > self.max_seen {
                 self.seen = None;
             } else {
-                seen.extend(page.records.iter().map(|r| r.id.clone()));
+                seen.extend(records.iter().map(|r| r.id.clone()));
             }
         }
     }
 
     /// The listing was read from its first page to its end: what it did not return is gone.
-    async fn tombstone_if_complete(&mut self, engine: &Engine, st: &mut StreamStats) -> Result<(), StoreError> {
-        let Some(seen) = self.seen.take() else { return Ok(()) };
-        if self.stream.listing_cap.is_some_and(|cap| seen.len() as u64 >= cap) {
+    async fn tombstone_if_complete(
+        &mut self,
+        engine: &Engine,
+        st: &mut StreamStats,
+    ) -> Result<(), StoreError> {
+        let Some(seen) = self.seen.take() else {
+            return Ok(());
+        };
+        if self
+            .stream
+            .listing_cap
+            .is_some_and(|cap| seen.len() as u64 >= cap)
+        {
             return Ok(());
         }
         st.complete_listing = true;
         let now = engine.clock.now();
         self.state.last_reconciled_at = Some(now);
-        let batch = TombstoneBatch { connection_id: self.connection_id, stream: self.stream, seen: &seen, state: &self.state, at: now };
+        let batch = TombstoneBatch {
+            connection_id: self.connection_id,
+            stream: self.stream,
+            seen: &seen,
+            state: &self.state,
+            at: now,
+        };
         st.stats.deleted += engine.store.tombstone_missing(batch).await?;
         Ok(())
     }

@@ -41,7 +41,9 @@ impl TokenSource for StaticToken {
         Ok(self.0.clone())
     }
     async fn refresh(&self, _stale: &str) -> Result<String, AuthError> {
-        Err(AuthError::Rejected("the token was rejected and cannot be refreshed".into()))
+        Err(AuthError::Rejected(
+            "the token was rejected and cannot be refreshed".into(),
+        ))
     }
 }
 
@@ -98,7 +100,10 @@ pub struct OAuth2Token {
 
 impl std::fmt::Debug for OAuth2Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuth2Token").field("token_url", &self.token_url).field("client_id", &self.client_id).finish_non_exhaustive()
+        f.debug_struct("OAuth2Token")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -106,7 +111,9 @@ impl std::fmt::Debug for OAuth2Token {
 const EXPIRY_MARGIN_MS: i64 = 60_000;
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl OAuth2Token {
@@ -127,7 +134,10 @@ impl OAuth2Token {
             client_id,
             client_secret,
             grant: StdMutex::new(grant),
-            current: Mutex::new(cached.map(|(access, expires_at_ms)| Current { access, expires_at_ms })),
+            current: Mutex::new(cached.map(|(access, expires_at_ms)| Current {
+                access,
+                expires_at_ms,
+            })),
             changed: AtomicBool::new(false),
         }
     }
@@ -143,13 +153,20 @@ impl OAuth2Token {
             Grant::RefreshToken(t) => Some(t.clone()),
             Grant::Password { .. } => None,
         };
-        Some(TokenSnapshot { access_token: cur.access, expires_at_ms: cur.expires_at_ms, refresh_token })
+        Some(TokenSnapshot {
+            access_token: cur.access,
+            expires_at_ms: cur.expires_at_ms,
+            refresh_token,
+        })
     }
 
     async fn fetch(&self) -> Result<Current, AuthError> {
         let grant = self.grant.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let form: Vec<(&str, String)> = match &grant {
-            Grant::RefreshToken(t) => vec![("grant_type", "refresh_token".into()), ("refresh_token", t.clone())],
+            Grant::RefreshToken(t) => vec![
+                ("grant_type", "refresh_token".into()),
+                ("refresh_token", t.clone()),
+            ],
             Grant::Password { username, password } => vec![
                 ("grant_type", "password".into()),
                 ("username", username.clone()),
@@ -169,8 +186,13 @@ impl OAuth2Token {
             .await;
         let tok = match res {
             Ok(t) => t,
-            Err(HttpError::Status { status: 400 | 401 | 403, message }) => {
-                return Err(AuthError::Rejected(format!("token endpoint refused the client credentials: {message}")));
+            Err(HttpError::Status {
+                status: 400 | 401 | 403,
+                message,
+            }) => {
+                return Err(AuthError::Rejected(format!(
+                    "token endpoint refused the client credentials: {message}"
+                )));
             }
             Err(HttpError::Unauthorized(m)) => return Err(AuthError::Rejected(m)),
             Err(e) => return Err(AuthError::Transient(e.to_string())),
@@ -179,7 +201,10 @@ impl OAuth2Token {
             *self.grant.lock().unwrap_or_else(|p| p.into_inner()) = Grant::RefreshToken(new_rt);
         }
         self.changed.store(true, Ordering::SeqCst);
-        Ok(Current { access: tok.access_token, expires_at_ms: now_ms() + (tok.expires_in as i64) * 1000 })
+        Ok(Current {
+            access: tok.access_token,
+            expires_at_ms: now_ms() + (tok.expires_in as i64) * 1000,
+        })
     }
 }
 
@@ -198,15 +223,26 @@ fn parse_token(resp: &crate::Response) -> Parsed<TokenResponse> {
     };
     if let Some(err) = v.get("error") {
         let err = err.as_str().map_or_else(|| err.to_string(), str::to_string);
-        return Parsed::Fail(HttpError::Unauthorized(format!("token endpoint refused the grant: {err}")));
+        return Parsed::Fail(HttpError::Unauthorized(format!(
+            "token endpoint refused the grant: {err}"
+        )));
     }
     let Some(access) = v.get("access_token").and_then(|a| a.as_str()) else {
-        return Parsed::Fail(HttpError::Unauthorized("token endpoint answered without an access_token".into()));
+        return Parsed::Fail(HttpError::Unauthorized(
+            "token endpoint answered without an access_token".into(),
+        ));
     };
     Parsed::Ok(TokenResponse {
         access_token: access.to_string(),
-        expires_in: v.get("expires_in").and_then(|e| e.as_u64()).unwrap_or(3600).clamp(60, 31_536_000),
-        refresh_token: v.get("refresh_token").and_then(|r| r.as_str()).map(str::to_string),
+        expires_in: v
+            .get("expires_in")
+            .and_then(|e| e.as_u64())
+            .unwrap_or(3600)
+            .clamp(60, 31_536_000),
+        refresh_token: v
+            .get("refresh_token")
+            .and_then(|r| r.as_str())
+            .map(str::to_string),
     })
 }
 

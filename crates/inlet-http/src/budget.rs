@@ -15,8 +15,10 @@ pub struct RateHeaders {
 
 impl RateHeaders {
     /// Reddit's `X-Ratelimit-Remaining` / `X-Ratelimit-Reset`.
-    pub const REDDIT: RateHeaders =
-        RateHeaders { remaining: "x-ratelimit-remaining", reset: "x-ratelimit-reset" };
+    pub const REDDIT: RateHeaders = RateHeaders {
+        remaining: "x-ratelimit-remaining",
+        reset: "x-ratelimit-reset",
+    };
 }
 
 #[derive(Debug, Default)]
@@ -38,7 +40,11 @@ pub struct RateBudget {
 impl RateBudget {
     /// A budget read from `headers` when the provider sends them.
     pub fn new(headers: Option<RateHeaders>) -> Self {
-        RateBudget { headers, reserve: 1.0, state: Mutex::new(State::default()) }
+        RateBudget {
+            headers,
+            reserve: 1.0,
+            state: Mutex::new(State::default()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -58,12 +64,24 @@ impl RateBudget {
     }
 
     /// Learn from a response's headers; `retry_after` is a parsed `Retry-After`.
-    pub fn observe(&self, now: Instant, headers: &reqwest::header::HeaderMap, retry_after: Option<Duration>) -> Option<u64> {
+    pub fn observe(
+        &self,
+        now: Instant,
+        headers: &reqwest::header::HeaderMap,
+        retry_after: Option<Duration>,
+    ) -> Option<u64> {
         let mut st = self.lock();
         let mut remaining_out = None;
         if let Some(h) = self.headers {
             let num = |name: &str| -> Option<f64> {
-                headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)
+                headers
+                    .get(name)?
+                    .to_str()
+                    .ok()?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
             };
             if let (Some(rem), Some(reset)) = (num(h.remaining), num(h.reset)) {
                 st.remaining = Some(rem);
@@ -86,7 +104,9 @@ impl RateBudget {
     /// Seconds until the provider's window resets, when known (for a 429 without
     /// `Retry-After`).
     pub fn reset_in(&self, now: Instant) -> Option<Duration> {
-        self.lock().reset_at.map(|r| r.saturating_duration_since(now))
+        self.lock()
+            .reset_at
+            .map(|r| r.saturating_duration_since(now))
     }
 }
 
@@ -107,7 +127,10 @@ mod tests {
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("0.0"));
         b.observe(now, &h, None);
         let w = b.wait_before(now);
-        assert!(w > Duration::from_secs(29) && w <= Duration::from_secs(30), "{w:?}");
+        assert!(
+            w > Duration::from_secs(29) && w <= Duration::from_secs(30),
+            "{w:?}"
+        );
     }
 
     #[test]

@@ -128,7 +128,9 @@ pub struct HttpClient {
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpClient").field("config", &self.shared.config).finish_non_exhaustive()
+        f.debug_struct("HttpClient")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -165,7 +167,10 @@ impl HttpClient {
 
     /// The same client (pool, budget, accounting) sending bearer tokens from `auth`.
     pub fn with_auth(&self, auth: Arc<dyn TokenSource>) -> Self {
-        HttpClient { shared: self.shared.clone(), auth: Some(auth) }
+        HttpClient {
+            shared: self.shared.clone(),
+            auth: Some(auth),
+        }
     }
 
     /// Accounting so far.
@@ -220,13 +225,20 @@ impl HttpClient {
                     attempt += 1;
                     // A wait the provider asked for is honoured as asked; our own is capped.
                     let delay = wait.unwrap_or_else(|| sh.backoff.delay(attempt - 1));
-                    if attempt >= sh.config.retry.max_attempts || started.elapsed() + delay > sh.config.retry.deadline {
-                        return Err(HttpError::Exhausted { attempts: attempt, last: why });
+                    if attempt >= sh.config.retry.max_attempts
+                        || started.elapsed() + delay > sh.config.retry.deadline
+                    {
+                        return Err(HttpError::Exhausted {
+                            attempts: attempt,
+                            last: why,
+                        });
                     }
                     tracing::debug!(attempt, ?delay, error = %why, "Retrying request.");
                     sh.stats.retries.fetch_add(1, Ordering::Relaxed);
                     if wait.is_some() {
-                        sh.stats.wait_ms.fetch_add(delay.as_millis() as u64, Ordering::Relaxed);
+                        sh.stats
+                            .wait_ms
+                            .fetch_add(delay.as_millis() as u64, Ordering::Relaxed);
                     }
                     tokio::time::sleep(delay).await;
                 }
@@ -237,8 +249,14 @@ impl HttpClient {
     async fn wait_for_budget(&self) {
         let wait = self.shared.budget.wait_before(Instant::now());
         if !wait.is_zero() {
-            tracing::info!(wait_ms = wait.as_millis() as u64, "Waiting for the provider's rate limit window.");
-            self.shared.stats.wait_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+            tracing::info!(
+                wait_ms = wait.as_millis() as u64,
+                "Waiting for the provider's rate limit window."
+            );
+            self.shared
+                .stats
+                .wait_ms
+                .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
             tokio::time::sleep(wait).await;
         }
     }
@@ -247,11 +265,22 @@ impl HttpClient {
         let resp = rb.send().await.map_err(describe)?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| format!("reading body: {}", describe(e)))?;
-        Ok(Response { status, headers, body: body.to_vec() })
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| format!("reading body: {}", describe(e)))?;
+        Ok(Response {
+            status,
+            headers,
+            body: body.to_vec(),
+        })
     }
 
-    fn classify<T>(&self, resp: Response, parse: &impl Fn(&Response) -> Parsed<T>) -> Result<Outcome<T>, HttpError> {
+    fn classify<T>(
+        &self,
+        resp: Response,
+        parse: &impl Fn(&Response) -> Parsed<T>,
+    ) -> Result<Outcome<T>, HttpError> {
         let sh = &*self.shared;
         let now = Instant::now();
         let retry_after = retry_after(&resp.headers);
@@ -260,20 +289,34 @@ impl HttpClient {
         }
         let status = resp.status;
         if status == StatusCode::UNAUTHORIZED {
-            return Ok(Outcome::Refresh(format!("HTTP 401: {}", excerpt(&resp.body))));
+            return Ok(Outcome::Refresh(format!(
+                "HTTP 401: {}",
+                excerpt(&resp.body)
+            )));
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
-            let wait = retry_after.or_else(|| sh.budget.reset_in(now)).map(|d| d.max(Duration::from_millis(100)));
+            let wait = retry_after
+                .or_else(|| sh.budget.reset_in(now))
+                .map(|d| d.max(Duration::from_millis(100)));
             if let Some(w) = wait {
                 sh.budget.block_for(now, w);
             }
-            return Ok(Outcome::Retry { why: "HTTP 429 Too Many Requests".into(), wait });
+            return Ok(Outcome::Retry {
+                why: "HTTP 429 Too Many Requests".into(),
+                wait,
+            });
         }
         if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
-            return Ok(Outcome::Retry { why: format!("HTTP {}", status.as_u16()), wait: None });
+            return Ok(Outcome::Retry {
+                why: format!("HTTP {}", status.as_u16()),
+                wait: None,
+            });
         }
         if status.is_client_error() {
-            return Err(HttpError::Status { status: status.as_u16(), message: excerpt(&resp.body) });
+            return Err(HttpError::Status {
+                status: status.as_u16(),
+                message: excerpt(&resp.body),
+            });
         }
         Ok(match parse(&resp) {
             Parsed::Ok(v) => Outcome::Done(v),
@@ -286,7 +329,10 @@ impl HttpClient {
 fn auth_error(e: crate::AuthError) -> HttpError {
     match e {
         crate::AuthError::Rejected(m) => HttpError::Unauthorized(m),
-        crate::AuthError::Transient(m) => HttpError::Exhausted { attempts: 0, last: format!("token refresh failed: {m}") },
+        crate::AuthError::Transient(m) => HttpError::Exhausted {
+            attempts: 0,
+            last: format!("token refresh failed: {m}"),
+        },
     }
 }
 

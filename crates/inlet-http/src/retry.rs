@@ -39,7 +39,10 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff with a seed for its jitter.
     pub fn new(policy: RetryPolicy, seed: u64) -> Self {
-        Backoff { policy, state: Mutex::new(seed | 1) }
+        Backoff {
+            policy,
+            state: Mutex::new(seed | 1),
+        }
     }
 
     /// The policy.
@@ -88,7 +91,10 @@ mod tests {
             let (da, db) = (a.delay(n), b.delay(n));
             assert_eq!(da, db, "same seed, same delays");
             let ceiling = (100u64 << n).min(1000);
-            assert!(da.as_millis() as u64 <= ceiling, "retry {n}: {da:?} > {ceiling}");
+            assert!(
+                da.as_millis() as u64 <= ceiling,
+                "retry {n}: {da:?} > {ceiling}"
+            );
         }
         let spread: std::collections::HashSet<_> = (0..50).map(|_| a.delay(5)).collect();
         assert!(spread.len() > 10, "jitter must spread delays");

@@ -3,7 +3,9 @@
 //! (~8 messages per conversation).
 //!
 //! `cargo run -j2 --release -p inlet-store --example store_bench`
-//! Env: `INLET_BENCH_ROWS` (default 200000), `INLET_BENCH_PG_URL` (default
+//! Env: `INLET_BENCH_ROWS` (default 200000), `INLET_BENCH_BATCH` (records per commit,
+//! default 2000 as the engine commits), `INLET_BENCH_NO_DERIVED` (set: measure without
+//! the conversation refresh, to separate its cost), `INLET_BENCH_PG_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`; a scratch database is created and dropped).
 
 use inlet_connectors::reddit::streams::STREAMS;
@@ -11,7 +13,6 @@ use inlet_core::{NewConnection, PageBatch, Record, Store, SyncState, Timestamp, 
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-const PAGE: usize = 100;
 const PER_CONVERSATION: usize = 8;
 
 fn message(i: usize) -> Record {
@@ -52,7 +53,19 @@ fn message(i: usize) -> Record {
     Record::new(format!("t4_m{i:08}"), values, raw)
 }
 
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 async fn bench(store: &dyn Store, rows: usize) -> Result<(f64, usize), Box<dyn Error>> {
+    let page_size = env_usize("INLET_BENCH_BATCH", 2000);
+    let mut spec = STREAMS[0];
+    if std::env::var_os("INLET_BENCH_NO_DERIVED").is_some() {
+        spec.derived = None;
+    }
     let new = NewConnection {
         name: "bench".into(),
         workspace: "bench".into(),
@@ -63,14 +76,16 @@ async fn bench(store: &dyn Store, rows: usize) -> Result<(f64, usize), Box<dyn E
     let conn = store.create_connection(&new, Timestamp(0)).await?.id;
     let (mut spent, mut raw_bytes, mut inserted) = (Duration::ZERO, 0usize, 0u64);
     let mut state = SyncState::default();
-    for (n, start) in (0..rows).step_by(PAGE).enumerate() {
-        let page: Vec<Record> = (start..(start + PAGE).min(rows)).map(message).collect();
+    for (n, start) in (0..rows).step_by(page_size).enumerate() {
+        let page: Vec<Record> = (start..(start + page_size).min(rows))
+            .map(message)
+            .collect();
         raw_bytes += page.iter().map(|r| r.raw.len()).sum::<usize>();
         state.cursor = Some(n.to_string());
         let batch = PageBatch {
             connection_id: conn,
-            stream: &STREAMS[0],
-            records: &page,
+            stream: &spec,
+            records: page,
             state: &state,
             at: Timestamp(n as i64),
         };
@@ -80,8 +95,10 @@ async fn bench(store: &dyn Store, rows: usize) -> Result<(f64, usize), Box<dyn E
         inserted += out.inserted;
     }
     assert_eq!(inserted as usize, rows);
-    let convs = store.count_derived(conn, "reddit_conversations").await?;
-    assert_eq!(convs as usize, rows.div_ceil(PER_CONVERSATION));
+    if spec.derived.is_some() {
+        let convs = store.count_derived(conn, "reddit_conversations").await?;
+        assert_eq!(convs as usize, rows.div_ceil(PER_CONVERSATION));
+    }
     Ok((rows as f64 / spent.as_secs_f64(), raw_bytes / rows))
 }
 
@@ -123,7 +140,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let dir = tempfile::tempdir()?;
     let store = inlet_store::open(&dir.path().join("bench.db").display().to_string()).await?;
     let (rate, avg_raw) = bench(store.as_ref(), rows).await?;
-    println!("{rows} messages, pages of {PAGE}, ~{avg_raw}-byte raw, derived refresh on");
+    println!(
+        "{rows} messages, {} records per commit, ~{avg_raw}-byte raw, derived refresh {}",
+        env_usize("INLET_BENCH_BATCH", 2000),
+        if std::env::var_os("INLET_BENCH_NO_DERIVED").is_some() {
+            "off"
+        } else {
+            "on"
+        }
+    );
     println!("sqlite   commit_page: {rate:>10.0} rows/s");
     match pg_bench(rows).await {
         Ok(rate) => println!("postgres commit_page: {rate:>10.0} rows/s"),

@@ -30,18 +30,32 @@ impl Migration {
 }
 
 /// SQLite migrations, in order.
-pub static SQLITE_MIGRATIONS: &[Migration] = &[Migration::new(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+pub static SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration::new(
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    Migration::new(
+        2,
+        "conversation_covering_index",
+        include_str!("../migrations/sqlite/0002_conversation_covering_index.sql"),
+    ),
+];
 
 /// PostgreSQL migrations, in order.
-pub static POSTGRES_MIGRATIONS: &[Migration] = &[Migration::new(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+pub static POSTGRES_MIGRATIONS: &[Migration] = &[
+    Migration::new(
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    Migration::new(
+        2,
+        "conversation_covering_index",
+        include_str!("../migrations/postgres/0002_conversation_covering_index.sql"),
+    ),
+];
 
 /// A row of `schema_migrations`.
 pub(crate) struct Applied {
@@ -100,7 +114,15 @@ mod tests {
             version: 1,
             checksum: SQLITE_MIGRATIONS[0].checksum(),
         };
-        assert!(pending(SQLITE_MIGRATIONS, &[ok]).is_ok_and(|p| p.is_empty()));
+        // Version 1 applied: exactly the later ones are pending, in order.
+        let later: Vec<i64> = SQLITE_MIGRATIONS[1..].iter().map(|m| m.version).collect();
+        assert!(
+            pending(SQLITE_MIGRATIONS, &[ok]).is_ok_and(|p| p
+                .iter()
+                .map(|m| m.version)
+                .collect::<Vec<_>>()
+                == later)
+        );
         let bad = Applied {
             version: 1,
             checksum: "x".into(),
@@ -119,7 +141,7 @@ mod tests {
         ));
         assert_eq!(
             pending(SQLITE_MIGRATIONS, &[]).map(|p| p.len()).ok(),
-            Some(1)
+            Some(SQLITE_MIGRATIONS.len())
         );
     }
 }

@@ -27,6 +27,16 @@ impl Dialect {
         }
     }
 
+    /// A membership test against the text list bound at placeholder `n`, written so the
+    /// planner probes an index once per element (PostgreSQL plans `IN (SELECT unnest(..))`
+    /// as a semi-join over every row of the connection when statistics are young).
+    pub fn in_list(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("IN (SELECT \"value\" FROM json_each(?{n}))"),
+            Dialect::Postgres => format!("= ANY(${n}::text[])"),
+        }
+    }
+
     /// The expression that reads the `raw` column as text.
     fn raw(self) -> &'static str {
         match self {
@@ -78,13 +88,23 @@ pub(crate) fn scope_filter(d: Dialect, spec: &StreamSpec, n: usize) -> String {
 /// Existing rows of a page: `id, content_hash, deleted, group key`.
 /// Params: 1 connection, 2 id list.
 pub(crate) fn lookup(d: Dialect, spec: &StreamSpec) -> String {
+    if d == Dialect::Postgres {
+        // Probe the primary key once per id, whatever the (young) statistics say.
+        return format!(
+            "SELECT \"t\".\"id\", \"t\".\"content_hash\", \"t\".\"deleted_at\" IS NOT NULL, {} \
+             FROM unnest($2::text[]) AS \"k\"(\"kid\") JOIN {} AS \"t\" \
+             ON \"t\".\"connection_id\" = $1 AND \"t\".\"id\" = \"k\".\"kid\"",
+            key_expr(spec).replace("CAST(\"", "CAST(\"t\".\""),
+            q(spec.table)
+        );
+    }
     format!(
         "SELECT \"id\", \"content_hash\", \"deleted_at\" IS NOT NULL, {} FROM {} \
-         WHERE \"connection_id\" = {} AND \"id\" IN {}",
+         WHERE \"connection_id\" = {} AND \"id\" {}",
         key_expr(spec),
         q(spec.table),
         d.p(1),
-        d.list(2)
+        d.in_list(2)
     )
 }
 
@@ -244,7 +264,7 @@ pub(crate) fn derived_upsert(d: Dialect, source: &str, der: &DerivedSpec) -> Str
     format!(
         "INSERT INTO {table} (\"connection_id\", \"id\", {cols}, \"updated_at\") \
          SELECT {p1}, CAST(\"s\".{key} AS TEXT), {aggs}, {p3} FROM {src} AS \"s\" \
-         WHERE \"s\".\"connection_id\" = {p1} AND \"s\".\"deleted_at\" IS NULL AND \"s\".{key} IN {list} \
+         WHERE \"s\".\"connection_id\" = {p1} AND \"s\".\"deleted_at\" IS NULL AND \"s\".{key} {list} \
          GROUP BY \"s\".{key} \
          ON CONFLICT (\"connection_id\", \"id\") DO UPDATE SET {sets}, \"updated_at\" = \"excluded\".\"updated_at\" \
          WHERE {changed} RETURNING {returning}",
@@ -254,7 +274,7 @@ pub(crate) fn derived_upsert(d: Dialect, source: &str, der: &DerivedSpec) -> Str
         src = q(source),
         p1 = d.p(1),
         p3 = d.p(3),
-        list = d.list(2),
+        list = d.in_list(2),
         sets = sets.join(", "),
         changed = changed.join(" OR "),
     )
@@ -264,12 +284,12 @@ pub(crate) fn derived_upsert(d: Dialect, source: &str, der: &DerivedSpec) -> Str
 /// Params: 1 connection, 2 key list.
 pub(crate) fn derived_delete(d: Dialect, source: &str, der: &DerivedSpec) -> String {
     format!(
-        "DELETE FROM {t} WHERE \"connection_id\" = {p1} AND \"id\" IN {list} AND NOT EXISTS \
+        "DELETE FROM {t} WHERE \"connection_id\" = {p1} AND \"id\" {list} AND NOT EXISTS \
          (SELECT 1 FROM {src} AS \"s\" WHERE \"s\".\"connection_id\" = {p1} AND \"s\".{key} = {t}.\"id\" \
          AND \"s\".\"deleted_at\" IS NULL)",
         t = q(der.table),
         p1 = d.p(1),
-        list = d.list(2),
+        list = d.in_list(2),
         src = q(source),
         key = q(der.key),
     )
@@ -278,21 +298,71 @@ pub(crate) fn derived_delete(d: Dialect, source: &str, der: &DerivedSpec) -> Str
 /// SQLite: which of the keys in list param 2 have a derived row. Params: 1 connection.
 pub(crate) fn derived_existing(der: &DerivedSpec) -> String {
     format!(
-        "SELECT \"id\" FROM {} WHERE \"connection_id\" = ?1 AND \"id\" IN {}",
+        "SELECT \"id\" FROM {} WHERE \"connection_id\" = ?1 AND \"id\" {}",
         q(der.table),
-        Dialect::Sqlite.list(2)
+        Dialect::Sqlite.in_list(2)
     )
 }
 
 /// PostgreSQL: the whole derived refresh in one statement returning (inserted, updated).
+/// Params: 1 connection, 2 key list, 3 at.
+///
+/// Each key's aggregates are computed in a LATERAL subquery whose conditions name both
+/// index columns, so PostgreSQL probes the covering index once per key even while the
+/// table's statistics are young (a large first backfill). With `IN`/`ANY` filters it
+/// planned a scan of every row of the connection per page.
 pub(crate) fn pg_derived_refresh(source: &str, der: &DerivedSpec) -> String {
-    let d = Dialect::Postgres;
+    let key = q(der.key);
+    let src = q(source);
+    let cols: Vec<String> = der.columns.iter().map(|c| q(c.column.name)).collect();
+    let aggs: Vec<String> = der
+        .columns
+        .iter()
+        .zip(&cols)
+        .map(|(c, name)| format!("{} AS {name}", pg_lateral_agg(&src, &key, c.agg)))
+        .collect();
+    let sets: Vec<String> = cols
+        .iter()
+        .map(|c| format!("{c} = \"excluded\".{c}"))
+        .collect();
+    let changed: Vec<String> = cols
+        .iter()
+        .map(|c| format!("{}.{c} IS DISTINCT FROM \"excluded\".{c}", q(der.table)))
+        .collect();
     format!(
-        "WITH \"up\" AS ({}), \"gone\" AS ({} RETURNING 1) \
+        "WITH \"agg\" AS (SELECT \"k\".\"key\", \"a\".* FROM unnest($2::text[]) AS \"k\"(\"key\") \
+         CROSS JOIN LATERAL (SELECT COUNT(*) AS \"__n\", {aggs} FROM {src} AS \"s\" \
+         WHERE \"s\".\"connection_id\" = $1 AND \"s\".{key} = \"k\".\"key\" AND \"s\".\"deleted_at\" IS NULL) AS \"a\"), \
+         \"up\" AS (INSERT INTO {table} (\"connection_id\", \"id\", {cols}, \"updated_at\") \
+         SELECT $1, \"key\", {cols}, $3 FROM \"agg\" WHERE \"__n\" > 0 \
+         ON CONFLICT (\"connection_id\", \"id\") DO UPDATE SET {sets}, \"updated_at\" = \"excluded\".\"updated_at\" \
+         WHERE {changed} RETURNING \"id\", (xmax = 0) AS \"ins\"), \
+         \"gone\" AS (DELETE FROM {table} WHERE \"connection_id\" = $1 \
+         AND \"id\" IN (SELECT \"key\" FROM \"agg\" WHERE \"__n\" = 0) RETURNING 1) \
          SELECT COUNT(*) FILTER (WHERE \"ins\"), COUNT(*) FILTER (WHERE NOT \"ins\") FROM \"up\"",
-        derived_upsert(d, source, der),
-        derived_delete(d, source, der)
+        aggs = aggs.join(", "),
+        table = q(der.table),
+        cols = cols.join(", "),
+        sets = sets.join(", "),
+        changed = changed.join(" OR "),
     )
+}
+
+/// One aggregate inside the LATERAL subquery of [`pg_derived_refresh`].
+fn pg_lateral_agg(src: &str, key: &str, agg: Agg) -> String {
+    let pick = |col: &str, by: &str, dir: &str| {
+        format!(
+            "(SELECT \"x\".{} FROM {src} AS \"x\" WHERE \"x\".\"connection_id\" = $1 AND \"x\".{key} = \"k\".\"key\" \
+             AND \"x\".\"deleted_at\" IS NULL ORDER BY \"x\".{} {dir} NULLS LAST, \"x\".\"id\" {dir} LIMIT 1)",
+            q(col),
+            q(by)
+        )
+    };
+    match agg {
+        Agg::FirstBy { col, by } => pick(col, by, "ASC"),
+        Agg::LastBy { col, by } => pick(col, by, "DESC"),
+        other => agg_expr(Dialect::Postgres, "", key, other),
+    }
 }
 
 /// Tombstone live rows (within scope) whose id is not in list param 3; returns their

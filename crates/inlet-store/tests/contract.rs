@@ -105,7 +105,7 @@ async fn commit(
     let batch = PageBatch {
         connection_id: conn,
         stream: spec,
-        records,
+        records: records.to_vec(),
         state: &state,
         at: Timestamp(at),
     };
@@ -884,7 +884,7 @@ async fn page_for_unknown_connection_is_rejected(db: Db) {
     let batch = PageBatch {
         connection_id: 12345,
         stream: INBOX,
-        records: &records,
+        records: records.to_vec(),
         state: &state,
         at: Timestamp(T0),
     };
@@ -895,7 +895,7 @@ async fn page_for_unknown_connection_is_rejected(db: Db) {
     let batch = PageBatch {
         connection_id: c,
         stream: INBOX,
-        records: &bad,
+        records: bad.to_vec(),
         state: &state,
         at: Timestamp(T0),
     };

@@ -5,7 +5,7 @@
 use inlet_connectors::reddit::streams::STREAMS;
 use inlet_connectors::reddit::{RedditConfig, RedditConnector, RedditCredentials};
 use inlet_core::secrets::SecretBox;
-use inlet_core::{Connection, NewConnection, Store, StreamSpec, SystemClock, Clock};
+use inlet_core::{Clock, Connection, NewConnection, Store, StreamSpec, SystemClock};
 use inlet_engine::Engine;
 use inlet_http::{HttpConfig, RetryPolicy};
 use inlet_sim::reddit::{RedditSim, RedditSimConfig};
@@ -27,7 +27,8 @@ pub struct TestDb {
 }
 
 pub fn pg_admin_url() -> String {
-    std::env::var("INLET_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("INLET_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 impl TestDb {
@@ -36,7 +37,11 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let url = dir.path().join("inlet.db").display().to_string();
-                TestDb { url, _dir: Some(dir), pg: None }
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                    pg: None,
+                }
             }
             Backend::Postgres => {
                 let admin = pg_admin_url();
@@ -45,9 +50,19 @@ impl TestDb {
                 });
                 tokio::spawn(conn);
                 let name = format!("inlet_e2e_{:x}", rand_u64());
-                client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
-                let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).expect("admin URL ends with /db");
-                TestDb { url: format!("{base}/{name}"), _dir: None, pg: Some((admin, name)) }
+                client
+                    .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .expect("create test database");
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_string())
+                    .expect("admin URL ends with /db");
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    pg: Some((admin, name)),
+                }
             }
         }
     }
@@ -58,9 +73,12 @@ impl TestDb {
 
     pub async fn cleanup(self) {
         if let Some((admin, name)) = &self.pg {
-            if let Ok((client, conn)) = tokio_postgres::connect(admin, tokio_postgres::NoTls).await {
+            if let Ok((client, conn)) = tokio_postgres::connect(admin, tokio_postgres::NoTls).await
+            {
                 tokio::spawn(conn);
-                let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                let _ = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await;
             }
         }
     }
@@ -99,7 +117,10 @@ pub fn key() -> SecretBox {
 }
 
 /// The Reddit config and credentials that reach `sim`.
-pub fn reddit_settings(sim: &RedditSim, cfg: &RedditSimConfig) -> (RedditConfig, RedditCredentials) {
+pub fn reddit_settings(
+    sim: &RedditSim,
+    cfg: &RedditSimConfig,
+) -> (RedditConfig, RedditCredentials) {
     let config = RedditConfig {
         api_base: sim.api_base(),
         token_url: sim.token_url(),
@@ -116,9 +137,15 @@ pub fn reddit_settings(sim: &RedditSim, cfg: &RedditSimConfig) -> (RedditConfig,
     (config, creds)
 }
 
-pub async fn create_connection(store: &dyn Store, sim: &RedditSim, cfg: &RedditSimConfig) -> Connection {
+pub async fn create_connection(
+    store: &dyn Store,
+    sim: &RedditSim,
+    cfg: &RedditSimConfig,
+) -> Connection {
     let (config, creds) = reddit_settings(sim, cfg);
-    let sealed = key().seal(&serde_json::to_vec(&creds).expect("json"), b"test").expect("seal");
+    let sealed = key()
+        .seal(&serde_json::to_vec(&creds).expect("json"), b"test")
+        .expect("seal");
     let new = NewConnection {
         name: "reddit-test".into(),
         workspace: "tests".into(),
@@ -126,7 +153,10 @@ pub async fn create_connection(store: &dyn Store, sim: &RedditSim, cfg: &RedditS
         config: serde_json::to_value(&config).expect("json"),
         credentials: sealed,
     };
-    store.create_connection(&new, SystemClock.now()).await.expect("create connection")
+    store
+        .create_connection(&new, SystemClock.now())
+        .await
+        .expect("create connection")
 }
 
 /// Fast retries so fault tests stay short.
@@ -146,16 +176,21 @@ pub fn http_config() -> HttpConfig {
 /// A connector for the connection's current stored credentials.
 pub fn connector(store_conn: &Connection) -> RedditConnector {
     let config: RedditConfig = serde_json::from_value(store_conn.config.clone()).expect("config");
-    let plain = key().open(&store_conn.credentials, b"test").expect("open creds");
+    let plain = key()
+        .open(&store_conn.credentials, b"test")
+        .expect("open creds");
     let creds: RedditCredentials = serde_json::from_slice(&plain).expect("creds");
     RedditConnector::new(config, &creds, http_config()).expect("connector")
 }
 
 pub fn engine(store: Arc<dyn Store>) -> Engine {
     let k = Arc::new(key());
-    Engine::new(store, Arc::new(SystemClock)).with_sealer(Arc::new(move |_c: &Connection, v: &serde_json::Value| {
-        k.seal(&serde_json::to_vec(v).map_err(|e| e.to_string())?, b"test").map_err(|e| e.to_string())
-    }))
+    Engine::new(store, Arc::new(SystemClock)).with_sealer(Arc::new(
+        move |_c: &Connection, v: &serde_json::Value| {
+            k.seal(&serde_json::to_vec(v).map_err(|e| e.to_string())?, b"test")
+                .map_err(|e| e.to_string())
+        },
+    ))
 }
 
 pub fn spec(name: &str) -> &'static StreamSpec {
@@ -163,11 +198,18 @@ pub fn spec(name: &str) -> &'static StreamSpec {
 }
 
 /// Every live row of a stream, id -> raw JSON.
-pub async fn stored(store: &dyn Store, conn: i64, stream: &str) -> BTreeMap<String, serde_json::Value> {
+pub async fn stored(
+    store: &dyn Store,
+    conn: i64,
+    stream: &str,
+) -> BTreeMap<String, serde_json::Value> {
     let mut out = BTreeMap::new();
     let mut after: Option<String> = None;
     loop {
-        let rows = store.export_page(conn, spec(stream), after.as_deref(), 500, false).await.expect("export");
+        let rows = store
+            .export_page(conn, spec(stream), after.as_deref(), 500, false)
+            .await
+            .expect("export");
         let Some(last) = rows.last() else { break };
         after = Some(last.id.clone());
         for r in rows {
@@ -180,26 +222,60 @@ pub async fn stored(store: &dyn Store, conn: i64, stream: &str) -> BTreeMap<Stri
 
 /// Assert the database holds exactly what the simulator holds, item for item.
 pub async fn assert_equals_truth(store: &dyn Store, conn: i64, sim: &RedditSim) {
-    let truths = [("inbox", sim.truth_inbox()), ("sent", sim.truth_sent()), ("saved", sim.truth_saved())];
+    let truths = [
+        ("inbox", sim.truth_inbox()),
+        ("sent", sim.truth_sent()),
+        ("saved", sim.truth_saved()),
+    ];
     for (stream, truth) in truths {
-        let want: BTreeMap<String, serde_json::Value> =
-            truth.into_iter().map(|d| (d["name"].as_str().expect("name").to_string(), d)).collect();
+        let want: BTreeMap<String, serde_json::Value> = truth
+            .into_iter()
+            .map(|d| (d["name"].as_str().expect("name").to_string(), d))
+            .collect();
         let got = stored(store, conn, stream).await;
-        let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
-        let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).take(5).collect();
-        assert!(missing.is_empty() && extra.is_empty(), "{stream}: missing {missing:?}, extra {extra:?} (want {}, got {})", want.len(), got.len());
+        let missing: Vec<_> = want
+            .keys()
+            .filter(|k| !got.contains_key(*k))
+            .take(5)
+            .collect();
+        let extra: Vec<_> = got
+            .keys()
+            .filter(|k| !want.contains_key(*k))
+            .take(5)
+            .collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{stream}: missing {missing:?}, extra {extra:?} (want {}, got {})",
+            want.len(),
+            got.len()
+        );
         for (id, w) in &want {
             assert_eq!(&got[id], w, "{stream}: {id} differs from the simulator");
         }
-        assert_eq!(store.count_live(conn, spec(stream)).await.expect("count"), want.len() as u64);
+        assert_eq!(
+            store.count_live(conn, spec(stream)).await.expect("count"),
+            want.len() as u64
+        );
     }
     // Conversations: one per distinct root among live private messages.
     let mut roots = std::collections::BTreeSet::new();
     for d in sim.truth_inbox().into_iter().chain(sim.truth_sent()) {
         let name = d["name"].as_str().unwrap_or_default().to_string();
         if name.starts_with("t4_") {
-            roots.insert(d["first_message_name"].as_str().map(str::to_string).unwrap_or(name));
+            roots.insert(
+                d["first_message_name"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or(name),
+            );
         }
     }
-    assert_eq!(store.count_derived(conn, "reddit_conversations").await.expect("count"), roots.len() as u64, "conversations");
+    assert_eq!(
+        store
+            .count_derived(conn, "reddit_conversations")
+            .await
+            .expect("count"),
+        roots.len() as u64,
+        "conversations"
+    );
 }

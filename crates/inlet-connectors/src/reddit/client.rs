@@ -60,11 +60,16 @@ impl RedditConfig {
             let ok = (url.starts_with("https://") || url.starts_with("http://"))
                 && reqwest::Url::parse(url).is_ok_and(|u| u.host_str().is_some());
             if !ok {
-                return Err(ConnectorError::Config(format!("{what} {url:?} is not an http(s) URL")));
+                return Err(ConnectorError::Config(format!(
+                    "{what} {url:?} is not an http(s) URL"
+                )));
             }
         }
         if !(1..=100).contains(&self.page_size) {
-            return Err(ConnectorError::Config(format!("page_size {} is outside 1..=100", self.page_size)));
+            return Err(ConnectorError::Config(format!(
+                "page_size {} is outside 1..=100",
+                self.page_size
+            )));
         }
         Ok(())
     }
@@ -72,8 +77,15 @@ impl RedditConfig {
     /// The User-Agent sent.
     pub fn user_agent(&self) -> String {
         self.user_agent.clone().unwrap_or_else(|| {
-            let by = self.username.as_deref().map(|u| format!(" by /u/{u}")).unwrap_or_default();
-            format!("server:inlet:{} (sync engine{by})", env!("CARGO_PKG_VERSION"))
+            let by = self
+                .username
+                .as_deref()
+                .map(|u| format!(" by /u/{u}"))
+                .unwrap_or_default();
+            format!(
+                "server:inlet:{} (sync engine{by})",
+                env!("CARGO_PKG_VERSION")
+            )
         })
     }
 }
@@ -108,7 +120,14 @@ impl std::fmt::Debug for RedditCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedditCredentials")
             .field("client_id", &self.client_id)
-            .field("grant", &if self.refresh_token.is_some() { "refresh_token" } else { "password" })
+            .field(
+                "grant",
+                &if self.refresh_token.is_some() {
+                    "refresh_token"
+                } else {
+                    "password"
+                },
+            )
             .finish_non_exhaustive()
     }
 }
@@ -136,10 +155,16 @@ pub struct RedditClient {
 impl RedditClient {
     /// Build the client; `http` tunes timeouts and retries (its user agent and rate
     /// headers are set here).
-    pub fn new(config: &RedditConfig, creds: &RedditCredentials, mut http: HttpConfig) -> Result<Self, ConnectorError> {
+    pub fn new(
+        config: &RedditConfig,
+        creds: &RedditCredentials,
+        mut http: HttpConfig,
+    ) -> Result<Self, ConnectorError> {
         config.validate()?;
         if creds.client_id.is_empty() {
-            return Err(ConnectorError::Config("Reddit credentials need a client id".into()));
+            return Err(ConnectorError::Config(
+                "Reddit credentials need a client id".into(),
+            ));
         }
         http.user_agent = config.user_agent();
         http.rate_headers = Some(RateHeaders::REDDIT);
@@ -153,7 +178,10 @@ impl RedditClient {
             creds.grant()?,
             cached,
         ));
-        Ok(RedditClient { http: base.with_auth(token.clone()), token })
+        Ok(RedditClient {
+            http: base.with_auth(token.clone()),
+            token,
+        })
     }
 }
 
@@ -163,7 +191,9 @@ pub fn connector_error(e: HttpError) -> ConnectorError {
         HttpError::Unauthorized(m) => ConnectorError::NeedsReauth(format!(
             "Reddit rejected the credentials ({m}); re-authenticate with `inlet connect reddit --name <name> ...`"
         )),
-        HttpError::Status { status, message } => ConnectorError::Provider(format!("HTTP {status}: {message}")),
+        HttpError::Status { status, message } => {
+            ConnectorError::Provider(format!("HTTP {status}: {message}"))
+        }
         HttpError::Exhausted { .. } => ConnectorError::Transient(e.to_string()),
         HttpError::Invalid(m) => ConnectorError::Parse(m),
         other => ConnectorError::Config(other.to_string()),

@@ -10,7 +10,9 @@ pub mod streams;
 
 use client::{RedditClient, connector_error};
 pub use client::{RedditConfig, RedditCredentials};
-use inlet_core::{Connector, ConnectorError, HttpStats, Page, Record, StreamSpec, Timestamp, Value};
+use inlet_core::{
+    Connector, ConnectorError, HttpStats, Page, Record, StreamSpec, Timestamp, Value,
+};
 use inlet_http::{HttpConfig, Parsed, Response};
 use model::{Child, Listing, Me, Message, Saved};
 use tokio::sync::OnceCell;
@@ -25,10 +27,19 @@ pub struct RedditConnector {
 
 impl RedditConnector {
     /// A connector for one account.
-    pub fn new(config: RedditConfig, creds: &RedditCredentials, http: HttpConfig) -> Result<Self, ConnectorError> {
+    pub fn new(
+        config: RedditConfig,
+        creds: &RedditCredentials,
+        http: HttpConfig,
+    ) -> Result<Self, ConnectorError> {
         let client = RedditClient::new(&config, creds, http)?;
         let username = OnceCell::new_with(config.username.clone());
-        Ok(RedditConnector { config, creds: std::sync::Mutex::new(creds.clone()), client, username })
+        Ok(RedditConnector {
+            config,
+            creds: std::sync::Mutex::new(creds.clone()),
+            client,
+            username,
+        })
     }
 
     /// The account's username (one `/api/v1/me` request the first time it is needed,
@@ -47,7 +58,12 @@ impl RedditConnector {
             .map(String::as_str)
     }
 
-    async fn listing(&self, path: &str, stream: &'static StreamSpec, cursor: Option<&str>) -> Result<Page, ConnectorError> {
+    async fn listing(
+        &self,
+        path: &str,
+        stream: &'static StreamSpec,
+        cursor: Option<&str>,
+    ) -> Result<Page, ConnectorError> {
         let url = format!("{}{path}", self.config.api_base);
         let limit = self.config.page_size.to_string();
         self.client
@@ -65,7 +81,6 @@ impl RedditConnector {
             .await
             .map_err(connector_error)
     }
-
 }
 
 #[async_trait::async_trait]
@@ -78,11 +93,17 @@ impl Connector for RedditConnector {
         &streams::STREAMS
     }
 
-    async fn fetch_page(&self, stream: &StreamSpec, cursor: Option<&str>) -> Result<Page, ConnectorError> {
+    async fn fetch_page(
+        &self,
+        stream: &StreamSpec,
+        cursor: Option<&str>,
+    ) -> Result<Page, ConnectorError> {
         let spec = streams::STREAMS
             .iter()
             .find(|s| s.name == stream.name)
-            .ok_or_else(|| ConnectorError::Config(format!("Reddit has no stream {:?}", stream.name)))?;
+            .ok_or_else(|| {
+                ConnectorError::Config(format!("Reddit has no stream {:?}", stream.name))
+            })?;
         match spec.name {
             "inbox" => self.listing("/message/inbox", spec, cursor).await,
             "sent" => self.listing("/message/sent", spec, cursor).await,
@@ -134,14 +155,19 @@ pub fn parse_listing(r: &Response, stream: &StreamSpec) -> Parsed<Page> {
             Err(e) => return Parsed::Fail(inlet_http::HttpError::Invalid(e)),
         }
     }
-    Parsed::Ok(Page { records, next: listing.data.after.filter(|a| !a.is_empty()) })
+    Parsed::Ok(Page {
+        records,
+        next: listing.data.after.filter(|a| !a.is_empty()),
+    })
 }
 
 fn map_child(child: &Child, stream: &StreamSpec) -> Result<Record, String> {
     let raw = child.data.get();
-    let bad = |e: serde_json::Error| format!("unexpected {} item in {}: {e}", child.kind, stream.name);
+    let bad =
+        |e: serde_json::Error| format!("unexpected {} item in {}: {e}", child.kind, stream.name);
     let created = |secs: f64, name: &str| {
-        Timestamp::from_secs_f64(secs).ok_or_else(|| format!("{name} has an invalid created_utc {secs}"))
+        Timestamp::from_secs_f64(secs)
+            .ok_or_else(|| format!("{name} has an invalid created_utc {secs}"))
     };
     if stream.name == "saved" {
         let s: Saved = serde_json::from_str(raw).map_err(bad)?;
@@ -159,11 +185,20 @@ fn map_child(child: &Child, stream: &StreamSpec) -> Result<Record, String> {
             s.num_comments.map_or(Value::Null, Value::Int),
             s.over_18.map_or(Value::Null, Value::Bool),
         ];
-        return Ok(Record { id: s.name, values, raw: raw.to_string(), sort_ts: Some(at) });
+        return Ok(Record {
+            id: s.name,
+            values,
+            raw: raw.to_string(),
+            sort_ts: Some(at),
+        });
     }
     let m: Message = serde_json::from_str(raw).map_err(bad)?;
     let at = created(m.created_utc, &m.name)?;
-    let conversation = (child.kind == "t4").then(|| m.first_message_name.clone().unwrap_or_else(|| m.name.clone()));
+    let conversation = (child.kind == "t4").then(|| {
+        m.first_message_name
+            .clone()
+            .unwrap_or_else(|| m.name.clone())
+    });
     let folder = stream.scope.map_or("inbox", |s| s.value);
     let values = vec![
         Value::Text(child.kind.clone()),
@@ -182,7 +217,12 @@ fn map_child(child: &Child, stream: &StreamSpec) -> Result<Record, String> {
         Value::opt_text(m.link_title),
         Value::opt_text(m.context.filter(|c| !c.is_empty())),
     ];
-    Ok(Record { id: m.name, values, raw: raw.to_string(), sort_ts: Some(at) })
+    Ok(Record {
+        id: m.name,
+        values,
+        raw: raw.to_string(),
+        sort_ts: Some(at),
+    })
 }
 
 #[cfg(test)]

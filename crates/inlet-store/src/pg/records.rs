@@ -119,7 +119,7 @@ pub(super) async fn commit_page(
     b: &PageBatch<'_>,
 ) -> Result<PageOutcome, StoreError> {
     let spec = b.stream;
-    let records = dedupe(spec, b.records)?;
+    let records = dedupe(spec, &b.records)?;
     let Inner { client, cache } = g;
     let tx = client.transaction().await.map_err(db_err)?;
     let existing = lookup(&tx, cache, spec, b.connection_id, &records).await?;

@@ -26,7 +26,7 @@ impl From<PageBatch<'_>> for OwnedPage {
         OwnedPage {
             connection_id: b.connection_id,
             spec: *b.stream,
-            records: b.records.to_vec(),
+            records: b.records,
             state: b.state.clone(),
             at: b.at,
         }
