@@ -49,6 +49,9 @@ pub struct PageBatch<'a> {
     pub records: Vec<Record>,
     /// The stream's sync state after this page (carries the checkpoint).
     pub state: &'a SyncState,
+    /// Refresh the derived rows the records touch in this transaction. A full pass turns
+    /// this off and calls [`Store::refresh_derived_all`] once at its end instead.
+    pub refresh_derived: bool,
     /// Commit time: `first_seen_at` / `updated_at` of written rows.
     pub at: Timestamp,
 }
@@ -190,6 +193,15 @@ pub trait Store: Send + Sync {
     /// refresh the derived rows they belong to, and write the sync state: one transaction.
     /// Returns how many rows were tombstoned.
     async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError>;
+    /// Recompute every derived row of the stream's derived table for this connection from
+    /// the live source rows, and delete derived rows that have none left: one
+    /// transaction, walking the keys in order. Returns (inserted, updated).
+    async fn refresh_derived_all(
+        &self,
+        connection_id: i64,
+        stream: &StreamSpec,
+        at: Timestamp,
+    ) -> Result<(u64, u64), StoreError>;
     /// Live (not tombstoned) rows of a stream within its scope.
     async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError>;
     /// Live rows of a derived table.

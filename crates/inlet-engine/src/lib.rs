@@ -7,12 +7,19 @@
 //! pass is under way, a *checkpoint* — the provider's cursor of the next page, the pass's
 //! mode and its *watermark* (the time the pass started).
 //!
-//! A page's records and the checkpoint that follows them are committed in ONE
-//! transaction ([`Store::commit_page`]). Whatever kills the process, the store holds
-//! either the page and the checkpoint after it, or neither; the next run resumes from the
-//! checkpoint and re-fetches at most the page that was in flight. Upserts are idempotent
-//! and unchanged records (same content hash) are not rewritten, so a replayed page costs
-//! one request and no writes.
+//! Pages are gathered into chunks (2,000 records by default, one page at a time where
+//! the stop rule needs to see what was stored), and a chunk's records and the checkpoint
+//! that follows them are committed in ONE transaction ([`Store::commit_page`]) while the
+//! next chunk is fetched. Whatever kills the process, the store holds either the chunk
+//! and the checkpoint after it, or neither; the next run resumes from the checkpoint and
+//! re-fetches at most the chunk that was in flight. Upserts are idempotent and unchanged
+//! records (same content hash) are not rewritten, so a replayed page costs one request
+//! and no writes.
+//!
+//! Derived rows (Reddit conversations) are refreshed in the same transaction as the
+//! records that touch them during deltas; a full pass defers them to one ordered
+//! recomputation at its end ([`Store::refresh_derived_all`]), so while a first backfill
+//! runs, conversations lag behind their messages.
 //!
 //! When a pass ends, the checkpoint is cleared and the cursor becomes the pass's
 //! watermark — its *start* time, never "now" at the end, so nothing that changed during

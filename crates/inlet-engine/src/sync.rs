@@ -513,6 +513,9 @@ impl<'a> Pass<'a> {
         } else {
             engine.batch_records
         };
+        // A full pass rewrites derived rows once at its end, from an ordered walk of the
+        // keys, instead of refreshing the scattered groups each chunk touches.
+        let defer_derived = self.cp.mode == RunMode::Full && self.stream.derived.is_some();
         let mut pending = gather(
             connector,
             self.stream,
@@ -551,6 +554,7 @@ impl<'a> Pass<'a> {
                 records: chunk.records,
                 state: &state,
                 at: now,
+                refresh_derived: !defer_derived,
             });
             let outcome = if chunk.last || stop_needs_commit {
                 pending = Err(ConnectorError::Config("no further pages".into()));
@@ -578,6 +582,13 @@ impl<'a> Pass<'a> {
             set_http(&mut st.stats, http_before, connector.http_stats());
             progress.page_committed(self.stream.name, st);
             if chunk.last {
+                if defer_derived {
+                    let (ins, upd) = store
+                        .refresh_derived_all(self.connection_id, self.stream, engine.clock.now())
+                        .await?;
+                    st.stats.derived_inserted += ins;
+                    st.stats.derived_updated += upd;
+                }
                 if chunk.listing_ended {
                     self.tombstone_if_complete(engine, st).await?;
                 }

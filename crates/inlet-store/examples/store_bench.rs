@@ -88,6 +88,7 @@ async fn bench(store: &dyn Store, rows: usize) -> Result<(f64, usize), Box<dyn E
             records: page,
             state: &state,
             at: Timestamp(n as i64),
+            refresh_derived: true,
         };
         let t = Instant::now();
         let out = store.commit_page(batch).await?;

@@ -365,6 +365,32 @@ fn pg_lateral_agg(src: &str, key: &str, agg: Agg) -> String {
     }
 }
 
+/// The next `limit` distinct group keys with live source rows after param 2, in order.
+/// Params: 1 connection, 2 last key seen ('' to start), 3 limit.
+pub(crate) fn derived_keys_after(d: Dialect, source: &str, der: &DerivedSpec) -> String {
+    let key = q(der.key);
+    format!(
+        "SELECT DISTINCT CAST({key} AS TEXT) AS \"k\" FROM {} WHERE \"connection_id\" = {} \
+         AND \"deleted_at\" IS NULL AND {key} IS NOT NULL AND CAST({key} AS TEXT) > {} ORDER BY \"k\" LIMIT {}",
+        q(source),
+        d.p(1),
+        d.p(2),
+        d.p(3)
+    )
+}
+
+/// Delete derived rows whose key has no live source row. Params: 1 connection.
+pub(crate) fn derived_orphans(d: Dialect, source: &str, der: &DerivedSpec) -> String {
+    let key = q(der.key);
+    format!(
+        "DELETE FROM {} WHERE \"connection_id\" = {p1} AND \"id\" NOT IN (SELECT CAST({key} AS TEXT) FROM {} \
+         WHERE \"connection_id\" = {p1} AND \"deleted_at\" IS NULL AND {key} IS NOT NULL)",
+        q(der.table),
+        q(source),
+        p1 = d.p(1)
+    )
+}
+
 /// Tombstone live rows (within scope) whose id is not in list param 3; returns their
 /// group keys. Params: 1 connection, 2 at, 3 seen ids, 4 scope value.
 pub(crate) fn tombstone(d: Dialect, spec: &StreamSpec) -> String {

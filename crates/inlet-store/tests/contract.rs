@@ -108,6 +108,7 @@ async fn commit(
         records: records.to_vec(),
         state: &state,
         at: Timestamp(at),
+        refresh_derived: true,
     };
     db.store.commit_page(batch).await.expect("commit_page")
 }
@@ -287,6 +288,125 @@ async fn duplicate_ids_in_a_page_last_wins(db: Db) {
             conv.first_author.as_deref()
         ),
         (2, 1, Some("last"))
+    );
+}
+
+store_test!(deferred_derived_refresh_recomputes_everything);
+async fn deferred_derived_refresh_recomputes_everything(db: Db) {
+    let c = connection(&db, "r").await;
+    let other = connection(&db, "other").await;
+    let state = SyncState::default();
+    // 12,000 messages in 1,500 conversations, written without derived refresh (as a full
+    // pass does), then one ordered recomputation that spans several key chunks.
+    let records: Vec<Record> = (0..12_000)
+        .map(|i| {
+            let conv = format!("t4_c{:05}", i % 1500);
+            msg(
+                &format!("t4_m{i:05}"),
+                "inbox",
+                Some(&conv),
+                if i % 2 == 0 { "a" } else { "b" },
+                1000 + i,
+                i % 3 == 0,
+            )
+        })
+        .collect();
+    let batch = PageBatch {
+        connection_id: c,
+        stream: INBOX,
+        records,
+        state: &state,
+        at: Timestamp(T0),
+        refresh_derived: false,
+    };
+    let o = db.store.commit_page(batch).await.expect("commit");
+    assert_eq!((o.inserted, o.derived_inserted), (12_000, 0));
+    assert_eq!(
+        db.store
+            .count_derived(c, "reddit_conversations")
+            .await
+            .expect("count"),
+        0
+    );
+    let (ins, upd) = db
+        .store
+        .refresh_derived_all(c, INBOX, Timestamp(T0 + 1))
+        .await
+        .expect("refresh");
+    assert_eq!((ins, upd), (1500, 0));
+    let conv = db.conversation(c, "t4_c00007").await.expect("conversation");
+    assert_eq!((conv.message_count, conv.unread_count), (8, 0));
+    let nine = db.conversation(c, "t4_c00009").await.expect("conversation");
+    assert_eq!((nine.message_count, nine.unread_count), (8, 8));
+    assert_eq!(
+        (conv.first, conv.last),
+        (
+            Timestamp::from_secs(1007),
+            Timestamp::from_secs(1000 + 10_507)
+        )
+    );
+    // Idempotent; other connections untouched.
+    assert_eq!(
+        db.store
+            .refresh_derived_all(c, INBOX, Timestamp(T0 + 2))
+            .await
+            .expect("again"),
+        (0, 0)
+    );
+    assert_eq!(
+        db.store
+            .refresh_derived_all(other, INBOX, Timestamp(T0 + 2))
+            .await
+            .expect("other"),
+        (0, 0)
+    );
+    // Orphans go: move every message of conversation 7 elsewhere without a refresh; the
+    // recomputation deletes the row left without live messages.
+    let moved: Vec<Record> = (0..12_000)
+        .filter(|i| i % 1500 == 7)
+        .map(|i| {
+            msg(
+                &format!("t4_m{i:05}"),
+                "inbox",
+                Some("t4_moved"),
+                "a",
+                1000 + i,
+                false,
+            )
+        })
+        .collect();
+    let batch = PageBatch {
+        connection_id: c,
+        stream: INBOX,
+        records: moved,
+        state: &state,
+        at: Timestamp(T0 + 3),
+        refresh_derived: false,
+    };
+    assert_eq!(
+        db.store.commit_page(batch).await.expect("commit").updated,
+        8
+    );
+    let (ins, upd) = db
+        .store
+        .refresh_derived_all(c, INBOX, Timestamp(T0 + 4))
+        .await
+        .expect("refresh");
+    assert_eq!((ins, upd), (1, 0));
+    assert_eq!(db.conversation(c, "t4_c00007").await, None);
+    assert_eq!(
+        db.conversation(c, "t4_moved")
+            .await
+            .expect("moved")
+            .message_count,
+        8
+    );
+    assert_eq!(
+        db.store
+            .count_derived(c, "reddit_conversations")
+            .await
+            .expect("count"),
+        1500
     );
 }
 
@@ -887,6 +1007,7 @@ async fn page_for_unknown_connection_is_rejected(db: Db) {
         records: records.to_vec(),
         state: &state,
         at: Timestamp(T0),
+        refresh_derived: true,
     };
     let err = db.store.commit_page(batch).await;
     assert!(matches!(err, Err(StoreError::NotFound(_))), "{err:?}");
@@ -898,6 +1019,7 @@ async fn page_for_unknown_connection_is_rejected(db: Db) {
         records: bad.to_vec(),
         state: &state,
         at: Timestamp(T0),
+        refresh_derived: true,
     };
     assert!(db.store.commit_page(batch).await.is_err());
     assert_eq!(db.store.count_live(c, INBOX).await.expect("count"), 0);

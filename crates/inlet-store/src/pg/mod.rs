@@ -313,6 +313,15 @@ impl Store for PgStore {
         records::tombstone_missing(&mut *self.lock().await?, &batch).await
     }
 
+    async fn refresh_derived_all(
+        &self,
+        connection_id: i64,
+        stream: &StreamSpec,
+        at: Timestamp,
+    ) -> Result<(u64, u64), StoreError> {
+        records::refresh_derived_all(&mut *self.lock().await?, connection_id, stream, at).await
+    }
+
     async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError> {
         records::count_live(&mut *self.lock().await?, connection_id, stream).await
     }

@@ -145,8 +145,11 @@ pub(super) async fn commit_page(
         &at,
     )
     .await?;
-    let (derived_inserted, derived_updated) =
-        refresh_derived(&tx, cache, spec, b.connection_id, &plan.keys, &at).await?;
+    let (derived_inserted, derived_updated) = if b.refresh_derived {
+        refresh_derived(&tx, cache, spec, b.connection_id, &plan.keys, &at).await?
+    } else {
+        (0, 0)
+    };
     put_sync_state(&tx, cache, b.connection_id, spec.name, b.state).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(PageOutcome {
@@ -205,6 +208,47 @@ async fn refresh_derived(
         .map_err(db_err)?;
     let (ins, upd): (i64, i64) = (get(&row, 0)?, get(&row, 1)?);
     Ok((ins.max(0) as u64, upd.max(0) as u64))
+}
+
+/// Keys per refresh statement when recomputing a whole derived table.
+const KEYS_PER_REFRESH: i64 = 5000;
+
+pub(super) async fn refresh_derived_all(
+    g: &mut Inner,
+    conn: i64,
+    spec: &StreamSpec,
+    at: inlet_core::Timestamp,
+) -> Result<(u64, u64), StoreError> {
+    let Some(der) = spec.derived else {
+        return Ok((0, 0));
+    };
+    let Inner { client, cache } = g;
+    let tx = client.transaction().await.map_err(db_err)?;
+    let at = to_system(at);
+    let (mut ins, mut upd) = (0, 0);
+    let mut last = String::new();
+    loop {
+        let st = cache
+            .get(&tx, &sql::derived_keys_after(Postgres, spec.table, der))
+            .await?;
+        let rows = tx
+            .query(&st, &[&conn, &last, &KEYS_PER_REFRESH])
+            .await
+            .map_err(db_err)?;
+        let mut keys = BTreeSet::new();
+        for r in &rows {
+            keys.insert(get::<String>(r, 0)?);
+        }
+        let Some(max) = keys.last() else { break };
+        last = max.clone();
+        let (i, u) = refresh_derived(&tx, cache, spec, conn, &keys, &at).await?;
+        (ins, upd) = (ins + i, upd + u);
+    }
+    tx.execute(&sql::derived_orphans(Postgres, spec.table, der), &[&conn])
+        .await
+        .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)?;
+    Ok((ins, upd))
 }
 
 pub(super) async fn tombstone_missing(

@@ -286,6 +286,17 @@ impl Store for SqliteStore {
         self.run(move |c| records::tombstone_missing(c, &t)).await
     }
 
+    async fn refresh_derived_all(
+        &self,
+        connection_id: i64,
+        stream: &StreamSpec,
+        at: Timestamp,
+    ) -> Result<(u64, u64), StoreError> {
+        let spec = *stream;
+        self.run(move |c| records::refresh_derived_all(c, connection_id, &spec, at))
+            .await
+    }
+
     async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError> {
         let spec = *stream;
         self.run(move |c| records::count_live(c, connection_id, &spec))

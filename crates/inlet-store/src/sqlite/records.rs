@@ -19,6 +19,7 @@ pub(crate) struct OwnedPage {
     records: Vec<Record>,
     state: SyncState,
     at: Timestamp,
+    refresh_derived: bool,
 }
 
 impl From<PageBatch<'_>> for OwnedPage {
@@ -29,6 +30,7 @@ impl From<PageBatch<'_>> for OwnedPage {
             records: b.records,
             state: b.state.clone(),
             at: b.at,
+            refresh_derived: b.refresh_derived,
         }
     }
 }
@@ -74,8 +76,11 @@ pub(crate) fn commit_page(c: &mut Connection, p: &OwnedPage) -> Result<PageOutco
     for (r, hash) in &plan.updates {
         update(&tx, spec, p.connection_id, r, hash, p.at)?;
     }
-    let (derived_inserted, derived_updated) =
-        refresh_derived(&tx, spec, p.connection_id, &plan.keys, p.at)?;
+    let (derived_inserted, derived_updated) = if p.refresh_derived {
+        refresh_derived(&tx, spec, p.connection_id, &plan.keys, p.at)?
+    } else {
+        (0, 0)
+    };
     put_sync_state(&tx, p.connection_id, spec.name, &p.state)?;
     tx.commit().map_err(db_err)?;
     Ok(PageOutcome {
@@ -220,6 +225,49 @@ fn refresh_derived(
         .prepare_cached(&sql::derived_delete(Sqlite, spec.table, der))
         .map_err(db_err)?;
     st.execute(params![conn, list]).map_err(db_err)?;
+    Ok((ins, upd))
+}
+
+/// Keys per refresh statement when recomputing a whole derived table.
+const KEYS_PER_REFRESH: i64 = 5000;
+
+pub(crate) fn refresh_derived_all(
+    c: &mut Connection,
+    conn: i64,
+    spec: &StreamSpec,
+    at: Timestamp,
+) -> Result<(u64, u64), StoreError> {
+    let Some(der) = spec.derived else {
+        return Ok((0, 0));
+    };
+    let tx = begin(c)?;
+    let (mut ins, mut upd) = (0, 0);
+    let mut last = String::new();
+    loop {
+        let keys: BTreeSet<String> = {
+            let mut st = tx
+                .prepare_cached(&sql::derived_keys_after(Sqlite, spec.table, der))
+                .map_err(db_err)?;
+            let mut rows = st
+                .query(params![conn, last, KEYS_PER_REFRESH])
+                .map_err(db_err)?;
+            let mut keys = BTreeSet::new();
+            while let Some(r) = rows.next().map_err(db_err)? {
+                keys.insert(get::<String>(r, 0)?);
+            }
+            keys
+        };
+        let Some(max) = keys.last() else { break };
+        last = max.clone();
+        let (i, u) = refresh_derived(&tx, spec, conn, &keys, at)?;
+        (ins, upd) = (ins + i, upd + u);
+    }
+    tx.execute(
+        &sql::derived_orphans(Sqlite, spec.table, der),
+        params![conn],
+    )
+    .map_err(db_err)?;
+    tx.commit().map_err(db_err)?;
     Ok((ins, upd))
 }
 
