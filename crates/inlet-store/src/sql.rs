@@ -89,11 +89,13 @@ pub(crate) fn scope_filter(d: Dialect, spec: &StreamSpec, n: usize) -> String {
 /// Params: 1 connection, 2 id list.
 pub(crate) fn lookup(d: Dialect, spec: &StreamSpec) -> String {
     if d == Dialect::Postgres {
-        // Probe the primary key once per id, whatever the (young) statistics say.
+        // A LATERAL probe of the primary key per id (`LIMIT 1` keeps PostgreSQL from
+        // flattening it into a join): a plain join lets the planner pick a hash join over
+        // the whole table once it is large, which made every chunk's lookup a table scan.
         return format!(
             "SELECT \"t\".\"id\", \"t\".\"content_hash\", \"t\".\"deleted_at\" IS NOT NULL, {} \
-             FROM unnest($2::text[]) AS \"k\"(\"kid\") JOIN {} AS \"t\" \
-             ON \"t\".\"connection_id\" = $1 AND \"t\".\"id\" = \"k\".\"kid\"",
+             FROM unnest($2::text[]) AS \"k\"(\"kid\") CROSS JOIN LATERAL (SELECT * FROM {} AS \"x\" \
+             WHERE \"x\".\"connection_id\" = $1 AND \"x\".\"id\" = \"k\".\"kid\" LIMIT 1) AS \"t\"",
             key_expr(spec).replace("CAST(\"", "CAST(\"t\".\""),
             q(spec.table)
         );
