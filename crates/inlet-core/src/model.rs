@@ -134,6 +134,9 @@ pub struct Checkpoint {
     pub pages: u64,
     /// Records committed so far in this pass.
     pub records: u64,
+    /// Every page is committed; only the deferred recomputation of derived rows remains.
+    #[serde(default)]
+    pub fetched_all: bool,
 }
 
 /// Per (connection, stream) sync state.

@@ -364,6 +364,15 @@ impl From<StoreError> for PassError {
     }
 }
 
+/// A future's output with the time from `t0` to its completion.
+async fn timed<T>(
+    f: impl std::future::Future<Output = T>,
+    t0: std::time::Instant,
+) -> (T, std::time::Duration) {
+    let r = f.await;
+    (r, t0.elapsed())
+}
+
 /// Pages read together and committed in one transaction.
 struct Chunk {
     records: Vec<Record>,
@@ -454,6 +463,7 @@ impl<'a> Pass<'a> {
                         watermark: now,
                         pages: 0,
                         records: 0,
+                        fetched_all: false,
                     },
                     false,
                 )
@@ -516,6 +526,10 @@ impl<'a> Pass<'a> {
         // A full pass rewrites derived rows once at its end, from an ordered walk of the
         // keys, instead of refreshing the scattered groups each chunk touches.
         let defer_derived = self.cp.mode == RunMode::Full && self.stream.derived.is_some();
+        if self.cp.fetched_all {
+            // Interrupted between the last page and the derived recomputation.
+            return self.finish_deferred(engine, st, false).await;
+        }
         let mut pending = gather(
             connector,
             self.stream,
@@ -540,7 +554,18 @@ impl<'a> Pass<'a> {
             self.cp.pages += chunk.pages;
             self.cp.records += n;
             let now = engine.clock.now();
-            let state = if chunk.last {
+            let state = if chunk.last && defer_derived {
+                // Keep the pass open until the derived rows are recomputed, so a crash in
+                // between redoes the recomputation instead of leaving them stale.
+                let cp = Checkpoint {
+                    fetched_all: true,
+                    ..self.cp.clone()
+                };
+                SyncState {
+                    checkpoint: Some(cp),
+                    ..self.state.clone()
+                }
+            } else if chunk.last {
                 self.finished_state(now)
             } else {
                 SyncState {
@@ -568,7 +593,15 @@ impl<'a> Pass<'a> {
                     self.stop_before,
                     batch,
                 );
-                let (c, f) = tokio::join!(commit, next);
+                let t0 = std::time::Instant::now();
+                let ((c, commit_t), (f, fetch_t)) =
+                    tokio::join!(timed(commit, t0), timed(next, t0));
+                tracing::debug!(
+                    stream = self.stream.name,
+                    commit_ms = commit_t.as_millis() as u64,
+                    fetch_ms = fetch_t.as_millis() as u64,
+                    "Chunk committed while the next was fetched."
+                );
                 pending = f;
                 c?
             };
@@ -581,14 +614,10 @@ impl<'a> Pass<'a> {
             st.stats.derived_updated += outcome.derived_updated;
             set_http(&mut st.stats, http_before, connector.http_stats());
             progress.page_committed(self.stream.name, st);
+            if chunk.last && defer_derived {
+                return self.finish_deferred(engine, st, chunk.listing_ended).await;
+            }
             if chunk.last {
-                if defer_derived {
-                    let (ins, upd) = store
-                        .refresh_derived_all(self.connection_id, self.stream, engine.clock.now())
-                        .await?;
-                    st.stats.derived_inserted += ins;
-                    st.stats.derived_updated += upd;
-                }
                 if chunk.listing_ended {
                     self.tombstone_if_complete(engine, st).await?;
                 }
@@ -602,6 +631,29 @@ impl<'a> Pass<'a> {
                 return Ok(StreamEnd::Done);
             }
         }
+    }
+
+    /// Recompute the derived rows a full pass deferred, then close the pass.
+    async fn finish_deferred(
+        &mut self,
+        engine: &Engine,
+        st: &mut StreamStats,
+        listing_ended: bool,
+    ) -> Result<StreamEnd, PassError> {
+        let store = &engine.store;
+        let (ins, upd) = store
+            .refresh_derived_all(self.connection_id, self.stream, engine.clock.now())
+            .await?;
+        st.stats.derived_inserted += ins;
+        st.stats.derived_updated += upd;
+        self.state = self.finished_state(engine.clock.now());
+        store
+            .put_sync_state(self.connection_id, self.stream.name, &self.state)
+            .await?;
+        if listing_ended {
+            self.tombstone_if_complete(engine, st).await?;
+        }
+        Ok(StreamEnd::Done)
     }
 
     fn note_seen(&mut self, records: &[Record]) {

@@ -562,6 +562,7 @@ async fn sync_state_round_trips(db: Db) {
             watermark: Timestamp(T0),
             pages: 7,
             records: 700,
+            fetched_all: false,
         }),
         last_sync_at: Some(Timestamp(T0 + 1)),
         last_success_at: Some(Timestamp(-1)),
