@@ -370,10 +370,12 @@ fn pg_lateral_agg(src: &str, key: &str, agg: Agg) -> String {
 /// The next `limit` distinct group keys with live source rows after param 2, in order.
 /// Params: 1 connection, 2 last key seen ('' to start), 3 limit.
 pub(crate) fn derived_keys_after(d: Dialect, source: &str, der: &DerivedSpec) -> String {
+    // No CAST on the key: the comparison and the order must be the index's own, so the
+    // walk streams from the covering index instead of sorting every key per call.
     let key = q(der.key);
     format!(
-        "SELECT DISTINCT CAST({key} AS TEXT) AS \"k\" FROM {} WHERE \"connection_id\" = {} \
-         AND \"deleted_at\" IS NULL AND {key} IS NOT NULL AND CAST({key} AS TEXT) > {} ORDER BY \"k\" LIMIT {}",
+        "SELECT DISTINCT {key} FROM {} WHERE \"connection_id\" = {} \
+         AND \"deleted_at\" IS NULL AND {key} > {} ORDER BY {key} LIMIT {}",
         q(source),
         d.p(1),
         d.p(2),

@@ -99,8 +99,8 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
         )));
     }
     conn.execute_batch(
-        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; \
-         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384; \
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768; \
+         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 65536; \
          PRAGMA journal_size_limit = 67108864;",
     )
     .map_err(db_err)?;
