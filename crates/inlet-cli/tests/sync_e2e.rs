@@ -387,7 +387,13 @@ async fn refreshed_tokens_are_persisted_so_the_next_run_needs_none() {
 async fn interrupted_before_derived_refresh(db: &TestDb) {
     // A full pass that committed every page but died before recomputing conversations
     // must redo the recomputation on the next run, without fetching the listing again.
-    let cfg = RedditSimConfig { seed: 13, messages: 400, comment_replies: 0, saved: 3, ..Default::default() };
+    let cfg = RedditSimConfig {
+        seed: 13,
+        messages: 400,
+        comment_replies: 0,
+        saved: 3,
+        ..Default::default()
+    };
     let sim = RedditSim::start(cfg.clone()).await.expect("sim");
     let store = db.store().await;
     let conn = create_connection(&*store, &sim, &cfg).await;
@@ -399,7 +405,10 @@ async fn interrupted_before_derived_refresh(db: &TestDb) {
     }
     let inbox = sim.truth_inbox();
     let connector = connector(&conn);
-    let page = connector.fetch_page(spec("inbox"), None).await.expect("page");
+    let page = connector
+        .fetch_page(spec("inbox"), None)
+        .await
+        .expect("page");
     let mut state = store.sync_state(conn.id, "inbox").await.expect("state");
     let batch = inlet_core::PageBatch {
         connection_id: conn.id,
@@ -410,7 +419,10 @@ async fn interrupted_before_derived_refresh(db: &TestDb) {
         refresh_derived: false,
     };
     store.commit_page(batch).await.expect("commit");
-    let before = store.count_derived(conn.id, "reddit_conversations").await.expect("count");
+    let before = store
+        .count_derived(conn.id, "reddit_conversations")
+        .await
+        .expect("count");
     state.checkpoint = Some(inlet_core::Checkpoint {
         mode: RunMode::Full,
         next: None,
@@ -419,7 +431,10 @@ async fn interrupted_before_derived_refresh(db: &TestDb) {
         records: inbox.len() as u64,
         fetched_all: true,
     });
-    store.put_sync_state(conn.id, "inbox", &state).await.expect("put");
+    store
+        .put_sync_state(conn.id, "inbox", &state)
+        .await
+        .expect("put");
     sim.clear_log();
     let run = sync(&store, "reddit-test", RunMode::Delta).await;
     assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
@@ -427,9 +442,25 @@ async fn interrupted_before_derived_refresh(db: &TestDb) {
     assert_eq!(run.streams["inbox"].stats.derived_inserted, 3);
     let (inbox_reqs, _, _, _) = listing_requests(&sim);
     assert_eq!(inbox_reqs, 0, "only the recomputation was left to do");
-    assert_eq!(store.count_derived(conn.id, "reddit_conversations").await.expect("count"), before + 3);
-    assert!(store.sync_state(conn.id, "inbox").await.expect("state").checkpoint.is_none());
+    assert_eq!(
+        store
+            .count_derived(conn.id, "reddit_conversations")
+            .await
+            .expect("count"),
+        before + 3
+    );
+    assert!(
+        store
+            .sync_state(conn.id, "inbox")
+            .await
+            .expect("state")
+            .checkpoint
+            .is_none()
+    );
     assert_equals_truth(&*store, conn.id, &sim).await;
     sim.shutdown();
 }
-both_backends!(a_pass_interrupted_before_its_derived_refresh_redoes_it, interrupted_before_derived_refresh);
+both_backends!(
+    a_pass_interrupted_before_its_derived_refresh_redoes_it,
+    interrupted_before_derived_refresh
+);

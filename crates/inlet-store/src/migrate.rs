@@ -38,8 +38,8 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
     ),
     Migration::new(
         2,
-        "conversation_covering_index",
-        include_str!("../migrations/sqlite/0002_conversation_covering_index.sql"),
+        "bulk_write_path",
+        include_str!("../migrations/sqlite/0002_bulk_write_path.sql"),
     ),
 ];
 
@@ -52,8 +52,8 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     ),
     Migration::new(
         2,
-        "conversation_covering_index",
-        include_str!("../migrations/postgres/0002_conversation_covering_index.sql"),
+        "bulk_write_path",
+        include_str!("../migrations/postgres/0002_bulk_write_path.sql"),
     ),
 ];
 

@@ -122,6 +122,7 @@ pub(super) async fn commit_page(
     let records = dedupe(spec, &b.records)?;
     let Inner { client, cache } = g;
     let tx = client.transaction().await.map_err(db_err)?;
+    lock_connection(&tx, cache, b.connection_id).await?;
     let existing = lookup(&tx, cache, spec, b.connection_id, &records).await?;
     let plan = plan(spec, records, &existing);
     let at = to_system(b.at);
@@ -159,6 +160,27 @@ pub(super) async fn commit_page(
         derived_inserted,
         derived_updated,
     })
+}
+
+/// The record tables carry no foreign key (one trigger per row was too dear): check the
+/// connection once per page and hold it against deletion until commit, as the key would.
+async fn lock_connection(
+    tx: &Transaction<'_>,
+    cache: &mut Cache,
+    conn: i64,
+) -> Result<(), StoreError> {
+    let st = cache
+        .get(
+            tx,
+            "SELECT 1 FROM \"connections\" WHERE \"id\" = $1 FOR KEY SHARE",
+        )
+        .await?;
+    if tx.query_opt(&st, &[&conn]).await.map_err(db_err)?.is_none() {
+        return Err(StoreError::NotFound(format!(
+            "the referenced connection (id {conn})"
+        )));
+    }
+    Ok(())
 }
 
 async fn lookup(
