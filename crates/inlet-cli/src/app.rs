@@ -17,13 +17,14 @@ pub const PROVIDERS: &[&str] = &["reddit"];
 /// Open the database. Without `create`, a SQLite file that does not exist is an error
 /// (so a typo in a path never leaves an empty database behind).
 pub async fn open_store(settings: &Settings, create: bool) -> Result<Arc<dyn Store>> {
-    if let Target::Sqlite(path) = target(&settings.database_url)? {
-        if !create && !path.exists() {
-            bail!(
-                "no database at {}: add a connection with `inlet connect` first (or try `inlet demo`)",
-                path.display()
-            );
-        }
+    if let Target::Sqlite(path) = target(&settings.database_url)?
+        && !create
+        && !path.exists()
+    {
+        bail!(
+            "no database at {}: add a connection with `inlet connect` first (or try `inlet demo`)",
+            path.display()
+        );
     }
     inlet_store::open(&settings.database_url)
         .await

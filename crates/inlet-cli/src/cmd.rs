@@ -395,7 +395,7 @@ pub async fn export(settings: &Settings, a: &ExportArgs, out: &Output) -> Result
             header.extend(spec.columns.iter().map(|c| c.name));
             header.extend(["raw", "first_seen_at", "updated_at", "deleted_at"]);
             c.write_record(&header)?;
-            Sink::Csv(c)
+            Sink::Csv(Box::new(c))
         }
     };
     let (mut after, mut n) = (None::<String>, 0u64);
@@ -419,7 +419,7 @@ pub async fn export(settings: &Settings, a: &ExportArgs, out: &Output) -> Result
 
 enum Sink<W: Write> {
     Jsonl(W),
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
 }
 
 impl<W: Write> Sink<W> {

@@ -149,10 +149,11 @@ struct AbortAfter {
 impl Progress for AbortAfter {
     fn page_committed(&self, stream: &str, s: &StreamStats) {
         self.pages.store(s.stats.pages, Ordering::SeqCst);
-        if stream == "inbox" && s.stats.pages >= self.k {
-            if let Some(tx) = self.tx.lock().expect("lock").take() {
-                let _ = tx.send(());
-            }
+        if stream == "inbox"
+            && s.stats.pages >= self.k
+            && let Some(tx) = self.tx.lock().expect("lock").take()
+        {
+            let _ = tx.send(());
         }
     }
 }

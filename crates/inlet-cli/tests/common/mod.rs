@@ -72,14 +72,13 @@ impl TestDb {
     }
 
     pub async fn cleanup(self) {
-        if let Some((admin, name)) = &self.pg {
-            if let Ok((client, conn)) = tokio_postgres::connect(admin, tokio_postgres::NoTls).await
-            {
-                tokio::spawn(conn);
-                let _ = client
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await;
-            }
+        if let Some((admin, name)) = &self.pg
+            && let Ok((client, conn)) = tokio_postgres::connect(admin, tokio_postgres::NoTls).await
+        {
+            tokio::spawn(conn);
+            let _ = client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
         }
     }
 }
