@@ -23,5 +23,8 @@ fn tables_doc_names_every_column() {
             missing.push(format!("{}.{}", CONVERSATIONS.table, c.column.name));
         }
     }
-    assert!(missing.is_empty(), "docs/tables.md does not document: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/tables.md does not document: {missing:?}"
+    );
 }

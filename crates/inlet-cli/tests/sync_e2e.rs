@@ -465,3 +465,41 @@ both_backends!(
     a_pass_interrupted_before_its_derived_refresh_redoes_it,
     interrupted_before_derived_refresh
 );
+
+async fn faults_injected(db: &TestDb) {
+    // 5xx, connection resets, truncated bodies and a 429 burst on every listing: the
+    // retries absorb them and the database still ends equal to the simulator.
+    let cfg = RedditSimConfig {
+        seed: 17,
+        messages: 900,
+        comment_replies: 30,
+        saved: 60,
+        ..Default::default()
+    };
+    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
+    let store = db.store().await;
+    let conn = create_connection(&*store, &sim, &cfg).await;
+    sim.set_faults(inlet_sim::reddit::Faults {
+        http_5xx: 0.2,
+        reset: 0.05,
+        truncated: 0.05,
+        http_429_burst: 2,
+        ..Default::default()
+    });
+    let run = sync(&store, "reddit-test", RunMode::Full).await;
+    assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
+    assert!(run.stats.retries > 0, "faults were injected and retried");
+    assert_eq!(
+        run.stats.requests,
+        run.stats.retries + run.stats.pages + 1,
+        "every request is a page, a retry or the token"
+    );
+    assert_equals_truth(&*store, conn.id, &sim).await;
+    sim.add_message(None, false, "after the storm");
+    let delta = sync(&store, "reddit-test", RunMode::Delta).await;
+    assert_eq!(delta.status, RunStatus::Success, "{:?}", delta.error);
+    assert_equals_truth(&*store, conn.id, &sim).await;
+    assert_eq!(sim.rate_limit_violations(), 0);
+    sim.shutdown();
+}
+both_backends!(faults_injected_still_end_equal_to_truth, faults_injected);

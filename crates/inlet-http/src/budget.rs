@@ -101,12 +101,17 @@ impl RateBudget {
         st.blocked_until = st.blocked_until.max(Some(now + d));
     }
 
-    /// Seconds until the provider's window resets, when known (for a 429 without
-    /// `Retry-After`).
-    pub fn reset_in(&self, now: Instant) -> Option<Duration> {
-        self.lock()
-            .reset_at
-            .map(|r| r.saturating_duration_since(now))
+    /// Time until the provider's window resets, when its headers say the budget is
+    /// spent. A 429 while budget remains (a burst limit, an overloaded edge) is not worth
+    /// waiting a whole window for: `None` tells the caller to back off instead.
+    pub fn reset_if_exhausted(&self, now: Instant) -> Option<Duration> {
+        let st = self.lock();
+        match (st.remaining, st.reset_at) {
+            (Some(rem), Some(reset_at)) if rem < self.reserve => {
+                Some(reset_at.saturating_duration_since(now))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -130,6 +135,23 @@ mod tests {
         assert!(
             w > Duration::from_secs(29) && w <= Duration::from_secs(30),
             "{w:?}"
+        );
+    }
+
+    #[test]
+    fn a_429_with_budget_left_is_not_a_window_wait() {
+        let b = RateBudget::new(Some(RateHeaders::REDDIT));
+        let now = Instant::now();
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("400.0"));
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("550"));
+        b.observe(now, &h, None);
+        assert_eq!(b.reset_if_exhausted(now), None);
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0.0"));
+        b.observe(now, &h, None);
+        assert!(
+            b.reset_if_exhausted(now)
+                .is_some_and(|d| d > Duration::from_secs(549))
         );
     }
 

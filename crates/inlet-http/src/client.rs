@@ -296,7 +296,7 @@ impl HttpClient {
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             let wait = retry_after
-                .or_else(|| sh.budget.reset_in(now))
+                .or_else(|| sh.budget.reset_if_exhausted(now))
                 .map(|d| d.max(Duration::from_millis(100)));
             if let Some(w) = wait {
                 sh.budget.block_for(now, w);
