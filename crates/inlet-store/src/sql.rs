@@ -219,10 +219,10 @@ pub(crate) fn pg_update(spec: &StreamSpec) -> String {
 }
 
 /// The aggregate expression of one derived column over source rows `s`.
-fn agg_expr(d: Dialect, table: &str, key: &str, agg: Agg) -> String {
+fn agg_expr(d: Dialect, table: &str, key: &str, key_ref: &str, agg: Agg) -> String {
     let pick = |col: &str, by: &str, dir: &str| {
         format!(
-            "(SELECT \"x\".{} FROM {} AS \"x\" WHERE \"x\".\"connection_id\" = {} AND \"x\".{key} = \"s\".{key} \
+            "(SELECT \"x\".{} FROM {} AS \"x\" WHERE \"x\".\"connection_id\" = {} AND \"x\".{key} = {key_ref} \
              AND \"x\".\"deleted_at\" IS NULL ORDER BY \"x\".{} {dir} NULLS LAST, \"x\".\"id\" {dir} LIMIT 1)",
             q(col),
             q(table),
@@ -240,24 +240,31 @@ fn agg_expr(d: Dialect, table: &str, key: &str, agg: Agg) -> String {
     }
 }
 
+/// The derived columns, and the SET and changed-only WHERE clauses of their upsert.
+fn upsert_clauses(der: &DerivedSpec) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let cols: Vec<String> = der.columns.iter().map(|c| q(c.column.name)).collect();
+    let sets = cols
+        .iter()
+        .map(|c| format!("{c} = \"excluded\".{c}"))
+        .collect();
+    let changed = cols
+        .iter()
+        .map(|c| format!("{}.{c} IS DISTINCT FROM \"excluded\".{c}", q(der.table)))
+        .collect();
+    (cols, sets, changed)
+}
+
 /// Upsert the derived rows of the keys in list param 2 from the live source rows;
 /// rows whose values did not change are not rewritten. Params: 1 connection,
 /// 2 key list, 3 at. Returns the written ids (PostgreSQL: and whether inserted).
 pub(crate) fn derived_upsert(d: Dialect, source: &str, der: &DerivedSpec) -> String {
     let key = q(der.key);
-    let cols: Vec<String> = der.columns.iter().map(|c| q(c.column.name)).collect();
+    let key_ref = format!("\"s\".{key}");
+    let (cols, sets, changed) = upsert_clauses(der);
     let aggs: Vec<String> = der
         .columns
         .iter()
-        .map(|c| agg_expr(d, source, &key, c.agg))
-        .collect();
-    let sets: Vec<String> = cols
-        .iter()
-        .map(|c| format!("{c} = \"excluded\".{c}"))
-        .collect();
-    let changed: Vec<String> = cols
-        .iter()
-        .map(|c| format!("{}.{c} IS DISTINCT FROM \"excluded\".{c}", q(der.table)))
+        .map(|c| agg_expr(d, source, &key, &key_ref, c.agg))
         .collect();
     let returning = match d {
         Dialect::Sqlite => "\"id\"",
@@ -316,20 +323,17 @@ pub(crate) fn derived_existing(der: &DerivedSpec) -> String {
 pub(crate) fn pg_derived_refresh(source: &str, der: &DerivedSpec) -> String {
     let key = q(der.key);
     let src = q(source);
-    let cols: Vec<String> = der.columns.iter().map(|c| q(c.column.name)).collect();
+    let (cols, sets, changed) = upsert_clauses(der);
     let aggs: Vec<String> = der
         .columns
         .iter()
         .zip(&cols)
-        .map(|(c, name)| format!("{} AS {name}", pg_lateral_agg(&src, &key, c.agg)))
-        .collect();
-    let sets: Vec<String> = cols
-        .iter()
-        .map(|c| format!("{c} = \"excluded\".{c}"))
-        .collect();
-    let changed: Vec<String> = cols
-        .iter()
-        .map(|c| format!("{}.{c} IS DISTINCT FROM \"excluded\".{c}", q(der.table)))
+        .map(|(c, name)| {
+            format!(
+                "{} AS {name}",
+                agg_expr(Dialect::Postgres, source, &key, "\"k\".\"key\"", c.agg)
+            )
+        })
         .collect();
     format!(
         "WITH \"agg\" AS (SELECT \"k\".\"key\", \"a\".* FROM unnest($2::text[]) AS \"k\"(\"key\") \
@@ -348,23 +352,6 @@ pub(crate) fn pg_derived_refresh(source: &str, der: &DerivedSpec) -> String {
         sets = sets.join(", "),
         changed = changed.join(" OR "),
     )
-}
-
-/// One aggregate inside the LATERAL subquery of [`pg_derived_refresh`].
-fn pg_lateral_agg(src: &str, key: &str, agg: Agg) -> String {
-    let pick = |col: &str, by: &str, dir: &str| {
-        format!(
-            "(SELECT \"x\".{} FROM {src} AS \"x\" WHERE \"x\".\"connection_id\" = $1 AND \"x\".{key} = \"k\".\"key\" \
-             AND \"x\".\"deleted_at\" IS NULL ORDER BY \"x\".{} {dir} NULLS LAST, \"x\".\"id\" {dir} LIMIT 1)",
-            q(col),
-            q(by)
-        )
-    };
-    match agg {
-        Agg::FirstBy { col, by } => pick(col, by, "ASC"),
-        Agg::LastBy { col, by } => pick(col, by, "DESC"),
-        other => agg_expr(Dialect::Postgres, "", key, other),
-    }
 }
 
 /// The next `limit` distinct group keys with live source rows after param 2, in order.
