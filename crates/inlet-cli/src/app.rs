@@ -119,7 +119,7 @@ pub struct RunReport<'a> {
 pub fn run_line(name: &str, run: &Run) -> String {
     let s = &run.stats;
     let mut line = format!(
-        "{name}: {} {} sync (run {}) — {} fetched: {} new, {} changed, {} unchanged, {} removed; {} requests ({} retries{}) in {:.1}s",
+        "{name}: {} {} sync (run {}) — {} fetched: {} new, {} changed, {} unchanged, {} removed; {} requests ({} retries{}) in {:.2}s",
         run.status,
         run.mode,
         run.id,

@@ -264,6 +264,7 @@ pub async fn status(settings: &Settings, out: &Output) -> Result<ExitCode> {
         if let Some(d) = &conn.status_detail {
             text.push_str(&format!("  note: {d}\n"));
         }
+        let mut derived = Vec::new();
         for spec in specs_of(&conn.provider) {
             let st = states.get(spec.name).cloned().unwrap_or_default();
             let live = store.count_live(conn.id, spec).await?;
@@ -280,11 +281,14 @@ pub async fn status(settings: &Settings, out: &Output) -> Result<ExitCode> {
                 spec.name, st.sync_count
             ));
             streams.insert(spec.name.into(), json!({"records": live, "state": st}));
-            if let Some(d) = spec.derived.filter(|_| spec.name == "inbox") {
-                let n = store.count_derived(conn.id, d.table).await?;
-                text.push_str(&format!("  {:<8} {n:>9} rows (derived)\n", d.table));
-                streams.insert(d.table.into(), json!({"records": n}));
+            if let Some(d) = spec.derived.filter(|d| !derived.contains(&d.table)) {
+                derived.push(d.table);
             }
+        }
+        for table in derived {
+            let n = store.count_derived(conn.id, table).await?;
+            text.push_str(&format!("  {table}: {n} rows (derived)\n"));
+            streams.insert(table.into(), json!({"records": n}));
         }
         all.push(json!({"connection": conn, "streams": streams}));
     }
