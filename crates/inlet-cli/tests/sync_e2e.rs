@@ -47,9 +47,7 @@ fn listing_requests(sim: &RedditSim) -> (usize, usize, usize, usize) {
 
 async fn full_then_changes_then_delta(db: &TestDb) {
     let cfg = small_account();
-    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
-    let store = db.store().await;
-    let conn = create_connection(&*store, &sim, &cfg).await;
+    let (sim, store, conn) = setup(db, &cfg).await;
 
     let full = sync(&store, "reddit-test", RunMode::Delta).await;
     assert_eq!(full.status, RunStatus::Success, "{:?}", full.error);
@@ -113,9 +111,7 @@ both_backends!(
 
 async fn nothing_new_costs_one_request_per_stream(db: &TestDb) {
     let cfg = small_account();
-    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
-    let store = db.store().await;
-    create_connection(&*store, &sim, &cfg).await;
+    let (sim, store, _) = setup(db, &cfg).await;
     sync(&store, "reddit-test", RunMode::Full).await;
     sim.clear_log();
     let run = sync(&store, "reddit-test", RunMode::Delta).await;
@@ -168,9 +164,7 @@ async fn crash_mid_backfill_resumes(db: &TestDb) {
         rate_limit: None,
         ..Default::default()
     };
-    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
-    let store = db.store().await;
-    let conn = create_connection(&*store, &sim, &cfg).await;
+    let (sim, store, conn) = setup(db, &cfg).await;
     let inbox_total = sim.truth_inbox().len() as u64;
     let inbox_pages = inbox_total.div_ceil(100);
 
@@ -251,9 +245,7 @@ async fn deleted_messages_tombstoned_by_complete_listing(db: &TestDb) {
         saved: 5,
         ..Default::default()
     };
-    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
-    let store = db.store().await;
-    let conn = create_connection(&*store, &sim, &cfg).await;
+    let (sim, store, conn) = setup(db, &cfg).await;
     sync(&store, "reddit-test", RunMode::Full).await;
     let victim = sim.truth_sent()[3]["name"]
         .as_str()
@@ -291,9 +283,7 @@ async fn listing_cap_never_deletes(db: &TestDb) {
         rate_limit: None,
         ..Default::default()
     };
-    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
-    let store = db.store().await;
-    let conn = create_connection(&*store, &sim, &cfg).await;
+    let (sim, store, conn) = setup(db, &cfg).await;
     let run = sync(&store, "reddit-test", RunMode::Full).await;
     assert_eq!(run.status, RunStatus::Success);
     assert_eq!(
@@ -312,9 +302,7 @@ both_backends!(a_capped_listing_never_deletes, listing_cap_never_deletes);
 
 async fn token_expiry_and_revocation(db: &TestDb) {
     let cfg = small_account();
-    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
-    let store = db.store().await;
-    let conn = create_connection(&*store, &sim, &cfg).await;
+    let (sim, store, conn) = setup(db, &cfg).await;
     sync(&store, "reddit-test", RunMode::Full).await;
     // An expired token is refreshed once and the sync goes on.
     sim.expire_tokens();
@@ -358,9 +346,7 @@ both_backends!(
 async fn refreshed_tokens_are_persisted_so_the_next_run_needs_none() {
     let db = TestDb::new(Backend::Sqlite).await;
     let cfg = small_account();
-    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
-    let store = db.store().await;
-    create_connection(&*store, &sim, &cfg).await;
+    let (sim, store, _) = setup(&db, &cfg).await;
     sync(&store, "reddit-test", RunMode::Full).await;
     let token_requests = |sim: &RedditSim| {
         sim.requests()
@@ -395,9 +381,7 @@ async fn interrupted_before_derived_refresh(db: &TestDb) {
         saved: 3,
         ..Default::default()
     };
-    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
-    let store = db.store().await;
-    let conn = create_connection(&*store, &sim, &cfg).await;
+    let (sim, store, conn) = setup(db, &cfg).await;
     sync(&store, "reddit-test", RunMode::Full).await;
     assert_equals_truth(&*store, conn.id, &sim).await;
     // New messages land without their conversations, as a crash would leave them.
@@ -476,9 +460,7 @@ async fn faults_injected(db: &TestDb) {
         saved: 60,
         ..Default::default()
     };
-    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
-    let store = db.store().await;
-    let conn = create_connection(&*store, &sim, &cfg).await;
+    let (sim, store, conn) = setup(db, &cfg).await;
     sim.set_faults(inlet_sim::reddit::Faults {
         http_5xx: 0.2,
         reset: 0.05,

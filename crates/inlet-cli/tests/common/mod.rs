@@ -158,6 +158,14 @@ pub async fn create_connection(
         .expect("create connection")
 }
 
+/// A simulator for `cfg`, the test database's store, and a connection to the simulator.
+pub async fn setup(db: &TestDb, cfg: &RedditSimConfig) -> (RedditSim, Arc<dyn Store>, Connection) {
+    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
+    let store = db.store().await;
+    let conn = create_connection(&*store, &sim, cfg).await;
+    (sim, store, conn)
+}
+
 /// Fast retries so fault tests stay short.
 pub fn http_config() -> HttpConfig {
     HttpConfig {
