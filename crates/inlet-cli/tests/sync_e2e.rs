@@ -485,3 +485,64 @@ async fn faults_injected(db: &TestDb) {
     sim.shutdown();
 }
 both_backends!(faults_injected_still_end_equal_to_truth, faults_injected);
+
+/// Sets the cancel flag (as Ctrl-C does) once the first chunk of `inbox` is committed.
+struct CancelAfterFirstChunk(Arc<std::sync::atomic::AtomicBool>);
+
+impl Progress for CancelAfterFirstChunk {
+    fn page_committed(&self, stream: &str, _s: &StreamStats) {
+        if stream == "inbox" {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_at_a_chunk_boundary_and_the_next_sync_resumes() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let cfg = RedditSimConfig {
+        seed: 4,
+        messages: 1200,
+        comment_replies: 0,
+        saved: 0,
+        ..Default::default()
+    };
+    let (sim, store, conn) = setup(&db, &cfg).await;
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut opts = SyncOptions::new(RunMode::Full);
+    opts.cancel = Some(flag.clone());
+    let run = engine(store.clone())
+        .with_batch_records(200)
+        .sync(
+            &conn,
+            &connector(&conn),
+            &opts,
+            &CancelAfterFirstChunk(flag),
+        )
+        .await
+        .expect("sync");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(
+        run.error
+            .as_deref()
+            .is_some_and(|e| e.contains("interrupted")),
+        "{:?}",
+        run.error
+    );
+    assert!(
+        !run.streams.contains_key("sent"),
+        "later streams did not start"
+    );
+    let cp = store
+        .sync_state(conn.id, "inbox")
+        .await
+        .expect("state")
+        .checkpoint
+        .expect("checkpoint kept");
+    assert_eq!(cp.pages, 2, "stopped after the first chunk of two pages");
+    let again = sync(&store, "reddit-test", RunMode::Delta).await;
+    assert_eq!(again.status, RunStatus::Success, "{:?}", again.error);
+    assert!(again.streams["inbox"].resumed);
+    assert_equals_truth(&*store, conn.id, &sim).await;
+    sim.shutdown();
+}
