@@ -375,7 +375,7 @@ async fn kill_9_mid_backfill_then_resume() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = RedditSimConfig {
         seed: 2,
-        messages: 8000,
+        messages: 14000,
         comment_replies: 0,
         saved: 0,
         listing_cap: None,

@@ -7,7 +7,7 @@
 //! pass is under way, a *checkpoint* — the provider's cursor of the next page, the pass's
 //! mode and its *watermark* (the time the pass started).
 //!
-//! Pages are gathered into chunks (2,000 records by default, one page at a time where
+//! Pages are gathered into chunks (5,000 records or 4 MB of raw JSON by default, one page at a time where
 //! the stop rule needs to see what was stored), and a chunk's records and the checkpoint
 //! that follows them are committed in ONE transaction ([`Store::commit_page`]) while the
 //! next chunk is fetched. Whatever kills the process, the store holds either the chunk
@@ -38,5 +38,6 @@ mod sync;
 
 pub use inlet_core::{StopRule, Store, SyncState};
 pub use sync::{
-    DEFAULT_BATCH_RECORDS, Engine, EngineError, NoProgress, Progress, Sealer, SyncOptions,
+    DEFAULT_BATCH_RECORDS, Engine, EngineError, MAX_BATCH_RAW_BYTES, NoProgress, Progress, Sealer,
+    SyncOptions,
 };

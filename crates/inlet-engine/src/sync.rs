@@ -76,9 +76,15 @@ pub struct Engine {
 }
 
 /// Records per transaction by default: large enough that a commit's fixed cost (WAL
-/// frames, fsync, index pages) is shared by many pages, small enough that a crash costs
-/// a few requests to redo.
-pub const DEFAULT_BATCH_RECORDS: usize = 2000;
+/// frames, fsync, index pages touched again and again) is shared by many pages, small
+/// enough that a crash costs a few requests to redo. (Measured on 300,000 Reddit
+/// messages into SQLite: 2,000 → 40-43k records/s, 5,000 → 51-53k.)
+pub const DEFAULT_BATCH_RECORDS: usize = 5000;
+
+/// A chunk also ends once its records' raw JSON reaches this size, so providers with
+/// large items keep memory flat: two chunks are in memory at once (one being written,
+/// one being fetched).
+pub const MAX_BATCH_RAW_BYTES: usize = 4 << 20;
 
 /// Errors a stream ended with, kept apart so the run can say what happened.
 enum StreamEnd {
@@ -385,8 +391,9 @@ struct Chunk {
     listing_ended: bool,
 }
 
-/// Read pages from `cursor` until `batch` records, the end of the listing, or a page
-/// holding an item created at or before `stop_before`.
+/// Read pages from `cursor` until `batch` records (or [`MAX_BATCH_RAW_BYTES`] of raw
+/// JSON), the end of the listing, or a page holding an item created at or before
+/// `stop_before`.
 async fn gather(
     connector: &dyn Connector,
     stream: &StreamSpec,
@@ -401,9 +408,11 @@ async fn gather(
         last: false,
         listing_ended: false,
     };
+    let mut raw_bytes = 0;
     loop {
         let page = connector.fetch_page(stream, cursor.as_deref()).await?;
         chunk.pages += 1;
+        raw_bytes += page.records.iter().map(|r| r.raw.len()).sum::<usize>();
         let hit_stop = stop_before.is_some_and(|t| {
             page.records
                 .iter()
@@ -417,7 +426,7 @@ async fn gather(
             chunk.records.extend(page.records);
         }
         cursor = page.next;
-        if chunk.last || chunk.records.len() >= batch {
+        if chunk.last || chunk.records.len() >= batch || raw_bytes >= MAX_BATCH_RAW_BYTES {
             chunk.next = cursor;
             return Ok(chunk);
         }

@@ -4,7 +4,7 @@
 //!
 //! `cargo run -j2 --release -p inlet-store --example store_bench`
 //! Env: `INLET_BENCH_ROWS` (default 200000), `INLET_BENCH_BATCH` (records per commit,
-//! default 2000 as the engine commits), `INLET_BENCH_NO_DERIVED` (set: measure without
+//! default 5000 as the engine commits), `INLET_BENCH_NO_DERIVED` (set: measure without
 //! the conversation refresh, to separate its cost), `INLET_BENCH_PG_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`; a scratch database is created and dropped).
 
@@ -61,7 +61,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 async fn bench(store: &dyn Store, rows: usize) -> Result<(f64, usize), Box<dyn Error>> {
-    let page_size = env_usize("INLET_BENCH_BATCH", 2000);
+    let page_size = env_usize("INLET_BENCH_BATCH", 5000);
     let mut spec = STREAMS[0];
     if std::env::var_os("INLET_BENCH_NO_DERIVED").is_some() {
         spec.derived = None;
@@ -143,7 +143,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let (rate, avg_raw) = bench(store.as_ref(), rows).await?;
     println!(
         "{rows} messages, {} records per commit, ~{avg_raw}-byte raw, derived refresh {}",
-        env_usize("INLET_BENCH_BATCH", 2000),
+        env_usize("INLET_BENCH_BATCH", 5000),
         if std::env::var_os("INLET_BENCH_NO_DERIVED").is_some() {
             "off"
         } else {
