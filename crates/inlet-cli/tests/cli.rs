@@ -427,6 +427,8 @@ async fn kill_9_mid_backfill_then_resume() {
     }
     child.kill().expect("kill -9");
     let _ = child.wait();
+    // Requests the killed process had in flight are still logged by the simulator.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     sim.set_faults(Faults::default());
     let before = inbox_reqs(&sim);
     let total_pages = (sim.truth_inbox().len() as u64).div_ceil(100) as usize;

@@ -186,6 +186,9 @@ async fn crash_mid_backfill_resumes(db: &TestDb) {
     rx.await.expect("reached page k");
     task.abort();
     let _ = task.await;
+    // Let what the aborted task had already sent settle (a request the simulator is still
+    // answering, a COMMIT the server is still applying) before reading state and counting.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     let cp = store
         .sync_state(conn.id, "inbox")

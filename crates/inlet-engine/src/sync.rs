@@ -500,7 +500,11 @@ impl<'a> Pass<'a> {
             resumed,
             stop_before,
             seen,
-            max_seen: engine.max_seen,
+            // Ids are only useful while the listing can still prove complete: below the
+            // provider's cap and the engine's bound.
+            max_seen: stream.listing_cap.map_or(engine.max_seen, |cap| {
+                engine.max_seen.min(cap.saturating_sub(1) as usize)
+            }),
         })
     }
 

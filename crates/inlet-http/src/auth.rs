@@ -246,6 +246,16 @@ fn parse_token(resp: &crate::Response) -> Parsed<TokenResponse> {
     })
 }
 
+impl OAuth2Token {
+    /// Fetch a new token into the locked slot.
+    async fn renew(&self, cur: &mut Option<Current>) -> Result<String, AuthError> {
+        let fresh = self.fetch().await?;
+        let access = fresh.access.clone();
+        *cur = Some(fresh);
+        Ok(access)
+    }
+}
+
 #[async_trait::async_trait]
 impl TokenSource for OAuth2Token {
     async fn token(&self) -> Result<String, AuthError> {
@@ -255,10 +265,7 @@ impl TokenSource for OAuth2Token {
         {
             return Ok(c.access.clone());
         }
-        let fresh = self.fetch().await?;
-        let access = fresh.access.clone();
-        *cur = Some(fresh);
-        Ok(access)
+        self.renew(&mut cur).await
     }
 
     async fn refresh(&self, stale: &str) -> Result<String, AuthError> {
@@ -270,9 +277,6 @@ impl TokenSource for OAuth2Token {
         {
             return Ok(c.access.clone());
         }
-        let fresh = self.fetch().await?;
-        let access = fresh.access.clone();
-        *cur = Some(fresh);
-        Ok(access)
+        self.renew(&mut cur).await
     }
 }

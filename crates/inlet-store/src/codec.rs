@@ -242,10 +242,13 @@ pub(crate) struct Plan<'r> {
 }
 
 /// Classify each (deduplicated) record against its stored row.
+/// `keys`: collect the derived-group keys (only needed when the derived rows are
+/// refreshed with this page).
 pub(crate) fn plan<'r>(
     spec: &StreamSpec,
     records: Vec<&'r Record>,
     existing: &HashMap<String, Existing>,
+    keys: bool,
 ) -> Plan<'r> {
     let mut p = Plan {
         inserts: vec![],
@@ -266,8 +269,10 @@ pub(crate) fn plan<'r>(
                 continue;
             }
         }
-        p.keys.extend(group_key(spec, r));
-        p.keys.extend(old.and_then(|e| e.key.clone()));
+        if keys {
+            p.keys.extend(group_key(spec, r));
+            p.keys.extend(old.and_then(|e| e.key.clone()));
+        }
     }
     p
 }

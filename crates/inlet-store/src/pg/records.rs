@@ -124,7 +124,7 @@ pub(super) async fn commit_page(
     let tx = client.transaction().await.map_err(db_err)?;
     lock_connection(&tx, cache, b.connection_id).await?;
     let existing = lookup(&tx, cache, spec, b.connection_id, &records).await?;
-    let plan = plan(spec, records, &existing);
+    let plan = plan(spec, records, &existing, b.refresh_derived);
     let at = to_system(b.at);
     write_rows(
         &tx,

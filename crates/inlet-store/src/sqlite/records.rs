@@ -71,7 +71,7 @@ pub(crate) fn commit_page(c: &mut Connection, p: &OwnedPage) -> Result<PageOutco
     let records = dedupe(spec, &p.records)?;
     let tx = begin(c)?;
     let existing = lookup(&tx, spec, p.connection_id, &records)?;
-    let plan = plan(spec, records, &existing);
+    let plan = plan(spec, records, &existing, p.refresh_derived);
     insert(&tx, spec, p.connection_id, &plan.inserts, p.at)?;
     for (r, hash) in &plan.updates {
         update(&tx, spec, p.connection_id, r, hash, p.at)?;
