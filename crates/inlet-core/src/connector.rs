@@ -11,6 +11,16 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+/// Rows of one stream produced by re-fetching a single entity
+/// ([`Connector::fetch_entity`]).
+#[derive(Debug)]
+pub struct EntityPage {
+    /// The stream the rows belong to (one of [`Connector::streams`]).
+    pub stream: &'static str,
+    /// The rows, as a page of that stream would carry them.
+    pub records: Vec<Record>,
+}
+
 /// Request accounting of a connector's HTTP client.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HttpStats {
@@ -43,6 +53,9 @@ pub enum ConnectorError {
     /// The connection's configuration is unusable.
     #[error("bad configuration: {0}")]
     Config(String),
+    /// The provider or connector cannot do what was asked (e.g. refresh one entity).
+    #[error("not supported: {0}")]
+    Unsupported(String),
 }
 
 /// A provider, mapped onto streams. Implementations only build requests, parse pages,
@@ -62,6 +75,20 @@ pub trait Connector: Send + Sync {
     ) -> Result<Page, ConnectorError>;
     /// Request accounting so far.
     fn http_stats(&self) -> HttpStats;
+    /// Re-fetch one entity now (e.g. one conversation with its messages, right after the
+    /// user sent a message), as rows per stream. `entity` names the kind (`conversation`).
+    /// Connectors without such a lookup keep this default.
+    async fn fetch_entity(
+        &self,
+        entity: &str,
+        id: &str,
+    ) -> Result<Vec<EntityPage>, ConnectorError> {
+        let _ = id;
+        Err(ConnectorError::Unsupported(format!(
+            "{} cannot refresh a single {entity}",
+            self.provider()
+        )))
+    }
     /// Credentials changed by the connector (a refreshed or rotated token) since the last
     /// call, as the complete credentials JSON to seal and store; `None` when unchanged.
     async fn take_updated_credentials(&self) -> Option<serde_json::Value> {

@@ -27,7 +27,7 @@ mod stream;
 mod time;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use connector::{Connector, ConnectorError, HttpStats, Page};
+pub use connector::{Connector, ConnectorError, EntityPage, HttpStats, Page};
 pub use model::{
     Checkpoint, Connection, ConnectionStatus, NewConnection, Run, RunMode, RunStats, RunStatus,
     StreamStats, SyncState, Trigger,

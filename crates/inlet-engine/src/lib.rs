@@ -34,9 +34,11 @@
 //! resumed mid-way, stopped early or hit the cap deletes nothing.
 #![deny(missing_docs)]
 
+mod refresh;
 mod sync;
 
 pub use inlet_core::{StopRule, Store, SyncState};
+pub use refresh::RefreshOutcome;
 pub use sync::{
     DEFAULT_BATCH_RECORDS, Engine, EngineError, MAX_BATCH_RAW_BYTES, NoProgress, Progress, Sealer,
     SyncOptions,

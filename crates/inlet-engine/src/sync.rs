@@ -122,6 +122,11 @@ impl Engine {
         &self.store
     }
 
+    /// The engine's clock reading.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     /// Sync `conn` through `connector`; returns the finished run.
     pub async fn sync(
         &self,

@@ -4,21 +4,52 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// How a provider's reset header tells when the window resets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetIn {
+    /// Seconds from now (Reddit).
+    Seconds,
+    /// A Unix time in seconds (GitHub).
+    EpochSeconds,
+}
+
 /// Names of the headers a provider reports its budget in.
 #[derive(Debug, Clone, Copy)]
 pub struct RateHeaders {
     /// Requests left in the window (Reddit sends a float like `"995.0"`).
     pub remaining: &'static str,
-    /// Seconds until the window resets.
+    /// When the window resets.
     pub reset: &'static str,
+    /// How to read `reset`.
+    pub reset_in: ResetIn,
 }
 
 impl RateHeaders {
-    /// Reddit's `X-Ratelimit-Remaining` / `X-Ratelimit-Reset`.
+    /// Reddit's `X-Ratelimit-Remaining` / `X-Ratelimit-Reset` (seconds from now).
     pub const REDDIT: RateHeaders = RateHeaders {
         remaining: "x-ratelimit-remaining",
         reset: "x-ratelimit-reset",
+        reset_in: ResetIn::Seconds,
     };
+    /// GitHub's `X-RateLimit-Remaining` / `X-RateLimit-Reset` (Unix seconds).
+    pub const GITHUB: RateHeaders = RateHeaders {
+        remaining: "x-ratelimit-remaining",
+        reset: "x-ratelimit-reset",
+        reset_in: ResetIn::EpochSeconds,
+    };
+}
+
+/// Seconds from now until `reset`, read as `how` says.
+fn reset_delay(reset: f64, how: ResetIn) -> f64 {
+    match how {
+        ResetIn::Seconds => reset,
+        ResetIn::EpochSeconds => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            (reset - now).max(0.0)
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -85,7 +116,8 @@ impl RateBudget {
             };
             if let (Some(rem), Some(reset)) = (num(h.remaining), num(h.reset)) {
                 st.remaining = Some(rem);
-                st.reset_at = Some(now + Duration::from_secs_f64(reset.min(86_400.0)));
+                let delay = reset_delay(reset, h.reset_in).min(86_400.0);
+                st.reset_at = Some(now + Duration::from_secs_f64(delay));
                 remaining_out = Some(rem as u64);
             }
         }
@@ -152,6 +184,26 @@ mod tests {
         assert!(
             b.reset_if_exhausted(now)
                 .is_some_and(|d| d > Duration::from_secs(549))
+        );
+    }
+
+    #[test]
+    fn github_reset_is_a_unix_time() {
+        let b = RateBudget::new(Some(RateHeaders::GITHUB));
+        let now = Instant::now();
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        let reset = HeaderValue::from_str(&(epoch + 120).to_string()).expect("header");
+        h.insert("x-ratelimit-reset", reset);
+        assert_eq!(b.observe(now, &h, None), Some(0));
+        let w = b.wait_before(now);
+        assert!(
+            w > Duration::from_secs(110) && w <= Duration::from_secs(121),
+            "{w:?}"
         );
     }
 

@@ -294,7 +294,11 @@ impl HttpClient {
                 excerpt(&resp.body)
             )));
         }
-        if status == StatusCode::TOO_MANY_REQUESTS {
+        // GitHub signals its primary and secondary limits with 403 (or 429) plus either
+        // `Retry-After` or a spent `X-RateLimit-Remaining`: a wait, not a failure.
+        let limited_403 = status == StatusCode::FORBIDDEN
+            && (retry_after.is_some() || sh.budget.reset_if_exhausted(now).is_some());
+        if status == StatusCode::TOO_MANY_REQUESTS || limited_403 {
             let wait = retry_after
                 .or_else(|| sh.budget.reset_if_exhausted(now))
                 .map(|d| d.max(Duration::from_millis(100)));
@@ -302,7 +306,7 @@ impl HttpClient {
                 sh.budget.block_for(now, w);
             }
             return Ok(Outcome::Retry {
-                why: "HTTP 429 Too Many Requests".into(),
+                why: format!("HTTP {} rate limited", status.as_u16()),
                 wait,
             });
         }

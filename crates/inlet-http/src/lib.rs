@@ -22,6 +22,6 @@ mod client;
 mod retry;
 
 pub use auth::{AuthError, Grant, OAuth2Token, StaticToken, TokenSnapshot, TokenSource};
-pub use budget::{RateBudget, RateHeaders};
+pub use budget::{RateBudget, RateHeaders, ResetIn};
 pub use client::{HttpClient, HttpConfig, HttpError, Parsed, Response};
 pub use retry::{Backoff, RetryPolicy};
