@@ -68,6 +68,12 @@ pub struct RedditArgs {
     /// Items per page (1..=100).
     #[arg(long, default_value_t = 100)]
     pub page_size: u32,
+    /// Requests in flight at most for this connection (default 10).
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+    /// Seconds allowed for one whole request (default 60).
+    #[arg(long)]
+    pub request_timeout: Option<u64>,
     /// Store without checking the credentials against Reddit first.
     #[arg(long)]
     pub no_verify: bool,
@@ -92,6 +98,11 @@ pub async fn connect(
         user_agent: a.user_agent,
         username: None,
         page_size: a.page_size,
+        http: inlet_http::HttpSettings {
+            max_in_flight: a.max_in_flight,
+            request_timeout_secs: a.request_timeout,
+            connect_timeout_secs: None,
+        },
     };
     config.validate()?;
     let mut creds = RedditCredentials {
@@ -198,7 +209,15 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
         opts.streams = (!args.streams.is_empty()).then(|| args.streams.clone());
         opts.cancel = Some(cancel.clone());
         let bar = Bar::new(&conn.name);
-        let run = engine.sync(conn, &*connector, &opts, &bar).await;
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let (run, ()) = tokio::join!(
+            async {
+                let run = engine.sync(conn, &*connector, &opts, &bar).await;
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                run
+            },
+            bar.watch_waits(&*connector, &done)
+        );
         bar.finish();
         let run = run?;
         failed |= run.status == RunStatus::Failed;

@@ -115,6 +115,7 @@ async fn create_connection(
         user_agent: Some(format!("inlet-demo/0.1 (by /u/{})", cfg.username)),
         username: Some(cfg.username.clone()),
         page_size: 100,
+        http: Default::default(),
     };
     let creds = RedditCredentials {
         client_id: cfg.client_id.clone(),

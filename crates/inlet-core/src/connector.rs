@@ -32,6 +32,8 @@ pub struct HttpStats {
     pub rate_limit_wait_ms: u64,
     /// The provider's remaining quota after the last response, when it says.
     pub quota_remaining: Option<u64>,
+    /// A rate-limit wait under way: milliseconds left (0: not waiting).
+    pub waiting_ms: u64,
 }
 
 /// Why a connector could not produce a page.

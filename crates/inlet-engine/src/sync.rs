@@ -362,6 +362,7 @@ fn set_http(stats: &mut RunStats, before: HttpStats, after: HttpStats) {
     stats.rate_limit_wait_ms = after
         .rate_limit_wait_ms
         .saturating_sub(before.rate_limit_wait_ms);
+    stats.quota_remaining = after.quota_remaining;
 }
 
 enum PassError {

@@ -77,6 +77,7 @@ pub(crate) fn stats_from_array(a: [i64; 12]) -> Result<RunStats, StoreError> {
         items_skipped_with_error,
         derived_inserted,
         derived_updated,
+        quota_remaining: None,
     })
 }
 

@@ -632,6 +632,7 @@ async fn runs_have_a_lifecycle(db: Db) {
         items_skipped_with_error: 1,
         derived_inserted: 2,
         derived_updated: 9,
+        quota_remaining: Some(512),
     };
     let streams = BTreeMap::from([(
         "inbox".to_string(),
