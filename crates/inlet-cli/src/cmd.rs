@@ -219,7 +219,18 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
             bar.watch_waits(&*connector, &done)
         );
         bar.finish();
-        let run = run?;
+        let run = match run {
+            Ok(run) => run,
+            Err(e) => {
+                // The store failed under this connection's sync; report it and go on.
+                failed = true;
+                out.note(&format!("{}: sync failed: {e:#}", conn.name));
+                reports.push(
+                    json!({"connection": conn.name, "status": "failed", "error": format!("{e:#}")}),
+                );
+                continue;
+            }
+        };
         failed |= run.status == RunStatus::Failed;
         if !out.json {
             println!("{}", run_line(&conn.name, &run));

@@ -455,3 +455,59 @@ async fn kill_9_mid_backfill_then_resume() {
     assert_equals_truth(&*store, conn.id, &sim).await;
     sim.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_connection_never_stops_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = RedditSimConfig {
+        seed: 23,
+        messages: 120,
+        comment_replies: 5,
+        saved: 6,
+        ..Default::default()
+    };
+    let broken = RedditSim::start(cfg.clone()).await.expect("sim");
+    let good = RedditSim::start(cfg.clone()).await.expect("sim");
+    for (sim, name) in [(&broken, "a-broken"), (&good, "b-good")] {
+        let o = connect(dir.path(), "inlet.db", sim, &cfg, name).await;
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // The first connection (synced first) loses its authorization.
+    broken.expire_tokens();
+    broken.revoke_refresh_token();
+    let o = cli(dir.path(), "inlet.db", &["--json", "sync"]).await;
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a failed connection fails the command"
+    );
+    let runs: Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+    let by_name = |n: &str| {
+        runs.as_array()
+            .and_then(|a| a.iter().find(|r| r["connection"] == n))
+            .cloned()
+            .unwrap_or_else(|| panic!("{n} reported: {runs}"))
+    };
+    assert_eq!(by_name("a-broken")["status"], "failed");
+    assert!(
+        by_name("a-broken")["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("re-authenticate")),
+        "{runs}"
+    );
+    assert_eq!(by_name("b-good")["status"], "success");
+    assert_eq!(
+        by_name("b-good")["stats"]["inserted"].as_u64(),
+        Some(120 + 5 + 6)
+    );
+    // The next sync skips the connection that needs re-authentication, and says so.
+    let o = cli(dir.path(), "inlet.db", &["sync"]).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("a-broken: skipped (needs_reauth)"), "{err}");
+    assert!(
+        stdout(&o).contains("b-good: success delta sync"),
+        "{}",
+        stdout(&o)
+    );
+}
