@@ -114,7 +114,16 @@ pub async fn connect(
         ..Default::default()
     };
     if !a.no_verify {
-        let conn = RedditConnector::new(config.clone(), &creds, HttpConfig::default())?;
+        // A person is waiting: a few quick retries, not a sync's patience.
+        let http = HttpConfig {
+            retry: inlet_http::RetryPolicy {
+                max_attempts: 5,
+                deadline: std::time::Duration::from_secs(15),
+                ..Default::default()
+            },
+            ..HttpConfig::default()
+        };
+        let conn = RedditConnector::new(config.clone(), &creds, http)?;
         let name = conn
             .username()
             .await
