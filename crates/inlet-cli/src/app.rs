@@ -140,6 +140,15 @@ pub fn run_line(name: &str, run: &Run) -> String {
         },
         run.duration_ms() as f64 / 1000.0
     );
+    if let Some(q) = s.quota_remaining {
+        line.push_str(&format!("; provider quota left: {q}"));
+    }
+    if s.items_skipped_with_error > 0 {
+        line.push_str(&format!(
+            "; {} items skipped with errors",
+            s.items_skipped_with_error
+        ));
+    }
     if let Some(e) = &run.error {
         line.push_str(&format!("\n  error: {e}"));
     }
