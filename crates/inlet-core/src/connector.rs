@@ -2,6 +2,7 @@
 
 use crate::{Record, StreamSpec};
 
+
 /// One page of a stream.
 #[derive(Debug, Default)]
 pub struct Page {
@@ -88,6 +89,13 @@ pub trait Connector: Send + Sync {
             "{} cannot refresh a single {entity}",
             self.provider()
         )))
+    }
+    /// Links to attachments (images) in `record` of `stream` that should be downloaded,
+    /// as absolute URLs with HTML entities decoded. Connectors without attachments keep
+    /// this default.
+    fn attachment_links(&self, stream: &StreamSpec, record: &Record) -> Vec<String> {
+        let _ = (stream, record);
+        Vec::new()
     }
     /// Credentials changed by the connector (a refreshed or rotated token) since the last
     /// call, as the complete credentials JSON to seal and store; `None` when unchanged.

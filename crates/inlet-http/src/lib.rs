@@ -14,14 +14,21 @@
 //! * **Rate limits** — [`RateBudget`] reads the provider's remaining/reset headers and
 //!   `Retry-After`, and pauses before the budget runs dry instead of after.
 //! * **Accounting** — requests, retries and time spent waiting, for the run report.
+//!
+//! Attachment downloads ([`Downloader`]) share the retry policy but stream the body
+//! against a size cap, on allowed hosts only.
 #![deny(missing_docs)]
 
 mod auth;
 mod budget;
 mod client;
+mod download;
 mod retry;
 
 pub use auth::{AuthError, Grant, OAuth2Token, StaticToken, TokenSnapshot, TokenSource};
 pub use budget::{RateBudget, RateHeaders, ResetIn};
+pub use download::{
+    DEFAULT_ALLOWED_HOSTS, DEFAULT_MAX_BYTES, DownloadConfig, DownloadStats, Downloader,
+};
 pub use client::{HttpClient, HttpConfig, HttpError, Parsed, Response};
 pub use retry::{Backoff, RetryPolicy};

@@ -267,7 +267,7 @@ pub(super) async fn update_run(g: &mut Inner, u: &RunUpdate<'_>) -> Result<(), S
 }
 
 fn run_row(r: &Row) -> Result<Run, StoreError> {
-    let mut stats = [0i64; 12];
+    let mut stats = [0i64; crate::codec::N_STATS];
     for (i, s) in stats.iter_mut().enumerate() {
         *s = get(r, 8 + i)?;
     }
@@ -281,7 +281,7 @@ fn run_row(r: &Row) -> Result<Run, StoreError> {
         finished_at: opt_ts(r, 6)?,
         stats: stats_from_array(stats)?,
         streams: parse_streams(get(r, 7)?)?,
-        error: get(r, 20)?,
+        error: get(r, 8 + crate::codec::N_STATS)?,
     })
 }
 

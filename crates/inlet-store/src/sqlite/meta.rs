@@ -278,7 +278,7 @@ pub(super) fn update_run(c: &mut Connection, u: &RunUpdate) -> Result<(), StoreE
 }
 
 fn run_row(r: &Row<'_>) -> Result<Run, StoreError> {
-    let mut stats = [0i64; 12];
+    let mut stats = [0i64; crate::codec::N_STATS];
     for (i, s) in stats.iter_mut().enumerate() {
         *s = get(r, 8 + i)?;
     }
@@ -293,7 +293,7 @@ fn run_row(r: &Row<'_>) -> Result<Run, StoreError> {
         finished_at: opt_ts(r, 6, "runs.finished_at")?,
         stats: stats_from_array(stats)?,
         streams: codec::parse_streams(&streams)?,
-        error: get(r, 20)?,
+        error: get(r, 8 + crate::codec::N_STATS)?,
     })
 }
 
