@@ -16,6 +16,11 @@ fn inlet(dir: &Path) -> Command {
         .env_remove("INLET_SECRET_KEY")
         .env_remove("INLET_CONFIG")
         .env_remove("INLET_KEY_FILE")
+        .env_remove("INLET_ATTACHMENTS_REWRITE_BASE")
+        // The simulated messages link images on the real media hosts: tests never reach the
+        // internet, so attachments are off here (tests/attachments_e2e.rs covers them
+        // against the image host simulator).
+        .env("INLET_ATTACHMENTS_ENABLED", "false")
         .stdin(Stdio::null());
     c
 }
@@ -101,6 +106,9 @@ async fn demo_runs_offline_and_reports_both_syncs() {
     );
     let db = lines[2]["database"].as_str().expect("database path");
     assert!(Path::new(db).exists());
+    // Images linked from the messages were downloaded from the local image hosts.
+    assert!(full["attachments_fetched"].as_u64().is_some_and(|n| n > 0), "{full}");
+    assert_eq!(full["attachments_failed"].as_u64(), Some(0));
 }
 
 async fn connect(
