@@ -42,7 +42,10 @@ impl Default for AttachmentSettings {
     fn default() -> Self {
         AttachmentSettings {
             enabled: true,
-            allowed_hosts: DEFAULT_ALLOWED_HOSTS.iter().map(|h| h.to_string()).collect(),
+            allowed_hosts: DEFAULT_ALLOWED_HOSTS
+                .iter()
+                .map(|h| h.to_string())
+                .collect(),
             max_bytes: DEFAULT_MAX_BYTES,
             concurrency: DEFAULT_ATTACHMENT_CONCURRENCY,
             blob_dir: None,
@@ -78,7 +81,9 @@ impl AttachmentSettings {
             .iter()
             .find(|h| h.is_empty() || h.contains(['/', ':', ' ']))
         {
-            bail!("[attachments] allowed_hosts: {h:?} is not a host name (write i.redd.it, not a URL)");
+            bail!(
+                "[attachments] allowed_hosts: {h:?} is not a host name (write i.redd.it, not a URL)"
+            );
         }
         if self.blob_dir.is_none() {
             self.blob_dir = Some(match target(database_url)? {
@@ -195,17 +200,16 @@ fn row_line(r: &Attachment, blobs: &FsBlobStore) -> String {
         ));
     }
     if let Some(e) = &r.last_error {
-        line.push_str(&format!(
-            "\n        {} (after {} attempts)",
-            e, r.attempts
-        ));
+        line.push_str(&format!("\n        {} (after {} attempts)", e, r.attempts));
     }
     line
 }
 
 async fn retry(settings: &Settings, connection: Option<&str>, out: &Output) -> Result<ExitCode> {
     if !settings.attachments.enabled {
-        bail!("attachments are disabled ([attachments] enabled = false or INLET_ATTACHMENTS_ENABLED=false)");
+        bail!(
+            "attachments are disabled ([attachments] enabled = false or INLET_ATTACHMENTS_ENABLED=false)"
+        );
     }
     let store = app::open_store(settings, false).await?;
     let conns: Vec<Connection> = match connection {

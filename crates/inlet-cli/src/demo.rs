@@ -125,9 +125,8 @@ fn remove_previous(db: &std::path::Path) -> Result<()> {
     match std::fs::remove_dir_all(&blobs) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| {
-            format!("cannot remove the previous demo images {}", blobs.display())
-        }),
+        Err(e) => Err(e)
+            .with_context(|| format!("cannot remove the previous demo images {}", blobs.display())),
     }
 }
 

@@ -107,7 +107,10 @@ async fn demo_runs_offline_and_reports_both_syncs() {
     let db = lines[2]["database"].as_str().expect("database path");
     assert!(Path::new(db).exists());
     // Images linked from the messages were downloaded from the local image hosts.
-    assert!(full["attachments_fetched"].as_u64().is_some_and(|n| n > 0), "{full}");
+    assert!(
+        full["attachments_fetched"].as_u64().is_some_and(|n| n > 0),
+        "{full}"
+    );
     assert_eq!(full["attachments_failed"].as_u64(), Some(0));
 }
 

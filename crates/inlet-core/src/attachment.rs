@@ -11,7 +11,9 @@ use crate::Timestamp;
 use serde::Serialize;
 
 /// Where an attachment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AttachmentStatus {
     /// Recorded, not fetched yet.

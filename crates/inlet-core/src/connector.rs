@@ -2,7 +2,6 @@
 
 use crate::{Record, StreamSpec};
 
-
 /// One page of a stream.
 #[derive(Debug, Default)]
 pub struct Page {

@@ -8,8 +8,9 @@
 //! * Timestamps are [`Timestamp`]s; text is UTF-8; nothing is lost in a round trip.
 
 use crate::{
-    Attachment, AttachmentLink, AttachmentStatus, AttachmentUpdate, Connection, ConnectionStatus, ContentHash, NewConnection, Record, Run, RunMode, RunStats,
-    RunStatus, StreamSpec, StreamStats, SyncState, Timestamp, Trigger, Value,
+    Attachment, AttachmentLink, AttachmentStatus, AttachmentUpdate, Connection, ConnectionStatus,
+    ContentHash, NewConnection, Record, Run, RunMode, RunStats, RunStatus, StreamSpec, StreamStats,
+    SyncState, Timestamp, Trigger, Value,
 };
 use std::collections::BTreeMap;
 

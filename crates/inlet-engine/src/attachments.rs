@@ -103,11 +103,13 @@ impl Engine {
             .download(connection_id, AttachmentStatus::Pending)
             .await?;
         stats.add(&got);
-        Ok(if status == RunStatus::Success && got.attachments_failed > 0 {
-            RunStatus::Partial
-        } else {
-            status
-        })
+        Ok(
+            if status == RunStatus::Success && got.attachments_failed > 0 {
+                RunStatus::Partial
+            } else {
+                status
+            },
+        )
     }
 
     /// Download the connection's failed attachments again (`inlet attachments retry`).

@@ -159,7 +159,10 @@ impl Engine {
         let result = self
             .sync_streams(conn, connector, opts, progress, &mut run)
             .await;
-        let cancelled = opts.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst));
+        let cancelled = opts
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst));
         let result = match result {
             Ok((status, error)) if !cancelled => self
                 .download_attachments(conn.id, &mut run.stats, status)
@@ -603,7 +606,13 @@ impl<'a> Pass<'a> {
                 }
             };
             engine
-                .note_attachments(connector, self.connection_id, self.stream, &chunk.records, now)
+                .note_attachments(
+                    connector,
+                    self.connection_id,
+                    self.stream,
+                    &chunk.records,
+                    now,
+                )
                 .await?;
             let commit = store.commit_page(PageBatch {
                 connection_id: self.connection_id,

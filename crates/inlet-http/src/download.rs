@@ -60,7 +60,10 @@ pub struct DownloadConfig {
 impl Default for DownloadConfig {
     fn default() -> Self {
         DownloadConfig {
-            allowed_hosts: DEFAULT_ALLOWED_HOSTS.iter().map(|h| h.to_string()).collect(),
+            allowed_hosts: DEFAULT_ALLOWED_HOSTS
+                .iter()
+                .map(|h| h.to_string())
+                .collect(),
             max_bytes: DEFAULT_MAX_BYTES,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
@@ -164,8 +167,8 @@ impl Downloader {
     /// The URL to request for `url`, after the policy check: the URL itself, or its
     /// rewrite onto `rewrite_base`.
     pub fn target(&self, url: &str) -> Result<Url, FetchError> {
-        let parsed = Url::parse(url)
-            .map_err(|e| FetchError::Rejected(format!("not a valid URL: {e}")))?;
+        let parsed =
+            Url::parse(url).map_err(|e| FetchError::Rejected(format!("not a valid URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(FetchError::Rejected(format!(
                 "scheme {} is not fetched (only http and https)",
@@ -348,7 +351,10 @@ mod tests {
             d.target("ftp://i.redd.it/a.png"),
             Err(FetchError::Rejected(_))
         ));
-        assert!(matches!(d.target("not a url"), Err(FetchError::Rejected(_))));
+        assert!(matches!(
+            d.target("not a url"),
+            Err(FetchError::Rejected(_))
+        ));
         // Host matching is exact: a suffix trick is not an allowed host.
         assert!(d.target("https://i.redd.it.evil.com/a.png").is_err());
         assert!(dl(None).target("https://I.REDD.IT/a.png").is_ok());

@@ -27,8 +27,8 @@ mod retry;
 
 pub use auth::{AuthError, Grant, OAuth2Token, StaticToken, TokenSnapshot, TokenSource};
 pub use budget::{RateBudget, RateHeaders, ResetIn};
+pub use client::{HttpClient, HttpConfig, HttpError, Parsed, Response};
 pub use download::{
     DEFAULT_ALLOWED_HOSTS, DEFAULT_MAX_BYTES, DownloadConfig, DownloadStats, Downloader,
 };
-pub use client::{HttpClient, HttpConfig, HttpError, Parsed, Response};
 pub use retry::{Backoff, RetryPolicy};

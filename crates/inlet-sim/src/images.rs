@@ -168,11 +168,9 @@ impl MediaSim {
 impl State {
     /// The image for `key`: one of `distinct` images, or an oversize one.
     fn image(&self, key: &str, oversize: Option<usize>) -> Vec<u8> {
-        let h = key
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            });
+        let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
         let (index, len) = match oversize {
             Some(n) => (u64::MAX, n),
             None => {
@@ -218,7 +216,11 @@ impl Handler for State {
             delay,
             ..Default::default()
         };
-        let Some(rest) = req.path.strip_prefix("/media/").filter(|_| req.method == "GET") else {
+        let Some(rest) = req
+            .path
+            .strip_prefix("/media/")
+            .filter(|_| req.method == "GET")
+        else {
             resp.html(404, "<html><body>Not Found</body></html>");
             return reply;
         };

@@ -33,7 +33,10 @@ impl FsBlobStore {
 
     /// Where the blob named `hash` (hex BLAKE3) lives.
     pub fn path_of(&self, hash: &str) -> PathBuf {
-        let (a, b) = (hash.get(0..2).unwrap_or("00"), hash.get(2..4).unwrap_or("00"));
+        let (a, b) = (
+            hash.get(0..2).unwrap_or("00"),
+            hash.get(2..4).unwrap_or("00"),
+        );
         self.root.join(a).join(b).join(hash)
     }
 

@@ -1120,12 +1120,29 @@ async fn attachments_are_recorded_once_and_updated(db: Db) {
     assert!(all.windows(2).all(|w| w[0].id < w[1].id));
     let a = &all[1];
     assert_eq!(
-        (a.connection_id, a.stream.as_str(), a.record_id.as_str(), a.url.as_str()),
+        (
+            a.connection_id,
+            a.stream.as_str(),
+            a.record_id.as_str(),
+            a.url.as_str()
+        ),
         (c, "inbox", "t4_1", preview)
     );
     assert_eq!(
-        (a.status, a.attempts, a.hash.clone(), a.first_seen_at, a.updated_at),
-        (AttachmentStatus::Pending, 0, None, Timestamp(T0), Timestamp(T0))
+        (
+            a.status,
+            a.attempts,
+            a.hash.clone(),
+            a.first_seen_at,
+            a.updated_at
+        ),
+        (
+            AttachmentStatus::Pending,
+            0,
+            None,
+            Timestamp(T0),
+            Timestamp(T0)
+        )
     );
     // Keyset paging by id.
     let page = db
@@ -1145,7 +1162,10 @@ async fn attachments_are_recorded_once_and_updated(db: Db) {
         last_error: None,
         at: Timestamp(T0 + 100),
     };
-    db.store.update_attachment(all[0].id, &done).await.expect("done");
+    db.store
+        .update_attachment(all[0].id, &done)
+        .await
+        .expect("done");
     let failed = AttachmentUpdate {
         status: AttachmentStatus::Failed,
         hash: None,
@@ -1154,10 +1174,19 @@ async fn attachments_are_recorded_once_and_updated(db: Db) {
         last_error: Some("HTTP 404: not found ✗".into()),
         at: Timestamp(T0 + 100),
     };
-    db.store.update_attachment(all[1].id, &failed).await.expect("failed");
-    db.store.update_attachment(all[1].id, &failed).await.expect("failed twice");
+    db.store
+        .update_attachment(all[1].id, &failed)
+        .await
+        .expect("failed");
+    db.store
+        .update_attachment(all[1].id, &failed)
+        .await
+        .expect("failed twice");
     let missing = db.store.update_attachment(999_999, &failed).await;
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
 
     let failed_rows = db
         .store
@@ -1176,7 +1205,12 @@ async fn attachments_are_recorded_once_and_updated(db: Db) {
         .await
         .expect("done")[0];
     assert_eq!(
-        (d.hash.as_deref(), d.size, d.content_type.as_deref(), d.attempts),
+        (
+            d.hash.as_deref(),
+            d.size,
+            d.content_type.as_deref(),
+            d.attempts
+        ),
         (Some(hash.as_str()), Some(1234), Some("image/png"), 1)
     );
     // A done link seen again stays done.

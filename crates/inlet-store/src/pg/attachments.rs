@@ -78,11 +78,7 @@ pub(super) async fn list(
     rows.iter().map(row).collect()
 }
 
-pub(super) async fn update(
-    g: &mut Inner,
-    id: i64,
-    u: &AttachmentUpdate,
-) -> Result<(), StoreError> {
+pub(super) async fn update(g: &mut Inner, id: i64, u: &AttachmentUpdate) -> Result<(), StoreError> {
     let sql = "UPDATE \"attachments\" SET \"status\" = $2, \"hash\" = $3, \"size\" = $4, \
                \"content_type\" = $5, \"last_error\" = $6, \"updated_at\" = $7, \
                \"attempts\" = \"attempts\" + 1 WHERE \"id\" = $1";

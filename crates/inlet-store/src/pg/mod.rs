@@ -372,7 +372,14 @@ impl Store for PgStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<inlet_core::Attachment>, StoreError> {
-        attachments::list(&mut *self.lock().await?, connection_id, status, after, limit).await
+        attachments::list(
+            &mut *self.lock().await?,
+            connection_id,
+            status,
+            after,
+            limit,
+        )
+        .await
     }
 
     async fn update_attachment(

@@ -121,8 +121,7 @@ pub(super) fn count(
     let mut rows = st.query(params![connection_id]).map_err(db_err)?;
     let mut out = BTreeMap::new();
     while let Some(r) = rows.next().map_err(db_err)? {
-        let status: AttachmentStatus =
-            parse_enum(&get::<String>(r, 0)?, "attachments.status")?;
+        let status: AttachmentStatus = parse_enum(&get::<String>(r, 0)?, "attachments.status")?;
         out.insert(status, get::<i64>(r, 1)?.max(0) as u64);
     }
     Ok(out)

@@ -366,6 +366,7 @@ impl Store for SqliteStore {
         &self,
         connection_id: Option<i64>,
     ) -> Result<BTreeMap<inlet_core::AttachmentStatus, u64>, StoreError> {
-        self.run(move |c| attachments::count(c, connection_id)).await
+        self.run(move |c| attachments::count(c, connection_id))
+            .await
     }
 }
