@@ -360,6 +360,103 @@ mod tests {
         assert!(dl(None).target("https://I.REDD.IT/a.png").is_ok());
     }
 
+    fn fast(rewrite: String, max_bytes: u64) -> Downloader {
+        Downloader::new(DownloadConfig {
+            rewrite_base: Some(rewrite),
+            max_bytes,
+            retry: RetryPolicy {
+                max_attempts: 3,
+                base: Duration::from_millis(1),
+                cap: Duration::from_millis(5),
+                deadline: Duration::from_secs(5),
+            },
+            ..Default::default()
+        })
+        .expect("downloader")
+    }
+
+    /// A one-shot server: answers every connection with `head` then `body_len` bytes of
+    /// `x` and closes (no Content-Length when `head` has none).
+    async fn serve(head: &'static str, body_len: usize) -> (String, tokio::task::JoinHandle<()>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                if s.write_all(head.as_bytes()).await.is_err() {
+                    continue;
+                }
+                let chunk = vec![b'x'; 16 * 1024];
+                let mut sent = 0;
+                while sent < body_len {
+                    let n = chunk.len().min(body_len - sent);
+                    if s.write_all(&chunk[..n]).await.is_err() {
+                        break;
+                    }
+                    sent += n;
+                }
+                let _ = s.shutdown().await;
+            }
+        });
+        (format!("http://{addr}/media/"), task)
+    }
+
+    #[tokio::test]
+    async fn cap_is_enforced_while_streaming_without_a_length() {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nConnection: close\r\n\r\n";
+        let (base, task) = serve(head, 4 << 20).await;
+        let d = fast(base.clone(), 100_000);
+        let r = d.fetch("https://i.redd.it/big.png").await;
+        assert!(
+            matches!(&r, Err(FetchError::Rejected(m)) if m.contains("too large")),
+            "{r:?}"
+        );
+        assert_eq!(d.stats().requests, 1, "a policy rejection is not retried");
+        // Under the cap the same stream is accepted whole.
+        let ok = fast(base, 8 << 20)
+            .fetch("https://i.redd.it/big.png")
+            .await
+            .expect("fits");
+        assert_eq!(
+            (ok.bytes.len(), ok.content_type.as_str()),
+            (4 << 20, "image/png")
+        );
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn refused_connections_fail_after_retries() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        drop(l);
+        let d = fast(format!("http://{addr}/media/"), 1000);
+        let r = d.fetch("https://i.imgur.com/abcdefg.jpg").await;
+        assert!(
+            matches!(&r, Err(FetchError::Failed(m)) if m.contains("3 attempts") && m.contains("connection failed")),
+            "{r:?}"
+        );
+        assert_eq!(
+            d.stats(),
+            DownloadStats {
+                requests: 3,
+                retries: 2
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn redirects_only_to_allowed_hosts() {
+        let head = "HTTP/1.1 302 Found\r\nLocation: http://evil.example.com/x.png\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let (base, task) = serve(head, 0).await;
+        let r = fast(base, 1000).fetch("https://i.redd.it/a.png").await;
+        assert!(matches!(&r, Err(FetchError::Rejected(_))), "{r:?}");
+        task.abort();
+    }
+
     #[test]
     fn bad_rewrite_base_is_an_error() {
         let r = Downloader::new(DownloadConfig {
