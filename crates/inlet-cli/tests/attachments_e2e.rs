@@ -8,16 +8,26 @@ mod common;
 use common::*;
 use inlet_connectors::reddit::links::image_links;
 use inlet_core::{Attachment, AttachmentStatus, RunMode, RunStatus, Store};
-use inlet_engine::{AttachmentOptions, Engine, NoProgress, SyncOptions};
+use inlet_engine::{AttachmentOptions, Engine, NoProgress, Progress, SyncOptions};
 use inlet_http::{DEFAULT_ALLOWED_HOSTS, DownloadConfig, Downloader, RetryPolicy};
 use inlet_sim::images::{MediaSim, MediaSimConfig};
 use inlet_sim::reddit::{RedditSim, RedditSimConfig};
 use inlet_store::FsBlobStore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const CONCURRENCY: usize = 3;
+
+/// Counts finished attachment downloads as the progress bar hears of them.
+#[derive(Default)]
+struct Downloads(AtomicU64);
+impl Progress for Downloads {
+    fn attachment_done(&self, _stats: &inlet_core::RunStats) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
 const MAX_BYTES: u64 = 64 * 1024;
 
 fn account() -> RedditSimConfig {
@@ -153,15 +163,17 @@ async fn downloads_with_faults_then_retry(db: &TestDb) {
 
     let eng = with_attachments(store.clone(), &media, blob_dir.path());
     let connector = connector(&conn);
+    let progress = Downloads::default();
     let run = eng
         .sync(
             &conn,
             &connector,
             &SyncOptions::new(RunMode::Full),
-            &NoProgress,
+            &progress,
         )
         .await
         .expect("sync");
+    assert_eq!(progress.0.load(Ordering::SeqCst), links.len() as u64);
 
     // Everything else synced; the failed downloads make the run partial and are counted.
     assert_equals_truth(&*store, conn.id, &sim).await;

@@ -14,7 +14,7 @@
 //!    `items_skipped_with_error` and makes the run `partial`; everything else stays synced.
 //!    [`Engine::retry_attachments`] downloads the failed ones again.
 
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, NoProgress, Progress};
 use inlet_core::{
     Attachment, AttachmentFetcher, AttachmentLink, AttachmentStatus, AttachmentUpdate, BlobStore,
     Connector, FetchError, Record, RunStats, RunStatus, StoreError, StreamSpec, Timestamp,
@@ -95,12 +95,13 @@ impl Engine {
         connection_id: i64,
         stats: &mut RunStats,
         status: RunStatus,
+        progress: &dyn Progress,
     ) -> Result<RunStatus, EngineError> {
         if self.attachments.is_none() {
             return Ok(status);
         }
         let got = self
-            .download(connection_id, AttachmentStatus::Pending)
+            .download(connection_id, AttachmentStatus::Pending, progress)
             .await?;
         stats.add(&got);
         Ok(
@@ -115,7 +116,8 @@ impl Engine {
     /// Download the connection's failed attachments again (`inlet attachments retry`).
     /// Returns the attachment counters; an engine without attachments does nothing.
     pub async fn retry_attachments(&self, connection_id: i64) -> Result<RunStats, EngineError> {
-        self.download(connection_id, AttachmentStatus::Failed).await
+        self.download(connection_id, AttachmentStatus::Failed, &NoProgress)
+            .await
     }
 
     /// Download every attachment of the connection in `status`, `concurrency` at a time.
@@ -123,6 +125,7 @@ impl Engine {
         &self,
         connection_id: i64,
         status: AttachmentStatus,
+        progress: &dyn Progress,
     ) -> Result<RunStats, EngineError> {
         let mut stats = RunStats::default();
         let Some(opts) = &self.attachments else {
@@ -141,6 +144,7 @@ impl Engine {
             for att in page {
                 while set.len() >= limit {
                     self.record(set.join_next().await, &mut stats).await?;
+                    progress.attachment_done(&stats);
                 }
                 let (fetcher, blobs) = (opts.fetcher.clone(), opts.blobs.clone());
                 set.spawn(async move {
@@ -151,6 +155,7 @@ impl Engine {
         }
         while !set.is_empty() {
             self.record(set.join_next().await, &mut stats).await?;
+            progress.attachment_done(&stats);
         }
         Ok(stats)
     }

@@ -26,6 +26,8 @@ pub trait Progress: Send + Sync {
     fn page_committed(&self, _stream: &str, _stats: &StreamStats) {}
     /// A stream ended (successfully or not).
     fn stream_finished(&self, _stream: &str, _stats: &StreamStats) {}
+    /// An attachment download finished; `stats` holds the attachment counters so far.
+    fn attachment_done(&self, _stats: &RunStats) {}
 }
 
 /// Progress that goes nowhere.
@@ -165,7 +167,7 @@ impl Engine {
             .is_some_and(|c| c.load(Ordering::SeqCst));
         let result = match result {
             Ok((status, error)) if !cancelled => self
-                .download_attachments(conn.id, &mut run.stats, status)
+                .download_attachments(conn.id, &mut run.stats, status, progress)
                 .await
                 .map(|s| (s, error)),
             other => other,
