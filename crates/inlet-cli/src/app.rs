@@ -149,6 +149,12 @@ pub fn run_line(name: &str, run: &Run) -> String {
             s.items_skipped_with_error
         ));
     }
+    if s.attachments_fetched + s.attachments_failed + s.attachments_skipped > 0 {
+        line.push_str(&format!(
+            "; attachments: {} fetched, {} failed, {} skipped",
+            s.attachments_fetched, s.attachments_failed, s.attachments_skipped
+        ));
+    }
     if let Some(e) = &run.error {
         line.push_str(&format!("\n  error: {e}"));
     }

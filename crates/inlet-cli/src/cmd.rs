@@ -185,7 +185,10 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
         bail!("there are no connections yet (add one with `inlet connect`)");
     }
     let key = keys::load(&settings.key_file, false)?;
-    let engine = app::engine(store.clone(), key.clone());
+    let engine = crate::attachments::wire(
+        app::engine(store.clone(), key.clone()),
+        &settings.attachments,
+    )?;
     let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     spawn_ctrl_c(cancel.clone());
     let mut failed = false;

@@ -1,6 +1,7 @@
 //! `inlet`: keep a database you own in sync with the services where your data lives.
 
 mod app;
+mod attachments;
 mod bench;
 mod cmd;
 mod demo;
@@ -68,6 +69,11 @@ enum Command {
     Export(cmd::ExportArgs),
     /// Measure a full backfill from the simulator: records/s, requests, peak memory.
     Bench(bench::BenchArgs),
+    /// Images linked from synced records: list them, retry failed downloads.
+    Attachments {
+        #[command(subcommand)]
+        command: attachments::AttachmentsCommand,
+    },
 }
 
 /// `inlet sync`.
@@ -124,6 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd::runs(&settings, connection.as_deref(), limit, &out).await
         }
         Command::Export(args) => cmd::export(&settings, &args, &out).await,
+        Command::Attachments { command } => attachments::run(&settings, command, &out).await,
         Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
     }
 }

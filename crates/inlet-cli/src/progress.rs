@@ -1,7 +1,7 @@
 //! A progress bar for long syncs, on stderr, hidden when not on a terminal.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use inlet_core::StreamStats;
+use inlet_core::{RunStats, StreamStats};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -91,6 +91,13 @@ impl inlet_engine::Progress for Bar {
             s.stats.pages,
             s.stats.requests,
             s.stats.fetched as f64 / secs
+        ));
+    }
+
+    fn attachment_done(&self, s: &RunStats) {
+        self.bar.set_message(format!(
+            "attachments: {} fetched, {} failed, {} skipped",
+            s.attachments_fetched, s.attachments_failed, s.attachments_skipped
         ));
     }
 }

@@ -91,6 +91,13 @@ pub trait Connector: Send + Sync {
             self.provider()
         )))
     }
+    /// Links to attachments (images) in `record` of `stream` that should be downloaded,
+    /// as absolute URLs with HTML entities decoded. Connectors without attachments keep
+    /// this default.
+    fn attachment_links(&self, stream: &StreamSpec, record: &Record) -> Vec<String> {
+        let _ = (stream, record);
+        Vec::new()
+    }
     /// Credentials changed by the connector (a refreshed or rotated token) since the last
     /// call, as the complete credentials JSON to seal and store; `None` when unchanged.
     async fn take_updated_credentials(&self) -> Option<serde_json::Value> {

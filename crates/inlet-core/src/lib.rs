@@ -17,6 +17,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod attachment;
 mod clock;
 mod connector;
 mod model;
@@ -26,6 +27,10 @@ mod store;
 mod stream;
 mod time;
 
+pub use attachment::{
+    Attachment, AttachmentFetcher, AttachmentLink, AttachmentStatus, AttachmentUpdate, BlobStore,
+    FetchError, Fetched,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{Connector, ConnectorError, EntityPage, HttpStats, Page};
 pub use model::{

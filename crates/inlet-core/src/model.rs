@@ -186,6 +186,15 @@ pub struct RunStats {
     pub derived_updated: u64,
     /// The provider's remaining request quota at the end, when it reports one.
     pub quota_remaining: Option<u64>,
+    /// Attachments downloaded (or found already stored) in this run.
+    #[serde(default)]
+    pub attachments_fetched: u64,
+    /// Attachments whose download failed (also counted in `items_skipped_with_error`).
+    #[serde(default)]
+    pub attachments_failed: u64,
+    /// Attachments not fetched by policy (host not allowed, not an image, too large).
+    #[serde(default)]
+    pub attachments_skipped: u64,
 }
 
 impl RunStats {
@@ -204,6 +213,9 @@ impl RunStats {
         self.derived_inserted += o.derived_inserted;
         self.derived_updated += o.derived_updated;
         self.quota_remaining = o.quota_remaining.or(self.quota_remaining);
+        self.attachments_fetched += o.attachments_fetched;
+        self.attachments_failed += o.attachments_failed;
+        self.attachments_skipped += o.attachments_skipped;
     }
 }
 

@@ -32,11 +32,16 @@
 //! provider's listing cap, is complete: stored rows it did not return were removed at the
 //! provider and are tombstoned (`deleted_at`), never deleted. A pass that failed,
 //! resumed mid-way, stopped early or hit the cap deletes nothing.
+//!
+//! Attachments (images linked from records) are recorded as pending rows with the chunk
+//! that links them and downloaded after the streams, see [`AttachmentOptions`].
 #![deny(missing_docs)]
 
+mod attachments;
 mod refresh;
 mod sync;
 
+pub use attachments::{AttachmentOptions, DEFAULT_ATTACHMENT_CONCURRENCY};
 pub use inlet_core::{StopRule, Store, SyncState};
 pub use refresh::RefreshOutcome;
 pub use sync::{

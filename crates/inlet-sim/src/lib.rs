@@ -15,9 +15,10 @@
 //! Time comes from an injected [`inlet_core::Clock`], so token expiry and rate-limit windows are
 //! deterministic under [`inlet_core::ManualClock`].
 //!
-//! Simulators: [`reddit`].
+//! Simulators: [`reddit`], and [`images`] for the image hosts its messages link to.
 #![deny(missing_docs)]
 
+pub mod images;
 mod json;
 pub mod reddit;
 mod server;

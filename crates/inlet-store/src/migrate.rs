@@ -42,6 +42,11 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         include_str!("../migrations/sqlite/0002_bulk_write_path.sql"),
     ),
     Migration::new(
+        3,
+        "attachments",
+        include_str!("../migrations/sqlite/0003_attachments.sql"),
+    ),
+    Migration::new(
         7,
         "run_quota",
         include_str!("../migrations/sqlite/0007_run_quota.sql"),
@@ -59,6 +64,11 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         2,
         "bulk_write_path",
         include_str!("../migrations/postgres/0002_bulk_write_path.sql"),
+    ),
+    Migration::new(
+        3,
+        "attachments",
+        include_str!("../migrations/postgres/0003_attachments.sql"),
     ),
     Migration::new(
         7,

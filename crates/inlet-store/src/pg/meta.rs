@@ -274,7 +274,7 @@ pub(super) async fn update_run(g: &mut Inner, u: &RunUpdate<'_>) -> Result<(), S
 }
 
 fn run_row(r: &Row) -> Result<Run, StoreError> {
-    let mut stats = [0i64; 12];
+    let mut stats = [0i64; crate::codec::N_STATS];
     for (i, s) in stats.iter_mut().enumerate() {
         *s = get(r, 8 + i)?;
     }
@@ -287,11 +287,12 @@ fn run_row(r: &Row) -> Result<Run, StoreError> {
         started_at: ts(r, 5)?,
         finished_at: opt_ts(r, 6)?,
         stats: RunStats {
-            quota_remaining: get::<Option<i64>>(r, 21)?.and_then(|q| u64::try_from(q).ok()),
+            quota_remaining: get::<Option<i64>>(r, 9 + crate::codec::N_STATS)?
+                .and_then(|q| u64::try_from(q).ok()),
             ..stats_from_array(stats)?
         },
         streams: parse_streams(get(r, 7)?)?,
-        error: get(r, 20)?,
+        error: get(r, 8 + crate::codec::N_STATS)?,
     })
 }
 

@@ -284,7 +284,7 @@ pub(super) fn update_run(c: &mut Connection, u: &RunUpdate) -> Result<(), StoreE
 }
 
 fn run_row(r: &Row<'_>) -> Result<Run, StoreError> {
-    let mut stats = [0i64; 12];
+    let mut stats = [0i64; crate::codec::N_STATS];
     for (i, s) in stats.iter_mut().enumerate() {
         *s = get(r, 8 + i)?;
     }
@@ -298,11 +298,12 @@ fn run_row(r: &Row<'_>) -> Result<Run, StoreError> {
         started_at: ts(r, 5, "runs.started_at")?,
         finished_at: opt_ts(r, 6, "runs.finished_at")?,
         stats: RunStats {
-            quota_remaining: get::<Option<i64>>(r, 21)?.and_then(|q| u64::try_from(q).ok()),
+            quota_remaining: get::<Option<i64>>(r, 9 + crate::codec::N_STATS)?
+                .and_then(|q| u64::try_from(q).ok()),
             ..stats_from_array(stats)?
         },
         streams: codec::parse_streams(&streams)?,
-        error: get(r, 20)?,
+        error: get(r, 8 + crate::codec::N_STATS)?,
     })
 }
 
