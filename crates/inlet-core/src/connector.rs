@@ -21,6 +21,15 @@ pub struct EntityPage {
     pub records: Vec<Record>,
 }
 
+/// One page of a stream's ids, for a reconcile ([`Connector::fetch_id_page`]).
+#[derive(Debug, Default)]
+pub struct IdPage {
+    /// Ids on this page.
+    pub ids: Vec<String>,
+    /// Cursor of the next page; `None` when the listing ended.
+    pub next: Option<String>,
+}
+
 /// Request accounting of a connector's HTTP client.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HttpStats {
@@ -88,6 +97,26 @@ pub trait Connector: Send + Sync {
             "{} cannot refresh a single {entity}",
             self.provider()
         )))
+    }
+    /// Whether `stream` takes part in reconcile: its complete id listing can be read with
+    /// [`Connector::fetch_id_page`], and deletions are detected only by reconcile runs
+    /// (not by a delta that happens to read a short listing to its end).
+    fn reconciles(&self, stream: &StreamSpec) -> bool {
+        let _ = stream;
+        false
+    }
+    /// One page of the ids of `stream` from `cursor` (`None`: the first page), the cheapest
+    /// way the provider allows. The default reads the ordinary page and keeps the ids.
+    async fn fetch_id_page(
+        &self,
+        stream: &StreamSpec,
+        cursor: Option<&str>,
+    ) -> Result<IdPage, ConnectorError> {
+        let page = self.fetch_page(stream, cursor).await?;
+        Ok(IdPage {
+            ids: page.records.into_iter().map(|r| r.id).collect(),
+            next: page.next,
+        })
     }
     /// Credentials changed by the connector (a refreshed or rotated token) since the last
     /// call, as the complete credentials JSON to seal and store; `None` when unchanged.

@@ -25,14 +25,19 @@ pub mod secrets;
 mod store;
 mod stream;
 mod time;
+mod duration;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use connector::{Connector, ConnectorError, EntityPage, HttpStats, Page};
+pub use connector::{Connector, ConnectorError, EntityPage, HttpStats, IdPage, Page};
 pub use model::{
     Checkpoint, Connection, ConnectionStatus, NewConnection, Run, RunMode, RunStats, RunStatus,
     StreamStats, SyncState, Trigger,
 };
 pub use record::{ContentHash, Record, Value};
-pub use store::{ExportRow, PageBatch, PageOutcome, Store, StoreError, TombstoneBatch};
+pub use store::{
+    ExportRow, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Store, StoreError,
+    TombstoneBatch,
+};
 pub use stream::{Agg, ColType, Column, DerivedColumn, DerivedSpec, Scope, StopRule, StreamSpec};
 pub use time::Timestamp;
+pub use duration::parse_duration;

@@ -34,10 +34,12 @@
 //! resumed mid-way, stopped early or hit the cap deletes nothing.
 #![deny(missing_docs)]
 
+mod reconcile;
 mod refresh;
 mod sync;
 
 pub use inlet_core::{StopRule, Store, SyncState};
+pub use reconcile::{DEFAULT_MAX_TOMBSTONE_SHARE, DEFAULT_RECONCILE_EVERY, ReconcilePolicy};
 pub use refresh::RefreshOutcome;
 pub use sync::{
     DEFAULT_BATCH_RECORDS, Engine, EngineError, MAX_BATCH_RAW_BYTES, NoProgress, Progress, Sealer,
