@@ -14,6 +14,9 @@ use std::sync::Arc;
 /// Providers this build can sync.
 pub const PROVIDERS: &[&str] = &["reddit"];
 
+/// Providers whose connections are filled by `inlet import`, never synced.
+pub const IMPORT_ONLY: &[&str] = &["tiktok"];
+
 /// Open the database. Without `create`, a SQLite file that does not exist is an error
 /// (so a typo in a path never leaves an empty database behind).
 pub async fn open_store(settings: &Settings, create: bool) -> Result<Arc<dyn Store>> {
@@ -85,6 +88,11 @@ pub fn connector(
                 })?;
             Ok(Box::new(RedditConnector::new(config, &creds, http)?))
         }
+        "tiktok" => bail!(
+            "connection {:?} is filled by imports: update it with `inlet import tiktok FILE --connection {}`",
+            conn.name,
+            conn.name
+        ),
         other => bail!(
             "connection {:?} uses provider {other:?}, which this build does not support (supported: {})",
             conn.name,

@@ -170,7 +170,13 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
     spawn_ctrl_c(cancel.clone());
     let mut failed = false;
     let mut reports = Vec::new();
+    if args.full && args.reconcile {
+        bail!("--full and --reconcile cannot be combined (a full sync re-reads everything; --reconcile lists ids after a delta)");
+    }
     for conn in &conns {
+        if args.connection.is_none() && app::IMPORT_ONLY.contains(&conn.provider.as_str()) {
+            continue; // filled by `inlet import`, nothing to sync
+        }
         if args.connection.is_none()
             && conn.status != ConnectionStatus::Active
             && conn.status != ConnectionStatus::Failing
@@ -192,9 +198,12 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
         check_streams(&*connector, &args.streams)?;
         let mut opts = SyncOptions::new(if args.full {
             RunMode::Full
+        } else if args.reconcile {
+            RunMode::Reconcile
         } else {
             RunMode::Delta
         });
+        opts.force = args.force;
         opts.streams = (!args.streams.is_empty()).then(|| args.streams.clone());
         opts.cancel = Some(cancel.clone());
         let bar = Bar::new(&conn.name);
@@ -296,9 +305,10 @@ pub async fn status(settings: &Settings, out: &Output) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn specs_of(provider: &str) -> &'static [StreamSpec] {
+pub(crate) fn specs_of(provider: &str) -> &'static [StreamSpec] {
     match provider {
         "reddit" => &inlet_connectors::reddit::streams::STREAMS,
+        "tiktok" => &inlet_connectors::tiktok::STREAMS,
         _ => &[],
     }
 }

@@ -4,6 +4,7 @@ mod app;
 mod bench;
 mod cmd;
 mod demo;
+mod import;
 mod keys;
 mod output;
 mod progress;
@@ -68,6 +69,13 @@ enum Command {
     Export(cmd::ExportArgs),
     /// Measure a full backfill from the simulator: records/s, requests, peak memory.
     Bench(bench::BenchArgs),
+    /// Import a data export file as the whole truth of a stream (add new, tombstone missing).
+    Import {
+        #[command(subcommand)]
+        source: import::ImportSource,
+    },
+    /// Delete tombstoned records (removed at the provider) older than a given age.
+    Purge(import::PurgeArgs),
 }
 
 /// `inlet sync`.
@@ -81,6 +89,13 @@ pub struct SyncArgs {
     /// Only these streams (repeatable).
     #[arg(long = "stream")]
     pub streams: Vec<String>,
+    /// Also list every id of the reconcilable streams and tombstone what the provider no
+    /// longer has (otherwise done every 10th sync).
+    #[arg(long)]
+    pub reconcile: bool,
+    /// Let a reconcile remove more than the safety valve's share of a stream (default 50%).
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn main() -> ExitCode {
@@ -124,6 +139,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd::runs(&settings, connection.as_deref(), limit, &out).await
         }
         Command::Export(args) => cmd::export(&settings, &args, &out).await,
+        Command::Import { source } => import::import(&settings, source, &out).await,
+        Command::Purge(args) => import::purge(&settings, &args, &out).await,
         Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
     }
 }
