@@ -79,7 +79,7 @@ pub fn connector(
     match conn.provider.as_str() {
         "reddit" => {
             let config: RedditConfig =
-                serde_json::from_value(conn.config.clone()).with_context(|| {
+                serde_json::from_value(inlet_engine::provider_config(&conn.config)).with_context(|| {
                     format!("connection {:?} has an invalid Reddit config", conn.name)
                 })?;
             let creds: RedditCredentials = serde_json::from_value(credentials(conn, key)?)
