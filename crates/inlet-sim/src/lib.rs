@@ -15,10 +15,11 @@
 //! Time comes from an injected [`inlet_core::Clock`], so token expiry and rate-limit windows are
 //! deterministic under [`inlet_core::ManualClock`].
 //!
-//! Simulators: [`reddit`].
+//! Simulators: [`reddit`], [`github`].
 #![deny(missing_docs)]
 
 mod json;
+pub mod github;
 pub mod reddit;
 mod server;
 mod util;
