@@ -25,6 +25,8 @@ use std::process::ExitCode;
 pub enum ConnectProvider {
     /// Connect a Reddit account (OAuth2: refresh token, or username + password for script apps).
     Reddit(RedditArgs),
+    /// Connect a GitHub account's stars (personal access token or OAuth token).
+    Github(crate::github_cmd::GithubArgs),
 }
 
 /// `inlet connect reddit`.
@@ -82,7 +84,10 @@ pub async fn connect(
     provider: ConnectProvider,
     out: &Output,
 ) -> Result<ExitCode> {
-    let ConnectProvider::Reddit(a) = provider;
+    let a = match provider {
+        ConnectProvider::Reddit(a) => a,
+        ConnectProvider::Github(a) => return crate::github_cmd::connect(settings, a, out).await,
+    };
     if a.refresh_token.is_none() && (a.username.is_none() || a.password.is_none()) {
         bail!("give --refresh-token, or --username and --password for a script app");
     }
@@ -309,6 +314,7 @@ pub(crate) fn specs_of(provider: &str) -> &'static [StreamSpec] {
     match provider {
         "reddit" => &inlet_connectors::reddit::streams::STREAMS,
         "tiktok" => &inlet_connectors::tiktok::STREAMS,
+        "github" => &inlet_connectors::github::streams::STREAMS,
         _ => &[],
     }
 }

@@ -4,6 +4,7 @@ mod app;
 mod bench;
 mod cmd;
 mod demo;
+mod github_cmd;
 mod import;
 mod keys;
 mod output;

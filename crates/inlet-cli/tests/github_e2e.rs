@@ -191,3 +191,52 @@ async fn bad_token(db: &TestDb) {
     sim.shutdown();
 }
 both_backends!(github_bad_token_needs_reauth, bad_token);
+
+/// The CLI: `inlet connect github` verifies the token, `inlet sync --reconcile` tombstones
+/// an unstar, `inlet export` and `inlet status` show the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_connect_sync_reconcile() {
+    let sim = GithubSim::start(GithubSimConfig {
+        stars: 12,
+        ..Default::default()
+    })
+    .await
+    .expect("sim");
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("inlet.db");
+    let inlet = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_inlet"))
+            .args(args)
+            .env("INLET_DATABASE_URL", &db)
+            .env("INLET_KEY_FILE", dir.path().join("key"))
+            .env_remove("GITHUB_TOKEN")
+            .current_dir(dir.path())
+            .output()
+            .expect("run inlet")
+    };
+    let base = sim.api_base();
+    let out = inlet(&["connect", "github", "--name", "gh", "--token", "bad", "--api-base", &base]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("could not verify the token"), "{err}");
+    assert!(!db.exists(), "a failed verification writes nothing");
+    let out = inlet(&["connect", "github", "--name", "gh", "--token", sim.token(), "--api-base", &base]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = inlet(&["sync", "gh"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("12 new"));
+    let ids = sim.starred_ids();
+    assert!(sim.unstar(ids[3]));
+    let out = inlet(&["sync", "gh", "--reconcile", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v[0]["mode"], "reconcile");
+    assert_eq!(v[0]["stats"]["deleted"], 1);
+    let out = inlet(&["export", "gh", "starred"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 11);
+    let out = inlet(&["sync", "gh", "--full", "--reconcile"]);
+    assert!(!out.status.success());
+    let out = inlet(&["status"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("starred"));
+    sim.shutdown();
+}
