@@ -78,10 +78,10 @@ pub fn connector(
 ) -> Result<Box<dyn Connector>> {
     match conn.provider.as_str() {
         "reddit" => {
-            let config: RedditConfig =
-                serde_json::from_value(inlet_engine::provider_config(&conn.config)).with_context(|| {
-                    format!("connection {:?} has an invalid Reddit config", conn.name)
-                })?;
+            let config: RedditConfig = serde_json::from_value(inlet_engine::provider_config(
+                &conn.config,
+            ))
+            .with_context(|| format!("connection {:?} has an invalid Reddit config", conn.name))?;
             let creds: RedditCredentials = serde_json::from_value(credentials(conn, key)?)
                 .with_context(|| {
                     format!("connection {:?} has invalid Reddit credentials", conn.name)
@@ -90,10 +90,10 @@ pub fn connector(
         }
         "github" => {
             use inlet_connectors::github::{GithubConfig, GithubConnector, GithubCredentials};
-            let config: GithubConfig =
-                serde_json::from_value(inlet_engine::provider_config(&conn.config)).with_context(
-                    || format!("connection {:?} has an invalid GitHub config", conn.name),
-                )?;
+            let config: GithubConfig = serde_json::from_value(inlet_engine::provider_config(
+                &conn.config,
+            ))
+            .with_context(|| format!("connection {:?} has an invalid GitHub config", conn.name))?;
             let creds: GithubCredentials = serde_json::from_value(credentials(conn, key)?)
                 .with_context(|| {
                     format!("connection {:?} has invalid GitHub credentials", conn.name)

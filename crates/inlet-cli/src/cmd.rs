@@ -176,7 +176,9 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
     let mut failed = false;
     let mut reports = Vec::new();
     if args.full && args.reconcile {
-        bail!("--full and --reconcile cannot be combined (a full sync re-reads everything; --reconcile lists ids after a delta)");
+        bail!(
+            "--full and --reconcile cannot be combined (a full sync re-reads everything; --reconcile lists ids after a delta)"
+        );
     }
     for conn in &conns {
         if args.connection.is_none() && app::IMPORT_ONLY.contains(&conn.provider.as_str()) {

@@ -46,8 +46,8 @@ pub struct TiktokArgs {
 pub async fn import(settings: &Settings, source: ImportSource, out: &Output) -> Result<ExitCode> {
     let ImportSource::Tiktok(a) = source;
     let max_bytes = a.max_size_mb.saturating_mul(1 << 20);
-    let meta = std::fs::metadata(&a.file)
-        .with_context(|| format!("cannot read {}", a.file.display()))?;
+    let meta =
+        std::fs::metadata(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
     if !meta.is_file() {
         bail!("{} is not a file", a.file.display());
     }
@@ -147,10 +147,7 @@ pub async fn purge(settings: &Settings, a: &PurgeArgs, out: &Output) -> Result<E
             if text.is_empty() {
                 "no connections".into()
             } else {
-                format!(
-                    "{}\n(tombstoned before {before})",
-                    text.join("\n")
-                )
+                format!("{}\n(tombstoned before {before})", text.join("\n"))
             }
         },
     );

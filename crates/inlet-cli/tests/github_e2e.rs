@@ -12,7 +12,10 @@ use inlet_sim::github::{GithubSim, GithubSimConfig};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-async fn setup_github(db: &TestDb, stars: u64) -> (GithubSim, Arc<dyn Store>, Connection, GithubConnector) {
+async fn setup_github(
+    db: &TestDb,
+    stars: u64,
+) -> (GithubSim, Arc<dyn Store>, Connection, GithubConnector) {
     let sim = GithubSim::start(GithubSimConfig {
         stars,
         ..Default::default()
@@ -87,7 +90,10 @@ async fn stars_lifecycle(db: &TestDb) {
     let first = sync(&store, &conn, &c, RunMode::Delta).await;
     assert_eq!(first.status, RunStatus::Success, "{:?}", first.error);
     assert_eq!(first.stats.inserted, 120);
-    assert_eq!(first.stats.requests, 3, "120 stars in pages of 50, by Link header");
+    assert_eq!(
+        first.stats.requests, 3,
+        "120 stars in pages of 50, by Link header"
+    );
     assert_truth(&*store, conn.id, &sim).await;
 
     // Nothing changed: one conditional request answered 304, no budget spent.
@@ -109,7 +115,10 @@ async fn stars_lifecycle(db: &TestDb) {
     let delta = sync(&store, &conn, &c, RunMode::Delta).await;
     assert_eq!(delta.status, RunStatus::Success, "{:?}", delta.error);
     assert_eq!(delta.stats.inserted, 1);
-    assert!(delta.stats.updated >= 1, "the edited repository was rewritten");
+    assert!(
+        delta.stats.updated >= 1,
+        "the edited repository was rewritten"
+    );
     assert_eq!(delta.stats.deleted, 0, "unstars wait for the reconcile");
     assert_eq!(delta.stats.requests, 1, "the delta stops on page 1");
     assert!(store.sync_state(conn.id, "starred").await.is_ok());
@@ -142,7 +151,10 @@ async fn stars_lifecycle(db: &TestDb) {
     let faulty = sync(&store, &conn, &c, RunMode::Delta).await;
     assert_eq!(faulty.status, RunStatus::Success, "{:?}", faulty.error);
     assert!(faulty.stats.retries >= 2);
-    assert!(faulty.stats.rate_limit_wait_ms >= 1000, "Retry-After honoured");
+    assert!(
+        faulty.stats.rate_limit_wait_ms >= 1000,
+        "Retry-After honoured"
+    );
     assert_truth(&*store, conn.id, &sim).await;
     assert_eq!(sim.rate_limit_violations(), 0);
     sim.shutdown();
@@ -182,11 +194,17 @@ async fn bad_token(db: &TestDb) {
     let run = sync(&store, &conn, &bad, RunMode::Delta).await;
     assert_eq!(run.status, RunStatus::Failed);
     assert!(
-        run.error.as_deref().is_some_and(|e| e.contains("rejected the token")),
+        run.error
+            .as_deref()
+            .is_some_and(|e| e.contains("rejected the token")),
         "{:?}",
         run.error
     );
-    let conn = store.get_connection("gh").await.expect("get").expect("conn");
+    let conn = store
+        .get_connection("gh")
+        .await
+        .expect("get")
+        .expect("conn");
     assert_eq!(conn.status, inlet_core::ConnectionStatus::NeedsReauth);
     sim.shutdown();
 }
@@ -215,20 +233,50 @@ async fn cli_connect_sync_reconcile() {
             .expect("run inlet")
     };
     let base = sim.api_base();
-    let out = inlet(&["connect", "github", "--name", "gh", "--token", "bad", "--api-base", &base]);
+    let out = inlet(&[
+        "connect",
+        "github",
+        "--name",
+        "gh",
+        "--token",
+        "bad",
+        "--api-base",
+        &base,
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("could not verify the token"), "{err}");
     assert!(!db.exists(), "a failed verification writes nothing");
-    let out = inlet(&["connect", "github", "--name", "gh", "--token", sim.token(), "--api-base", &base]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = inlet(&[
+        "connect",
+        "github",
+        "--name",
+        "gh",
+        "--token",
+        sim.token(),
+        "--api-base",
+        &base,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = inlet(&["sync", "gh"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("12 new"));
     let ids = sim.starred_ids();
     assert!(sim.unstar(ids[3]));
     let out = inlet(&["sync", "gh", "--reconcile", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v[0]["mode"], "reconcile");
     assert_eq!(v[0]["stats"]["deleted"], 1);

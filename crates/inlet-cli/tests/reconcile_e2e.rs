@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use inlet_connectors::reddit::RedditConnector;
 use inlet_core::{
-    Connection, Connector, ConnectorError, HttpStats, IdPage, Page, RunMode, RunStatus, Store,
-    StreamSpec, SystemClock, Clock, Timestamp,
+    Clock, Connection, Connector, ConnectorError, HttpStats, IdPage, Page, RunMode, RunStatus,
+    Store, StreamSpec, SystemClock, Timestamp,
 };
 use inlet_engine::{NoProgress, SyncOptions};
 use inlet_sim::reddit::RedditSimConfig;
@@ -60,7 +60,11 @@ async fn unsave_waits_for_reconcile(db: &TestDb) {
     let (sim, store, conn) = setup(db, &cfg).await;
     let first = run(&store, &conn, RunMode::Delta).await;
     assert_eq!(first.status, RunStatus::Success, "{:?}", first.error);
-    assert_eq!(first.mode, RunMode::Delta, "the first sync does not reconcile");
+    assert_eq!(
+        first.mode,
+        RunMode::Delta,
+        "the first sync does not reconcile"
+    );
     let names = saved_names(&sim);
     assert!(sim.unsave(&names[0]) && sim.unsave(&names[5]));
 
@@ -68,7 +72,10 @@ async fn unsave_waits_for_reconcile(db: &TestDb) {
     let delta = run(&store, &conn, RunMode::Delta).await;
     assert_eq!(delta.status, RunStatus::Success, "{:?}", delta.error);
     assert_eq!(delta.stats.deleted, 0, "not before the reconcile");
-    assert_eq!(store.count_live(conn.id, spec("saved")).await.expect("n"), 30);
+    assert_eq!(
+        store.count_live(conn.id, spec("saved")).await.expect("n"),
+        30
+    );
 
     let rec = run(&store, &conn, RunMode::Reconcile).await;
     assert_eq!(rec.status, RunStatus::Success, "{:?}", rec.error);
@@ -77,13 +84,20 @@ async fn unsave_waits_for_reconcile(db: &TestDb) {
     assert_eq!(rec.streams["saved"].stats.deleted, 2);
     assert!(rec.streams["saved"].complete_listing);
     let state = store.sync_state(conn.id, "saved").await.expect("state");
-    assert!(state.last_reconciled_at.is_some_and(|t| t >= rec.started_at));
+    assert!(
+        state
+            .last_reconciled_at
+            .is_some_and(|t| t >= rec.started_at)
+    );
     assert_equals_truth(&*store, conn.id, &sim).await;
     let all = store
         .export_page(conn.id, spec("saved"), None, 1000, true)
         .await
         .expect("export");
-    let gone = all.iter().find(|r| r.id == names[5]).expect("tombstone kept");
+    let gone = all
+        .iter()
+        .find(|r| r.id == names[5])
+        .expect("tombstone kept");
     assert!(gone.deleted_at.is_some(), "kept and queryable");
 
     // Reconciling again changes nothing.
@@ -117,7 +131,10 @@ async fn unsave_waits_for_reconcile(db: &TestDb) {
     assert_equals_truth(&*store, conn.id, &sim).await;
     sim.shutdown();
 }
-both_backends!(unsave_tombstoned_at_reconcile_only, unsave_waits_for_reconcile);
+both_backends!(
+    unsave_tombstoned_at_reconcile_only,
+    unsave_waits_for_reconcile
+);
 
 async fn every_nth_sync(db: &TestDb) {
     let cfg = account(30);
@@ -169,7 +186,9 @@ async fn every_nth_sync(db: &TestDb) {
         .expect("sync");
     assert_eq!(r.status, RunStatus::Failed);
     assert!(
-        r.error.as_deref().is_some_and(|e| e.contains("reconcile_max_share")),
+        r.error
+            .as_deref()
+            .is_some_and(|e| e.contains("reconcile_max_share")),
         "{:?}",
         r.error
     );
@@ -224,13 +243,19 @@ async fn failed_listing(db: &TestDb) {
     assert_eq!(r.status, RunStatus::Partial, "{:?}", r.error);
     assert!(r.streams["saved"].error.is_some());
     assert_eq!(r.stats.deleted, 0, "a failed listing deletes nothing");
-    assert_eq!(store.count_live(conn.id, spec("saved")).await.expect("n"), 250);
+    assert_eq!(
+        store.count_live(conn.id, spec("saved")).await.expect("n"),
+        250
+    );
     let state = store.sync_state(conn.id, "saved").await.expect("state");
     assert!(state.last_reconciled_at.is_none_or(|t| t < r.started_at));
 
     let ok = run(&store, &conn, RunMode::Reconcile).await;
     assert_eq!(ok.status, RunStatus::Success, "{:?}", ok.error);
-    assert_eq!(ok.stats.deleted, 3, "no ids left over from the failed listing");
+    assert_eq!(
+        ok.stats.deleted, 3,
+        "no ids left over from the failed listing"
+    );
     assert_equals_truth(&*store, conn.id, &sim).await;
     sim.shutdown();
 }
@@ -246,10 +271,16 @@ async fn empty_listing(db: &TestDb) {
     let r = run(&store, &conn, RunMode::Reconcile).await;
     assert_eq!(r.status, RunStatus::Partial);
     let err = r.streams["saved"].error.clone().unwrap_or_default();
-    assert!(err.contains("safety valve") && err.contains("30 of 30"), "{err}");
+    assert!(
+        err.contains("safety valve") && err.contains("30 of 30"),
+        "{err}"
+    );
     assert!(r.error.as_deref().is_some_and(|e| e.contains("--force")));
     assert_eq!(r.stats.deleted, 0);
-    assert_eq!(store.count_live(conn.id, spec("saved")).await.expect("n"), 30);
+    assert_eq!(
+        store.count_live(conn.id, spec("saved")).await.expect("n"),
+        30
+    );
 
     let forced = run_with(&store, &conn, &connector(&conn), RunMode::Reconcile, true).await;
     assert_eq!(forced.status, RunStatus::Success, "{:?}", forced.error);

@@ -19,7 +19,11 @@ fn export(ids: &[u64], layout: &str) -> String {
             list.push(',');
         }
         let day = 1 + (i % 28);
-        let (d, l) = if i % 2 == 0 { ("Date", "Link") } else { ("date", "link") };
+        let (d, l) = if i % 2 == 0 {
+            ("Date", "Link")
+        } else {
+            ("date", "link")
+        };
         list.push_str(&format!(
             r#"{{"{d}": "2024-05-{day:02} 10:00:{:02}", "{l}": "https://www.tiktokv.com/share/video/{id}/"}}"#,
             i % 60
@@ -85,9 +89,14 @@ async fn two_imports_exact_diff(db: &TestDb) {
     let conn = tiktok_connection(&*store).await;
     let base = 7_300_000_000_000_000_000u64;
     let first: Vec<u64> = (0..10_000).map(|i| base + i * 7).collect();
-    let out = import(&*store, &conn, &export(&first, "Likes and Favorites"), false)
-        .await
-        .expect("import");
+    let out = import(
+        &*store,
+        &conn,
+        &export(&first, "Likes and Favorites"),
+        false,
+    )
+    .await
+    .expect("import");
     assert_eq!((out.processed, out.new, out.removed), (10_000, 10_000, 0));
     let want: BTreeSet<String> = first.iter().map(|i| i.to_string()).collect();
     assert_eq!(live_ids(&*store, conn.id).await, want);
@@ -131,21 +140,39 @@ async fn two_imports_exact_diff(db: &TestDb) {
     let before = live_ids(&*store, conn.id).await;
     let good = export(&first, "Likes and Favorites");
     let cut = &good[..good.len() * 2 / 3];
-    let e = import(&*store, &conn, cut, true).await.expect_err("truncated");
-    assert!(matches!(e, ImportError::Parse(ParseError::Truncated { .. })), "{e}");
+    let e = import(&*store, &conn, cut, true)
+        .await
+        .expect_err("truncated");
+    assert!(
+        matches!(e, ImportError::Parse(ParseError::Truncated { .. })),
+        "{e}"
+    );
     let e = import(&*store, &conn, r#"{"kind": "Listing", "data": {}}"#, true)
         .await
         .expect_err("wrong file");
     assert!(e.to_string().contains("not a TikTok data export"), "{e}");
     let broken = good.replacen("\"Link\": \"https", "\"Link\": 17, \"x\": \"https", 1);
-    let e = import(&*store, &conn, &broken, true).await.expect_err("bad entry");
+    let e = import(&*store, &conn, &broken, true)
+        .await
+        .expect_err("bad entry");
     assert!(e.to_string().contains("entry 1 of"), "{e}");
     assert_eq!(live_ids(&*store, conn.id).await, before, "nothing changed");
 
     // An export with no favourites would remove everything: the valve stops it.
     let empty = export(&[], "Likes and Favorites");
-    let e = import(&*store, &conn, &empty, false).await.expect_err("valve");
-    assert!(matches!(e, ImportError::Refused { removed: 10_250, .. }), "{e}");
+    let e = import(&*store, &conn, &empty, false)
+        .await
+        .expect_err("valve");
+    assert!(
+        matches!(
+            e,
+            ImportError::Refused {
+                removed: 10_250,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert_eq!(live_ids(&*store, conn.id).await, before, "nothing changed");
     let out = import(&*store, &conn, &empty, true).await.expect("forced");
     assert_eq!(out.removed, 10_250);
@@ -182,15 +209,26 @@ fn cli_import_prints_counts() {
     assert!(!db.exists(), "a rejected file creates nothing");
 
     let out = inlet(&["import", "tiktok", file.to_str().expect("path"), "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(v, serde_json::json!({"processed": 25, "new": 25, "removed": 0}));
+    assert_eq!(
+        v,
+        serde_json::json!({"processed": 25, "new": 25, "removed": 0})
+    );
     let out = inlet(&["import", "tiktok", file.to_str().expect("path")]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("25 processed, 0 new, 0 removed"), "{text}");
 
     let out = inlet(&["purge", "--older-than", "30d", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["purged"], 0);
     let out = inlet(&["purge", "--older-than", "soon"]);

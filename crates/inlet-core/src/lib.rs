@@ -19,16 +19,17 @@
 
 mod clock;
 mod connector;
+mod duration;
 mod model;
 mod record;
 pub mod secrets;
 mod store;
 mod stream;
 mod time;
-mod duration;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{Connector, ConnectorError, EntityPage, HttpStats, IdPage, Page};
+pub use duration::parse_duration;
 pub use model::{
     Checkpoint, Connection, ConnectionStatus, NewConnection, Run, RunMode, RunStats, RunStatus,
     StreamStats, SyncState, Trigger,
@@ -40,4 +41,3 @@ pub use store::{
 };
 pub use stream::{Agg, ColType, Column, DerivedColumn, DerivedSpec, Scope, StopRule, StreamSpec};
 pub use time::Timestamp;
-pub use duration::parse_duration;

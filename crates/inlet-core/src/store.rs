@@ -128,9 +128,8 @@ pub struct ReconcileOutcome {
 impl ReconcileOutcome {
     /// Whether tombstoning `tombstoned` of `live_before` rows exceeds `max_share`.
     pub fn exceeds(live_before: u64, tombstoned: u64, max_share: Option<f64>) -> bool {
-        max_share.is_some_and(|share| {
-            tombstoned > 0 && tombstoned as f64 > share * live_before as f64
-        })
+        max_share
+            .is_some_and(|share| tombstoned > 0 && tombstoned as f64 > share * live_before as f64)
     }
 }
 

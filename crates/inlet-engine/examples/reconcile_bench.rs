@@ -63,9 +63,9 @@ impl Connector for Ids {
         _: &StreamSpec,
         cursor: Option<&str>,
     ) -> Result<IdPage, ConnectorError> {
-        let start: u64 = cursor.map_or(Ok(self.gone), str::parse).map_err(|e| {
-            ConnectorError::Parse(format!("bad cursor: {e}"))
-        })?;
+        let start: u64 = cursor
+            .map_or(Ok(self.gone), str::parse)
+            .map_err(|e| ConnectorError::Parse(format!("bad cursor: {e}")))?;
         let end = (start + 1000).min(self.n + self.gone);
         Ok(IdPage {
             ids: (start..end).map(id).collect(),
@@ -168,7 +168,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         run.stats.deleted
     );
     if run.stats.deleted != gone {
-        return Err(format!("expected {gone} tombstones, got {}: {:?}", run.stats.deleted, run.error).into());
+        return Err(format!(
+            "expected {gone} tombstones, got {}: {:?}",
+            run.stats.deleted, run.error
+        )
+        .into());
     }
     Ok(())
 }

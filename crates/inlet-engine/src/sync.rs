@@ -1,11 +1,11 @@
 //! One sync of one connection: every stream, page by page.
 
+use crate::reconcile::{self, ReconcilePolicy};
 use inlet_core::{
     Checkpoint, Clock, Connection, ConnectionStatus, Connector, ConnectorError, HttpStats,
     PageBatch, ReconcileBatch, Record, Run, RunMode, RunStats, RunStatus, StopRule, Store,
     StoreError, StreamSpec, StreamStats, SyncState, Timestamp, Trigger,
 };
-use crate::reconcile::{self, ReconcilePolicy};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -18,8 +18,8 @@
 //! Simulators: [`reddit`], [`github`].
 #![deny(missing_docs)]
 
-mod json;
 pub mod github;
+mod json;
 pub mod reddit;
 mod server;
 mod util;

@@ -45,17 +45,33 @@ async fn pages_media_types_and_auth() {
     let r = get(&sim, "/user/starred?per_page=2", Some(&t), None, None).await;
     assert_eq!(r.status(), 200);
     let link = header(&r, "link").expect("link");
-    assert!(link.contains("page=2>; rel=\"next\"") && link.contains("page=3>; rel=\"last\""), "{link}");
+    assert!(
+        link.contains("page=2>; rel=\"next\"") && link.contains("page=3>; rel=\"last\""),
+        "{link}"
+    );
     let bare: serde_json::Value = r.json().await.expect("json");
     assert!(bare[0]["full_name"].is_string() && bare[0].get("starred_at").is_none());
-    let r = get(&sim, "/user/starred?per_page=2&page=3", Some(&t), Some(STAR_MEDIA_TYPE), None).await;
+    let r = get(
+        &sim,
+        "/user/starred?per_page=2&page=3",
+        Some(&t),
+        Some(STAR_MEDIA_TYPE),
+        None,
+    )
+    .await;
     let link = header(&r, "link").expect("link");
-    assert!(!link.contains("rel=\"next\"") && link.contains("rel=\"prev\""), "{link}");
+    assert!(
+        !link.contains("rel=\"next\"") && link.contains("rel=\"prev\""),
+        "{link}"
+    );
     let star: serde_json::Value = r.json().await.expect("json");
     assert_eq!(star.as_array().map(Vec::len), Some(1));
     assert!(star[0]["starred_at"].is_string() && star[0]["repo"]["id"].is_u64());
     let r = get(&sim, "/user/starred?per_page=100", Some(&t), None, None).await;
-    assert!(header(&r, "link").is_none(), "a single page has no Link header");
+    assert!(
+        header(&r, "link").is_none(),
+        "a single page has no Link header"
+    );
     sim.shutdown();
 }
 
@@ -103,11 +119,26 @@ async fn limits_and_faults() {
     let r = get(&sim, "/user/starred", Some(&t), None, None).await;
     assert_eq!(r.status(), 403);
     assert_eq!(header(&r, "retry-after").as_deref(), Some("7"));
-    assert!(r.text().await.expect("body").contains("secondary rate limit"));
+    assert!(
+        r.text()
+            .await
+            .expect("body")
+            .contains("secondary rate limit")
+    );
     sim.bad_gateway_next(1);
-    assert_eq!(get(&sim, "/user/starred", Some(&t), None, None).await.status(), 502);
+    assert_eq!(
+        get(&sim, "/user/starred", Some(&t), None, None)
+            .await
+            .status(),
+        502
+    );
     for _ in 0..2 {
-        assert_eq!(get(&sim, "/user/starred", Some(&t), None, None).await.status(), 200);
+        assert_eq!(
+            get(&sim, "/user/starred", Some(&t), None, None)
+                .await
+                .status(),
+            200
+        );
     }
     let r = get(&sim, "/user/starred", Some(&t), None, None).await;
     assert_eq!(r.status(), 403);

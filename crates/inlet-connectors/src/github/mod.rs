@@ -132,7 +132,10 @@ impl GithubConnector {
             )));
         }
         let etag = if first && conditional {
-            self.first_etag.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            self.first_etag
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
         } else {
             None
         };
@@ -196,7 +199,12 @@ pub fn next_link(link: &str) -> Option<String> {
         let is_next = params
             .split(';')
             .any(|p| p.trim().replace(' ', "") == "rel=\"next\"");
-        is_next.then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+        is_next.then(|| {
+            url.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
     })
 }
 
@@ -231,11 +239,14 @@ struct Owner {
 }
 
 fn map_star(raw: &str) -> Result<Record, String> {
-    let s: StarItem = serde_json::from_str(raw).map_err(|e| {
-        format!("unexpected starred item (is the star media type honoured?): {e}")
+    let s: StarItem = serde_json::from_str(raw)
+        .map_err(|e| format!("unexpected starred item (is the star media type honoured?): {e}"))?;
+    let at = Timestamp::parse_rfc3339(&s.starred_at).ok_or_else(|| {
+        format!(
+            "repository {} has an invalid starred_at {:?}",
+            s.repo.id, s.starred_at
+        )
     })?;
-    let at = Timestamp::parse_rfc3339(&s.starred_at)
-        .ok_or_else(|| format!("repository {} has an invalid starred_at {:?}", s.repo.id, s.starred_at))?;
     let r = s.repo;
     let pushed = r.pushed_at.as_deref().and_then(Timestamp::parse_rfc3339);
     let values = vec![

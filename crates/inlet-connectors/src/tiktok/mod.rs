@@ -90,10 +90,10 @@ pub enum ImportError {
 /// One favourite as a row of `tiktok_favorites`.
 pub fn to_record(f: &Favorite) -> Record {
     let id = f.video_id.clone().unwrap_or_else(|| f.link.clone());
-    let url = f
-        .video_id
-        .as_ref()
-        .map_or_else(|| f.link.clone(), |v| format!("https://www.tiktok.com/@/video/{v}"));
+    let url = f.video_id.as_ref().map_or_else(
+        || f.link.clone(),
+        |v| format!("https://www.tiktok.com/@/video/{v}"),
+    );
     Record {
         values: vec![
             Value::opt_text(f.video_id.clone()),

@@ -62,7 +62,9 @@ pub struct Parsed {
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     /// The file is cut off.
-    #[error("the file is truncated: the JSON ends early (line {line}, column {column}); was the download complete?")]
+    #[error(
+        "the file is truncated: the JSON ends early (line {line}, column {column}); was the download complete?"
+    )]
     Truncated {
         /// Line.
         line: usize,
@@ -234,25 +236,46 @@ impl<'de> Visitor<'de> for Root<'_> {
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(not_export(self.found, "the file holds a JSON array, not an object".into()))
+        Err(not_export(
+            self.found,
+            "the file holds a JSON array, not an object".into(),
+        ))
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(not_export(self.found, "the file holds a JSON string, not an object".into()))
+        Err(not_export(
+            self.found,
+            "the file holds a JSON string, not an object".into(),
+        ))
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(not_export(self.found, "the file holds a JSON boolean, not an object".into()))
+        Err(not_export(
+            self.found,
+            "the file holds a JSON boolean, not an object".into(),
+        ))
     }
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(not_export(self.found, "the file holds a number, not an object".into()))
+        Err(not_export(
+            self.found,
+            "the file holds a number, not an object".into(),
+        ))
     }
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(not_export(self.found, "the file holds a number, not an object".into()))
+        Err(not_export(
+            self.found,
+            "the file holds a number, not an object".into(),
+        ))
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(not_export(self.found, "the file holds a number, not an object".into()))
+        Err(not_export(
+            self.found,
+            "the file holds a number, not an object".into(),
+        ))
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(not_export(self.found, "the file holds null, not an object".into()))
+        Err(not_export(
+            self.found,
+            "the file holds null, not an object".into(),
+        ))
     }
 }
 
@@ -308,7 +331,11 @@ impl<'de> DeserializeSeed<'de> for FavoriteVideos<'_> {
 impl<'de> Visitor<'de> for FavoriteVideos<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/Favorite Videos to be an object or null", self.section)
+        write!(
+            f,
+            "{}/Favorite Videos to be an object or null",
+            self.section
+        )
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         Ok(())
@@ -369,7 +396,10 @@ impl<'de> Visitor<'de> for List {
 }
 
 /// The value of the first key that matches one of `names`, ignoring case.
-fn field<'a>(entry: &'a BTreeMap<String, serde_json::Value>, names: &[&str]) -> Option<&'a serde_json::Value> {
+fn field<'a>(
+    entry: &'a BTreeMap<String, serde_json::Value>,
+    names: &[&str],
+) -> Option<&'a serde_json::Value> {
     names.iter().find_map(|n| {
         entry
             .iter()
@@ -387,7 +417,8 @@ fn favorite(entry: &BTreeMap<String, serde_json::Value>) -> Result<Favorite, Str
     let favorited_at = match field(entry, &["Date"]) {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(s)) => Some(
-            parse_date(s).ok_or_else(|| format!("has a Date {s:?} not in the form YYYY-MM-DD HH:MM:SS"))?,
+            parse_date(s)
+                .ok_or_else(|| format!("has a Date {s:?} not in the form YYYY-MM-DD HH:MM:SS"))?,
         ),
         Some(other) => return Err(format!("has a Date that is not a text: {other}")),
     };

@@ -51,7 +51,10 @@ fn key_variants_and_repeats() {
         "newest date kept"
     );
     assert_eq!(p.favorites[1].video_id, None, "short links carry no id");
-    assert_eq!(to_record(&p.favorites[1]).id, "https://vm.tiktok.com/ZMabc123/");
+    assert_eq!(
+        to_record(&p.favorites[1]).id,
+        "https://vm.tiktok.com/ZMabc123/"
+    );
 }
 
 #[test]
@@ -78,11 +81,26 @@ fn no_favourites_is_empty_not_an_error() {
 #[test]
 fn link_shapes() {
     for (link, id) in [
-        ("https://www.tiktokv.com/share/video/7234567890123456789/", Some("7234567890123456789")),
-        ("https://www.tiktok.com/@some.user/video/7234567890123456789?x=1", Some("7234567890123456789")),
-        ("https://www.tiktok.com/@some.user/photo/7234567890123456789", Some("7234567890123456789")),
-        ("https://m.tiktok.com/v/7234567890123456789.html", Some("7234567890123456789")),
-        ("https://www.tiktok.com/embed/v2/7234567890123456789", Some("7234567890123456789")),
+        (
+            "https://www.tiktokv.com/share/video/7234567890123456789/",
+            Some("7234567890123456789"),
+        ),
+        (
+            "https://www.tiktok.com/@some.user/video/7234567890123456789?x=1",
+            Some("7234567890123456789"),
+        ),
+        (
+            "https://www.tiktok.com/@some.user/photo/7234567890123456789",
+            Some("7234567890123456789"),
+        ),
+        (
+            "https://m.tiktok.com/v/7234567890123456789.html",
+            Some("7234567890123456789"),
+        ),
+        (
+            "https://www.tiktok.com/embed/v2/7234567890123456789",
+            Some("7234567890123456789"),
+        ),
         ("https://vt.tiktok.com/ZSabc123/", None),
     ] {
         assert_eq!(video_id(link).as_deref(), id, "{link}");
@@ -93,20 +111,42 @@ fn link_shapes() {
 fn bad_files_are_named() {
     let full = export("Likes and Favorites", TWO);
     let cut = &full[..full.len() / 2];
-    assert!(matches!(parse(cut), Err(ParseError::Truncated { .. })), "{:?}", parse(cut).err());
-    assert!(matches!(parse("{\"Profile\": [1,]}"), Err(ParseError::Malformed(_))));
+    assert!(
+        matches!(parse(cut), Err(ParseError::Truncated { .. })),
+        "{:?}",
+        parse(cut).err()
+    );
+    assert!(matches!(
+        parse("{\"Profile\": [1,]}"),
+        Err(ParseError::Malformed(_))
+    ));
     assert!(matches!(parse("[1, 2]"), Err(ParseError::NotAnExport(_))));
     let e = parse(r#"{"name": "x", "version": 3}"#).expect_err("foreign");
     assert!(e.to_string().contains("not a TikTok data export"), "{e}");
     assert!(e.to_string().contains("\"name\""), "{e}");
-    let e = parse(&export("Activity", r#"[{"Date": "2024-06-01 00:00:00"}]"#)).expect_err("no link");
-    assert!(e.to_string().contains("entry 1 of Activity/Favorite Videos/FavoriteVideoList has no Link"), "{e}");
-    let e = parse(&export("Activity", r#"[{"Date": "yesterday", "Link": "https://x/video/1"}]"#)).expect_err("date");
+    let e =
+        parse(&export("Activity", r#"[{"Date": "2024-06-01 00:00:00"}]"#)).expect_err("no link");
+    assert!(
+        e.to_string()
+            .contains("entry 1 of Activity/Favorite Videos/FavoriteVideoList has no Link"),
+        "{e}"
+    );
+    let e = parse(&export(
+        "Activity",
+        r#"[{"Date": "yesterday", "Link": "https://x/video/1"}]"#,
+    ))
+    .expect_err("date");
     assert!(e.to_string().contains("yesterday"), "{e}");
     let e = parse(&export("Activity", r#"{"a": 1}"#)).expect_err("not a list");
-    assert!(e.to_string().contains("FavoriteVideoList to be a list"), "{e}");
+    assert!(
+        e.to_string().contains("FavoriteVideoList to be a list"),
+        "{e}"
+    );
     let e = parse_export(full.as_bytes(), 100).expect_err("too large");
     assert!(matches!(e, ParseError::TooLarge { limit: 100 }), "{e}");
     assert!(matches!(parse(""), Err(ParseError::Truncated { .. })));
-    assert!(matches!(parse("{} trailing"), Err(ParseError::Malformed(_))));
+    assert!(matches!(
+        parse("{} trailing"),
+        Err(ParseError::Malformed(_))
+    ));
 }

@@ -152,7 +152,9 @@ fn repo(seed: u64, i: u64, now: i64) -> Repo {
         private: h % 41 == 0,
         fork: h % 13 == 0,
         archived: h % 29 == 0,
-        topics: (0..(h % 3)).map(|t| format!("topic{}", (h >> (t * 8)) % 20)).collect(),
+        topics: (0..(h % 3))
+            .map(|t| format!("topic{}", (h >> (t * 8)) % 20))
+            .collect(),
         pushed_at: now - (h % 90) as i64 * 86_400,
         created_at: now - 400 * 86_400 - (h % 1000) as i64 * 86_400,
     }
@@ -245,7 +247,13 @@ impl GithubSim {
         let r = repo(self.state.cfg.seed, m.next_id, now);
         m.next_id += 1;
         let id = r.id;
-        m.stars.insert(0, Star { repo: r, starred_at: now });
+        m.stars.insert(
+            0,
+            Star {
+                repo: r,
+                starred_at: now,
+            },
+        );
         id
     }
 
@@ -268,7 +276,13 @@ impl GithubSim {
             return false;
         };
         let r = m.unstarred.remove(i);
-        m.stars.insert(0, Star { repo: r, starred_at: now });
+        m.stars.insert(
+            0,
+            Star {
+                repo: r,
+                starred_at: now,
+            },
+        );
         true
     }
 
@@ -384,14 +398,21 @@ impl State {
         let headers = |resp: &mut Response, used: u64| {
             resp.headers.extend([
                 ("x-ratelimit-limit", limit.to_string()),
-                ("x-ratelimit-remaining", limit.saturating_sub(used).to_string()),
+                (
+                    "x-ratelimit-remaining",
+                    limit.saturating_sub(used).to_string(),
+                ),
                 ("x-ratelimit-used", used.to_string()),
                 ("x-ratelimit-reset", reset.to_string()),
                 ("x-ratelimit-resource", "core".to_string()),
             ]);
         };
         if req.header("user-agent").is_none() {
-            return error(resp, 403, "Request forbidden by administrative rules. Please make sure your request has a User-Agent header");
+            return error(
+                resp,
+                403,
+                "Request forbidden by administrative rules. Please make sure your request has a User-Agent header",
+            );
         }
         if !token_ok {
             return error(resp, 401, "Bad credentials");
@@ -403,7 +424,11 @@ impl State {
         }
         if m.faults.secondary_next > 0 {
             m.faults.secondary_next -= 1;
-            error(resp, 403, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.");
+            error(
+                resp,
+                403,
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+            );
             resp.headers
                 .push(("retry-after", m.faults.retry_after_secs.to_string()));
             headers(resp, m.used);
@@ -433,10 +458,7 @@ impl State {
         if query_param(q, "direction") == Some("asc") {
             order.reverse();
         }
-        let base = format!(
-            "http://{}",
-            req.header("host").unwrap_or("api.github.com")
-        );
+        let base = format!("http://{}", req.header("host").unwrap_or("api.github.com"));
         let items: Vec<Value> = order
             .iter()
             .skip((page - 1) * per_page)

@@ -14,7 +14,11 @@ use std::collections::BTreeSet;
 use std::time::SystemTime;
 use tokio_postgres::Transaction;
 
-pub(super) async fn stage_ids(g: &mut Inner, token: &str, ids: &[String]) -> Result<(), StoreError> {
+pub(super) async fn stage_ids(
+    g: &mut Inner,
+    token: &str,
+    ids: &[String],
+) -> Result<(), StoreError> {
     let Inner { client, cache } = g;
     let st = cache.get(&*client, &rsql::stage(Postgres)).await?;
     client.execute(&st, &[&token, &ids]).await.map_err(db_err)?;
@@ -89,17 +93,34 @@ pub(super) async fn apply_reconcile(
         let mut keys = BTreeSet::new();
         let token = b.token;
         let sql = rsql::tombstone_unstaged(Postgres, spec);
-        out.tombstoned =
-            update_rows(&tx, cache, &sql, spec, b.connection_id, &at, &token, &mut keys).await?;
+        out.tombstoned = update_rows(
+            &tx,
+            cache,
+            &sql,
+            spec,
+            b.connection_id,
+            &at,
+            &token,
+            &mut keys,
+        )
+        .await?;
         if ReconcileOutcome::exceeds(out.live_before, out.tombstoned, b.max_share) {
             tx.rollback().await.map_err(db_err)?;
             out.refused = true;
             out
         } else {
             let sql = rsql::revive_staged(Postgres, spec);
-            out.revived =
-                update_rows(&tx, cache, &sql, spec, b.connection_id, &at, &token, &mut keys)
-                    .await?;
+            out.revived = update_rows(
+                &tx,
+                cache,
+                &sql,
+                spec,
+                b.connection_id,
+                &at,
+                &token,
+                &mut keys,
+            )
+            .await?;
             refresh_derived(&tx, cache, spec, b.connection_id, &keys, &at).await?;
             put_sync_state(&tx, cache, b.connection_id, spec.name, b.state).await?;
             let st = cache.get(&tx, &rsql::unstage(Postgres)).await?;
@@ -136,8 +157,17 @@ pub(super) async fn import_snapshot(
         s.rsplit_once(" RETURNING ")
             .map_or(s.clone(), |(h, _)| h.to_string())
     };
-    rec.tombstoned =
-        update_rows(&tx, cache, &sql, spec, b.connection_id, &at, &ids, &mut keys).await?;
+    rec.tombstoned = update_rows(
+        &tx,
+        cache,
+        &sql,
+        spec,
+        b.connection_id,
+        &at,
+        &ids,
+        &mut keys,
+    )
+    .await?;
     if ReconcileOutcome::exceeds(rec.live_before, rec.tombstoned, max_share) {
         tx.rollback().await.map_err(db_err)?;
         rec.refused = true;

@@ -8,7 +8,7 @@ use crate::error::sqlite as db_err;
 use crate::reconcile_sql as rsql;
 use crate::sql::{self, Dialect::Sqlite};
 use inlet_core::{
-    PageBatch, PageOutcome, Record, ReconcileBatch, ReconcileOutcome, StoreError, StreamSpec,
+    PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Record, StoreError, StreamSpec,
     SyncState, Timestamp,
 };
 use rusqlite::{Connection, Transaction, params};
@@ -168,7 +168,8 @@ pub(crate) fn import_snapshot(
     } else {
         // Same statement without the RETURNING of the (absent) group keys.
         let s = sql::tombstone(Sqlite, spec);
-        s.rsplit_once(" RETURNING ").map_or(s.clone(), |(h, _)| h.to_string())
+        s.rsplit_once(" RETURNING ")
+            .map_or(s.clone(), |(h, _)| h.to_string())
     };
     rec.tombstoned = update_rows(&tx, &sql, spec, b.connection_id, &at, &ids, &mut keys)?;
     if ReconcileOutcome::exceeds(rec.live_before, rec.tombstoned, b.max_share) {
