@@ -389,6 +389,7 @@ impl Engine {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn sync_stream(
         &self,
         conn: &Connection,

@@ -457,7 +457,7 @@ pub fn video_id(link: &str) -> Option<String> {
             return Some(id.to_string());
         }
     }
-    if segments.iter().any(|s| *s == "embed") {
+    if segments.contains(&"embed") {
         return segments
             .iter()
             .rev()

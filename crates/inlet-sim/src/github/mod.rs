@@ -145,13 +145,14 @@ fn repo(seed: u64, i: u64, now: i64) -> Repo {
         id: 10_000_000 + i,
         owner: format!("owner{}", h % 53),
         name: format!("project-{i}"),
-        description: (h % 7 != 0).then(|| format!("Project {i}: tools for \"things\" ✨")),
-        language: (h % 5 != 0).then(|| LANGUAGES[(h % LANGUAGES.len() as u64) as usize]),
+        description: (!h.is_multiple_of(7))
+            .then(|| format!("Project {i}: tools for \"things\" ✨")),
+        language: (!h.is_multiple_of(5)).then(|| LANGUAGES[(h % LANGUAGES.len() as u64) as usize]),
         stargazers: (h % 50_000) as i64,
         forks: (h % 900) as i64,
-        private: h % 41 == 0,
-        fork: h % 13 == 0,
-        archived: h % 29 == 0,
+        private: h.is_multiple_of(41),
+        fork: h.is_multiple_of(13),
+        archived: h.is_multiple_of(29),
         topics: (0..(h % 3))
             .map(|t| format!("topic{}", (h >> (t * 8)) % 20))
             .collect(),
