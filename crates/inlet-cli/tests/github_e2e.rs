@@ -269,6 +269,20 @@ async fn cli_connect_sync_reconcile() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("12 new"));
+    // A new process: the stored ETag makes the unchanged first page a free 304.
+    let used = sim.budget_used();
+    sim.clear_log();
+    let out = inlet(&["sync", "gh"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = sim.requests();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!((log[0].status, log[0].conditional), (304, true));
+    assert_eq!(sim.budget_used(), used);
+    // --full re-reads everything: never conditional.
+    sim.clear_log();
+    let out = inlet(&["sync", "gh", "--full"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(sim.requests().iter().all(|r| r.status == 200 && !r.conditional));
     let ids = sim.starred_ids();
     assert!(sim.unstar(ids[3]));
     let out = inlet(&["sync", "gh", "--reconcile", "--json"]);

@@ -118,6 +118,18 @@ pub trait Connector: Send + Sync {
             next: page.next,
         })
     }
+    /// The cache validator of `stream` to keep for the next delta (e.g. the ETag of its
+    /// first page), after a pass that completed; `None` when there is none.
+    fn validator(&self, stream: &StreamSpec) -> Option<String> {
+        let _ = stream;
+        None
+    }
+    /// Set (or with `None` clear) the cache validator a delta of `stream` may send. The
+    /// engine calls this before every pass: with the stored validator for a delta from
+    /// the top, with `None` for a full or resumed pass (which must read every page).
+    fn set_validator(&self, stream: &StreamSpec, validator: Option<&str>) {
+        let _ = (stream, validator);
+    }
     /// Credentials changed by the connector (a refreshed or rotated token) since the last
     /// call, as the complete credentials JSON to seal and store; `None` when unchanged.
     async fn take_updated_credentials(&self) -> Option<serde_json::Value> {

@@ -264,6 +264,19 @@ pub trait Store: Send + Sync {
         stream: &StreamSpec,
         before: Timestamp,
     ) -> Result<u64, StoreError>;
+    /// A connector's stored cache validator for a stream ([`crate::Connector::validator`]).
+    async fn stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Store (or with `None` forget) a stream's cache validator.
+    async fn put_stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+        validator: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Recompute every derived row of the stream's derived table for this connection from
     /// the live source rows, and delete derived rows that have none left: one
     /// transaction, walking the keys in order. Returns (inserted, updated).

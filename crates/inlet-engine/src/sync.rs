@@ -409,11 +409,27 @@ impl Engine {
         let mut pass = Pass::begin(self, conn.id, stream, mode).await?;
         pass.policy = plan.policy;
         pass.force = opts.force;
+        // Cache validators (ETags) only for a delta from the top; a full or resumed pass
+        // must read its pages.
+        let validator = if pass.cp.mode == RunMode::Delta && pass.cp.next.is_none() {
+            self.store.stream_validator(conn.id, stream.name).await?
+        } else {
+            None
+        };
+        connector.set_validator(stream, validator.as_deref());
         st.resumed = pass.resumed;
         progress.stream_started(stream.name, pass.resumed);
         let mut end = pass
             .run(self, connector, opts, progress, st, http_before)
             .await;
+        if matches!(end, Ok(StreamEnd::Done)) {
+            let v = connector.validator(stream);
+            if v != validator {
+                self.store
+                    .put_stream_validator(conn.id, stream.name, v.as_deref())
+                    .await?;
+            }
+        }
         if matches!(end, Ok(StreamEnd::Done)) && plan.streams.contains(stream.name) {
             end = match self
                 .reconcile_stream(conn, connector, stream, opts, &plan.policy, st)

@@ -3,10 +3,10 @@
 //!
 //! * `Accept: application/vnd.github.star+json` gives each star its `starred_at`.
 //! * Pages follow the `Link` header's `rel="next"` URL (the cursor is that URL).
-//! * The first page is requested with `If-None-Match` and the ETag of its last answer: a
+//! * The first page of a delta is requested with `If-None-Match` and the ETag of its last
+//!   answer (kept by the engine between runs as the stream's validator): a
 //!   `304 Not Modified` means no new star and no change on page 1, costs no rate-limit
-//!   budget, and ends the delta at once. (ETags are kept by the connector instance, so a
-//!   long-running process — the scheduler — benefits; a fresh process pays one request.)
+//!   budget, and ends the delta at once. Full and resumed passes are never conditional.
 //! * `X-RateLimit-*` headers and secondary-limit 403s with `Retry-After` are honoured by
 //!   the shared HTTP client ([`RateHeaders::GITHUB`]).
 //! * Unstars are invisible to a delta: the stream takes part in reconcile, whose id
@@ -322,6 +322,24 @@ impl Connector for GithubConnector {
 
     fn reconciles(&self, stream: &StreamSpec) -> bool {
         stream.name == "starred"
+    }
+
+    fn validator(&self, stream: &StreamSpec) -> Option<String> {
+        (stream.name == "starred")
+            .then(|| {
+                self.first_etag
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+            })
+            .flatten()
+    }
+
+    fn set_validator(&self, stream: &StreamSpec, validator: Option<&str>) {
+        if stream.name == "starred" {
+            *self.first_etag.lock().unwrap_or_else(|p| p.into_inner()) =
+                validator.map(str::to_string);
+        }
     }
 
     /// Every page, unconditionally (a 304 would hide page 1's ids).

@@ -53,3 +53,12 @@ CREATE TABLE "tiktok_favorites" (
     "deleted_at"    TIMESTAMPTZ,      -- tombstone (missing from a later export); NULL while live
     PRIMARY KEY ("connection_id", "id")
 );
+
+-- A connector's cache validators per stream (GitHub: the ETag of the first page), kept
+-- between processes so an unchanged first page can be answered 304 at no budget.
+CREATE TABLE "stream_validators" (
+    "connection_id" BIGINT NOT NULL REFERENCES "connections" ("id") ON DELETE CASCADE, -- the connection
+    "stream"    TEXT NOT NULL, -- stream name
+    "validator" TEXT NOT NULL, -- opaque to inlet: what the connector asked to keep
+    PRIMARY KEY ("connection_id", "stream")
+);

@@ -51,3 +51,12 @@ CREATE TABLE "tiktok_favorites" (
     "deleted_at"    TEXT,             -- tombstone (missing from a later export); NULL while live
     PRIMARY KEY ("connection_id", "id")
 );
+
+-- A connector's cache validators per stream (GitHub: the ETag of the first page), kept
+-- between processes so an unchanged first page can be answered 304 at no budget.
+CREATE TABLE "stream_validators" (
+    "connection_id" INTEGER NOT NULL REFERENCES "connections" ("id") ON DELETE CASCADE, -- the connection
+    "stream"    TEXT NOT NULL, -- stream name
+    "validator" TEXT NOT NULL, -- opaque to inlet: what the connector asked to keep
+    PRIMARY KEY ("connection_id", "stream")
+);

@@ -353,6 +353,24 @@ impl Store for PgStore {
         reconcile::purge(&mut *self.lock().await?, connection_id, stream, before).await
     }
 
+    async fn stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+    ) -> Result<Option<String>, StoreError> {
+        reconcile::stream_validator(&mut *self.lock().await?, connection_id, stream).await
+    }
+
+    async fn put_stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+        validator: Option<&str>,
+    ) -> Result<(), StoreError> {
+        reconcile::put_stream_validator(&mut *self.lock().await?, connection_id, stream, validator)
+            .await
+    }
+
     async fn refresh_derived_all(
         &self,
         connection_id: i64,

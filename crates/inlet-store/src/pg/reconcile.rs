@@ -227,3 +227,57 @@ pub(super) async fn purge(
     }
     client.execute(&st, &p).await.map_err(db_err)
 }
+
+pub(super) async fn stream_validator(
+    g: &mut Inner,
+    conn: i64,
+    stream: &str,
+) -> Result<Option<String>, StoreError> {
+    let Inner { client, cache } = g;
+    let st = cache
+        .get(
+            &*client,
+            "SELECT \"validator\" FROM \"stream_validators\" WHERE \"connection_id\" = $1 AND \"stream\" = $2",
+        )
+        .await?;
+    match client
+        .query_opt(&st, &[&conn, &stream])
+        .await
+        .map_err(db_err)?
+    {
+        Some(r) => Ok(Some(get(&r, 0)?)),
+        None => Ok(None),
+    }
+}
+
+pub(super) async fn put_stream_validator(
+    g: &mut Inner,
+    conn: i64,
+    stream: &str,
+    validator: Option<&str>,
+) -> Result<(), StoreError> {
+    let Inner { client, cache } = g;
+    match validator {
+        Some(v) => {
+            let st = cache
+                .get(
+                    &*client,
+                    "INSERT INTO \"stream_validators\" (\"connection_id\", \"stream\", \"validator\") VALUES ($1, $2, $3) \
+                     ON CONFLICT (\"connection_id\", \"stream\") DO UPDATE SET \"validator\" = \"excluded\".\"validator\"",
+                )
+                .await?;
+            client.execute(&st, &[&conn, &stream, &v]).await
+        }
+        None => {
+            let st = cache
+                .get(
+                    &*client,
+                    "DELETE FROM \"stream_validators\" WHERE \"connection_id\" = $1 AND \"stream\" = $2",
+                )
+                .await?;
+            client.execute(&st, &[&conn, &stream]).await
+        }
+    }
+    .map_err(db_err)?;
+    Ok(())
+}

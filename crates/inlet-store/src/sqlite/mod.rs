@@ -326,6 +326,27 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let stream = stream.to_string();
+        self.run(move |c| reconcile::stream_validator(c, connection_id, &stream))
+            .await
+    }
+
+    async fn put_stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+        validator: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (stream, v) = (stream.to_string(), validator.map(str::to_string));
+        self.run(move |c| reconcile::put_stream_validator(c, connection_id, &stream, v.as_deref()))
+            .await
+    }
+
     async fn refresh_derived_all(
         &self,
         connection_id: i64,

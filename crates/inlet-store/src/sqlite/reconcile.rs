@@ -215,3 +215,45 @@ pub(crate) fn purge(
     }
     Ok(st.execute(p.as_slice()).map_err(db_err)? as u64)
 }
+
+pub(crate) fn stream_validator(
+    c: &mut Connection,
+    conn: i64,
+    stream: &str,
+) -> Result<Option<String>, StoreError> {
+    let mut st = c
+        .prepare_cached(
+            "SELECT \"validator\" FROM \"stream_validators\" WHERE \"connection_id\" = ?1 AND \"stream\" = ?2",
+        )
+        .map_err(db_err)?;
+    let mut rows = st.query(params![conn, stream]).map_err(db_err)?;
+    match rows.next().map_err(db_err)? {
+        Some(r) => Ok(Some(get(r, 0)?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn put_stream_validator(
+    c: &mut Connection,
+    conn: i64,
+    stream: &str,
+    validator: Option<&str>,
+) -> Result<(), StoreError> {
+    match validator {
+        Some(v) => c
+            .prepare_cached(
+                "INSERT INTO \"stream_validators\" (\"connection_id\", \"stream\", \"validator\") VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (\"connection_id\", \"stream\") DO UPDATE SET \"validator\" = \"excluded\".\"validator\"",
+            )
+            .map_err(db_err)?
+            .execute(params![conn, stream, v]),
+        None => c
+            .prepare_cached(
+                "DELETE FROM \"stream_validators\" WHERE \"connection_id\" = ?1 AND \"stream\" = ?2",
+            )
+            .map_err(db_err)?
+            .execute(params![conn, stream]),
+    }
+    .map_err(db_err)?;
+    Ok(())
+}
