@@ -273,7 +273,11 @@ async fn cli_connect_sync_reconcile() {
     let used = sim.budget_used();
     sim.clear_log();
     let out = inlet(&["sync", "gh"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let log = sim.requests();
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!((log[0].status, log[0].conditional), (304, true));
@@ -281,8 +285,16 @@ async fn cli_connect_sync_reconcile() {
     // --full re-reads everything: never conditional.
     sim.clear_log();
     let out = inlet(&["sync", "gh", "--full"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(sim.requests().iter().all(|r| r.status == 200 && !r.conditional));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        sim.requests()
+            .iter()
+            .all(|r| r.status == 200 && !r.conditional)
+    );
     let ids = sim.starred_ids();
     assert!(sim.unstar(ids[3]));
     let out = inlet(&["sync", "gh", "--reconcile", "--json"]);

@@ -327,3 +327,37 @@ async fn new_tables_match_their_specs(db: Db) {
         );
     }
 }
+
+store_test!(stream_validators_round_trip);
+async fn stream_validators_round_trip(db: Db) {
+    let c = connection(&db).await;
+    let s = &db.store;
+    assert_eq!(s.stream_validator(c, "starred").await.expect("get"), None);
+    s.put_stream_validator(c, "starred", Some("W/\"a\""))
+        .await
+        .expect("put");
+    s.put_stream_validator(c, "starred", Some("W/\"b\""))
+        .await
+        .expect("replace");
+    s.put_stream_validator(c, "other", Some("x"))
+        .await
+        .expect("put");
+    assert_eq!(
+        s.stream_validator(c, "starred")
+            .await
+            .expect("get")
+            .as_deref(),
+        Some("W/\"b\"")
+    );
+    s.put_stream_validator(c, "starred", None)
+        .await
+        .expect("clear");
+    assert_eq!(s.stream_validator(c, "starred").await.expect("get"), None);
+    assert_eq!(
+        s.stream_validator(c, "other")
+            .await
+            .expect("get")
+            .as_deref(),
+        Some("x")
+    );
+}
