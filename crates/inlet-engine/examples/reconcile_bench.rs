@@ -2,7 +2,10 @@
 //! provider id listing of the same size (1% of the stored ids gone, 1% new), on SQLite.
 //! Prints the reconcile's seconds and the peak RSS during it.
 //!
-//! `cargo run --release -p inlet-engine --example reconcile_bench -- [N] [postgres://...]`
+//! `cargo run --release -p inlet-engine --example reconcile_bench -- [N] [postgres://.../ADMIN_DB]`
+//!
+//! With a PostgreSQL URL, a database `inlet_reconcile_bench_<pid>` is created next to
+//! the given one and dropped afterwards.
 
 use inlet_core::ColType::{Text, Time};
 use inlet_core::{
@@ -87,11 +90,62 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let n: u64 = args.get(1).map_or(Ok(1_000_000), |s| s.parse())?;
     let dir = tempfile::tempdir()?;
-    let url = args
-        .get(2)
-        .cloned()
-        .unwrap_or_else(|| dir.path().join("bench.db").display().to_string());
-    let store = inlet_store::open(&url).await?;
+    let pg = match args.get(2) {
+        Some(admin) => Some(PgBenchDb::create(admin).await?),
+        None => None,
+    };
+    let url = pg.as_ref().map_or_else(
+        || dir.path().join("bench.db").display().to_string(),
+        |p| p.url.clone(),
+    );
+    let result = bench(n, &url).await;
+    if let Some(p) = pg {
+        p.drop_db().await?;
+    }
+    result
+}
+
+/// A throwaway PostgreSQL database for the benchmark.
+struct PgBenchDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgBenchDb {
+    async fn create(admin: &str) -> Result<Self, Box<dyn std::error::Error>> {
+        let name = format!("inlet_reconcile_bench_{}", std::process::id());
+        let (client, conn) = tokio_postgres::connect(admin, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await?;
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .ok_or("the PostgreSQL URL must end with /DATABASE")?;
+        Ok(PgBenchDb {
+            admin: admin.to_string(),
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+
+    async fn drop_db(self) -> Result<(), Box<dyn std::error::Error>> {
+        let (client, conn) = tokio_postgres::connect(&self.admin, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .await?;
+        Ok(())
+    }
+}
+
+async fn bench(n: u64, url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let store = inlet_store::open(url).await?;
     let now = SystemClock.now();
     let conn = store
         .create_connection(
