@@ -12,7 +12,10 @@ use serde::Serialize;
 use std::sync::Arc;
 
 /// Providers this build can sync.
-pub const PROVIDERS: &[&str] = &["reddit"];
+pub const PROVIDERS: &[&str] = &["reddit", "github"];
+
+/// Providers whose connections are filled by `inlet import`, never synced.
+pub const IMPORT_ONLY: &[&str] = &["tiktok"];
 
 /// Open the database. Without `create`, a SQLite file that does not exist is an error
 /// (so a typo in a path never leaves an empty database behind).
@@ -75,16 +78,33 @@ pub fn connector(
 ) -> Result<Box<dyn Connector>> {
     match conn.provider.as_str() {
         "reddit" => {
-            let config: RedditConfig =
-                serde_json::from_value(conn.config.clone()).with_context(|| {
-                    format!("connection {:?} has an invalid Reddit config", conn.name)
-                })?;
+            let config: RedditConfig = serde_json::from_value(inlet_engine::provider_config(
+                &conn.config,
+            ))
+            .with_context(|| format!("connection {:?} has an invalid Reddit config", conn.name))?;
             let creds: RedditCredentials = serde_json::from_value(credentials(conn, key)?)
                 .with_context(|| {
                     format!("connection {:?} has invalid Reddit credentials", conn.name)
                 })?;
             Ok(Box::new(RedditConnector::new(config, &creds, http)?))
         }
+        "github" => {
+            use inlet_connectors::github::{GithubConfig, GithubConnector, GithubCredentials};
+            let config: GithubConfig = serde_json::from_value(inlet_engine::provider_config(
+                &conn.config,
+            ))
+            .with_context(|| format!("connection {:?} has an invalid GitHub config", conn.name))?;
+            let creds: GithubCredentials = serde_json::from_value(credentials(conn, key)?)
+                .with_context(|| {
+                    format!("connection {:?} has invalid GitHub credentials", conn.name)
+                })?;
+            Ok(Box::new(GithubConnector::new(config, &creds, http)?))
+        }
+        "tiktok" => bail!(
+            "connection {:?} is filled by imports: update it with `inlet import tiktok FILE --connection {}`",
+            conn.name,
+            conn.name
+        ),
         other => bail!(
             "connection {:?} uses provider {other:?}, which this build does not support (supported: {})",
             conn.name,

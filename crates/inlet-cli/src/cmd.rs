@@ -25,6 +25,8 @@ use std::process::ExitCode;
 pub enum ConnectProvider {
     /// Connect a Reddit account (OAuth2: refresh token, or username + password for script apps).
     Reddit(RedditArgs),
+    /// Connect a GitHub account's stars (personal access token or OAuth token).
+    Github(crate::github_cmd::GithubArgs),
 }
 
 /// `inlet connect reddit`.
@@ -88,7 +90,10 @@ pub async fn connect(
     provider: ConnectProvider,
     out: &Output,
 ) -> Result<ExitCode> {
-    let ConnectProvider::Reddit(a) = provider;
+    let a = match provider {
+        ConnectProvider::Reddit(a) => a,
+        ConnectProvider::Github(a) => return crate::github_cmd::connect(settings, a, out).await,
+    };
     if a.refresh_token.is_none() && (a.username.is_none() || a.password.is_none()) {
         bail!("give --refresh-token, or --username and --password for a script app");
     }
@@ -193,7 +198,15 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
     spawn_ctrl_c(cancel.clone());
     let mut failed = false;
     let mut reports = Vec::new();
+    if args.full && args.reconcile {
+        bail!(
+            "--full and --reconcile cannot be combined (a full sync re-reads everything; --reconcile lists ids after a delta)"
+        );
+    }
     for conn in &conns {
+        if args.connection.is_none() && app::IMPORT_ONLY.contains(&conn.provider.as_str()) {
+            continue; // filled by `inlet import`, nothing to sync
+        }
         if args.connection.is_none()
             && conn.status != ConnectionStatus::Active
             && conn.status != ConnectionStatus::Failing
@@ -215,9 +228,12 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
         check_streams(&*connector, &args.streams)?;
         let mut opts = SyncOptions::new(if args.full {
             RunMode::Full
+        } else if args.reconcile {
+            RunMode::Reconcile
         } else {
             RunMode::Delta
         });
+        opts.force = args.force;
         opts.streams = (!args.streams.is_empty()).then(|| args.streams.clone());
         opts.cancel = Some(cancel.clone());
         let bar = Bar::new(&conn.name);
@@ -338,9 +354,11 @@ pub async fn status(settings: &Settings, out: &Output) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn specs_of(provider: &str) -> &'static [StreamSpec] {
+pub(crate) fn specs_of(provider: &str) -> &'static [StreamSpec] {
     match provider {
         "reddit" => &inlet_connectors::reddit::streams::STREAMS,
+        "tiktok" => &inlet_connectors::tiktok::STREAMS,
+        "github" => &inlet_connectors::github::streams::STREAMS,
         _ => &[],
     }
 }

@@ -88,8 +88,10 @@ pub async fn run(a: &DemoArgs, out: &Output) -> Result<ExitCode> {
         "Meanwhile on Reddit: {} new messages ({} in new conversations), {} saved, {} unsaved, 1 message read.",
         changes.new_messages, changes.new_conversations, changes.saved, changes.unsaved
     ));
-    let delta = sync(&engine, &conn, &key, RunMode::Delta).await?;
-    report(out, &*store, &conn, &delta, "delta").await?;
+    // A delta that also reconciles (what every 10th scheduled sync does): unsaves are
+    // only visible to a full id listing.
+    let delta = sync(&engine, &conn, &key, RunMode::Reconcile).await?;
+    report(out, &*store, &conn, &delta, "reconcile").await?;
 
     let path = std::fs::canonicalize(&a.database).unwrap_or_else(|_| a.database.clone());
     let blobs = settings.attachments.blob_dir();

@@ -5,6 +5,8 @@ mod attachments;
 mod bench;
 mod cmd;
 mod demo;
+mod github_cmd;
+mod import;
 mod keys;
 mod output;
 mod progress;
@@ -74,6 +76,13 @@ enum Command {
         #[command(subcommand)]
         command: attachments::AttachmentsCommand,
     },
+    /// Import a data export file as the whole truth of a stream (add new, tombstone missing).
+    Import {
+        #[command(subcommand)]
+        source: import::ImportSource,
+    },
+    /// Delete tombstoned records (removed at the provider) older than a given age.
+    Purge(import::PurgeArgs),
 }
 
 /// `inlet sync`.
@@ -87,6 +96,13 @@ pub struct SyncArgs {
     /// Only these streams (repeatable).
     #[arg(long = "stream")]
     pub streams: Vec<String>,
+    /// Also list every id of the reconcilable streams and tombstone what the provider no
+    /// longer has (otherwise done every 10th sync).
+    #[arg(long)]
+    pub reconcile: bool,
+    /// Let a reconcile remove more than the safety valve's share of a stream (default 50%).
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn main() -> ExitCode {
@@ -131,6 +147,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Export(args) => cmd::export(&settings, &args, &out).await,
         Command::Attachments { command } => attachments::run(&settings, command, &out).await,
+        Command::Import { source } => import::import(&settings, source, &out).await,
+        Command::Purge(args) => import::purge(&settings, &args, &out).await,
         Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
     }
 }

@@ -99,10 +99,11 @@ async fn demo_runs_offline_and_reports_both_syncs() {
         (delta["new_saved"].as_u64(), delta["removed_saved"].as_u64()),
         (Some(3), Some(2))
     );
+    assert_eq!(delta["sync"], "reconcile");
     assert_eq!(
         delta["requests"].as_u64(),
-        Some(3),
-        "one request per stream"
+        Some(4),
+        "one request per stream, plus one page of saved ids for the reconcile"
     );
     let db = lines[2]["database"].as_str().expect("database path");
     assert!(Path::new(db).exists());

@@ -89,12 +89,18 @@ async fn full_then_changes_then_delta(db: &TestDb) {
         4 + 1,
         "4 messages and 1 saved item are new"
     );
-    assert_eq!(delta.stats.deleted, 2, "2 unsaved items tombstoned");
+    assert_eq!(
+        delta.stats.deleted, 0,
+        "unsaves wait for the next reconcile"
+    );
     assert!(
         delta.stats.updated >= 2,
         "the edited message and saved item were rewritten"
     );
     assert_eq!(delta.stats.derived_inserted, 1, "one new conversation");
+    let rec = sync(&store, "reddit-test", RunMode::Reconcile).await;
+    assert_eq!(rec.status, RunStatus::Success, "{:?}", rec.error);
+    assert_eq!(rec.stats.deleted, 2, "2 unsaved items tombstoned");
     assert_equals_truth(&*store, conn.id, &sim).await;
 
     // Re-saving an unsaved item revives its row instead of duplicating it.

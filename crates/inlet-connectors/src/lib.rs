@@ -5,4 +5,6 @@
 //! checkpoints, retries and rate limits live in `inlet-engine` and `inlet-http`.
 #![deny(missing_docs)]
 
+pub mod github;
 pub mod reddit;
+pub mod tiktok;

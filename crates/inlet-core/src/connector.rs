@@ -21,6 +21,15 @@ pub struct EntityPage {
     pub records: Vec<Record>,
 }
 
+/// One page of a stream's ids, for a reconcile ([`Connector::fetch_id_page`]).
+#[derive(Debug, Default)]
+pub struct IdPage {
+    /// Ids on this page.
+    pub ids: Vec<String>,
+    /// Cursor of the next page; `None` when the listing ended.
+    pub next: Option<String>,
+}
+
 /// Request accounting of a connector's HTTP client.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HttpStats {
@@ -97,6 +106,38 @@ pub trait Connector: Send + Sync {
     fn attachment_links(&self, stream: &StreamSpec, record: &Record) -> Vec<String> {
         let _ = (stream, record);
         Vec::new()
+    }
+    /// Whether `stream` takes part in reconcile: its complete id listing can be read with
+    /// [`Connector::fetch_id_page`], and deletions are detected only by reconcile runs
+    /// (not by a delta that happens to read a short listing to its end).
+    fn reconciles(&self, stream: &StreamSpec) -> bool {
+        let _ = stream;
+        false
+    }
+    /// One page of the ids of `stream` from `cursor` (`None`: the first page), the cheapest
+    /// way the provider allows. The default reads the ordinary page and keeps the ids.
+    async fn fetch_id_page(
+        &self,
+        stream: &StreamSpec,
+        cursor: Option<&str>,
+    ) -> Result<IdPage, ConnectorError> {
+        let page = self.fetch_page(stream, cursor).await?;
+        Ok(IdPage {
+            ids: page.records.into_iter().map(|r| r.id).collect(),
+            next: page.next,
+        })
+    }
+    /// The cache validator of `stream` to keep for the next delta (e.g. the ETag of its
+    /// first page), after a pass that completed; `None` when there is none.
+    fn validator(&self, stream: &StreamSpec) -> Option<String> {
+        let _ = stream;
+        None
+    }
+    /// Set (or with `None` clear) the cache validator a delta of `stream` may send. The
+    /// engine calls this before every pass: with the stored validator for a delta from
+    /// the top, with `None` for a full or resumed pass (which must read every page).
+    fn set_validator(&self, stream: &StreamSpec, validator: Option<&str>) {
+        let _ = (stream, validator);
     }
     /// Credentials changed by the connector (a refreshed or rotated token) since the last
     /// call, as the complete credentials JSON to seal and store; `None` when unchanged.

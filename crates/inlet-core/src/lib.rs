@@ -20,6 +20,7 @@
 pub mod attachment;
 mod clock;
 mod connector;
+mod duration;
 mod model;
 mod record;
 pub mod secrets;
@@ -32,12 +33,16 @@ pub use attachment::{
     FetchError, Fetched,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use connector::{Connector, ConnectorError, EntityPage, HttpStats, Page};
+pub use connector::{Connector, ConnectorError, EntityPage, HttpStats, IdPage, Page};
+pub use duration::parse_duration;
 pub use model::{
     Checkpoint, Connection, ConnectionStatus, NewConnection, Run, RunMode, RunStats, RunStatus,
     StreamStats, SyncState, Trigger,
 };
 pub use record::{ContentHash, Record, Value};
-pub use store::{ExportRow, PageBatch, PageOutcome, Store, StoreError, TombstoneBatch};
+pub use store::{
+    ExportRow, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Store, StoreError,
+    TombstoneBatch,
+};
 pub use stream::{Agg, ColType, Column, DerivedColumn, DerivedSpec, Scope, StopRule, StreamSpec};
 pub use time::Timestamp;

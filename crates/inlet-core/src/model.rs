@@ -51,6 +51,9 @@ string_enum!(
         Delta => "delta",
         /// Every page from the start.
         Full => "full",
+        /// A delta that also lists every id of the reconcilable streams and tombstones
+        /// what the provider no longer has.
+        Reconcile => "reconcile",
     }
 );
 

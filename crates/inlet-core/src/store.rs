@@ -94,6 +94,46 @@ pub struct TombstoneBatch<'a> {
     pub at: Timestamp,
 }
 
+/// A reconcile to apply: the ids of a complete listing were staged with
+/// [`Store::stage_ids`] under `token`.
+#[derive(Debug)]
+pub struct ReconcileBatch<'a> {
+    /// The connection.
+    pub connection_id: i64,
+    /// The stream.
+    pub stream: &'a StreamSpec,
+    /// The staging token the listed ids were staged under.
+    pub token: &'a str,
+    /// Change nothing when more than this share (0..=1) of the stream's live rows would be
+    /// tombstoned; `None` when forced.
+    pub max_share: Option<f64>,
+    /// The stream's sync state to write in the same transaction (when not refused).
+    pub state: &'a SyncState,
+    /// Tombstone time.
+    pub at: Timestamp,
+}
+
+/// What a reconcile (or an import) did, or would have done when refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReconcileOutcome {
+    /// Live rows of the stream before.
+    pub live_before: u64,
+    /// Rows tombstoned (when refused: rows that would have been).
+    pub tombstoned: u64,
+    /// Tombstoned rows the listing returned again, made live.
+    pub revived: u64,
+    /// The safety valve tripped: nothing was changed.
+    pub refused: bool,
+}
+
+impl ReconcileOutcome {
+    /// Whether tombstoning `tombstoned` of `live_before` rows exceeds `max_share`.
+    pub fn exceeds(live_before: u64, tombstoned: u64, max_share: Option<f64>) -> bool {
+        max_share
+            .is_some_and(|share| tombstoned > 0 && tombstoned as f64 > share * live_before as f64)
+    }
+}
+
 /// A stored record, for export.
 #[derive(Debug, Clone)]
 pub struct ExportRow {
@@ -194,6 +234,50 @@ pub trait Store: Send + Sync {
     /// refresh the derived rows they belong to, and write the sync state: one transaction.
     /// Returns how many rows were tombstoned.
     async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError>;
+    /// Add listed ids to the staging area under `token` (duplicates are ignored), for a
+    /// later [`Store::apply_reconcile`]. Staged ids change no record.
+    async fn stage_ids(&self, token: &str, ids: &[String]) -> Result<(), StoreError>;
+    /// Forget the ids staged under `token` (a listing that failed or was cancelled).
+    async fn drop_staged(&self, token: &str) -> Result<(), StoreError>;
+    /// In ONE transaction: tombstone the stream's live rows (within its scope) whose ids
+    /// were not staged under `token`, revive tombstoned rows whose ids were, refresh the
+    /// derived rows they belong to and write the sync state. When the share of live rows
+    /// to tombstone exceeds `max_share`, nothing changes and the outcome is `refused`.
+    /// The staged ids are dropped either way.
+    async fn apply_reconcile(
+        &self,
+        batch: ReconcileBatch<'_>,
+    ) -> Result<ReconcileOutcome, StoreError>;
+    /// An import of a complete snapshot, in ONE transaction: tombstone the stream's live
+    /// rows whose ids are not among `batch.records`, then upsert the records (reviving
+    /// tombstoned ones) and write the sync state. When the share of live rows to
+    /// tombstone exceeds `max_share`, nothing changes and the outcome is `refused`.
+    async fn import_snapshot(
+        &self,
+        batch: PageBatch<'_>,
+        max_share: Option<f64>,
+    ) -> Result<(PageOutcome, ReconcileOutcome), StoreError>;
+    /// Delete the stream's tombstoned rows (within its scope) tombstoned before `before`;
+    /// returns how many.
+    async fn purge_tombstones(
+        &self,
+        connection_id: i64,
+        stream: &StreamSpec,
+        before: Timestamp,
+    ) -> Result<u64, StoreError>;
+    /// A connector's stored cache validator for a stream ([`crate::Connector::validator`]).
+    async fn stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Store (or with `None` forget) a stream's cache validator.
+    async fn put_stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+        validator: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Recompute every derived row of the stream's derived table for this connection from
     /// the live source rows, and delete derived rows that have none left: one
     /// transaction, walking the keys in order. Returns (inserted, updated).

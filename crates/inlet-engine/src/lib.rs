@@ -38,11 +38,16 @@
 #![deny(missing_docs)]
 
 mod attachments;
+mod reconcile;
 mod refresh;
 mod sync;
 
 pub use attachments::{AttachmentOptions, DEFAULT_ATTACHMENT_CONCURRENCY};
 pub use inlet_core::{StopRule, Store, SyncState};
+pub use reconcile::{
+    DEFAULT_MAX_TOMBSTONE_SHARE, DEFAULT_RECONCILE_EVERY, ENGINE_CONFIG_KEYS, ReconcilePolicy,
+    provider_config,
+};
 pub use refresh::RefreshOutcome;
 pub use sync::{
     DEFAULT_BATCH_RECORDS, Engine, EngineError, MAX_BATCH_RAW_BYTES, NoProgress, Progress, Sealer,

@@ -1,11 +1,12 @@
 //! One sync of one connection: every stream, page by page.
 
+use crate::reconcile::{self, ReconcilePolicy};
 use inlet_core::{
     Checkpoint, Clock, Connection, ConnectionStatus, Connector, ConnectorError, HttpStats,
-    PageBatch, Record, Run, RunMode, RunStats, RunStatus, StopRule, Store, StoreError, StreamSpec,
-    StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
+    PageBatch, ReconcileBatch, Record, Run, RunMode, RunStats, RunStatus, StopRule, Store,
+    StoreError, StreamSpec, StreamStats, SyncState, Timestamp, Trigger,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -50,6 +51,8 @@ pub struct SyncOptions {
     pub streams: Option<Vec<String>>,
     /// Set to stop at the next page boundary (the checkpoint stays committed).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Let a reconcile tombstone more than the safety valve's share of a stream.
+    pub force: bool,
 }
 
 impl SyncOptions {
@@ -60,6 +63,7 @@ impl SyncOptions {
             trigger: Trigger::Manual,
             streams: None,
             cancel: None,
+            force: false,
         }
     }
 }
@@ -95,6 +99,8 @@ enum StreamEnd {
     Done,
     Failed(ConnectorError),
     Cancelled,
+    /// The safety valve stopped a tombstoning; nothing was removed.
+    Refused(String),
 }
 
 impl Engine {
@@ -142,14 +148,25 @@ impl Engine {
     ) -> Result<Run, EngineError> {
         self.close_abandoned_runs(conn.id).await?;
         let started = self.clock.now();
+        let policy = ReconcilePolicy::from_config(&conn.config);
+        let reconcile = match &policy {
+            Ok(p) => self.reconcile_plan(conn, connector, opts, p).await?,
+            Err(_) => BTreeSet::new(),
+        };
+        // A delta that also reconciles is recorded as a reconcile run.
+        let mode = if opts.mode == RunMode::Delta && !reconcile.is_empty() {
+            RunMode::Reconcile
+        } else {
+            opts.mode
+        };
         let run_id = self
             .store
-            .start_run(conn.id, opts.mode, opts.trigger, started)
+            .start_run(conn.id, mode, opts.trigger, started)
             .await?;
         let mut run = Run {
             id: run_id,
             connection_id: conn.id,
-            mode: opts.mode,
+            mode,
             trigger: opts.trigger,
             status: RunStatus::Running,
             started_at: started,
@@ -158,9 +175,17 @@ impl Engine {
             streams: BTreeMap::new(),
             error: None,
         };
-        let result = self
-            .sync_streams(conn, connector, opts, progress, &mut run)
-            .await;
+        let result = match policy {
+            Ok(policy) => {
+                let plan = Reconcile {
+                    policy,
+                    streams: reconcile,
+                };
+                self.sync_streams(conn, connector, opts, &plan, progress, &mut run)
+                    .await
+            }
+            Err(msg) => Ok((RunStatus::Failed, Some(msg))),
+        };
         let cancelled = opts
             .cancel
             .as_ref()
@@ -186,11 +211,39 @@ impl Engine {
         Ok(run)
     }
 
+    /// The streams this sync reconciles: all reconcilable ones when asked, else those due.
+    async fn reconcile_plan(
+        &self,
+        conn: &Connection,
+        connector: &dyn Connector,
+        opts: &SyncOptions,
+        policy: &ReconcilePolicy,
+    ) -> Result<BTreeSet<&'static str>, EngineError> {
+        let states = self.store.sync_states(conn.id).await?;
+        let now = self.clock.now();
+        Ok(connector
+            .streams()
+            .iter()
+            .filter(|s| connector.reconciles(s))
+            .filter(|s| {
+                opts.streams
+                    .as_ref()
+                    .is_none_or(|only| only.iter().any(|n| n == s.name))
+            })
+            .filter(|s| {
+                opts.mode == RunMode::Reconcile
+                    || states.get(s.name).is_some_and(|st| policy.due(st, now))
+            })
+            .map(|s| s.name)
+            .collect())
+    }
+
     async fn sync_streams(
         &self,
         conn: &Connection,
         connector: &dyn Connector,
         opts: &SyncOptions,
+        plan: &Reconcile,
         progress: &dyn Progress,
         run: &mut Run,
     ) -> Result<(RunStatus, Option<String>), EngineError> {
@@ -203,11 +256,11 @@ impl Engine {
                     .is_none_or(|only| only.iter().any(|n| n == s.name))
             })
             .collect();
-        let (mut failed, mut errors) = (0usize, Vec::new());
+        let (mut failed, mut refused, mut errors) = (0usize, 0usize, Vec::new());
         for stream in &streams {
             let mut st = StreamStats::default();
             let end = self
-                .sync_stream(conn, connector, stream, opts, progress, &mut st)
+                .sync_stream(conn, connector, stream, opts, plan, progress, &mut st)
                 .await?;
             progress.stream_finished(stream.name, &st);
             run.stats.add(&st.stats);
@@ -234,6 +287,12 @@ impl Engine {
                         .await?;
                     return Ok((RunStatus::Failed, Some(msg)));
                 }
+                StreamEnd::Refused(msg) => {
+                    tracing::warn!(connection = %conn.name, stream = stream.name, "{msg}");
+                    errors.push(msg.clone());
+                    st.error = Some(msg);
+                    refused += 1;
+                }
                 StreamEnd::Failed(e) => {
                     tracing::warn!(connection = %conn.name, stream = stream.name, error = %e, "Stream failed.");
                     st.error = Some(e.to_string());
@@ -245,7 +304,7 @@ impl Engine {
             self.save_progress(run).await?;
         }
         let status = match failed {
-            0 if run.stats.items_skipped_with_error > 0 => RunStatus::Partial,
+            0 if run.stats.items_skipped_with_error > 0 || refused > 0 => RunStatus::Partial,
             0 => RunStatus::Success,
             n if n < streams.len() => RunStatus::Partial,
             _ => RunStatus::Failed,
@@ -346,22 +405,59 @@ impl Engine {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn sync_stream(
         &self,
         conn: &Connection,
         connector: &dyn Connector,
         stream: &StreamSpec,
         opts: &SyncOptions,
+        plan: &Reconcile,
         progress: &dyn Progress,
         st: &mut StreamStats,
     ) -> Result<StreamEnd, EngineError> {
         let http_before = connector.http_stats();
-        let mut pass = Pass::begin(self, conn.id, stream, opts.mode).await?;
+        // A reconcile run's pass is a delta; the id listing follows it.
+        let mode = match opts.mode {
+            RunMode::Reconcile => RunMode::Delta,
+            m => m,
+        };
+        let mut pass = Pass::begin(self, conn.id, stream, mode).await?;
+        pass.policy = plan.policy;
+        pass.force = opts.force;
+        // Cache validators (ETags) only for a delta from the top; a full or resumed pass
+        // must read its pages.
+        let validator = if pass.cp.mode == RunMode::Delta && pass.cp.next.is_none() {
+            self.store.stream_validator(conn.id, stream.name).await?
+        } else {
+            None
+        };
+        connector.set_validator(stream, validator.as_deref());
         st.resumed = pass.resumed;
         progress.stream_started(stream.name, pass.resumed);
-        let end = pass
+        let mut end = pass
             .run(self, connector, opts, progress, st, http_before)
             .await;
+        if matches!(end, Ok(StreamEnd::Done)) {
+            let v = connector.validator(stream);
+            if v != validator {
+                self.store
+                    .put_stream_validator(conn.id, stream.name, v.as_deref())
+                    .await?;
+            }
+        }
+        if matches!(end, Ok(StreamEnd::Done)) && plan.streams.contains(stream.name) {
+            end = match self
+                .reconcile_stream(conn, connector, stream, opts, &plan.policy, st)
+                .await
+            {
+                Ok(reconcile::Outcome::Done) => Ok(StreamEnd::Done),
+                Ok(reconcile::Outcome::Refused(msg)) => Ok(StreamEnd::Refused(msg)),
+                Ok(reconcile::Outcome::Cancelled) => Ok(StreamEnd::Cancelled),
+                Ok(reconcile::Outcome::Failed(e)) => Err(PassError::Connector(e)),
+                Err(e) => Err(PassError::Store(e)),
+            };
+        }
         set_http(&mut st.stats, http_before, connector.http_stats());
         match end {
             Ok(end) => Ok(end),
@@ -369,6 +465,12 @@ impl Engine {
             Err(PassError::Connector(e)) => Ok(StreamEnd::Failed(e)),
         }
     }
+}
+
+/// The streams a sync reconciles and the connection's reconcile policy.
+struct Reconcile {
+    policy: ReconcilePolicy,
+    streams: BTreeSet<&'static str>,
 }
 
 /// A stream's request accounting: what the connector's client did since `before`.
@@ -467,6 +569,10 @@ struct Pass<'a> {
     /// Ids seen since the first page, while the pass may still prove to be complete.
     seen: Option<Vec<String>>,
     max_seen: usize,
+    /// The connection's safety valve for tombstones.
+    policy: ReconcilePolicy,
+    /// The valve is overridden.
+    force: bool,
 }
 
 impl<'a> Pass<'a> {
@@ -527,6 +633,8 @@ impl<'a> Pass<'a> {
             max_seen: stream.listing_cap.map_or(engine.max_seen, |cap| {
                 engine.max_seen.min(cap.saturating_sub(1) as usize)
             }),
+            policy: ReconcilePolicy::default(),
+            force: false,
         })
     }
 
@@ -563,7 +671,7 @@ impl<'a> Pass<'a> {
         let defer_derived = self.cp.mode == RunMode::Full && self.stream.derived.is_some();
         if self.cp.fetched_all {
             // Interrupted between the last page and the derived recomputation.
-            return self.finish_deferred(engine, st, false).await;
+            return self.finish_deferred(engine, connector, st, false).await;
         }
         let mut pending = gather(
             connector,
@@ -659,11 +767,13 @@ impl<'a> Pass<'a> {
             set_http(&mut st.stats, http_before, connector.http_stats());
             progress.page_committed(self.stream.name, st);
             if chunk.last && defer_derived {
-                return self.finish_deferred(engine, st, chunk.listing_ended).await;
+                return self
+                    .finish_deferred(engine, connector, st, chunk.listing_ended)
+                    .await;
             }
             if chunk.last {
                 if chunk.listing_ended {
-                    self.tombstone_if_complete(engine, st).await?;
+                    return self.tombstone_if_complete(engine, connector, st).await;
                 }
                 return Ok(StreamEnd::Done);
             }
@@ -681,6 +791,7 @@ impl<'a> Pass<'a> {
     async fn finish_deferred(
         &mut self,
         engine: &Engine,
+        connector: &dyn Connector,
         st: &mut StreamStats,
         listing_ended: bool,
     ) -> Result<StreamEnd, PassError> {
@@ -695,7 +806,7 @@ impl<'a> Pass<'a> {
             .put_sync_state(self.connection_id, self.stream.name, &self.state)
             .await?;
         if listing_ended {
-            self.tombstone_if_complete(engine, st).await?;
+            return self.tombstone_if_complete(engine, connector, st).await;
         }
         Ok(StreamEnd::Done)
     }
@@ -710,33 +821,53 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// The listing was read from its first page to its end: what it did not return is gone.
+    /// The listing was read from its first page to its end: what it did not return is gone
+    /// (through the same staged, safety-valved diff as a reconcile). Streams that take part
+    /// in reconcile leave deletions to their reconcile runs.
     async fn tombstone_if_complete(
         &mut self,
         engine: &Engine,
+        connector: &dyn Connector,
         st: &mut StreamStats,
-    ) -> Result<(), StoreError> {
+    ) -> Result<StreamEnd, PassError> {
         let Some(seen) = self.seen.take() else {
-            return Ok(());
+            return Ok(StreamEnd::Done);
         };
-        if self
-            .stream
-            .listing_cap
-            .is_some_and(|cap| seen.len() as u64 >= cap)
+        if connector.reconciles(self.stream)
+            || self
+                .stream
+                .listing_cap
+                .is_some_and(|cap| seen.len() as u64 >= cap)
         {
-            return Ok(());
+            return Ok(StreamEnd::Done);
         }
-        st.complete_listing = true;
         let now = engine.clock.now();
-        self.state.last_reconciled_at = Some(now);
-        let batch = TombstoneBatch {
-            connection_id: self.connection_id,
-            stream: self.stream,
-            seen: &seen,
-            state: &self.state,
-            at: now,
-        };
-        st.stats.deleted += engine.store.tombstone_missing(batch).await?;
-        Ok(())
+        let mut state = self.state.clone();
+        state.last_reconciled_at = Some(now);
+        let token = format!("{}:{}", self.connection_id, self.stream.name);
+        engine.store.drop_staged(&token).await?;
+        engine.store.stage_ids(&token, &seen).await?;
+        let out = engine
+            .store
+            .apply_reconcile(ReconcileBatch {
+                connection_id: self.connection_id,
+                stream: self.stream,
+                token: &token,
+                max_share: (!self.force).then_some(self.policy.max_share),
+                state: &state,
+                at: now,
+            })
+            .await?;
+        if out.refused {
+            return Ok(StreamEnd::Refused(reconcile::refusal(
+                self.stream,
+                &out,
+                self.policy.max_share,
+            )));
+        }
+        self.state = state;
+        st.complete_listing = true;
+        st.stats.deleted += out.tombstoned;
+        Ok(StreamEnd::Done)
     }
 }

@@ -27,6 +27,7 @@ mod codec;
 mod error;
 mod migrate;
 mod pg;
+mod reconcile_sql;
 mod sql;
 mod sqlite;
 mod target;

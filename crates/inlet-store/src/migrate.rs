@@ -47,6 +47,11 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         include_str!("../migrations/sqlite/0003_attachments.sql"),
     ),
     Migration::new(
+        4,
+        "reconcile_github_tiktok",
+        include_str!("../migrations/sqlite/0004_reconcile_github_tiktok.sql"),
+    ),
+    Migration::new(
         7,
         "run_quota",
         include_str!("../migrations/sqlite/0007_run_quota.sql"),
@@ -69,6 +74,11 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         3,
         "attachments",
         include_str!("../migrations/postgres/0003_attachments.sql"),
+    ),
+    Migration::new(
+        4,
+        "reconcile_github_tiktok",
+        include_str!("../migrations/postgres/0004_reconcile_github_tiktok.sql"),
     ),
     Migration::new(
         7,

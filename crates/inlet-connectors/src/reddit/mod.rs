@@ -129,6 +129,12 @@ impl Connector for RedditConnector {
             .unwrap_or_default()
     }
 
+    /// Saved items: an unsave is only visible in a complete re-listing (Reddit has no
+    /// cheaper id listing, so the ids come from the ordinary pages).
+    fn reconciles(&self, stream: &StreamSpec) -> bool {
+        stream.name == "saved"
+    }
+
     async fn take_updated_credentials(&self) -> Option<serde_json::Value> {
         let snap = self.client.token.take_snapshot().await?;
         let mut creds = self.creds.lock().unwrap_or_else(|p| p.into_inner());

@@ -3,6 +3,7 @@
 
 mod attachments;
 mod meta;
+mod reconcile;
 mod records;
 
 use crate::codec::streams_json;
@@ -11,9 +12,9 @@ use crate::migrate::{self, Applied, POSTGRES_MIGRATIONS};
 use crate::target::redact_url;
 use async_trait::async_trait;
 use inlet_core::{
-    Connection as Conn, ConnectionStatus, ExportRow, NewConnection, PageBatch, PageOutcome, Run,
-    RunMode, RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp,
-    TombstoneBatch, Trigger,
+    Connection as Conn, ConnectionStatus, ExportRow, NewConnection, PageBatch, PageOutcome,
+    ReconcileBatch, ReconcileOutcome, Run, RunMode, RunStats, RunStatus, Store, StoreError,
+    StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -319,6 +320,56 @@ impl Store for PgStore {
 
     async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError> {
         records::tombstone_missing(&mut *self.lock().await?, &batch).await
+    }
+
+    async fn stage_ids(&self, token: &str, ids: &[String]) -> Result<(), StoreError> {
+        reconcile::stage_ids(&mut *self.lock().await?, token, ids).await
+    }
+
+    async fn drop_staged(&self, token: &str) -> Result<(), StoreError> {
+        reconcile::drop_staged(&mut *self.lock().await?, token).await
+    }
+
+    async fn apply_reconcile(
+        &self,
+        batch: ReconcileBatch<'_>,
+    ) -> Result<ReconcileOutcome, StoreError> {
+        reconcile::apply_reconcile(&mut *self.lock().await?, &batch).await
+    }
+
+    async fn import_snapshot(
+        &self,
+        batch: PageBatch<'_>,
+        max_share: Option<f64>,
+    ) -> Result<(PageOutcome, ReconcileOutcome), StoreError> {
+        reconcile::import_snapshot(&mut *self.lock().await?, &batch, max_share).await
+    }
+
+    async fn purge_tombstones(
+        &self,
+        connection_id: i64,
+        stream: &StreamSpec,
+        before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        reconcile::purge(&mut *self.lock().await?, connection_id, stream, before).await
+    }
+
+    async fn stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+    ) -> Result<Option<String>, StoreError> {
+        reconcile::stream_validator(&mut *self.lock().await?, connection_id, stream).await
+    }
+
+    async fn put_stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+        validator: Option<&str>,
+    ) -> Result<(), StoreError> {
+        reconcile::put_stream_validator(&mut *self.lock().await?, connection_id, stream, validator)
+            .await
     }
 
     async fn refresh_derived_all(

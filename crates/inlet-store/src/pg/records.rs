@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Transaction};
 
-type Param<'a> = &'a (dyn ToSql + Sync);
+pub(super) type Param<'a> = &'a (dyn ToSql + Sync);
 
 /// The values of one typed column over the rows of a page, as a PostgreSQL array.
 enum ColArray<'a> {
@@ -85,7 +85,7 @@ fn column<'a>(ty: ColType, i: usize, rows: &[(&'a Record, [u8; 16])]) -> ColArra
 }
 
 /// Insert (or rewrite) `rows` with one statement of column arrays.
-async fn write_rows(
+pub(super) async fn write_rows(
     tx: &Transaction<'_>,
     cache: &mut Cache,
     sql: &str,
@@ -164,7 +164,7 @@ pub(super) async fn commit_page(
 
 /// The record tables carry no foreign key (one trigger per row was too dear): check the
 /// connection once per page and hold it against deletion until commit, as the key would.
-async fn lock_connection(
+pub(super) async fn lock_connection(
     tx: &Transaction<'_>,
     cache: &mut Cache,
     conn: i64,
@@ -183,7 +183,7 @@ async fn lock_connection(
     Ok(())
 }
 
-async fn lookup(
+pub(super) async fn lookup(
     tx: &Transaction<'_>,
     cache: &mut Cache,
     spec: &StreamSpec,
@@ -206,7 +206,7 @@ async fn lookup(
 }
 
 /// Recompute the derived rows of `keys` in one statement; returns (inserted, updated).
-async fn refresh_derived(
+pub(super) async fn refresh_derived(
     tx: &Transaction<'_>,
     cache: &mut Cache,
     spec: &StreamSpec,

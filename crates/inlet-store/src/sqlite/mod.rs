@@ -3,6 +3,7 @@
 
 mod attachments;
 mod meta;
+mod reconcile;
 mod records;
 mod values;
 
@@ -10,9 +11,9 @@ use crate::error::{join, sqlite as db_err};
 use crate::migrate::{self, Applied, SQLITE_MIGRATIONS};
 use async_trait::async_trait;
 use inlet_core::{
-    Connection as Conn, ConnectionStatus, ExportRow, NewConnection, PageBatch, PageOutcome, Run,
-    RunMode, RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp,
-    TombstoneBatch, Trigger,
+    Connection as Conn, ConnectionStatus, ExportRow, NewConnection, PageBatch, PageOutcome,
+    ReconcileBatch, ReconcileOutcome, Run, RunMode, RunStats, RunStatus, Store, StoreError,
+    StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
 };
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::collections::BTreeMap;
@@ -285,6 +286,66 @@ impl Store for SqliteStore {
     async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError> {
         let t = records::OwnedTombstones::from(batch);
         self.run(move |c| records::tombstone_missing(c, &t)).await
+    }
+
+    async fn stage_ids(&self, token: &str, ids: &[String]) -> Result<(), StoreError> {
+        let (token, ids) = (token.to_string(), ids.to_vec());
+        self.run(move |c| reconcile::stage_ids(c, &token, &ids))
+            .await
+    }
+
+    async fn drop_staged(&self, token: &str) -> Result<(), StoreError> {
+        let token = token.to_string();
+        self.run(move |c| reconcile::drop_staged(c, &token)).await
+    }
+
+    async fn apply_reconcile(
+        &self,
+        batch: ReconcileBatch<'_>,
+    ) -> Result<ReconcileOutcome, StoreError> {
+        let b = reconcile::OwnedReconcile::from(batch);
+        self.run(move |c| reconcile::apply_reconcile(c, &b)).await
+    }
+
+    async fn import_snapshot(
+        &self,
+        batch: PageBatch<'_>,
+        max_share: Option<f64>,
+    ) -> Result<(PageOutcome, ReconcileOutcome), StoreError> {
+        let b = reconcile::OwnedImport::new(batch, max_share);
+        self.run(move |c| reconcile::import_snapshot(c, &b)).await
+    }
+
+    async fn purge_tombstones(
+        &self,
+        connection_id: i64,
+        stream: &StreamSpec,
+        before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let spec = *stream;
+        self.run(move |c| reconcile::purge(c, connection_id, &spec, before))
+            .await
+    }
+
+    async fn stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let stream = stream.to_string();
+        self.run(move |c| reconcile::stream_validator(c, connection_id, &stream))
+            .await
+    }
+
+    async fn put_stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+        validator: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (stream, v) = (stream.to_string(), validator.map(str::to_string));
+        self.run(move |c| reconcile::put_stream_validator(c, connection_id, &stream, v.as_deref()))
+            .await
     }
 
     async fn refresh_derived_all(

@@ -57,11 +57,11 @@ impl From<TombstoneBatch<'_>> for OwnedTombstones {
 }
 
 /// A JSON array of strings, for `json_each`.
-fn json_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+pub(super) fn json_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     serde_json::Value::Array(items.into_iter().map(serde_json::Value::from).collect()).to_string()
 }
 
-fn begin(c: &mut Connection) -> Result<Transaction<'_>, StoreError> {
+pub(super) fn begin(c: &mut Connection) -> Result<Transaction<'_>, StoreError> {
     c.transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err)
 }
@@ -92,7 +92,7 @@ pub(crate) fn commit_page(c: &mut Connection, p: &OwnedPage) -> Result<PageOutco
     })
 }
 
-fn lookup(
+pub(super) fn lookup(
     tx: &Transaction<'_>,
     spec: &StreamSpec,
     conn: i64,
@@ -117,7 +117,7 @@ fn lookup(
 
 /// Insert new rows with multi-row statements of 64, 32, ... 1 rows (few distinct
 /// statements, all cached).
-fn insert(
+pub(super) fn insert(
     tx: &Transaction<'_>,
     spec: &StreamSpec,
     conn: i64,
@@ -158,7 +158,7 @@ fn insert(
     Ok(())
 }
 
-fn update(
+pub(super) fn update(
     tx: &Transaction<'_>,
     spec: &StreamSpec,
     conn: i64,
@@ -185,7 +185,7 @@ fn update(
 }
 
 /// Recompute the derived rows of `keys`; returns (inserted, updated).
-fn refresh_derived(
+pub(super) fn refresh_derived(
     tx: &Transaction<'_>,
     spec: &StreamSpec,
     conn: i64,

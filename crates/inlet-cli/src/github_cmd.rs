@@ -1,0 +1,106 @@
+//! `inlet connect github`.
+
+use crate::app;
+use crate::keys;
+use crate::output::Output;
+use crate::settings::Settings;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use inlet_connectors::github::{
+    DEFAULT_API_BASE, GithubConfig, GithubConnector, GithubCredentials, streams,
+};
+use inlet_core::{Clock, ConnectionStatus, Connector, NewConnection, SystemClock};
+use inlet_http::HttpConfig;
+use serde_json::json;
+use std::process::ExitCode;
+
+/// `inlet connect github`.
+#[derive(Debug, Args)]
+pub struct GithubArgs {
+    /// A unique name for the connection.
+    #[arg(long)]
+    pub name: String,
+    /// Tenant / workspace the connection belongs to.
+    #[arg(long, default_value = "default")]
+    pub workspace: String,
+    /// A personal access token (classic `ghp_` or fine-grained `github_pat_`) or an OAuth
+    /// token (`gho_`); private starred repositories need the `repo` scope / "Starring: read".
+    #[arg(long, env = "GITHUB_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// API base URL (for GitHub Enterprise, proxies and simulators).
+    #[arg(long, default_value = DEFAULT_API_BASE)]
+    pub api_base: String,
+    /// Items per page (1..=100).
+    #[arg(long, default_value_t = 100)]
+    pub per_page: u32,
+    /// Store without checking the token against GitHub first.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Replace the token of an existing connection of this name.
+    #[arg(long)]
+    pub update: bool,
+}
+
+/// Verify the token with one request (the first page of stars), then store.
+pub async fn connect(settings: &Settings, a: GithubArgs, out: &Output) -> Result<ExitCode> {
+    let config = GithubConfig {
+        api_base: a.api_base.trim_end_matches('/').to_string(),
+        per_page: a.per_page,
+        login: None,
+        http: Default::default(),
+    };
+    config.validate()?;
+    let creds = GithubCredentials { token: a.token };
+    if !a.no_verify {
+        let conn = GithubConnector::new(config.clone(), &creds, HttpConfig::default())?;
+        conn.fetch_page(&streams::STREAMS[0], None)
+            .await
+            .context("could not verify the token with GitHub")?;
+    }
+    let store = app::open_store(settings, true).await?;
+    let key = keys::load(&settings.key_file, true)?;
+    let sealed = app::seal(&a.name, &serde_json::to_value(&creds)?, &key)?;
+    let now = SystemClock.now();
+    let conn = match store.get_connection(&a.name).await? {
+        Some(existing) if a.update && existing.provider == "github" => {
+            store.set_credentials(existing.id, &sealed, now).await?;
+            store
+                .set_connection_status(existing.id, ConnectionStatus::Active, None, now)
+                .await?;
+            existing
+        }
+        Some(existing) if a.update => bail!(
+            "connection {:?} is a {} connection, not github",
+            a.name,
+            existing.provider
+        ),
+        Some(_) => bail!(
+            "a connection named {:?} exists already (use --update to replace its token)",
+            a.name
+        ),
+        None if a.update => bail!("no connection named {:?} to update", a.name),
+        None => {
+            let new = NewConnection {
+                name: a.name.clone(),
+                workspace: a.workspace,
+                provider: "github".into(),
+                config: serde_json::to_value(&config)?,
+                credentials: sealed,
+            };
+            store.create_connection(&new, now).await?
+        }
+    };
+    out.emit(
+        &json!({"connection": conn.name, "id": conn.id, "provider": "github", "verified": !a.no_verify, "database": store.location()}),
+        || {
+            format!(
+                "Connected {:?} (id {}) to GitHub{}; stored in {}.",
+                conn.name,
+                conn.id,
+                if a.no_verify { " (not verified)" } else { "" },
+                store.location()
+            )
+        },
+    );
+    Ok(ExitCode::SUCCESS)
+}

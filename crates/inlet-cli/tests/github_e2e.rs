@@ -1,0 +1,318 @@
+//! GitHub stars end to end against the simulator, on SQLite and PostgreSQL: the table
+//! equals the simulator's truth after every step, an unchanged first page is a free 304,
+//! unstars are tombstoned at the next reconcile, faults and limits are survived.
+
+mod common;
+
+use common::*;
+use inlet_connectors::github::{GithubConfig, GithubConnector, GithubCredentials, streams};
+use inlet_core::{Clock, Connection, NewConnection, RunMode, RunStatus, Store, SystemClock};
+use inlet_engine::{NoProgress, SyncOptions};
+use inlet_sim::github::{GithubSim, GithubSimConfig};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+async fn setup_github(
+    db: &TestDb,
+    stars: u64,
+) -> (GithubSim, Arc<dyn Store>, Connection, GithubConnector) {
+    let sim = GithubSim::start(GithubSimConfig {
+        stars,
+        ..Default::default()
+    })
+    .await
+    .expect("sim");
+    let store = db.store().await;
+    let config = GithubConfig {
+        api_base: sim.api_base(),
+        per_page: 50,
+        login: None,
+        http: Default::default(),
+    };
+    let new = NewConnection {
+        name: "github-test".into(),
+        workspace: "tests".into(),
+        provider: "github".into(),
+        config: serde_json::to_value(&config).expect("json"),
+        credentials: key().seal(b"{}", b"test").expect("seal"),
+    };
+    let conn = store
+        .create_connection(&new, SystemClock.now())
+        .await
+        .expect("create");
+    let creds = GithubCredentials {
+        token: sim.token().to_string(),
+    };
+    let connector = GithubConnector::new(config, &creds, http_config()).expect("connector");
+    (sim, store, conn, connector)
+}
+
+async fn sync(
+    store: &Arc<dyn Store>,
+    conn: &Connection,
+    c: &GithubConnector,
+    mode: RunMode,
+) -> inlet_core::Run {
+    engine(store.clone())
+        .sync(conn, c, &SyncOptions::new(mode), &NoProgress)
+        .await
+        .expect("sync")
+}
+
+async fn assert_truth(store: &dyn Store, conn: i64, sim: &GithubSim) {
+    let spec = &streams::STREAMS[0];
+    let mut got = BTreeMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let rows = store
+            .export_page(conn, spec, after.as_deref(), 500, false)
+            .await
+            .expect("export");
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id.clone());
+        for r in rows {
+            let raw: serde_json::Value = serde_json::from_str(&r.raw).expect("json");
+            got.insert(r.id, raw);
+        }
+    }
+    let want: BTreeMap<String, serde_json::Value> = sim
+        .truth()
+        .into_iter()
+        .map(|v| (v["repo"]["id"].to_string(), v))
+        .collect();
+    assert_eq!(got.len(), want.len(), "row count");
+    for (id, w) in &want {
+        assert_eq!(got.get(id), Some(w), "star {id} differs from the simulator");
+    }
+}
+
+async fn stars_lifecycle(db: &TestDb) {
+    let (sim, store, conn, c) = setup_github(db, 120).await;
+    let first = sync(&store, &conn, &c, RunMode::Delta).await;
+    assert_eq!(first.status, RunStatus::Success, "{:?}", first.error);
+    assert_eq!(first.stats.inserted, 120);
+    assert_eq!(
+        first.stats.requests, 3,
+        "120 stars in pages of 50, by Link header"
+    );
+    assert_truth(&*store, conn.id, &sim).await;
+
+    // Nothing changed: one conditional request answered 304, no budget spent.
+    let used = sim.budget_used();
+    sim.clear_log();
+    let again = sync(&store, &conn, &c, RunMode::Delta).await;
+    assert_eq!(again.status, RunStatus::Success, "{:?}", again.error);
+    let log = sim.requests();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!((log[0].status, log[0].conditional), (304, true));
+    assert_eq!(sim.budget_used(), used, "a 304 costs no rate-limit budget");
+    assert_eq!((again.stats.fetched, again.stats.inserted), (0, 0));
+
+    // New star, an edit on page 1, an unstar deep in the list.
+    let ids = sim.starred_ids();
+    let new_id = sim.star_new();
+    assert!(sim.edit_stargazers(ids[0], 99_999));
+    assert!(sim.unstar(ids[100]));
+    let delta = sync(&store, &conn, &c, RunMode::Delta).await;
+    assert_eq!(delta.status, RunStatus::Success, "{:?}", delta.error);
+    assert_eq!(delta.stats.inserted, 1);
+    assert!(
+        delta.stats.updated >= 1,
+        "the edited repository was rewritten"
+    );
+    assert_eq!(delta.stats.deleted, 0, "unstars wait for the reconcile");
+    assert_eq!(delta.stats.requests, 1, "the delta stops on page 1");
+    assert!(store.sync_state(conn.id, "starred").await.is_ok());
+
+    let rec = sync(&store, &conn, &c, RunMode::Reconcile).await;
+    assert_eq!(rec.status, RunStatus::Success, "{:?}", rec.error);
+    assert_eq!(rec.stats.deleted, 1);
+    assert_truth(&*store, conn.id, &sim).await;
+    assert!(
+        store
+            .export_page(conn.id, &streams::STREAMS[0], None, 1000, true)
+            .await
+            .expect("export")
+            .iter()
+            .any(|r| r.id == ids[100].to_string() && r.deleted_at.is_some()),
+        "the tombstone is kept"
+    );
+
+    // Re-starred: back at the top, revived by the delta.
+    assert!(sim.restar(ids[100]));
+    let back = sync(&store, &conn, &c, RunMode::Delta).await;
+    assert_eq!((back.stats.inserted, back.stats.updated), (0, 1));
+    assert_truth(&*store, conn.id, &sim).await;
+    assert!(sim.starred_ids().contains(&new_id));
+
+    // A secondary-limit 403 with Retry-After and a 502: waited out, retried, still equal.
+    sim.star_new();
+    sim.secondary_limit_next(1, 1);
+    sim.bad_gateway_next(1);
+    let faulty = sync(&store, &conn, &c, RunMode::Delta).await;
+    assert_eq!(faulty.status, RunStatus::Success, "{:?}", faulty.error);
+    assert!(faulty.stats.retries >= 2);
+    assert!(
+        faulty.stats.rate_limit_wait_ms >= 1000,
+        "Retry-After honoured"
+    );
+    assert_truth(&*store, conn.id, &sim).await;
+    assert_eq!(sim.rate_limit_violations(), 0);
+    sim.shutdown();
+}
+both_backends!(github_stars_lifecycle_equals_truth, stars_lifecycle);
+
+async fn bad_token(db: &TestDb) {
+    // A rejected token is not retried: the connection needs re-authentication.
+    let sim = GithubSim::start(GithubSimConfig {
+        stars: 40,
+        rate_limit: 2,
+        ..Default::default()
+    })
+    .await
+    .expect("sim");
+    let store = db.store().await;
+    let config = GithubConfig {
+        api_base: sim.api_base(),
+        per_page: 10,
+        login: None,
+        http: Default::default(),
+    };
+    let creds = GithubCredentials {
+        token: "wrong".into(),
+    };
+    let new = NewConnection {
+        name: "gh".into(),
+        workspace: "tests".into(),
+        provider: "github".into(),
+        config: serde_json::to_value(&config).expect("json"),
+        credentials: vec![1],
+    };
+    let conn = store
+        .create_connection(&new, SystemClock.now())
+        .await
+        .expect("create");
+    let bad = GithubConnector::new(config, &creds, http_config()).expect("connector");
+    let run = sync(&store, &conn, &bad, RunMode::Delta).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(
+        run.error
+            .as_deref()
+            .is_some_and(|e| e.contains("rejected the token")),
+        "{:?}",
+        run.error
+    );
+    let conn = store
+        .get_connection("gh")
+        .await
+        .expect("get")
+        .expect("conn");
+    assert_eq!(conn.status, inlet_core::ConnectionStatus::NeedsReauth);
+    sim.shutdown();
+}
+both_backends!(github_bad_token_needs_reauth, bad_token);
+
+/// The CLI: `inlet connect github` verifies the token, `inlet sync --reconcile` tombstones
+/// an unstar, `inlet export` and `inlet status` show the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_connect_sync_reconcile() {
+    let sim = GithubSim::start(GithubSimConfig {
+        stars: 12,
+        ..Default::default()
+    })
+    .await
+    .expect("sim");
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("inlet.db");
+    let inlet = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_inlet"))
+            .args(args)
+            .env("INLET_DATABASE_URL", &db)
+            .env("INLET_KEY_FILE", dir.path().join("key"))
+            .env_remove("GITHUB_TOKEN")
+            .current_dir(dir.path())
+            .output()
+            .expect("run inlet")
+    };
+    let base = sim.api_base();
+    let out = inlet(&[
+        "connect",
+        "github",
+        "--name",
+        "gh",
+        "--token",
+        "bad",
+        "--api-base",
+        &base,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("could not verify the token"), "{err}");
+    assert!(!db.exists(), "a failed verification writes nothing");
+    let out = inlet(&[
+        "connect",
+        "github",
+        "--name",
+        "gh",
+        "--token",
+        sim.token(),
+        "--api-base",
+        &base,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = inlet(&["sync", "gh"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("12 new"));
+    // A new process: the stored ETag makes the unchanged first page a free 304.
+    let used = sim.budget_used();
+    sim.clear_log();
+    let out = inlet(&["sync", "gh"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = sim.requests();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!((log[0].status, log[0].conditional), (304, true));
+    assert_eq!(sim.budget_used(), used);
+    // --full re-reads everything: never conditional.
+    sim.clear_log();
+    let out = inlet(&["sync", "gh", "--full"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        sim.requests()
+            .iter()
+            .all(|r| r.status == 200 && !r.conditional)
+    );
+    let ids = sim.starred_ids();
+    assert!(sim.unstar(ids[3]));
+    let out = inlet(&["sync", "gh", "--reconcile", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v[0]["mode"], "reconcile");
+    assert_eq!(v[0]["stats"]["deleted"], 1);
+    let out = inlet(&["export", "gh", "starred"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 11);
+    let out = inlet(&["sync", "gh", "--full", "--reconcile"]);
+    assert!(!out.status.success());
+    let out = inlet(&["status"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("starred"));
+    sim.shutdown();
+}

@@ -1,0 +1,230 @@
+//! Reconcile: list every id of a stream, tombstone what the provider no longer has.
+//!
+//! A delta cannot see removals (an unsaved post, an unstarred repository). For streams a
+//! connector marks as reconcilable ([`Connector::reconciles`]), the engine lists all ids
+//! ([`Connector::fetch_id_page`]) every Nth completed sync of the stream, when the last
+//! reconcile is older than a configured age, or when asked (`RunMode::Reconcile`).
+//!
+//! The ids are staged in the store page by page (memory stays at one chunk however long
+//! the listing), and only once the listing has been read to its natural end is the diff
+//! applied — in ONE transaction ([`Store::apply_reconcile`]). A listing that fails,
+//! is cancelled or reaches the provider's cap changes nothing. A diff that would
+//! tombstone more than the configured share of the stream (default 50%) changes
+//! nothing either, and the run says why, unless forced.
+//!
+//! [`Store::apply_reconcile`]: inlet_core::Store::apply_reconcile
+
+use crate::sync::{Engine, SyncOptions};
+use inlet_core::{
+    Connection, Connector, ConnectorError, ReconcileBatch, StoreError, StreamSpec, StreamStats,
+    SyncState, Timestamp, parse_duration,
+};
+use std::sync::atomic::Ordering;
+
+/// Reconcile every this many completed syncs of a stream by default.
+pub const DEFAULT_RECONCILE_EVERY: i64 = 10;
+/// A reconcile may tombstone at most this share of a stream's live rows unless forced.
+pub const DEFAULT_MAX_TOMBSTONE_SHARE: f64 = 0.5;
+/// Listed ids staged per store call.
+const STAGE_CHUNK: usize = 10_000;
+
+/// When a connection's streams are reconciled, from its config JSON:
+/// `reconcile_every` (completed syncs; 0 = only on demand), `reconcile_max_age`
+/// (`"7d"`, `"12h"`, or seconds), `reconcile_max_share` (0..=1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReconcilePolicy {
+    /// Every Nth completed sync of a stream reconciles it (0: never by count).
+    pub every: i64,
+    /// Reconcile when the last reconcile is older than this many milliseconds.
+    pub max_age_ms: Option<i64>,
+    /// The safety valve: the largest share of live rows one reconcile may tombstone.
+    pub max_share: f64,
+}
+
+impl Default for ReconcilePolicy {
+    fn default() -> Self {
+        ReconcilePolicy {
+            every: DEFAULT_RECONCILE_EVERY,
+            max_age_ms: None,
+            max_share: DEFAULT_MAX_TOMBSTONE_SHARE,
+        }
+    }
+}
+
+/// Config keys the engine reads from a connection's config (not the provider's).
+pub const ENGINE_CONFIG_KEYS: &[&str] = &[
+    "reconcile_every",
+    "reconcile_max_age",
+    "reconcile_max_share",
+];
+
+/// A connection's config without the engine's keys: what the provider's connector reads.
+pub fn provider_config(config: &serde_json::Value) -> serde_json::Value {
+    let mut c = config.clone();
+    if let Some(map) = c.as_object_mut() {
+        for k in ENGINE_CONFIG_KEYS {
+            map.remove(*k);
+        }
+    }
+    c
+}
+
+impl ReconcilePolicy {
+    /// Read the policy from a connection's config; errors name the bad key.
+    pub fn from_config(config: &serde_json::Value) -> Result<Self, String> {
+        let mut p = ReconcilePolicy::default();
+        if let Some(v) = config.get("reconcile_every").filter(|v| !v.is_null()) {
+            p.every = v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
+                format!("config key reconcile_every must be a whole number >= 0, got {v}")
+            })?;
+        }
+        if let Some(v) = config.get("reconcile_max_age").filter(|v| !v.is_null()) {
+            let ms = match v {
+                serde_json::Value::String(s) => parse_duration(s)
+                    .map_err(|e| format!("config key reconcile_max_age: {e}"))?,
+                other => other
+                    .as_i64()
+                    .filter(|n| *n > 0)
+                    .and_then(|s| s.checked_mul(1000))
+                    .ok_or_else(|| {
+                        format!(
+                            "config key reconcile_max_age must be a duration like \"7d\" or seconds, got {other}"
+                        )
+                    })?,
+            };
+            p.max_age_ms = Some(ms);
+        }
+        if let Some(v) = config.get("reconcile_max_share").filter(|v| !v.is_null()) {
+            p.max_share = v
+                .as_f64()
+                .filter(|f| (0.0..=1.0).contains(f))
+                .ok_or_else(|| {
+                    format!("config key reconcile_max_share must be a number from 0 to 1, got {v}")
+                })?;
+        }
+        Ok(p)
+    }
+
+    /// Whether the sync about to start should also reconcile a stream in `state`.
+    pub fn due(&self, state: &SyncState, now: Timestamp) -> bool {
+        if state.sync_count < 1 {
+            return false; // the first pass reads everything anyway
+        }
+        if self.every > 0 && (state.sync_count + 1) % self.every == 0 {
+            return true;
+        }
+        self.max_age_ms
+            .is_some_and(|age| state.last_reconciled_at.is_none_or(|t| now.0 - t.0 >= age))
+    }
+}
+
+/// How a stream's reconcile ended.
+pub(crate) enum Outcome {
+    /// Applied (or skipped because the listing cannot be complete).
+    Done,
+    /// The safety valve stopped it; nothing changed.
+    Refused(String),
+    /// The listing failed; nothing changed.
+    Failed(ConnectorError),
+    /// Cancelled during the listing; nothing changed.
+    Cancelled,
+}
+
+impl Engine {
+    /// List every id of `stream`, staging them in the store, then apply the diff.
+    pub(crate) async fn reconcile_stream(
+        &self,
+        conn: &Connection,
+        connector: &dyn Connector,
+        stream: &StreamSpec,
+        opts: &SyncOptions,
+        policy: &ReconcilePolicy,
+        st: &mut StreamStats,
+    ) -> Result<Outcome, StoreError> {
+        let store = self.store();
+        // One sync per connection at a time, so one token per (connection, stream); a
+        // listing left behind by a crash is dropped here.
+        let token = format!("{}:{}", conn.id, stream.name);
+        store.drop_staged(&token).await?;
+        let mut cursor: Option<String> = None;
+        let mut buf: Vec<String> = Vec::new();
+        let mut listed = 0u64;
+        loop {
+            if opts
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::SeqCst))
+            {
+                store.drop_staged(&token).await?;
+                return Ok(Outcome::Cancelled);
+            }
+            let page = match connector.fetch_id_page(stream, cursor.as_deref()).await {
+                Ok(p) => p,
+                Err(e) => {
+                    store.drop_staged(&token).await?;
+                    return Ok(Outcome::Failed(e));
+                }
+            };
+            listed += page.ids.len() as u64;
+            buf.extend(page.ids);
+            if buf.len() >= STAGE_CHUNK {
+                store.stage_ids(&token, &buf).await?;
+                buf.clear();
+            }
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        if !buf.is_empty() {
+            store.stage_ids(&token, &buf).await?;
+        }
+        if stream.listing_cap.is_some_and(|cap| listed >= cap) {
+            store.drop_staged(&token).await?;
+            tracing::warn!(
+                connection = %conn.name,
+                stream = stream.name,
+                listed,
+                "The id listing reached the provider's cap, so it cannot prove deletions; nothing tombstoned."
+            );
+            return Ok(Outcome::Done);
+        }
+        let now = self.now();
+        let mut state = store.sync_state(conn.id, stream.name).await?;
+        state.last_reconciled_at = Some(now);
+        let out = store
+            .apply_reconcile(ReconcileBatch {
+                connection_id: conn.id,
+                stream,
+                token: &token,
+                max_share: (!opts.force).then_some(policy.max_share),
+                state: &state,
+                at: now,
+            })
+            .await?;
+        if out.refused {
+            return Ok(Outcome::Refused(refusal(stream, &out, policy.max_share)));
+        }
+        st.complete_listing = true;
+        st.stats.deleted += out.tombstoned;
+        st.stats.updated += out.revived;
+        Ok(Outcome::Done)
+    }
+}
+
+/// Why the safety valve stopped a reconcile, in one line.
+pub(crate) fn refusal(
+    stream: &StreamSpec,
+    out: &inlet_core::ReconcileOutcome,
+    max_share: f64,
+) -> String {
+    format!(
+        "reconcile of {} stopped by the safety valve: it would remove {} of {} records \
+         (more than {:.0}%); nothing was removed. If the provider really lost them, run \
+         `inlet sync --reconcile --force`",
+        stream.name,
+        out.tombstoned,
+        out.live_before,
+        max_share * 100.0
+    )
+}
