@@ -24,6 +24,7 @@
 
 mod codec;
 mod error;
+mod family_sql;
 mod migrate;
 mod pg;
 mod sql;

@@ -41,6 +41,11 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         "bulk_write_path",
         include_str!("../migrations/sqlite/0002_bulk_write_path.sql"),
     ),
+    Migration::new(
+        5,
+        "parent_child_ebay",
+        include_str!("../migrations/sqlite/0005_parent_child_ebay.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, in order.
@@ -54,6 +59,11 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         2,
         "bulk_write_path",
         include_str!("../migrations/postgres/0002_bulk_write_path.sql"),
+    ),
+    Migration::new(
+        5,
+        "parent_child_ebay",
+        include_str!("../migrations/postgres/0005_parent_child_ebay.sql"),
     ),
 ];
 
