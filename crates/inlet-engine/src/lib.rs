@@ -34,6 +34,7 @@
 //! resumed mid-way, stopped early or hit the cap deletes nothing.
 #![deny(missing_docs)]
 
+mod children;
 mod refresh;
 mod sync;
 
