@@ -15,9 +15,10 @@
 //! Time comes from an injected [`inlet_core::Clock`], so token expiry and rate-limit windows are
 //! deterministic under [`inlet_core::ManualClock`].
 //!
-//! Simulators: [`reddit`].
+//! Simulators: [`reddit`], [`ebay`].
 #![deny(missing_docs)]
 
+pub mod ebay;
 mod json;
 pub mod reddit;
 mod server;
