@@ -585,7 +585,8 @@ impl<'a> FamilyPass<'a> {
         let mut s = self.state.clone();
         s.checkpoint = None;
         if self.failed.is_none() {
-            if self.fam.progressive.is_none() {
+            // A skipped parent keeps the old watermark, so the next delta lists it again.
+            if self.fam.progressive.is_none() && st.stats.items_skipped_with_error == 0 {
                 s.cursor = Some(self.cp.watermark.millis().to_string());
             }
             s.last_success_at = Some(now);

@@ -165,12 +165,14 @@ impl State {
     }
 
     fn conversation_type<'q>(
+        owners: bool,
         resp: &mut Response,
         get: &dyn Fn(&str) -> Option<&'q str>,
     ) -> Option<&'static str> {
         match get("conversation_type") {
             Some("FROM_MEMBERS") => Some("FROM_MEMBERS"),
             Some("FROM_EBAY") => Some("FROM_EBAY"),
+            Some("FROM_OWNERS") if owners => Some("FROM_OWNERS"),
             Some(_) => {
                 bad_request(resp, "The value of conversation_type is invalid.", "conversation_type");
                 None
@@ -204,7 +206,8 @@ impl State {
     }
 
     fn get_conversations<'q>(&self, resp: &mut Response, get: &dyn Fn(&str) -> Option<&'q str>, base: &str) {
-        let Some(ctype) = Self::conversation_type(resp, get) else { return };
+        let owners = self.owner_listing.load(Ordering::Relaxed);
+        let Some(ctype) = Self::conversation_type(owners, resp, get) else { return };
         let Some((limit, offset)) = Self::paging(resp, get) else { return };
         let mut times = [None, None];
         for (i, k) in ["start_time", "end_time"].into_iter().enumerate() {
@@ -221,8 +224,15 @@ impl State {
             .listing(ctype)
             .into_iter()
             .filter(|c| {
-                // Under the quirk only the other party's activity makes a thread match.
-                let t = if quirk { c.other_activity_ms } else { c.latest_ms() };
+                // Under the quirk only the other party's activity makes a thread match;
+                // the owner (sent-side) listing sees the account's own activity.
+                let t = if ctype == "FROM_OWNERS" {
+                    c.own_activity_ms(&model.me)
+                } else if quirk {
+                    c.other_activity_ms
+                } else {
+                    c.latest_ms()
+                };
                 times[0].is_none_or(|s| t >= s) && times[1].is_none_or(|e| t <= e)
             })
             .collect();
@@ -246,13 +256,14 @@ impl State {
     }
 
     fn get_conversation<'q>(&self, resp: &mut Response, id: &str, get: &dyn Fn(&str) -> Option<&'q str>, base: &str) {
-        let Some(ctype) = Self::conversation_type(resp, get) else { return };
+        let owners = self.owner_listing.load(Ordering::Relaxed);
+        let Some(ctype) = Self::conversation_type(owners, resp, get) else { return };
         let Some((limit, offset)) = Self::paging(resp, get) else { return };
         if lock(&self.failing).contains(id) {
             return resp.json(404, &error(355002, "API_MESSAGE", "REQUEST", "The conversation was not found."));
         }
         let model = read(&self.model);
-        let Some(c) = model.find(id).map(|i| &model.convs[i]).filter(|c| c.ctype == ctype) else {
+        let Some(c) = model.find(id).map(|i| &model.convs[i]).filter(|c| c.ctype == ctype || (ctype == "FROM_OWNERS" && c.ctype == "FROM_MEMBERS")) else {
             return resp.json(404, &error(355002, "API_MESSAGE", "REQUEST", "The conversation was not found."));
         };
         let thread = Model::thread(c);

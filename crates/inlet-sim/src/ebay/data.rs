@@ -43,6 +43,16 @@ impl Conv {
         self.latest().map_or(self.created_ms, |m| m.created_ms)
     }
 
+    /// Newest message the account sent (0 when none).
+    pub fn own_activity_ms(&self, me: &str) -> i64 {
+        self.messages
+            .iter()
+            .filter(|m| m.sender == me)
+            .map(|m| m.created_ms)
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn unread(&self, me: &str) -> i64 {
         self.messages
             .iter()
@@ -241,11 +251,21 @@ impl Model {
     }
 
     /// Conversations of a type, newest activity first.
+    /// `FROM_OWNERS` (the sent-side listing) holds the member conversations the account
+    /// wrote in.
     pub fn listing(&self, ctype: &str) -> Vec<&Conv> {
+        let owners = ctype == "FROM_OWNERS";
         let mut out: Vec<&Conv> = self
             .convs
             .iter()
-            .filter(|c| c.ctype == ctype && c.status == "ACTIVE")
+            .filter(|c| {
+                let of_type = if owners {
+                    c.ctype == "FROM_MEMBERS" && c.own_activity_ms(&self.me) > 0
+                } else {
+                    c.ctype == ctype
+                };
+                of_type && c.status == "ACTIVE"
+            })
             .collect();
         out.sort_by(|a, b| b.latest_ms().cmp(&a.latest_ms()).then(a.id.cmp(&b.id)));
         out

@@ -106,6 +106,7 @@ pub(crate) struct State {
     faults: Mutex<FaultState>,
     failing: Mutex<HashSet<String>>,
     start_time_quirk: AtomicBool,
+    owner_listing: AtomicBool,
     log: Mutex<Vec<LoggedRequest>>,
     counters: Counters,
 }
@@ -150,6 +151,7 @@ impl EbaySim {
             faults: Mutex::new(FaultState::new(cfg.seed)),
             failing: Mutex::new(HashSet::new()),
             start_time_quirk: AtomicBool::new(true),
+            owner_listing: AtomicBool::new(false),
             log: Mutex::new(Vec::new()),
             counters: Counters::default(),
             model: RwLock::new(model),
@@ -252,6 +254,13 @@ impl EbaySim {
     /// Switches the `start_time` quirk (on by default).
     pub fn set_start_time_quirk(&self, on: bool) {
         self.state().start_time_quirk.store(on, Ordering::Relaxed);
+    }
+
+    /// Accepts the undocumented `conversation_type=FROM_OWNERS` (the sent side: member
+    /// conversations the account wrote in, filtered by the account's own activity). Off
+    /// by default: like eBay's documentation, the simulator answers it with 400.
+    pub fn set_owner_listing(&self, on: bool) {
+        self.state().owner_listing.store(on, Ordering::Relaxed);
     }
 
     // ---- truth ----------------------------------------------------------------------------
