@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 /// Providers this build can sync.
-pub const PROVIDERS: &[&str] = &["reddit"];
+pub const PROVIDERS: &[&str] = &["reddit", "ebay"];
 
 /// Open the database. Without `create`, a SQLite file that does not exist is an error
 /// (so a typo in a path never leaves an empty database behind).
@@ -84,6 +84,16 @@ pub fn connector(
                     format!("connection {:?} has invalid Reddit credentials", conn.name)
                 })?;
             Ok(Box::new(RedditConnector::new(config, &creds, http)?))
+        }
+        "ebay" => {
+            use inlet_connectors::ebay::{EbayConfig, EbayConnector, EbayCredentials};
+            let config: EbayConfig = serde_json::from_value(conn.config.clone())
+                .with_context(|| format!("connection {:?} has an invalid eBay config", conn.name))?;
+            let creds: EbayCredentials = serde_json::from_value(credentials(conn, key)?)
+                .with_context(|| {
+                    format!("connection {:?} has invalid eBay credentials", conn.name)
+                })?;
+            Ok(Box::new(EbayConnector::new(config, &creds, http)?))
         }
         other => bail!(
             "connection {:?} uses provider {other:?}, which this build does not support (supported: {})",

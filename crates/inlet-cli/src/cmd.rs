@@ -25,6 +25,8 @@ use std::process::ExitCode;
 pub enum ConnectProvider {
     /// Connect a Reddit account (OAuth2: refresh token, or username + password for script apps).
     Reddit(RedditArgs),
+    /// Connect an eBay seller account (OAuth user token: app id, cert id, refresh token).
+    Ebay(crate::ebay_cmd::EbayArgs),
 }
 
 /// `inlet connect reddit`.
@@ -82,7 +84,10 @@ pub async fn connect(
     provider: ConnectProvider,
     out: &Output,
 ) -> Result<ExitCode> {
-    let ConnectProvider::Reddit(a) = provider;
+    let a = match provider {
+        ConnectProvider::Reddit(a) => a,
+        ConnectProvider::Ebay(a) => return crate::ebay_cmd::connect(settings, a, out).await,
+    };
     if a.refresh_token.is_none() && (a.username.is_none() || a.password.is_none()) {
         bail!("give --refresh-token, or --username and --password for a script app");
     }
@@ -299,6 +304,7 @@ pub async fn status(settings: &Settings, out: &Output) -> Result<ExitCode> {
 fn specs_of(provider: &str) -> &'static [StreamSpec] {
     match provider {
         "reddit" => &inlet_connectors::reddit::streams::STREAMS,
+        "ebay" => &inlet_connectors::ebay::streams::STREAMS,
         _ => &[],
     }
 }

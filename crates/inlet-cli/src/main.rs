@@ -2,8 +2,10 @@
 
 mod app;
 mod bench;
+mod bench_ebay;
 mod cmd;
 mod demo;
+mod ebay_cmd;
 mod keys;
 mod output;
 mod progress;
@@ -68,6 +70,8 @@ enum Command {
     Export(cmd::ExportArgs),
     /// Measure a full backfill from the simulator: records/s, requests, peak memory.
     Bench(bench::BenchArgs),
+    /// Re-fetch one entity now, e.g. one conversation right after sending a message.
+    Refresh(ebay_cmd::RefreshArgs),
 }
 
 /// `inlet sync`.
@@ -124,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd::runs(&settings, connection.as_deref(), limit, &out).await
         }
         Command::Export(args) => cmd::export(&settings, &args, &out).await,
+        Command::Refresh(args) => ebay_cmd::refresh(&settings, &args, &out).await,
         Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
     }
 }
