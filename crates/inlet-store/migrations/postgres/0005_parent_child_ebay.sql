@@ -26,7 +26,7 @@ CREATE TABLE "ebay_conversations" (
     "latest_message_id"   TEXT,             -- latestMessage.messageId
     "latest_message_at"   TIMESTAMPTZ,             -- latestMessage.createdDate (RFC 3339 UTC)
     "latest_sender"       TEXT,             -- latestMessage.senderUsername
-    "raw"                 TEXT NOT NULL,    -- the provider's JSON for the item, exactly as received
+    "raw"                 JSONB NOT NULL,   -- the provider's JSON for the item, as received (jsonb: normalized)
     "content_hash"        BYTEA NOT NULL,    -- 16-byte BLAKE3 prefix over id, typed columns and raw
     "first_seen_at"       TIMESTAMPTZ NOT NULL,    -- when inlet first stored it
     "updated_at"          TIMESTAMPTZ NOT NULL,    -- when inlet last changed it
@@ -48,7 +48,7 @@ CREATE TABLE "ebay_messages" (
     "created_date"      TIMESTAMPTZ,             -- when it was sent (RFC 3339 UTC)
     "read_status"       BOOLEAN,          -- read by the recipient
     "media_count"       BIGINT,          -- attachments (messageMedia entries)
-    "raw"               TEXT NOT NULL,    -- the provider's JSON for the item, exactly as received
+    "raw"               JSONB NOT NULL,   -- the provider's JSON for the item, as received (jsonb: normalized)
     "content_hash"      BYTEA NOT NULL,    -- 16-byte BLAKE3 prefix over id, typed columns and raw
     "first_seen_at"     TIMESTAMPTZ NOT NULL,    -- when inlet first stored it
     "updated_at"        TIMESTAMPTZ NOT NULL,    -- when inlet last changed it
