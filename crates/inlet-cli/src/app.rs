@@ -87,8 +87,10 @@ pub fn connector(
         }
         "ebay" => {
             use inlet_connectors::ebay::{EbayConfig, EbayConnector, EbayCredentials};
-            let config: EbayConfig = serde_json::from_value(conn.config.clone())
-                .with_context(|| format!("connection {:?} has an invalid eBay config", conn.name))?;
+            let config: EbayConfig =
+                serde_json::from_value(conn.config.clone()).with_context(|| {
+                    format!("connection {:?} has an invalid eBay config", conn.name)
+                })?;
             let creds: EbayCredentials = serde_json::from_value(credentials(conn, key)?)
                 .with_context(|| {
                     format!("connection {:?} has invalid eBay credentials", conn.name)

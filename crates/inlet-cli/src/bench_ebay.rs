@@ -4,7 +4,7 @@
 //! replies) in both variants — a full list scan, and the `start_time` filter — against
 //! the 1,252-call baseline of re-reading every thread.
 
-use crate::bench::{BenchArgs, Backend, Cleanup, database};
+use crate::bench::{Backend, BenchArgs, Cleanup, database};
 use crate::output::Output;
 use anyhow::Result;
 use clap::ValueEnum;
@@ -51,7 +51,9 @@ pub async fn run(a: &BenchArgs, out: &Output) -> Result<ExitCode> {
     };
     let mut steps = Vec::new();
     for b in backends {
-        out.note(&format!("bench: eBay, {CONVERSATIONS} conversations into {b:?} ..."));
+        out.note(&format!(
+            "bench: eBay, {CONVERSATIONS} conversations into {b:?} ..."
+        ));
         let one = BenchArgs {
             backend: b,
             pg_url: a.pg_url.clone(),
@@ -97,7 +99,9 @@ async fn measure(b: Backend, url: &str) -> Result<Vec<Step>> {
         config: serde_json::json!({}),
         credentials: Vec::new(),
     };
-    let conn = store.create_connection(&new, inlet_core::Clock::now(&SystemClock)).await?;
+    let conn = store
+        .create_connection(&new, inlet_core::Clock::now(&SystemClock))
+        .await?;
     let engine = Engine::new(store.clone(), Arc::new(SystemClock));
     let mut creds = EbayCredentials {
         client_id: cfg.client_id.clone(),
@@ -125,7 +129,13 @@ async fn measure(b: Backend, url: &str) -> Result<Vec<Step>> {
     };
     let changes = |sim: &EbaySim, round: usize| {
         let ids = sim.conversation_ids("FROM_MEMBERS");
-        for (k, id) in ids.iter().skip(50 + round * 300).step_by(53).take(5).enumerate() {
+        for (k, id) in ids
+            .iter()
+            .skip(50 + round * 300)
+            .step_by(53)
+            .take(5)
+            .enumerate()
+        {
             if k < 3 {
                 sim.buyer_message(id, "Any update on shipping?");
             } else {
@@ -147,7 +157,12 @@ async fn measure(b: Backend, url: &str) -> Result<Vec<Step>> {
         let connector = EbayConnector::new(scan(every), &creds, HttpConfig::default())?;
         let t = Instant::now();
         let run = engine
-            .sync(&conn, &connector, &SyncOptions::new(RunMode::Delta), &NoProgress)
+            .sync(
+                &conn,
+                &connector,
+                &SyncOptions::new(RunMode::Delta),
+                &NoProgress,
+            )
             .await?;
         let secs = t.elapsed().as_secs_f64();
         if let Some(v) = connector.take_updated_credentials().await {

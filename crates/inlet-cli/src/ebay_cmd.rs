@@ -105,7 +105,11 @@ pub async fn connect(settings: &Settings, a: EbayArgs, out: &Output) -> Result<E
             store.create_connection(&new, now).await?
         }
     };
-    let verified = if a.no_verify { "not verified" } else { "verified" };
+    let verified = if a.no_verify {
+        "not verified"
+    } else {
+        "verified"
+    };
     out.emit(&json!({"connection": conn.name, "id": conn.id, "provider": "ebay", "verified": !a.no_verify, "database": store.location()}), || {
         format!("Connected {:?} (id {}) to eBay ({verified}); stored in {}.", conn.name, conn.id, store.location())
     });
@@ -127,7 +131,10 @@ pub async fn refresh(settings: &Settings, a: &RefreshArgs, out: &Output) -> Resu
     let (provider, entity, id) = match a.what.as_slice() {
         [entity, id] => (None, entity, id),
         [provider, entity, id] => (Some(provider), entity, id),
-        _ => bail!("give ENTITY ID, e.g. `inlet refresh {} conversation ID`", a.connection),
+        _ => bail!(
+            "give ENTITY ID, e.g. `inlet refresh {} conversation ID`",
+            a.connection
+        ),
     };
     let store = app::open_store(settings, false).await?;
     let conn = app::connection(&*store, &a.connection).await?;

@@ -44,5 +44,8 @@ fn tables_doc_names_every_ebay_column() {
             }
         }
     }
-    assert!(missing.is_empty(), "docs/tables.md does not document: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/tables.md does not document: {missing:?}"
+    );
 }

@@ -133,7 +133,10 @@ fn diff(
 async fn differences(store: &dyn Store, conn: i64, sim: &EbaySim, except: &[&str]) -> Vec<String> {
     let skip = |id: &str| except.contains(&id);
     let mut out = Vec::new();
-    for (stream, ctype) in [("conversations", "FROM_MEMBERS"), ("system_conversations", "FROM_EBAY")] {
+    for (stream, ctype) in [
+        ("conversations", "FROM_MEMBERS"),
+        ("system_conversations", "FROM_EBAY"),
+    ] {
         let want: BTreeMap<String, serde_json::Value> = sim
             .truth_conversations(ctype)
             .into_iter()
@@ -148,7 +151,12 @@ async fn differences(store: &dyn Store, conn: i64, sim: &EbaySim, except: &[&str
         .truth_messages()
         .into_iter()
         .filter(|m| !skip(&m.conversation_id))
-        .map(|m| (m.json["messageId"].as_str().expect("id").to_string(), m.json))
+        .map(|m| {
+            (
+                m.json["messageId"].as_str().expect("id").to_string(),
+                m.json,
+            )
+        })
         .collect();
     let excluded: BTreeSet<String> = sim
         .truth_messages()
@@ -164,7 +172,11 @@ async fn differences(store: &dyn Store, conn: i64, sim: &EbaySim, except: &[&str
 
 async fn assert_equals_truth(store: &dyn Store, conn: i64, sim: &EbaySim) {
     let d = differences(store, conn, sim, &[]).await;
-    assert!(d.is_empty(), "database differs from the simulator: {:?}", &d[..d.len().min(10)]);
+    assert!(
+        d.is_empty(),
+        "database differs from the simulator: {:?}",
+        &d[..d.len().min(10)]
+    );
 }
 
 /// Requests by kind: (FROM_MEMBERS listing, FROM_EBAY listing, other listings, thread
@@ -203,7 +215,9 @@ fn calls(sim: &EbaySim) -> Calls {
 }
 
 fn stream_stats<'a>(run: &'a Run, stream: &str) -> &'a inlet_core::StreamStats {
-    run.streams.get(stream).unwrap_or_else(|| panic!("no stats for {stream}: {:?}", run.streams.keys()))
+    run.streams
+        .get(stream)
+        .unwrap_or_else(|| panic!("no stats for {stream}: {:?}", run.streams.keys()))
 }
 
 const T: u64 = 1227;
@@ -256,7 +270,10 @@ async fn full_scan_fetches_only_changed(db: &TestDb) {
     assert_eq!(delta.status, RunStatus::Success, "{:?}", delta.error);
     let st = stream_stats(&delta, "conversations");
     assert_eq!(st.parents_changed, 5);
-    assert!(st.parents_sampled >= 1, "at least one unchanged thread is re-checked");
+    assert!(
+        st.parents_sampled >= 1,
+        "at least one unchanged thread is re-checked"
+    );
     assert_eq!(st.sample_mismatches, 0);
     let c = calls(&sim);
     assert_eq!(c.members, T.div_ceil(50) as usize, "one full listing");
@@ -313,9 +330,16 @@ async fn start_time_then_full_scan(db: &TestDb) {
     assert!(c.total <= 3 + 1 + 1 + 1, "{} calls", c.total);
     // The start_time quirk hides the seller-only threads...
     let d = differences(&*store, conn.id, &sim, &[]).await;
-    assert!(!d.is_empty(), "seller-only replies are not visible to start_time");
+    assert!(
+        !d.is_empty(),
+        "seller-only replies are not visible to start_time"
+    );
     let hidden: Vec<&str> = changed[3..].iter().map(String::as_str).collect();
-    assert!(differences(&*store, conn.id, &sim, &hidden).await.is_empty());
+    assert!(
+        differences(&*store, conn.id, &sim, &hidden)
+            .await
+            .is_empty()
+    );
     // ... until the full scan of the cycle (sync_count 3).
     let d2 = sync(&store).await;
     assert_eq!(stream_stats(&d2, "conversations").parents_changed, 0);
@@ -335,7 +359,13 @@ async fn one_conversation_404(db: &TestDb) {
     let cfg = account(150);
     let (sim, store, conn) = setup_ebay(db, &cfg, |c| c.full_scan_every = 10).await;
     assert_eq!(sync(&store).await.status, RunStatus::Success);
-    let ids: Vec<String> = sim.conversation_ids("FROM_MEMBERS").into_iter().skip(20).step_by(9).take(3).collect();
+    let ids: Vec<String> = sim
+        .conversation_ids("FROM_MEMBERS")
+        .into_iter()
+        .skip(20)
+        .step_by(9)
+        .take(3)
+        .collect();
     for id in &ids {
         sim.buyer_message(id, "Hello?");
     }
@@ -344,13 +374,20 @@ async fn one_conversation_404(db: &TestDb) {
     let run = sync(&store).await;
     assert_eq!(run.status, RunStatus::Partial, "{:?}", run.error);
     assert_eq!(run.stats.items_skipped_with_error, 1);
-    assert!(differences(&*store, conn.id, &sim, &[&bad]).await.is_empty());
+    assert!(
+        differences(&*store, conn.id, &sim, &[&bad])
+            .await
+            .is_empty()
+    );
     assert!(!differences(&*store, conn.id, &sim, &[]).await.is_empty());
     sim.fail_conversation(&bad, false);
     sim.clear_log();
     let run = sync(&store).await;
     assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
-    assert!(calls(&sim).threads.contains_key(&bad), "the skipped thread is fetched again");
+    assert!(
+        calls(&sim).threads.contains_key(&bad),
+        "the skipped thread is fetched again"
+    );
     assert_equals_truth(&*store, conn.id, &sim).await;
 }
 both_backends!(conversation_404, one_conversation_404);
@@ -378,14 +415,22 @@ async fn merged_listings(db: &TestDb) {
     sim.clear_log();
     let run = sync(&store).await;
     assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
-    assert!(stream_stats(&run, "conversations").listing_errors.is_empty());
+    assert!(
+        stream_stats(&run, "conversations")
+            .listing_errors
+            .is_empty()
+    );
     let thread_calls: Vec<_> = sim
         .requests()
         .into_iter()
         .filter(|r| r.path.ends_with(&format!("/conversation/{target}")))
         .collect();
     assert_eq!(thread_calls.len(), 1);
-    assert!(thread_calls[0].query.contains("conversation_type=FROM_OWNERS"));
+    assert!(
+        thread_calls[0]
+            .query
+            .contains("conversation_type=FROM_OWNERS")
+    );
     assert_equals_truth(&*store, conn.id, &sim).await;
 }
 both_backends!(merged_listing_variant, merged_listings);
@@ -402,7 +447,11 @@ fn stub(conversation: &str, sender: &str, body: &str, at: Timestamp) -> Record {
         Value::Bool(false),
         Value::Int(0),
     ];
-    Record::new(format!("stub-{}", rand_u64()), values, r#"{"stub":true}"#.into())
+    Record::new(
+        format!("stub-{}", rand_u64()),
+        values,
+        r#"{"stub":true}"#.into(),
+    )
 }
 
 async fn insert_stub(store: &Arc<dyn Store>, conn: i64, r: Record) {
@@ -450,10 +499,18 @@ async fn refresh_and_stubs(db: &TestDb) {
     assert!(log[0].path.ends_with(&format!("/conversation/{}", ids[0])));
     let msgs = stored(&*store, conn.id, "messages").await;
     assert_eq!(msgs.keys().filter(|k| k.starts_with("stub-")).count(), 1);
-    assert!(msgs.contains_key(&unrelated_id), "a stub no real message replaced stays");
+    assert!(
+        msgs.contains_key(&unrelated_id),
+        "a stub no real message replaced stays"
+    );
 
     // Through a sync: the stub goes in the transaction that brings the real message.
-    insert_stub(&store, conn.id, stub(&ids[1], &cfg.username, text, SystemClock.now())).await;
+    insert_stub(
+        &store,
+        conn.id,
+        stub(&ids[1], &cfg.username, text, SystemClock.now()),
+    )
+    .await;
     sim.seller_reply(&ids[1], text);
     let run = sync(&store).await;
     assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
@@ -473,7 +530,8 @@ struct StopAfter {
 
 impl Progress for StopAfter {
     fn page_committed(&self, stream: &str, _stats: &inlet_core::StreamStats) {
-        if stream == "conversations" && self.pages.fetch_add(1, Ordering::SeqCst) + 1 >= self.after {
+        if stream == "conversations" && self.pages.fetch_add(1, Ordering::SeqCst) + 1 >= self.after
+        {
             self.flag.store(true, Ordering::SeqCst);
         }
     }
@@ -502,10 +560,16 @@ async fn interrupted_resumes(db: &TestDb) {
     assert!(stream_stats(&again, "conversations").resumed);
     let log = sim.requests();
     let mut listing = BTreeMap::new();
-    for r in log.iter().filter(|r| r.path.ends_with("/conversation") && r.query.contains("FROM_MEMBERS")) {
+    for r in log
+        .iter()
+        .filter(|r| r.path.ends_with("/conversation") && r.query.contains("FROM_MEMBERS"))
+    {
         *listing.entry(r.query.clone()).or_insert(0) += 1;
     }
-    assert!(listing.values().all(|n| *n == 1), "a listing page fetched twice: {listing:?}");
+    assert!(
+        listing.values().all(|n| *n == 1),
+        "a listing page fetched twice: {listing:?}"
+    );
     assert_eq!(listing.len(), 8);
     let c = calls(&sim);
     let first_pages: BTreeMap<_, _> = sim
@@ -516,7 +580,10 @@ async fn interrupted_resumes(db: &TestDb) {
             *m.entry(r.path).or_insert(0) += 1;
             m
         });
-    assert!(first_pages.values().all(|n| *n == 1), "a thread fetched twice");
+    assert!(
+        first_pages.values().all(|n| *n == 1),
+        "a thread fetched twice"
+    );
     assert_eq!(c.threads.len(), 400 + 30);
     assert_equals_truth(&*store, conn.id, &sim).await;
 }
@@ -542,7 +609,10 @@ async fn marker_lie_is_reported(db: &TestDb) {
         .into_iter()
         .find(|m| m.conversation_id == id)
         .expect("message");
-    let mid = first_msg.json["messageId"].as_str().expect("id").to_string();
+    let mid = first_msg.json["messageId"]
+        .as_str()
+        .expect("id")
+        .to_string();
     assert!(sim.edit_silently(&id, &mid, "edited quietly"));
     let run = sync(&store).await;
     let st = stream_stats(&run, "conversations");

@@ -28,13 +28,16 @@ mod stream;
 mod time;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use family::{Family, ProgressivePages, STUB_PREFIX, StubRule};
 pub use connector::{Connector, ConnectorError, EntityPage, HttpStats, Page};
+pub use family::{Family, ProgressivePages, STUB_PREFIX, StubRule};
 pub use model::{
     Checkpoint, Connection, ConnectionStatus, NewConnection, Run, RunMode, RunStats, RunStatus,
     StreamStats, SyncState, Trigger,
 };
 pub use record::{ContentHash, Record, Value};
-pub use store::{ExportRow, FamilyBatch, FamilyOutcome, PageBatch, PageOutcome, Store, StoreError, TombstoneBatch};
+pub use store::{
+    ExportRow, FamilyBatch, FamilyOutcome, PageBatch, PageOutcome, Store, StoreError,
+    TombstoneBatch,
+};
 pub use stream::{Agg, ColType, Column, DerivedColumn, DerivedSpec, Scope, StopRule, StreamSpec};
 pub use time::Timestamp;

@@ -150,10 +150,9 @@ impl<'a> FamilyPass<'a> {
         let store = engine.store();
         let mut state = store.sync_state(conn.id, parent.name).await?;
         let now = engine.now();
-        let resumable = state
-            .checkpoint
-            .clone()
-            .filter(|cp| fam.progressive.is_none() && (cp.mode == RunMode::Full || mode == RunMode::Delta));
+        let resumable = state.checkpoint.clone().filter(|cp| {
+            fam.progressive.is_none() && (cp.mode == RunMode::Full || mode == RunMode::Delta)
+        });
         let (cp, cur, resumed) = match resumable {
             Some(cp) => {
                 let cur = cp
@@ -269,7 +268,11 @@ impl<'a> FamilyPass<'a> {
         let start = self.cur.listing;
         for li in start..self.fam.listings.len() {
             let listing = self.fam.listings[li].clone();
-            let mut cursor = if li == start { self.cur.next.clone() } else { None };
+            let mut cursor = if li == start {
+                self.cur.next.clone()
+            } else {
+                None
+            };
             let mut first = cursor.is_none();
             loop {
                 if Self::cancelled(opts) {
@@ -321,7 +324,13 @@ impl<'a> FamilyPass<'a> {
 
     /// A listing could not be read: say so and go on with the others. An unsupported
     /// listing (refused on its first page) does not make the merged listing incomplete.
-    fn listing_failed(&mut self, listing: &str, first: bool, e: ConnectorError, st: &mut StreamStats) {
+    fn listing_failed(
+        &mut self,
+        listing: &str,
+        first: bool,
+        e: ConnectorError,
+        st: &mut StreamStats,
+    ) {
         let label = if listing.is_empty() {
             self.parent.name
         } else {
@@ -440,15 +449,14 @@ impl<'a> FamilyPass<'a> {
         }
         let parent = self.parent;
         let recs_ref = &recs;
-        let results: Vec<(usize, bool, Result<Vec<Record>, ConnectorError>)> =
-            stream::iter(wanted)
-                .map(|(i, sample)| async move {
-                    let r = fetch_children(connector, parent, &recs_ref[i]).await;
-                    (i, sample, r)
-                })
-                .buffer_unordered(self.fam.concurrency.max(1))
-                .collect()
-                .await;
+        let results: Vec<(usize, bool, Result<Vec<Record>, ConnectorError>)> = stream::iter(wanted)
+            .map(|(i, sample)| async move {
+                let r = fetch_children(connector, parent, &recs_ref[i]).await;
+                (i, sample, r)
+            })
+            .buffer_unordered(self.fam.concurrency.max(1))
+            .collect()
+            .await;
         let mut children = Vec::new();
         let mut markers = Vec::new();
         let mut leave_out: HashSet<usize> = HashSet::new();

@@ -53,10 +53,13 @@ impl Engine {
             out.fetched += page.records.len() as u64;
             // Children of a family: placeholders the real rows replace go in the same
             // transaction ("I just sent a message": the stub becomes the real message).
-            let family = connector.families().into_iter().find(|f| f.child == stream.name);
-            let parent = family.as_ref().and_then(|f| {
-                connector.streams().iter().find(|s| s.name == f.parent)
-            });
+            let family = connector
+                .families()
+                .into_iter()
+                .find(|f| f.child == stream.name);
+            let parent = family
+                .as_ref()
+                .and_then(|f| connector.streams().iter().find(|s| s.name == f.parent));
             if let (Some(fam), Some(parent)) = (&family, parent) {
                 let o = self
                     .store()

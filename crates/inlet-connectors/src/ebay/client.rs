@@ -118,16 +118,23 @@ impl EbayConfig {
             .iter()
             .find(|l| l.is_empty() || !l.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
         {
-            return bad(format!("listing {l:?} is not a conversation type like FROM_MEMBERS"));
+            return bad(format!(
+                "listing {l:?} is not a conversation type like FROM_MEMBERS"
+            ));
         }
         if !(1..=50).contains(&self.concurrency) {
-            return bad(format!("concurrency {} is outside 1..=50", self.concurrency));
+            return bad(format!(
+                "concurrency {} is outside 1..=50",
+                self.concurrency
+            ));
         }
         if !(0.0..=1.0).contains(&self.sample_rate) {
             return bad(format!("sample_rate {} is outside 0..=1", self.sample_rate));
         }
         if self.full_scan_every == 0 || self.system_pages == 0 || self.system_pages_full == 0 {
-            return bad("full_scan_every, system_pages and system_pages_full must be at least 1".into());
+            return bad(
+                "full_scan_every, system_pages and system_pages_full must be at least 1".into(),
+            );
         }
         Ok(())
     }
@@ -175,7 +182,10 @@ impl EbayClient {
         http: HttpConfig,
     ) -> Result<Self, ConnectorError> {
         config.validate()?;
-        if creds.client_id.is_empty() || creds.client_secret.is_empty() || creds.refresh_token.is_empty() {
+        if creds.client_id.is_empty()
+            || creds.client_secret.is_empty()
+            || creds.refresh_token.is_empty()
+        {
             return Err(ConnectorError::Config(
                 "eBay credentials need a client id, a client secret and a refresh token".into(),
             ));
@@ -203,7 +213,10 @@ pub fn connector_error(e: HttpError) -> ConnectorError {
         HttpError::Unauthorized(m) => ConnectorError::NeedsReauth(format!(
             "eBay rejected the credentials ({m}); re-authenticate with `inlet connect ebay --name <name> ...`"
         )),
-        HttpError::Status { status: 403, message } => ConnectorError::NeedsReauth(format!(
+        HttpError::Status {
+            status: 403,
+            message,
+        } => ConnectorError::NeedsReauth(format!(
             "eBay denied access ({message}); the token may lack the commerce.message scope: re-consent and run `inlet connect ebay` again"
         )),
         HttpError::Status { status, message } => {

@@ -98,16 +98,18 @@ impl EbayConnector {
             .await
             .map_err(|e| match e {
                 // eBay documents only FROM_MEMBERS and FROM_EBAY; others are refused.
-                HttpError::Status { status: 400, message } if !DOCUMENTED.contains(&ctype) => {
-                    ConnectorError::Unsupported(format!(
-                        "eBay refused conversation_type {ctype}: HTTP 400: {message}"
-                    ))
-                }
+                HttpError::Status {
+                    status: 400,
+                    message,
+                } if !DOCUMENTED.contains(&ctype) => ConnectorError::Unsupported(format!(
+                    "eBay refused conversation_type {ctype}: HTTP 400: {message}"
+                )),
                 e => connector_error(e),
             })?;
         let mut seen = self.listed_as.lock().unwrap_or_else(|p| p.into_inner());
         for r in &page.records {
-            seen.entry(r.id.clone()).or_insert_with(|| ctype.to_string());
+            seen.entry(r.id.clone())
+                .or_insert_with(|| ctype.to_string());
         }
         Ok(page)
     }

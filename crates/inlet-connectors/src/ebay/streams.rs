@@ -5,11 +5,19 @@ use inlet_core::{ColType::*, Column, Scope, StopRule, StreamSpec, StubRule};
 
 /// Columns of `ebay_conversations`.
 pub static CONVERSATION_COLUMNS: &[Column] = &[
-    Column::new("conversation_type", Text, "FROM_MEMBERS (buyers/sellers) or FROM_EBAY (system mail)"),
+    Column::new(
+        "conversation_type",
+        Text,
+        "FROM_MEMBERS (buyers/sellers) or FROM_EBAY (system mail)",
+    ),
     Column::new("conversation_status", Text, "ACTIVE, ARCHIVE, ..."),
     Column::new("title", Text, "conversationTitle"),
     Column::new("created_date", Time, "when the conversation started"),
-    Column::new("reference_id", Text, "item id when reference_type is LISTING"),
+    Column::new(
+        "reference_id",
+        Text,
+        "item id when reference_type is LISTING",
+    ),
     Column::new("reference_type", Text, "LISTING"),
     Column::new("unread_count", Int, "unread messages"),
     Column::new("latest_message_id", Text, "latestMessage.messageId"),

@@ -1,7 +1,7 @@
 //! HTTP endpoints: the token endpoint, authentication, call limits and the Message API.
 
 use super::data::Model;
-use super::{State, TOKEN_PATH, API_PREFIX};
+use super::{API_PREFIX, State, TOKEN_PATH};
 use crate::reddit::LoggedRequest;
 use crate::reddit::faults::Injected;
 use crate::server::{Delivery, Handler, Reply, Request, Response};
@@ -67,7 +67,15 @@ impl Handler for State {
         let delivery = match decision.injected {
             Injected::Reset => Delivery::Reset,
             Injected::Status5xx(code) => {
-                resp.json(code, &error(10001, "API_MESSAGE", "APPLICATION", "There was a problem with an eBay internal system or process."));
+                resp.json(
+                    code,
+                    &error(
+                        10001,
+                        "API_MESSAGE",
+                        "APPLICATION",
+                        "There was a problem with an eBay internal system or process.",
+                    ),
+                );
                 Delivery::Normal
             }
             Injected::Burst429 => {
@@ -83,7 +91,11 @@ impl Handler for State {
                 }
             }
         };
-        let status = if delivery == Delivery::Reset { 0 } else { resp.status };
+        let status = if delivery == Delivery::Reset {
+            0
+        } else {
+            resp.status
+        };
         lock(&self.log).push(LoggedRequest {
             method: req.method.to_string(),
             path: req.path.to_string(),
@@ -109,17 +121,26 @@ impl State {
             return self.token_endpoint(req, resp, now_ms);
         }
         if !self.authenticated(req, now_ms) {
-            return resp.json(401, &error(1001, "OAuth", "REQUEST", "Invalid access token"));
+            return resp.json(
+                401,
+                &error(1001, "OAuth", "REQUEST", "Invalid access token"),
+            );
         }
         if self.over_limit(now_ms) {
             self.counters.violations.fetch_add(1, Ordering::Relaxed);
             return resp.json(429, &error(2001, "ACCESS", "REQUEST", "Too many requests"));
         }
         if req.method != "GET" {
-            return resp.json(405, &error(1003, "API_MESSAGE", "REQUEST", "Method not allowed"));
+            return resp.json(
+                405,
+                &error(1003, "API_MESSAGE", "REQUEST", "Method not allowed"),
+            );
         }
         let Some(rest) = req.path.strip_prefix(API_PREFIX) else {
-            return resp.json(404, &error(1002, "API_MESSAGE", "REQUEST", "Resource not found"));
+            return resp.json(
+                404,
+                &error(1002, "API_MESSAGE", "REQUEST", "Resource not found"),
+            );
         };
         let query = parse_form(req.query).unwrap_or_default();
         let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
@@ -131,7 +152,10 @@ impl State {
                 Some(id) if !id.is_empty() && !id.contains('/') => {
                     self.get_conversation(resp, id, &get, &base)
                 }
-                _ => resp.json(404, &error(1002, "API_MESSAGE", "REQUEST", "Resource not found")),
+                _ => resp.json(
+                    404,
+                    &error(1002, "API_MESSAGE", "REQUEST", "Resource not found"),
+                ),
             },
         }
     }
@@ -174,18 +198,29 @@ impl State {
             Some("FROM_EBAY") => Some("FROM_EBAY"),
             Some("FROM_OWNERS") if owners => Some("FROM_OWNERS"),
             Some(_) => {
-                bad_request(resp, "The value of conversation_type is invalid.", "conversation_type");
+                bad_request(
+                    resp,
+                    "The value of conversation_type is invalid.",
+                    "conversation_type",
+                );
                 None
             }
             None => {
-                bad_request(resp, "The conversation_type field is required.", "conversation_type");
+                bad_request(
+                    resp,
+                    "The conversation_type field is required.",
+                    "conversation_type",
+                );
                 None
             }
         }
     }
 
     /// `(limit, offset)`, or a 400 written to `resp`.
-    fn paging<'q>(resp: &mut Response, get: &dyn Fn(&str) -> Option<&'q str>) -> Option<(usize, usize)> {
+    fn paging<'q>(
+        resp: &mut Response,
+        get: &dyn Fn(&str) -> Option<&'q str>,
+    ) -> Option<(usize, usize)> {
         let limit = match get("limit").map(str::parse::<usize>) {
             None => 25,
             Some(Ok(n)) if (1..=50).contains(&n) => n,
@@ -205,10 +240,19 @@ impl State {
         Some((limit, offset))
     }
 
-    fn get_conversations<'q>(&self, resp: &mut Response, get: &dyn Fn(&str) -> Option<&'q str>, base: &str) {
+    fn get_conversations<'q>(
+        &self,
+        resp: &mut Response,
+        get: &dyn Fn(&str) -> Option<&'q str>,
+        base: &str,
+    ) {
         let owners = self.owner_listing.load(Ordering::Relaxed);
-        let Some(ctype) = Self::conversation_type(owners, resp, get) else { return };
-        let Some((limit, offset)) = Self::paging(resp, get) else { return };
+        let Some(ctype) = Self::conversation_type(owners, resp, get) else {
+            return;
+        };
+        let Some((limit, offset)) = Self::paging(resp, get) else {
+            return;
+        };
         let mut times = [None, None];
         for (i, k) in ["start_time", "end_time"].into_iter().enumerate() {
             if let Some(v) = get(k) {
@@ -237,14 +281,21 @@ impl State {
             })
             .collect();
         let total = all.len();
-        let page: Vec<_> = all.iter().skip(offset).take(limit).map(|c| model.conv_json(c)).collect();
+        let page: Vec<_> = all
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|c| model.conv_json(c))
+            .collect();
         let mut extra = String::new();
         for k in ["start_time", "end_time"] {
             if let Some(v) = get(k) {
                 extra.push_str(&format!("&{k}={v}"));
             }
         }
-        let href = |o: usize| format!("{base}/conversation?conversation_type={ctype}{extra}&limit={limit}&offset={o}");
+        let href = |o: usize| {
+            format!("{base}/conversation?conversation_type={ctype}{extra}&limit={limit}&offset={o}")
+        };
         let mut v = json!({"href": href(offset), "limit": limit, "offset": offset, "total": total, "conversations": page});
         if offset + limit < total {
             v["next"] = json!(href(offset + limit));
@@ -255,21 +306,58 @@ impl State {
         resp.json(200, &v.to_string());
     }
 
-    fn get_conversation<'q>(&self, resp: &mut Response, id: &str, get: &dyn Fn(&str) -> Option<&'q str>, base: &str) {
+    fn get_conversation<'q>(
+        &self,
+        resp: &mut Response,
+        id: &str,
+        get: &dyn Fn(&str) -> Option<&'q str>,
+        base: &str,
+    ) {
         let owners = self.owner_listing.load(Ordering::Relaxed);
-        let Some(ctype) = Self::conversation_type(owners, resp, get) else { return };
-        let Some((limit, offset)) = Self::paging(resp, get) else { return };
+        let Some(ctype) = Self::conversation_type(owners, resp, get) else {
+            return;
+        };
+        let Some((limit, offset)) = Self::paging(resp, get) else {
+            return;
+        };
         if lock(&self.failing).contains(id) {
-            return resp.json(404, &error(355002, "API_MESSAGE", "REQUEST", "The conversation was not found."));
+            return resp.json(
+                404,
+                &error(
+                    355002,
+                    "API_MESSAGE",
+                    "REQUEST",
+                    "The conversation was not found.",
+                ),
+            );
         }
         let model = read(&self.model);
-        let Some(c) = model.find(id).map(|i| &model.convs[i]).filter(|c| c.ctype == ctype || (ctype == "FROM_OWNERS" && c.ctype == "FROM_MEMBERS")) else {
-            return resp.json(404, &error(355002, "API_MESSAGE", "REQUEST", "The conversation was not found."));
+        let Some(c) = model
+            .find(id)
+            .map(|i| &model.convs[i])
+            .filter(|c| c.ctype == ctype || (ctype == "FROM_OWNERS" && c.ctype == "FROM_MEMBERS"))
+        else {
+            return resp.json(
+                404,
+                &error(
+                    355002,
+                    "API_MESSAGE",
+                    "REQUEST",
+                    "The conversation was not found.",
+                ),
+            );
         };
         let thread = Model::thread(c);
         let total = thread.len();
-        let msgs: Vec<_> = thread.iter().skip(offset).take(limit).map(|m| Model::msg_json(m)).collect();
-        let href = |o: usize| format!("{base}/conversation/{id}?conversation_type={ctype}&limit={limit}&offset={o}");
+        let msgs: Vec<_> = thread
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|m| Model::msg_json(m))
+            .collect();
+        let href = |o: usize| {
+            format!("{base}/conversation/{id}?conversation_type={ctype}&limit={limit}&offset={o}")
+        };
         let mut v = json!({"conversationStatus": c.status, "conversationTitle": c.title,
             "conversationType": c.ctype, "href": href(offset), "limit": limit, "offset": offset,
             "total": total, "messages": msgs});
@@ -280,7 +368,8 @@ impl State {
     }
 
     fn token_endpoint(&self, req: &Request<'_>, resp: &mut Response, now_ms: i64) {
-        let invalid_client = r#"{"error": "invalid_client", "error_description": "client authentication failed"}"#;
+        let invalid_client =
+            r#"{"error": "invalid_client", "error_description": "client authentication failed"}"#;
         if req.method != "POST" {
             return resp.json(405, &error(1003, "OAuth", "REQUEST", "Method not allowed"));
         }
@@ -294,7 +383,10 @@ impl State {
         if client.as_deref() != Some(expected.as_str()) {
             return resp.json(401, invalid_client);
         }
-        let form = std::str::from_utf8(req.body).ok().and_then(parse_form).unwrap_or_default();
+        let form = std::str::from_utf8(req.body)
+            .ok()
+            .and_then(parse_form)
+            .unwrap_or_default();
         let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         if get("grant_type") != Some("refresh_token") {
             return resp.json(400, r#"{"error": "unsupported_grant_type", "error_description": "grant type not supported"}"#);

@@ -36,7 +36,9 @@ pub(crate) struct Conv {
 
 impl Conv {
     pub fn latest(&self) -> Option<&Msg> {
-        self.messages.iter().max_by_key(|m| (m.created_ms, m.id.clone()))
+        self.messages
+            .iter()
+            .max_by_key(|m| (m.created_ms, m.id.clone()))
     }
 
     pub fn latest_ms(&self) -> i64 {
@@ -96,7 +98,14 @@ const LINES: &[&str] = &[
 impl Model {
     /// `members` buyer conversations (`long` of them with 51..=120 messages) and `system`
     /// FROM_EBAY conversations, all in the past of `now_ms`.
-    pub fn generate(seed: u64, me: &str, members: u64, long: u64, system: u64, now_ms: i64) -> Self {
+    pub fn generate(
+        seed: u64,
+        me: &str,
+        members: u64,
+        long: u64,
+        system: u64,
+        now_ms: i64,
+    ) -> Self {
         let mut m = Model {
             me: me.to_string(),
             convs: Vec::new(),
@@ -107,7 +116,7 @@ impl Model {
         let span_ms = 60_000 * 60 * 24 * 90;
         let step = (span_ms / total.max(1) as i64).max(1);
         let start = now_ms - span_ms - 86_400_000;
-        let long_every = if long == 0 { u64::MAX } else { (members / long).max(1) };
+        let long_every = members.checked_div(long).map_or(u64::MAX, |e| e.max(1));
         for i in 0..total {
             let mut rng = Rng::derive(seed, 0xeb, i);
             let created = start + i as i64 * step;
@@ -132,7 +141,11 @@ impl Model {
             let id = m.conv_id();
             let mut c = Conv {
                 id,
-                ctype: if system_conv { "FROM_EBAY" } else { "FROM_MEMBERS" },
+                ctype: if system_conv {
+                    "FROM_EBAY"
+                } else {
+                    "FROM_MEMBERS"
+                },
                 status: "ACTIVE",
                 title,
                 created_ms: created,
@@ -160,7 +173,15 @@ impl Model {
     }
 
     /// Appends a message; returns its id.
-    pub fn push_msg(&mut self, c: &mut Conv, from_other: bool, at: i64, body: String, read: bool, media: u32) -> String {
+    pub fn push_msg(
+        &mut self,
+        c: &mut Conv,
+        from_other: bool,
+        at: i64,
+        body: String,
+        read: bool,
+        media: u32,
+    ) -> String {
         self.next_msg += 1;
         let id = format!("m-{}", self.next_msg);
         let (sender, recipient) = if from_other {

@@ -11,9 +11,9 @@ use crate::migrate::{self, Applied, POSTGRES_MIGRATIONS};
 use crate::target::redact_url;
 use async_trait::async_trait;
 use inlet_core::{
-    Connection as Conn, ConnectionStatus, ExportRow, FamilyBatch, FamilyOutcome, NewConnection, PageBatch, PageOutcome, Run,
-    RunMode, RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp,
-    TombstoneBatch, Trigger,
+    Connection as Conn, ConnectionStatus, ExportRow, FamilyBatch, FamilyOutcome, NewConnection,
+    PageBatch, PageOutcome, Run, RunMode, RunStats, RunStatus, Store, StoreError, StreamSpec,
+    StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;

@@ -150,8 +150,26 @@ pub(super) async fn write_records(
     let existing = lookup(tx, cache, spec, conn, &records).await?;
     let plan = plan(spec, records, &existing, refresh);
     let at = to_system(at);
-    write_rows(tx, cache, &sql::pg_insert(spec), spec, conn, &plan.inserts, &at).await?;
-    write_rows(tx, cache, &sql::pg_update(spec), spec, conn, &plan.updates, &at).await?;
+    write_rows(
+        tx,
+        cache,
+        &sql::pg_insert(spec),
+        spec,
+        conn,
+        &plan.inserts,
+        &at,
+    )
+    .await?;
+    write_rows(
+        tx,
+        cache,
+        &sql::pg_update(spec),
+        spec,
+        conn,
+        &plan.updates,
+        &at,
+    )
+    .await?;
     let (derived_inserted, derived_updated) = if refresh {
         refresh_derived(tx, cache, spec, conn, &plan.keys, &at).await?
     } else {

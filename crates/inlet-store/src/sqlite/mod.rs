@@ -10,9 +10,9 @@ use crate::error::{join, sqlite as db_err};
 use crate::migrate::{self, Applied, SQLITE_MIGRATIONS};
 use async_trait::async_trait;
 use inlet_core::{
-    Connection as Conn, ConnectionStatus, ExportRow, FamilyBatch, FamilyOutcome, NewConnection, PageBatch, PageOutcome, Run,
-    RunMode, RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp,
-    TombstoneBatch, Trigger,
+    Connection as Conn, ConnectionStatus, ExportRow, FamilyBatch, FamilyOutcome, NewConnection,
+    PageBatch, PageOutcome, Run, RunMode, RunStats, RunStatus, Store, StoreError, StreamSpec,
+    StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
 };
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::collections::BTreeMap;
