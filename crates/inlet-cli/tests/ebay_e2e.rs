@@ -327,7 +327,15 @@ async fn start_time_then_full_scan(db: &TestDb) {
     for id in &changed[..3] {
         assert_eq!(c.threads.get(id), Some(&1));
     }
-    assert!(c.total <= 3 + 1 + 1 + 1, "{} calls", c.total);
+    // The 3 buyer threads and the re-check sample (at least one FROM_EBAY thread), one
+    // listing page each for FROM_MEMBERS and FROM_EBAY; nothing else.
+    assert_eq!(c.threads.len(), 3 + samples(&d1));
+    assert_eq!(
+        c.total,
+        2 + c.threads.values().sum::<usize>(),
+        "{} calls",
+        c.total
+    );
     // The start_time quirk hides the seller-only threads...
     let d = differences(&*store, conn.id, &sim, &[]).await;
     assert!(
@@ -621,3 +629,31 @@ async fn marker_lie_is_reported(db: &TestDb) {
     assert_equals_truth(&*store, conn.id, &sim).await;
 }
 both_backends!(marker_lie, marker_lie_is_reported);
+
+/// 5xx, resets and cut-off bodies on 10% of calls, and an expired token: the sync retries,
+/// refreshes the token once, and still equals the truth.
+async fn faults_and_token_expiry(db: &TestDb) {
+    let cfg = account(300);
+    let (sim, store, conn) = setup_ebay(db, &cfg, |c| c.full_scan_every = 1).await;
+    sim.set_faults(inlet_sim::ebay::Faults {
+        http_5xx: 0.04,
+        reset: 0.03,
+        truncated: 0.03,
+        ..Default::default()
+    });
+    let first = sync(&store).await;
+    assert_eq!(first.status, RunStatus::Success, "{:?}", first.error);
+    assert!(first.stats.retries > 0, "faults were injected and retried");
+    let ids = pick(&sim, 4);
+    for id in &ids {
+        sim.buyer_message(id, "Hello again");
+    }
+    sim.expire_tokens();
+    let run = sync(&store).await;
+    assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
+    assert_eq!(stream_stats(&run, "conversations").parents_changed, 4);
+    assert_eq!(sim.call_limit_violations(), 0);
+    sim.set_faults(inlet_sim::ebay::Faults::default());
+    assert_equals_truth(&*store, conn.id, &sim).await;
+}
+both_backends!(faults_variant, faults_and_token_expiry);
