@@ -414,3 +414,6 @@ fn map_message(raw: &str, conversation: &str, ctype: &str) -> Result<Record, Str
         sort_ts,
     })
 }
+
+#[cfg(test)]
+mod tests;
