@@ -657,3 +657,49 @@ async fn faults_and_token_expiry(db: &TestDb) {
     assert_equals_truth(&*store, conn.id, &sim).await;
 }
 both_backends!(faults_variant, faults_and_token_expiry);
+
+/// FROM_EBAY advances a stored offset: five pages on the first (full) run, one page per
+/// delta, each committed with its offset, wrapping to 0 at the end.
+async fn system_mail_progresses(db: &TestDb) {
+    let cfg = EbaySimConfig {
+        system_conversations: 260,
+        ..account(40)
+    };
+    let (sim, store, conn) = setup_ebay(db, &cfg, |c| c.full_scan_every = 1).await;
+    let offsets = |sim: &EbaySim| -> Vec<String> {
+        sim.requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/conversation") && r.query.contains("FROM_EBAY"))
+            .filter_map(|r| {
+                r.query
+                    .split('&')
+                    .find_map(|p| p.strip_prefix("offset=").map(str::to_string))
+            })
+            .collect()
+    };
+    let first = sync(&store).await;
+    assert_eq!(first.status, RunStatus::Success, "{:?}", first.error);
+    assert_eq!(offsets(&sim), ["0", "50", "100", "150", "200"]);
+    assert_eq!(
+        stored(&*store, conn.id, "system_conversations").await.len(),
+        250
+    );
+    let state = store
+        .sync_state(conn.id, "system_conversations")
+        .await
+        .expect("state");
+    assert_eq!(state.cursor.as_deref(), Some("250"));
+    sim.clear_log();
+    sync(&store).await;
+    assert_eq!(offsets(&sim), ["250"], "one page per delta");
+    let state = store
+        .sync_state(conn.id, "system_conversations")
+        .await
+        .expect("state");
+    assert_eq!(state.cursor, None, "wrapped to the start");
+    assert_equals_truth(&*store, conn.id, &sim).await;
+    sim.clear_log();
+    sync(&store).await;
+    assert_eq!(offsets(&sim), ["0"]);
+}
+both_backends!(system_mail_variant, system_mail_progresses);

@@ -32,6 +32,12 @@
 //! provider's listing cap, is complete: stored rows it did not return were removed at the
 //! provider and are tombstoned (`deleted_at`), never deleted. A pass that failed,
 //! resumed mid-way, stopped early or hit the cap deletes nothing.
+//!
+//! Parent/child streams (eBay conversations and their messages) run a different pass,
+//! described in `children.rs`: parents are listed page by page, children are fetched only
+//! for parents whose change marker moved (plus a random sample of the others), and each
+//! page's parents, children, markers and checkpoint commit in one transaction
+//! ([`Store::commit_family`](inlet_core::Store::commit_family)).
 #![deny(missing_docs)]
 
 mod children;
