@@ -37,7 +37,7 @@
 //! described in `children.rs`: parents are listed page by page, children are fetched only
 //! for parents whose change marker moved (plus a random sample of the others), and each
 //! page's parents, children, markers and checkpoint commit in one transaction
-//! ([`Store::commit_family`](inlet_core::Store::commit_family)).
+//! (`Store::commit_family`).
 #![deny(missing_docs)]
 
 mod children;
