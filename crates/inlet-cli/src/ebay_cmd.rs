@@ -140,7 +140,7 @@ pub async fn refresh(settings: &Settings, a: &RefreshArgs, out: &Output) -> Resu
     let conn = app::connection(&*store, &a.connection).await?;
     if let Some(p) = provider.filter(|p| **p != conn.provider) {
         bail!(
-            "connection {:?} is a {} connection, not {p}",
+            "connection {:?} uses provider {}, not {p}",
             conn.name,
             conn.provider
         );
