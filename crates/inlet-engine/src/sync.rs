@@ -178,18 +178,21 @@ impl Engine {
         progress: &dyn Progress,
         run: &mut Run,
     ) -> Result<(RunStatus, Option<String>), EngineError> {
+        // Child streams of a family are synced through their parent (see `children`):
+        // asking for a child stream syncs its parents.
+        let families = connector.families();
         let streams: Vec<&StreamSpec> = connector
             .streams()
             .iter()
             .filter(|s| {
-                opts.streams
-                    .as_ref()
-                    .is_none_or(|only| only.iter().any(|n| n == s.name))
+                opts.streams.as_ref().is_none_or(|only| {
+                    only.iter().any(|n| {
+                        n == s.name || families.iter().any(|f| f.parent == s.name && f.child == n)
+                    })
+                })
             })
             .collect();
         let (mut failed, mut errors) = (0usize, Vec::new());
-        // Child streams of a family are synced through their parent (see `children`).
-        let families = connector.families();
         let ran = streams
             .iter()
             .filter(|s| !crate::children::is_child(&families, s.name))
