@@ -152,6 +152,21 @@ pub fn run_line(name: &str, run: &Run) -> String {
         },
         run.duration_ms() as f64 / 1000.0
     );
+    if let Some(q) = s.quota_remaining {
+        line.push_str(&format!("; provider quota left: {q}"));
+    }
+    if s.items_skipped_with_error > 0 {
+        line.push_str(&format!(
+            "; {} items skipped with errors",
+            s.items_skipped_with_error
+        ));
+    }
+    if s.attachments_fetched + s.attachments_failed + s.attachments_skipped > 0 {
+        line.push_str(&format!(
+            "; attachments: {} fetched, {} failed, {} skipped",
+            s.attachments_fetched, s.attachments_failed, s.attachments_skipped
+        ));
+    }
     if let Some(e) = &run.error {
         line.push_str(&format!("\n  error: {e}"));
     }

@@ -11,7 +11,7 @@ use inlet_core::secrets::SecretBox;
 use inlet_core::{Clock, NewConnection, RunMode, SystemClock};
 use inlet_engine::{NoProgress, SyncOptions};
 use inlet_http::HttpConfig;
-use inlet_sim::reddit::{RedditSim, RedditSimConfig};
+use inlet_sim::reddit::{Faults, RedditSim, RedditSimConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::process::ExitCode;
@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// Only run the given size (skip the 10x-smaller run that shows memory stays flat).
     #[arg(long)]
     pub single: bool,
+    /// Share of API requests the simulator answers with a 5xx (0.1 = 10%); the run is
+    /// also measured without faults for comparison.
+    #[arg(long, value_parser = parse_share)]
+    pub fault_5xx: Option<f64>,
     /// Internal: run one measurement in this process.
     #[arg(long, hide = true)]
     pub child: bool,
@@ -67,7 +71,15 @@ impl BenchArgs {
             single: true,
             child: false,
             provider,
+            fault_5xx: None,
         }
+    }
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a share in [0, 1) such as 0.1")),
     }
 }
 
@@ -75,6 +87,12 @@ impl BenchArgs {
 struct Measurement {
     backend: Backend,
     messages: u64,
+    /// Share of requests answered 5xx.
+    #[serde(default)]
+    fault_5xx: f64,
+    /// Messages in the database after the run (must equal `messages`).
+    #[serde(default)]
+    stored: u64,
     records: u64,
     seconds: f64,
     records_per_s: f64,
@@ -103,13 +121,33 @@ pub async fn run(a: &BenchArgs, out: &Output) -> Result<ExitCode> {
     } else {
         vec![a.messages / 10, a.messages]
     };
+    let faults = match a.fault_5xx {
+        Some(p) => vec![0.0, p],
+        None => vec![0.0],
+    };
     let mut results = Vec::new();
     for b in backends {
         for &n in &sizes {
-            out.note(&format!("bench: {n} messages into {b:?} ..."));
-            let m = run_child(b, n, &a.pg_url)?;
-            out.note(&format!("  {}", line(&m)));
-            results.push(m);
+            for &p in &faults {
+                out.note(&format!(
+                    "bench: {n} messages into {b:?}{} ...",
+                    if p > 0.0 {
+                        format!(" with {:.0}% 5xx", p * 100.0)
+                    } else {
+                        String::new()
+                    }
+                ));
+                let m = run_child(b, n, p, &a.pg_url)?;
+                out.note(&format!("  {}", line(&m)));
+                if m.stored != m.messages {
+                    bail!(
+                        "the run lost messages: {} stored of {}",
+                        m.stored,
+                        m.messages
+                    );
+                }
+                results.push(m);
+            }
         }
     }
     out.emit(&results, || {
@@ -120,19 +158,26 @@ pub async fn run(a: &BenchArgs, out: &Output) -> Result<ExitCode> {
 
 fn line(m: &Measurement) -> String {
     format!(
-        "{:?}: {} records in {:.2}s = {:.0} records/s, {} requests ({} retries), peak RSS {:.1} MB, {}",
+        "{:?}{}: {} records in {:.2}s = {:.0} records/s, {} requests ({} retries), peak RSS {:.1} MB, {}, {} of {} messages stored",
         m.backend,
+        if m.fault_5xx > 0.0 {
+            format!(" ({:.0}% 5xx)", m.fault_5xx * 100.0)
+        } else {
+            String::new()
+        },
         m.records,
         m.seconds,
         m.records_per_s,
         m.requests,
         m.retries,
         m.peak_rss_mb,
-        m.status
+        m.status,
+        m.stored,
+        m.messages
     )
 }
 
-fn run_child(b: Backend, n: u64, pg_url: &str) -> Result<Measurement> {
+fn run_child(b: Backend, n: u64, fault_5xx: f64, pg_url: &str) -> Result<Measurement> {
     let exe = std::env::current_exe().context("cannot find the inlet binary")?;
     let backend = match b {
         Backend::Sqlite => "sqlite",
@@ -149,6 +194,8 @@ fn run_child(b: Backend, n: u64, pg_url: &str) -> Result<Measurement> {
             &n.to_string(),
             "--pg-url",
             pg_url,
+            "--fault-5xx",
+            &fault_5xx.to_string(),
         ])
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -173,6 +220,12 @@ async fn measure(a: &BenchArgs) -> Result<Measurement> {
         ..Default::default()
     };
     let sim = RedditSim::start(cfg.clone()).await?;
+    if let Some(p) = a.fault_5xx.filter(|p| *p > 0.0) {
+        sim.set_faults(Faults {
+            http_5xx: p,
+            ..Default::default()
+        });
+    }
     let (url, cleanup) = database(a).await?;
     let result = backfill(&url, &sim, &cfg, a).await;
     cleanup.run().await;
@@ -205,7 +258,13 @@ async fn backfill(
     let t = Instant::now();
     let run = engine.sync(&conn, &*connector, &opts, &NoProgress).await?;
     let secs = t.elapsed().as_secs_f64();
+    let mut stored = 0;
+    for s in connector.streams().iter().filter(|s| s.name != "saved") {
+        stored += store.count_live(conn.id, s).await?;
+    }
     Ok(Measurement {
+        fault_5xx: a.fault_5xx.unwrap_or(0.0),
+        stored,
         backend: if url.starts_with("postgres") {
             Backend::Postgres
         } else {

@@ -70,6 +70,12 @@ pub struct RedditArgs {
     /// Items per page (1..=100).
     #[arg(long, default_value_t = 100)]
     pub page_size: u32,
+    /// Requests in flight at most for this connection (default 10).
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+    /// Seconds allowed for one whole request (default 60).
+    #[arg(long)]
+    pub request_timeout: Option<u64>,
     /// Store without checking the credentials against Reddit first.
     #[arg(long)]
     pub no_verify: bool,
@@ -97,6 +103,11 @@ pub async fn connect(
         user_agent: a.user_agent,
         username: None,
         page_size: a.page_size,
+        http: inlet_http::HttpSettings {
+            max_in_flight: a.max_in_flight,
+            request_timeout_secs: a.request_timeout,
+            connect_timeout_secs: None,
+        },
     };
     config.validate()?;
     let mut creds = RedditCredentials {
@@ -108,7 +119,16 @@ pub async fn connect(
         ..Default::default()
     };
     if !a.no_verify {
-        let conn = RedditConnector::new(config.clone(), &creds, HttpConfig::default())?;
+        // A person is waiting: a few quick retries, not a sync's patience.
+        let http = HttpConfig {
+            retry: inlet_http::RetryPolicy {
+                max_attempts: 5,
+                deadline: std::time::Duration::from_secs(15),
+                ..Default::default()
+            },
+            ..HttpConfig::default()
+        };
+        let conn = RedditConnector::new(config.clone(), &creds, http)?;
         let name = conn
             .username()
             .await
@@ -170,7 +190,10 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
         bail!("there are no connections yet (add one with `inlet connect`)");
     }
     let key = keys::load(&settings.key_file, false)?;
-    let engine = app::engine(store.clone(), key.clone());
+    let engine = crate::attachments::wire(
+        app::engine(store.clone(), key.clone()),
+        &settings.attachments,
+    )?;
     let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     spawn_ctrl_c(cancel.clone());
     let mut failed = false;
@@ -203,9 +226,28 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
         opts.streams = (!args.streams.is_empty()).then(|| args.streams.clone());
         opts.cancel = Some(cancel.clone());
         let bar = Bar::new(&conn.name);
-        let run = engine.sync(conn, &*connector, &opts, &bar).await;
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let (run, ()) = tokio::join!(
+            async {
+                let run = engine.sync(conn, &*connector, &opts, &bar).await;
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                run
+            },
+            bar.watch_waits(&*connector, &done)
+        );
         bar.finish();
-        let run = run?;
+        let run = match run {
+            Ok(run) => run,
+            Err(e) => {
+                // The store failed under this connection's sync; report it and go on.
+                failed = true;
+                out.note(&format!("{}: sync failed: {e:#}", conn.name));
+                reports.push(
+                    json!({"connection": conn.name, "status": "failed", "error": format!("{e:#}")}),
+                );
+                continue;
+            }
+        };
         failed |= run.status == RunStatus::Failed;
         if !out.json {
             println!("{}", run_line(&conn.name, &run));

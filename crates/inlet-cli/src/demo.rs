@@ -1,6 +1,8 @@
 //! `inlet demo`: the whole loop offline. Starts the Reddit simulator on 127.0.0.1,
 //! connects to it, runs a full sync, lets new messages arrive (and saves change), runs a
-//! delta sync, and prints each result and where the database is.
+//! delta sync, and prints each result and where the database is. Images linked from the
+//! messages are downloaded from a local stand-in for the image hosts (`inlet_sim::images`)
+//! into `<database>.blobs/`.
 
 use crate::app;
 use crate::keys;
@@ -13,6 +15,7 @@ use inlet_connectors::reddit::{RedditConfig, RedditCredentials};
 use inlet_core::{Clock, Connection, NewConnection, Run, RunMode, Store, SystemClock};
 use inlet_engine::{Engine, SyncOptions};
 use inlet_http::HttpConfig;
+use inlet_sim::images::{MediaSim, MediaSimConfig};
 use inlet_sim::reddit::{RedditSim, RedditSimConfig};
 use serde_json::json;
 use std::path::PathBuf;
@@ -54,14 +57,28 @@ pub async fn run(a: &DemoArgs, out: &Output) -> Result<ExitCode> {
         a.messages,
         a.saved
     ));
+    let media = MediaSim::start(MediaSimConfig {
+        seed: a.seed,
+        ..Default::default()
+    })
+    .await
+    .context("cannot start the image host simulator on 127.0.0.1")?;
     let settings = Settings {
         database_url: a.database.display().to_string(),
         key_file: PathBuf::from(format!("{}.key", a.database.display())),
+        attachments: crate::attachments::AttachmentSettings {
+            rewrite_base: Some(media.base()),
+            blob_dir: Some(PathBuf::from(format!("{}.blobs", a.database.display()))),
+            ..Default::default()
+        },
     };
     let store = app::open_store(&settings, true).await?;
     let key = keys::load(&settings.key_file, true)?;
     let conn = create_connection(&*store, &key, &sim, &cfg).await?;
-    let engine = app::engine(store.clone(), key.clone());
+    let engine = crate::attachments::wire(
+        app::engine(store.clone(), key.clone()),
+        &settings.attachments,
+    )?;
 
     let full = sync(&engine, &conn, &key, RunMode::Full).await?;
     report(out, &*store, &conn, &full, "full").await?;
@@ -75,18 +92,22 @@ pub async fn run(a: &DemoArgs, out: &Output) -> Result<ExitCode> {
     report(out, &*store, &conn, &delta, "delta").await?;
 
     let path = std::fs::canonicalize(&a.database).unwrap_or_else(|_| a.database.clone());
-    out.emit(&json!({"database": path}), || {
+    let blobs = settings.attachments.blob_dir();
+    out.emit(&json!({"database": path, "blobs": blobs}), || {
         format!(
-            "Database: {}\nTry: sqlite3 {} \"SELECT subject, message_count, last_message_utc FROM reddit_conversations ORDER BY last_message_utc DESC LIMIT 5\"",
+            "Database: {}\nImages: {}\nTry: sqlite3 {} \"SELECT subject, message_count, last_message_utc FROM reddit_conversations ORDER BY last_message_utc DESC LIMIT 5\"\n     inlet --database-url {} attachments list --limit 5",
+            path.display(),
+            blobs.display(),
             path.display(),
             path.display()
         )
     });
     sim.shutdown();
+    media.shutdown();
     Ok(ExitCode::SUCCESS)
 }
 
-/// The demo database is the demo's own: remove the files an earlier demo left.
+/// The demo database is the demo's own: remove the files (and images) an earlier demo left.
 fn remove_previous(db: &std::path::Path) -> Result<()> {
     for suffix in ["", "-wal", "-shm", ".key"] {
         let p = PathBuf::from(format!("{}{suffix}", db.display()));
@@ -100,7 +121,13 @@ fn remove_previous(db: &std::path::Path) -> Result<()> {
             }
         }
     }
-    Ok(())
+    let blobs = PathBuf::from(format!("{}.blobs", db.display()));
+    match std::fs::remove_dir_all(&blobs) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e)
+            .with_context(|| format!("cannot remove the previous demo images {}", blobs.display())),
+    }
 }
 
 async fn create_connection(
@@ -115,6 +142,7 @@ async fn create_connection(
         user_agent: Some(format!("inlet-demo/0.1 (by /u/{})", cfg.username)),
         username: Some(cfg.username.clone()),
         page_size: 100,
+        http: Default::default(),
     };
     let creds = RedditCredentials {
         client_id: cfg.client_id.clone(),
@@ -185,6 +213,8 @@ async fn report(
         "removed_saved": saved_stats.deleted,
         "changed": run.stats.updated,
         "requests": run.stats.requests,
+        "attachments_fetched": run.stats.attachments_fetched,
+        "attachments_failed": run.stats.attachments_failed,
         "duration_ms": run.duration_ms(),
     });
     out.emit(&value, || format!("{label} sync: {value}"));

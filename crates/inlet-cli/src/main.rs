@@ -1,6 +1,7 @@
 //! `inlet`: keep a database you own in sync with the services where your data lives.
 
 mod app;
+mod attachments;
 mod bench;
 mod bench_ebay;
 mod cmd;
@@ -72,6 +73,11 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Re-fetch one entity now, e.g. one conversation right after sending a message.
     Refresh(ebay_cmd::RefreshArgs),
+    /// Images linked from synced records: list them, retry failed downloads.
+    Attachments {
+        #[command(subcommand)]
+        command: attachments::AttachmentsCommand,
+    },
 }
 
 /// `inlet sync`.
@@ -129,6 +135,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Export(args) => cmd::export(&settings, &args, &out).await,
         Command::Refresh(args) => ebay_cmd::refresh(&settings, &args, &out).await,
+        Command::Attachments { command } => attachments::run(&settings, command, &out).await,
         Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
     }
 }

@@ -1,13 +1,16 @@
 //! A progress bar for long syncs, on stderr, hidden when not on a terminal.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use inlet_core::StreamStats;
+use inlet_core::{RunStats, StreamStats};
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Draws one spinner line per sync.
 pub struct Bar {
     bar: ProgressBar,
+    /// The last progress message, to which a rate-limit wait is appended.
+    last: std::sync::Mutex<String>,
 }
 
 impl Bar {
@@ -24,12 +27,41 @@ impl Bar {
         bar.set_style(style);
         bar.set_prefix(connection.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
-        Bar { bar }
+        Bar {
+            bar,
+            last: std::sync::Mutex::new(String::new()),
+        }
     }
 
     /// Clear the line.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+
+    fn show(&self, msg: String) {
+        self.bar.set_message(msg.clone());
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = msg;
+    }
+
+    /// Until `done`, show a rate-limit wait under way in `connector`'s client.
+    pub async fn watch_waits(&self, connector: &dyn inlet_core::Connector, done: &AtomicBool) {
+        let mut was_waiting = false;
+        while !done.load(Ordering::Relaxed) {
+            let left = connector.http_stats().waiting_ms;
+            if left > 0 || was_waiting {
+                let last = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                self.bar.set_message(if left > 0 {
+                    format!(
+                        "{last} — waiting {:.0}s for the rate limit window",
+                        (left as f64 / 1000.0).ceil()
+                    )
+                } else {
+                    last
+                });
+            }
+            was_waiting = left > 0;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 }
 
@@ -40,7 +72,7 @@ impl inlet_engine::Progress for Bar {
         } else {
             ""
         };
-        self.bar.set_message(format!("{stream}{how}: starting"));
+        self.show(format!("{stream}{how}: starting"));
     }
 
     fn page_committed(&self, stream: &str, s: &StreamStats) {
@@ -53,12 +85,19 @@ impl inlet_engine::Progress for Bar {
         } else {
             String::new()
         };
-        self.bar.set_message(format!(
+        self.show(format!(
             "{stream}: {} records, {} pages, {} requests, {:.0} records/s{wait}",
             s.stats.fetched,
             s.stats.pages,
             s.stats.requests,
             s.stats.fetched as f64 / secs
+        ));
+    }
+
+    fn attachment_done(&self, s: &RunStats) {
+        self.bar.set_message(format!(
+            "attachments: {} fetched, {} failed, {} skipped",
+            s.attachments_fetched, s.attachments_failed, s.attachments_skipped
         ));
     }
 }

@@ -15,6 +15,8 @@ pub struct FileSettings {
     pub database_url: Option<String>,
     /// Where the credentials key lives (when `INLET_SECRET_KEY` is not set).
     pub key_file: Option<PathBuf>,
+    /// `[attachments]`: downloading images linked from synced records.
+    pub attachments: Option<crate::attachments::AttachmentSettings>,
 }
 
 /// Resolved settings.
@@ -24,6 +26,8 @@ pub struct Settings {
     pub database_url: String,
     /// The key file.
     pub key_file: PathBuf,
+    /// Attachment downloads (`[attachments]`, then `INLET_ATTACHMENTS_*`).
+    pub attachments: crate::attachments::AttachmentSettings,
 }
 
 /// Where a database URL points.
@@ -73,9 +77,14 @@ impl Settings {
                 Target::Postgres => PathBuf::from("inlet.key"),
             },
         };
+        let attachments = file
+            .attachments
+            .unwrap_or_default()
+            .resolve(&database_url)?;
         Ok(Settings {
             database_url,
             key_file,
+            attachments,
         })
     }
 }

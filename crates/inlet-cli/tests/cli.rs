@@ -16,6 +16,11 @@ fn inlet(dir: &Path) -> Command {
         .env_remove("INLET_SECRET_KEY")
         .env_remove("INLET_CONFIG")
         .env_remove("INLET_KEY_FILE")
+        .env_remove("INLET_ATTACHMENTS_REWRITE_BASE")
+        // The simulated messages link images on the real media hosts: tests never reach the
+        // internet, so attachments are off here (tests/attachments_e2e.rs covers them
+        // against the image host simulator).
+        .env("INLET_ATTACHMENTS_ENABLED", "false")
         .stdin(Stdio::null());
     c
 }
@@ -101,6 +106,12 @@ async fn demo_runs_offline_and_reports_both_syncs() {
     );
     let db = lines[2]["database"].as_str().expect("database path");
     assert!(Path::new(db).exists());
+    // Images linked from the messages were downloaded from the local image hosts.
+    assert!(
+        full["attachments_fetched"].as_u64().is_some_and(|n| n > 0),
+        "{full}"
+    );
+    assert_eq!(full["attachments_failed"].as_u64(), Some(0));
 }
 
 async fn connect(
@@ -455,3 +466,181 @@ async fn kill_9_mid_backfill_then_resume() {
     assert_equals_truth(&*store, conn.id, &sim).await;
     sim.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_connection_never_stops_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = RedditSimConfig {
+        seed: 23,
+        messages: 120,
+        comment_replies: 5,
+        saved: 6,
+        ..Default::default()
+    };
+    let broken = RedditSim::start(cfg.clone()).await.expect("sim");
+    let good = RedditSim::start(cfg.clone()).await.expect("sim");
+    for (sim, name) in [(&broken, "a-broken"), (&good, "b-good")] {
+        let o = connect(dir.path(), "inlet.db", sim, &cfg, name).await;
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // The first connection (synced first) loses its authorization.
+    broken.expire_tokens();
+    broken.revoke_refresh_token();
+    let o = cli(dir.path(), "inlet.db", &["--json", "sync"]).await;
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a failed connection fails the command"
+    );
+    let runs: Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+    let by_name = |n: &str| {
+        runs.as_array()
+            .and_then(|a| a.iter().find(|r| r["connection"] == n))
+            .cloned()
+            .unwrap_or_else(|| panic!("{n} reported: {runs}"))
+    };
+    assert_eq!(by_name("a-broken")["status"], "failed");
+    assert!(
+        by_name("a-broken")["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("re-authenticate")),
+        "{runs}"
+    );
+    assert_eq!(by_name("b-good")["status"], "success");
+    assert_eq!(
+        by_name("b-good")["stats"]["inserted"].as_u64(),
+        Some(120 + 5 + 6)
+    );
+    // The next sync skips the connection that needs re-authentication, and says so.
+    let o = cli(dir.path(), "inlet.db", &["sync"]).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("a-broken: skipped (needs_reauth)"), "{err}");
+    assert!(
+        stdout(&o).contains("b-good: success delta sync"),
+        "{}",
+        stdout(&o)
+    );
+}
+/// `inlet` with attachments on, the media hosts mapped onto the image host simulator.
+async fn cli_media(
+    dir: &Path,
+    db_url: &str,
+    media: &inlet_sim::images::MediaSim,
+    args: &[&str],
+) -> Output {
+    let mut c = inlet(dir);
+    c.env("INLET_ATTACHMENTS_ENABLED", "true")
+        .env("INLET_ATTACHMENTS_REWRITE_BASE", media.base())
+        .args(["--database-url", db_url])
+        .args(args);
+    run(c).await
+}
+
+async fn attachments_cli_flow(db: &TestDb) {
+    use inlet_sim::images::{MediaSim, MediaSimConfig};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = RedditSimConfig {
+        seed: 9,
+        messages: 120,
+        comment_replies: 0,
+        saved: 4,
+        ..Default::default()
+    };
+    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
+    let media = MediaSim::start(MediaSimConfig::default())
+        .await
+        .expect("media");
+    media.set_host_down("i.imgur.com", true);
+    let url = &db.url;
+    let o = connect(dir.path(), url, &sim, &cfg, "r1").await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // The sync itself succeeds as a process; the run is partial and says why.
+    let o = cli_media(dir.path(), url, &media, &["--json", "sync", "r1"]).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let runs: Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+    let stats = &runs[0]["stats"];
+    let failed = stats["attachments_failed"].as_u64().expect("failed count");
+    assert!(
+        failed >= 1,
+        "the simulated messages link imgur images: {stats}"
+    );
+    assert_eq!(runs[0]["status"], "partial");
+    assert_eq!(stats["items_skipped_with_error"].as_u64(), Some(failed));
+    assert!(
+        stats["attachments_fetched"]
+            .as_u64()
+            .is_some_and(|n| n > failed)
+    );
+
+    let o = cli_media(
+        dir.path(),
+        url,
+        &media,
+        &["--json", "attachments", "list", "r1", "--status", "failed"],
+    )
+    .await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<Value> = serde_json::from_str(stdout(&o).trim()).expect("json");
+    assert_eq!(rows.len() as u64, failed);
+    assert!(rows.iter().all(|r| {
+        r["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://i.imgur.com/"))
+            && r["status"] == "failed"
+            && r["last_error"].as_str().is_some_and(|e| e.contains("503"))
+    }));
+
+    // Still down: retry reports the failures and exits non-zero.
+    let o = cli_media(dir.path(), url, &media, &["attachments", "retry", "r1"]).await;
+    assert!(!o.status.success());
+    assert!(
+        stdout(&o).contains(&format!("0 fetched, {failed} failed")),
+        "{}",
+        stdout(&o)
+    );
+
+    // Back up: retry fetches them all.
+    media.set_host_down("i.imgur.com", false);
+    let o = cli_media(dir.path(), url, &media, &["--json", "attachments", "retry"]).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+    assert_eq!(
+        (v["fetched"].as_u64(), v["failed_left"].as_u64()),
+        (Some(failed), Some(0))
+    );
+    let o = cli_media(
+        dir.path(),
+        url,
+        &media,
+        &["attachments", "list", "r1", "--status", "failed"],
+    )
+    .await;
+    assert!(
+        stdout(&o).starts_with("attachments: ") && !stdout(&o).contains(" failed "),
+        "{}",
+        stdout(&o)
+    );
+    let o = cli_media(
+        dir.path(),
+        url,
+        &media,
+        &["attachments", "list", "r1", "--limit", "3"],
+    )
+    .await;
+    assert!(
+        stdout(&o).contains("done") && stdout(&o).contains(" bytes image/"),
+        "{}",
+        stdout(&o)
+    );
+
+    assert_one_line_error(
+        &cli_media(dir.path(), url, &media, &["attachments", "retry", "nope"]).await,
+        "unknown connection",
+    );
+    let mut c = inlet(dir.path());
+    c.args(["--database-url", url, "attachments", "retry", "r1"]);
+    assert_one_line_error(&run(c).await, "attachments are disabled");
+}
+both_backends!(attachments_cli_list_and_retry, attachments_cli_flow);

@@ -32,6 +32,8 @@ pub struct HttpStats {
     pub rate_limit_wait_ms: u64,
     /// The provider's remaining quota after the last response, when it says.
     pub quota_remaining: Option<u64>,
+    /// A rate-limit wait under way: milliseconds left (0: not waiting).
+    pub waiting_ms: u64,
 }
 
 /// Why a connector could not produce a page.
@@ -121,6 +123,13 @@ pub trait Connector: Send + Sync {
             self.provider(),
             parent_stream.name
         )))
+    }
+    /// Links to attachments (images) in `record` of `stream` that should be downloaded,
+    /// as absolute URLs with HTML entities decoded. Connectors without attachments keep
+    /// this default.
+    fn attachment_links(&self, stream: &StreamSpec, record: &Record) -> Vec<String> {
+        let _ = (stream, record);
+        Vec::new()
     }
     /// Credentials changed by the connector (a refreshed or rotated token) since the last
     /// call, as the complete credentials JSON to seal and store; `None` when unchanged.

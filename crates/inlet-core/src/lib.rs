@@ -17,6 +17,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod attachment;
 mod clock;
 mod connector;
 mod family;
@@ -27,6 +28,10 @@ mod store;
 mod stream;
 mod time;
 
+pub use attachment::{
+    Attachment, AttachmentFetcher, AttachmentLink, AttachmentStatus, AttachmentUpdate, BlobStore,
+    FetchError, Fetched,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{Connector, ConnectorError, EntityPage, HttpStats, Page};
 pub use family::{Family, ProgressivePages, STUB_PREFIX, StubRule};

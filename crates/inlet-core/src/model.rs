@@ -158,6 +158,7 @@ pub struct SyncState {
 
 /// Counters of one run (or one stream of a run).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunStats {
     /// Records received from the provider.
     pub fetched: u64,
@@ -183,6 +184,17 @@ pub struct RunStats {
     pub derived_inserted: u64,
     /// Derived rows changed.
     pub derived_updated: u64,
+    /// The provider's remaining request quota at the end, when it reports one.
+    pub quota_remaining: Option<u64>,
+    /// Attachments downloaded (or found already stored) in this run.
+    #[serde(default)]
+    pub attachments_fetched: u64,
+    /// Attachments whose download failed (also counted in `items_skipped_with_error`).
+    #[serde(default)]
+    pub attachments_failed: u64,
+    /// Attachments not fetched by policy (host not allowed, not an image, too large).
+    #[serde(default)]
+    pub attachments_skipped: u64,
 }
 
 impl RunStats {
@@ -200,6 +212,10 @@ impl RunStats {
         self.items_skipped_with_error += o.items_skipped_with_error;
         self.derived_inserted += o.derived_inserted;
         self.derived_updated += o.derived_updated;
+        self.quota_remaining = o.quota_remaining.or(self.quota_remaining);
+        self.attachments_fetched += o.attachments_fetched;
+        self.attachments_failed += o.attachments_failed;
+        self.attachments_skipped += o.attachments_skipped;
     }
 }
 

@@ -8,8 +8,9 @@
 //! * Timestamps are [`Timestamp`]s; text is UTF-8; nothing is lost in a round trip.
 
 use crate::{
-    Connection, ConnectionStatus, ContentHash, NewConnection, Record, Run, RunMode, RunStats,
-    RunStatus, StreamSpec, StreamStats, SyncState, Timestamp, Trigger, Value,
+    Attachment, AttachmentLink, AttachmentStatus, AttachmentUpdate, Connection, ConnectionStatus,
+    ContentHash, NewConnection, Record, Run, RunMode, RunStats, RunStatus, StreamSpec, StreamStats,
+    SyncState, Timestamp, Trigger, Value,
 };
 use std::collections::BTreeMap;
 
@@ -274,4 +275,49 @@ pub trait Store: Send + Sync {
         limit: u32,
         include_deleted: bool,
     ) -> Result<Vec<ExportRow>, StoreError>;
+
+    /// Record attachment links of `stream` as `pending`; links already recorded for the
+    /// same (connection, record, url) are left as they are. Returns how many were new.
+    async fn add_attachments(
+        &self,
+        connection_id: i64,
+        stream: &str,
+        links: &[AttachmentLink],
+        at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let _ = (connection_id, stream, links, at);
+        Err(StoreError::Db(format!(
+            "the {} store does not keep attachments",
+            self.backend()
+        )))
+    }
+    /// Up to `limit` attachments with ids greater than `after`, ordered by id, optionally
+    /// of one connection and one status.
+    async fn list_attachments(
+        &self,
+        connection_id: Option<i64>,
+        status: Option<AttachmentStatus>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Attachment>, StoreError> {
+        let _ = (connection_id, status, after, limit);
+        Ok(Vec::new())
+    }
+    /// Write the outcome of a download attempt (adds one to `attempts`).
+    async fn update_attachment(
+        &self,
+        id: i64,
+        update: &AttachmentUpdate,
+    ) -> Result<(), StoreError> {
+        let _ = (id, update);
+        Err(StoreError::NotFound(format!("attachment {id}")))
+    }
+    /// Attachments per status, optionally of one connection.
+    async fn count_attachments(
+        &self,
+        connection_id: Option<i64>,
+    ) -> Result<BTreeMap<AttachmentStatus, u64>, StoreError> {
+        let _ = connection_id;
+        Ok(BTreeMap::new())
+    }
 }

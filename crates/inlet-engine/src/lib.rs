@@ -38,12 +38,17 @@
 //! for parents whose change marker moved (plus a random sample of the others), and each
 //! page's parents, children, markers and checkpoint commit in one transaction
 //! (`Store::commit_family`).
+//!
+//! Attachments (images linked from records) are recorded as pending rows with the chunk
+//! that links them and downloaded after the streams, see [`AttachmentOptions`].
 #![deny(missing_docs)]
 
+mod attachments;
 mod children;
 mod refresh;
 mod sync;
 
+pub use attachments::{AttachmentOptions, DEFAULT_ATTACHMENT_CONCURRENCY};
 pub use inlet_core::{StopRule, Store, SyncState};
 pub use refresh::RefreshOutcome;
 pub use sync::{

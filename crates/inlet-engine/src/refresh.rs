@@ -82,6 +82,9 @@ impl Engine {
                 continue;
             }
             let state = self.store().sync_state(conn.id, stream.name).await?;
+            // Links are recorded pending; the next sync downloads them.
+            self.note_attachments(connector, conn.id, stream, &page.records, self.now())
+                .await?;
             let outcome = self
                 .store()
                 .commit_page(PageBatch {

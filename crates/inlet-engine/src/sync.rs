@@ -26,6 +26,8 @@ pub trait Progress: Send + Sync {
     fn page_committed(&self, _stream: &str, _stats: &StreamStats) {}
     /// A stream ended (successfully or not).
     fn stream_finished(&self, _stream: &str, _stats: &StreamStats) {}
+    /// An attachment download finished; `stats` holds the attachment counters so far.
+    fn attachment_done(&self, _stats: &RunStats) {}
 }
 
 /// Progress that goes nowhere.
@@ -73,6 +75,8 @@ pub struct Engine {
     /// Records per transaction during long passes: pages are gathered until this many,
     /// then committed with the checkpoint after the last of them.
     batch_records: usize,
+    /// Record and download attachments (see `attachments.rs`); off when `None`.
+    pub(crate) attachments: Option<crate::AttachmentOptions>,
 }
 
 /// Records per transaction by default: large enough that a commit's fixed cost (WAL
@@ -102,6 +106,7 @@ impl Engine {
             sealer: None,
             max_seen: 50_000,
             batch_records: DEFAULT_BATCH_RECORDS,
+            attachments: None,
         }
     }
 
@@ -156,6 +161,17 @@ impl Engine {
         let result = self
             .sync_streams(conn, connector, opts, progress, &mut run)
             .await;
+        let cancelled = opts
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst));
+        let result = match result {
+            Ok((status, error)) if !cancelled => self
+                .download_attachments(conn.id, &mut run.stats, status, progress)
+                .await
+                .map(|s| (s, error)),
+            other => other,
+        };
         self.save_credentials(conn, connector).await;
         let (status, error) = match result {
             Ok(s) => s,
@@ -386,6 +402,7 @@ pub(crate) fn set_http(stats: &mut RunStats, before: HttpStats, after: HttpStats
     stats.rate_limit_wait_ms = after
         .rate_limit_wait_ms
         .saturating_sub(before.rate_limit_wait_ms);
+    stats.quota_remaining = after.quota_remaining;
 }
 
 enum PassError {
@@ -615,6 +632,15 @@ impl<'a> Pass<'a> {
                     ..self.state.clone()
                 }
             };
+            engine
+                .note_attachments(
+                    connector,
+                    self.connection_id,
+                    self.stream,
+                    &chunk.records,
+                    now,
+                )
+                .await?;
             let commit = store.commit_page(PageBatch {
                 connection_id: self.connection_id,
                 stream: self.stream,

@@ -1,7 +1,7 @@
 //! A provider's rate budget as the provider reports it. Before each request the client
 //! asks the budget how long to wait; after each response it feeds the headers back.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How a provider's reset header tells when the window resets.
@@ -52,37 +52,142 @@ fn reset_delay(reset: f64, how: ResetIn) -> f64 {
     }
 }
 
+/// A provider's documented budget: at most `requests` in any `per` long stretch. Used while
+/// the provider does not report its budget in headers (and before its first answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Requests allowed...
+    pub requests: u32,
+    /// ...in any window this long.
+    pub per: Duration,
+}
+
+impl Quota {
+    /// Reddit: 100 queries per minute per OAuth client; we assume 60 to leave room for the
+    /// same app's other clients.
+    pub const REDDIT: Quota = Quota {
+        requests: 60,
+        per: Duration::from_secs(60),
+    };
+    /// GitHub REST: 5,000 requests per hour per user token.
+    pub const GITHUB: Quota = Quota {
+        requests: 5000,
+        per: Duration::from_secs(3600),
+    };
+}
+
 #[derive(Debug, Default)]
 struct State {
+    /// Requests left in the provider's window, as its last answer said, minus what we
+    /// sent since.
     remaining: Option<f64>,
     reset_at: Option<Instant>,
     blocked_until: Option<Instant>,
+    /// Requests sent and not answered yet (by every client sharing this budget).
+    in_flight: u32,
+    /// Send times within the documented quota's window (oldest first).
+    sent: std::collections::VecDeque<Instant>,
+    /// The provider has reported its budget in headers: trust those, not the documented
+    /// quota.
+    headers_seen: bool,
 }
 
-/// One budget, shared by everything that spends the same credential's quota.
+/// One budget, shared by everything that spends the same credential's quota: every stream,
+/// run and client holding the same [`RateBudget::shared`] key.
 #[derive(Debug)]
 pub struct RateBudget {
     headers: Option<RateHeaders>,
+    documented: Option<Quota>,
     /// Keep this many requests in reserve (other clients of the same app).
     reserve: f64,
     state: Mutex<State>,
 }
 
+type Registry = Mutex<std::collections::HashMap<String, Arc<RateBudget>>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::default)
+}
+
 impl RateBudget {
     /// A budget read from `headers` when the provider sends them.
     pub fn new(headers: Option<RateHeaders>) -> Self {
+        Self::with_quota(headers, None)
+    }
+
+    /// A budget read from `headers` when the provider sends them, and held to `documented`
+    /// when it does not.
+    pub fn with_quota(headers: Option<RateHeaders>, documented: Option<Quota>) -> Self {
         RateBudget {
             headers,
+            documented,
             reserve: 1.0,
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// The budget of `key` (`provider:credential`), created on first use; every client in
+    /// this process that names the same key spends the same budget.
+    pub fn shared(key: &str, headers: Option<RateHeaders>, documented: Option<Quota>) -> Arc<Self> {
+        let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+        reg.entry(key.to_string())
+            .or_insert_with(|| Arc::new(Self::with_quota(headers, documented)))
+            .clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How long to wait before sending the next request.
+    /// How long to wait before sending the next request; zero means "send now", and then
+    /// the request has been counted against the budget (call [`RateBudget::observe`] or
+    /// [`RateBudget::abandon`] when it ends).
+    pub fn acquire(&self, now: Instant) -> Duration {
+        let mut st = self.lock();
+        if let Some(b) = st.blocked_until.filter(|b| *b > now) {
+            return b - now;
+        }
+        let reported = match (st.remaining, st.reset_at) {
+            (Some(rem), Some(reset_at)) if reset_at > now => Some((rem, reset_at)),
+            _ => None,
+        };
+        match reported {
+            Some((rem, reset_at)) if rem < self.reserve => return reset_at - now,
+            Some(_) => {}
+            // Between the provider's windows (or before its first answer) its headers say
+            // nothing; a provider that never sends them is held to its documented quota.
+            None if st.headers_seen => {}
+            None => {
+                if let Some(q) = self.documented {
+                    while st
+                        .sent
+                        .front()
+                        .is_some_and(|t| now.duration_since(*t) >= q.per)
+                    {
+                        st.sent.pop_front();
+                    }
+                    if st.sent.len() >= q.requests.max(1) as usize
+                        && let Some(oldest) = st.sent.front()
+                    {
+                        return (*oldest + q.per)
+                            .saturating_duration_since(now)
+                            .max(Duration::from_millis(1));
+                    }
+                }
+            }
+        }
+        if let Some(rem) = &mut st.remaining {
+            *rem -= 1.0;
+        }
+        if self.documented.is_some() && !st.headers_seen {
+            st.sent.push_back(now);
+        }
+        st.in_flight += 1;
+        Duration::ZERO
+    }
+
+    /// How long [`RateBudget::acquire`] would make a request wait, without counting one.
     pub fn wait_before(&self, now: Instant) -> Duration {
         let st = self.lock();
         let mut until = st.blocked_until;
@@ -94,7 +199,15 @@ impl RateBudget {
         until.map_or(Duration::ZERO, |u| u.saturating_duration_since(now))
     }
 
-    /// Learn from a response's headers; `retry_after` is a parsed `Retry-After`.
+    /// A request counted by [`RateBudget::acquire`] ended without an answer.
+    pub fn abandon(&self) {
+        let mut st = self.lock();
+        st.in_flight = st.in_flight.saturating_sub(1);
+    }
+
+    /// Learn from a response's headers (the answer to a request [`RateBudget::acquire`]
+    /// counted); `retry_after` is a parsed `Retry-After`. Returns the provider's remaining
+    /// quota when it said.
     pub fn observe(
         &self,
         now: Instant,
@@ -102,6 +215,7 @@ impl RateBudget {
         retry_after: Option<Duration>,
     ) -> Option<u64> {
         let mut st = self.lock();
+        st.in_flight = st.in_flight.saturating_sub(1);
         let mut remaining_out = None;
         if let Some(h) = self.headers {
             let num = |name: &str| -> Option<f64> {
@@ -115,14 +229,18 @@ impl RateBudget {
                     .filter(|v| v.is_finite() && *v >= 0.0)
             };
             if let (Some(rem), Some(reset)) = (num(h.remaining), num(h.reset)) {
-                st.remaining = Some(rem);
+                // Requests still in flight were sent after the provider counted this one,
+                // or will be counted after it: count them as spent.
+                st.remaining = Some(rem - f64::from(st.in_flight));
+                st.headers_seen = true;
+                st.sent.clear();
                 let delay = reset_delay(reset, h.reset_in).min(86_400.0);
                 st.reset_at = Some(now + Duration::from_secs_f64(delay));
                 remaining_out = Some(rem as u64);
             }
         }
         if let Some(ra) = retry_after {
-            st.blocked_until = Some(now + ra);
+            st.blocked_until = st.blocked_until.max(Some(now + ra));
         }
         remaining_out
     }
@@ -216,5 +334,69 @@ mod tests {
         h.insert("x-ratelimit-reset", HeaderValue::from_static("-4"));
         assert_eq!(b.observe(now, &h, Some(Duration::from_secs(3))), None);
         assert_eq!(b.wait_before(now), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn documented_quota_holds_while_the_provider_reports_nothing() {
+        let b = RateBudget::with_quota(
+            Some(RateHeaders::REDDIT),
+            Some(Quota {
+                requests: 3,
+                per: Duration::from_secs(10),
+            }),
+        );
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(b.acquire(t0), Duration::ZERO);
+            b.abandon();
+        }
+        let w = b.acquire(t0 + Duration::from_secs(4));
+        assert_eq!(
+            w,
+            Duration::from_secs(6),
+            "the oldest send leaves the window at 10 s"
+        );
+        assert_eq!(b.acquire(t0 + Duration::from_secs(10)), Duration::ZERO);
+        // Once the provider reports its budget, its headers rule.
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("50.0"));
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("30"));
+        b.observe(t0 + Duration::from_secs(10), &h, None);
+        for _ in 0..10 {
+            assert_eq!(b.acquire(t0 + Duration::from_secs(11)), Duration::ZERO);
+        }
+    }
+
+    #[test]
+    fn requests_in_flight_are_counted_against_the_reported_budget() {
+        let b = RateBudget::new(Some(RateHeaders::REDDIT));
+        let now = Instant::now();
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("3.0"));
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("30"));
+        assert_eq!(b.acquire(now), Duration::ZERO);
+        b.observe(now, &h, None);
+        // Three left: three go, the fourth waits for the window, though no answer came back.
+        for _ in 0..3 {
+            assert_eq!(b.acquire(now), Duration::ZERO);
+        }
+        assert!(b.acquire(now) > Duration::from_secs(29));
+        // An answer saying 2 left while two others are still in flight: nothing left.
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("2.0"));
+        b.observe(now, &h, None);
+        assert!(b.reset_if_exhausted(now).is_some());
+    }
+
+    #[test]
+    fn shared_budgets_are_one_per_key() {
+        let a = RateBudget::shared("test:shared-a", Some(RateHeaders::REDDIT), None);
+        let a2 = RateBudget::shared("test:shared-a", Some(RateHeaders::REDDIT), None);
+        let b = RateBudget::shared("test:shared-b", Some(RateHeaders::REDDIT), None);
+        assert!(Arc::ptr_eq(&a, &a2));
+        assert!(!Arc::ptr_eq(&a, &b));
+        let now = Instant::now();
+        a.block_for(now, Duration::from_secs(5));
+        assert_eq!(a2.acquire(now), Duration::from_secs(5));
+        assert_eq!(b.acquire(now), Duration::ZERO);
     }
 }

@@ -1,6 +1,6 @@
 //! The request loop: budget wait, auth, send, classify, retry.
 
-use crate::{Backoff, RateBudget, RateHeaders, RetryPolicy, TokenSource};
+use crate::{Backoff, Quota, RateBudget, RateHeaders, RetryPolicy, TokenSource};
 use inlet_core::HttpStats;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER, USER_AGENT};
@@ -23,6 +23,14 @@ pub struct HttpConfig {
     pub seed: u64,
     /// The provider's rate-limit headers, if it sends them.
     pub rate_headers: Option<RateHeaders>,
+    /// The provider's documented budget, kept while it does not report one in headers.
+    pub documented: Option<Quota>,
+    /// Share one budget with every client naming the same key (`provider:credential` or
+    /// `provider:app`), so two syncs of one account never add up to more than allowed.
+    /// `None`: this client's own budget.
+    pub budget_key: Option<String>,
+    /// Requests this client (one connection) has in flight at most.
+    pub max_in_flight: usize,
 }
 
 impl Default for HttpConfig {
@@ -34,9 +42,15 @@ impl Default for HttpConfig {
             retry: RetryPolicy::default(),
             seed: 0x1b873593,
             rate_headers: None,
+            documented: None,
+            budget_key: None,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
+
+/// Requests one connection has in flight at most, by default.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 10;
 
 /// A request failed for good.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -108,6 +122,8 @@ struct Stats {
     retries: AtomicU64,
     wait_ms: AtomicU64,
     quota_remaining: AtomicU64,
+    /// End of the rate-limit wait under way, in ms after `Shared::epoch` (0: none).
+    waiting_until: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -115,8 +131,10 @@ struct Shared {
     client: reqwest::Client,
     config: HttpConfig,
     backoff: Backoff,
-    budget: RateBudget,
+    budget: Arc<RateBudget>,
+    permits: tokio::sync::Semaphore,
     stats: Stats,
+    epoch: Instant,
 }
 
 /// The shared HTTP client. Clones share the connection pool, budget and accounting.
@@ -157,8 +175,16 @@ impl HttpClient {
             shared: Arc::new(Shared {
                 client,
                 backoff: Backoff::new(config.retry, config.seed),
-                budget: RateBudget::new(config.rate_headers),
+                budget: match &config.budget_key {
+                    Some(k) => RateBudget::shared(k, config.rate_headers, config.documented),
+                    None => Arc::new(RateBudget::with_quota(
+                        config.rate_headers,
+                        config.documented,
+                    )),
+                },
+                permits: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
                 stats,
+                epoch: Instant::now(),
                 config,
             }),
             auth: None,
@@ -177,11 +203,13 @@ impl HttpClient {
     pub fn stats(&self) -> HttpStats {
         let s = &self.shared.stats;
         let q = s.quota_remaining.load(Ordering::Relaxed);
+        let now = self.shared.epoch.elapsed().as_millis() as u64;
         HttpStats {
             requests: s.requests.load(Ordering::Relaxed),
             retries: s.retries.load(Ordering::Relaxed),
             rate_limit_wait_ms: s.wait_ms.load(Ordering::Relaxed),
             quota_remaining: (q != NO_QUOTA).then_some(q),
+            waiting_ms: s.waiting_until.load(Ordering::Relaxed).saturating_sub(now),
         }
     }
 
@@ -196,12 +224,18 @@ impl HttpClient {
         let started = Instant::now();
         let mut attempt: u32 = 0;
         let mut refreshed = false;
+        // Held for the whole exchange, retries and waits included.
+        let _permit = sh
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| HttpError::Build("client closed".into()))?;
         loop {
-            self.wait_for_budget().await;
             let token = match &self.auth {
                 Some(a) => Some(a.token().await.map_err(auth_error)?),
                 None => None,
             };
+            self.wait_for_budget().await;
             let mut rb = build(&sh.client).header(USER_AGENT, &sh.config.user_agent);
             if let Some(t) = &token {
                 rb = rb.bearer_auth(t);
@@ -209,7 +243,10 @@ impl HttpClient {
             sh.stats.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = match self.send(rb).await {
                 Ok(resp) => self.classify(resp, &parse)?,
-                Err(why) => Outcome::Retry { why, wait: None },
+                Err(why) => {
+                    sh.budget.abandon();
+                    Outcome::Retry { why, wait: None }
+                }
             };
             match outcome {
                 Outcome::Done(v) => return Ok(v),
@@ -246,18 +283,28 @@ impl HttpClient {
         }
     }
 
+    /// Wait until the budget lets one more request go, and count it.
     async fn wait_for_budget(&self) {
-        let wait = self.shared.budget.wait_before(Instant::now());
-        if !wait.is_zero() {
-            tracing::info!(
-                wait_ms = wait.as_millis() as u64,
-                "Waiting for the provider's rate limit window."
-            );
-            self.shared
-                .stats
-                .wait_ms
-                .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+        let sh = &*self.shared;
+        loop {
+            let wait = sh.budget.acquire(Instant::now());
+            if wait.is_zero() {
+                sh.stats.waiting_until.store(0, Ordering::Relaxed);
+                return;
+            }
+            if wait >= Duration::from_secs(1) {
+                tracing::info!(
+                    wait_ms = wait.as_millis() as u64,
+                    "Waiting for the provider's rate limit window."
+                );
+            }
+            let until = (sh.epoch.elapsed() + wait).as_millis() as u64;
+            sh.stats.waiting_until.store(until, Ordering::Relaxed);
+            let t0 = Instant::now();
             tokio::time::sleep(wait).await;
+            sh.stats
+                .wait_ms
+                .fetch_add(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
     }
 
@@ -284,7 +331,8 @@ impl HttpClient {
         let sh = &*self.shared;
         let now = Instant::now();
         let retry_after = retry_after(&resp.headers);
-        if let Some(rem) = sh.budget.observe(now, &resp.headers, retry_after) {
+        let reported = sh.budget.observe(now, &resp.headers, retry_after);
+        if let Some(rem) = reported {
             sh.stats.quota_remaining.store(rem, Ordering::Relaxed);
         }
         let status = resp.status;
@@ -296,8 +344,8 @@ impl HttpClient {
         }
         // GitHub signals its primary and secondary limits with 403 (or 429) plus either
         // `Retry-After` or a spent `X-RateLimit-Remaining`: a wait, not a failure.
-        let limited_403 = status == StatusCode::FORBIDDEN
-            && (retry_after.is_some() || sh.budget.reset_if_exhausted(now).is_some());
+        let limited_403 =
+            status == StatusCode::FORBIDDEN && (retry_after.is_some() || reported == Some(0));
         if status == StatusCode::TOO_MANY_REQUESTS || limited_403 {
             let wait = retry_after
                 .or_else(|| sh.budget.reset_if_exhausted(now))
@@ -371,4 +419,51 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
 fn excerpt(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(200)]);
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Per-connection HTTP settings a connection's config may carry (key `http`), applied over
+/// the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Requests in flight at most (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<usize>,
+    /// Seconds allowed for a whole request, body included (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout_secs: Option<u64>,
+    /// Seconds allowed to connect (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_secs: Option<u64>,
+}
+
+impl HttpSettings {
+    /// Nothing set.
+    pub fn is_empty(&self) -> bool {
+        *self == HttpSettings::default()
+    }
+
+    /// Reject values that cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_in_flight == Some(0) {
+            return Err("http.max_in_flight must be at least 1".into());
+        }
+        if self.request_timeout_secs == Some(0) || self.connect_timeout_secs == Some(0) {
+            return Err("http timeouts must be at least 1 second".into());
+        }
+        Ok(())
+    }
+
+    /// Apply the settings that are set.
+    pub fn apply(&self, c: &mut HttpConfig) {
+        if let Some(n) = self.max_in_flight {
+            c.max_in_flight = n.max(1);
+        }
+        if let Some(s) = self.request_timeout_secs {
+            c.request_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = self.connect_timeout_secs {
+            c.connect_timeout = Duration::from_secs(s.max(1));
+        }
+    }
 }

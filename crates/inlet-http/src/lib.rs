@@ -12,16 +12,29 @@
 //!   JSON retry with exponential backoff and full jitter, a cap per wait and a total
 //!   deadline. 400/403/404 never retry.
 //! * **Rate limits** — [`RateBudget`] reads the provider's remaining/reset headers and
-//!   `Retry-After`, and pauses before the budget runs dry instead of after.
+//!   `Retry-After`, and pauses before the budget runs dry instead of after; while a
+//!   provider reports nothing it keeps the documented [`Quota`] (at most N requests in
+//!   any window). Budgets are shared per `provider:credential` key across every client in
+//!   the process, and each client keeps at most [`HttpConfig::max_in_flight`] requests
+//!   in flight.
 //! * **Accounting** — requests, retries and time spent waiting, for the run report.
+//!
+//! Attachment downloads ([`Downloader`]) share the retry policy but stream the body
+//! against a size cap, on allowed hosts only.
 #![deny(missing_docs)]
 
 mod auth;
 mod budget;
 mod client;
+mod download;
 mod retry;
 
 pub use auth::{AuthError, Grant, OAuth2Token, StaticToken, TokenSnapshot, TokenSource};
-pub use budget::{RateBudget, RateHeaders, ResetIn};
-pub use client::{HttpClient, HttpConfig, HttpError, Parsed, Response};
+pub use budget::{Quota, RateBudget, RateHeaders, ResetIn};
+pub use client::{
+    DEFAULT_MAX_IN_FLIGHT, HttpClient, HttpConfig, HttpError, HttpSettings, Parsed, Response,
+};
+pub use download::{
+    DEFAULT_ALLOWED_HOSTS, DEFAULT_MAX_BYTES, DownloadConfig, DownloadStats, Downloader,
+};
 pub use retry::{Backoff, RetryPolicy};

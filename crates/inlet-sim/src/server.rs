@@ -105,17 +105,53 @@ pub(crate) trait Handler: Send + Sync + 'static {
     fn malformed(&self, _reason: &str) {}
 }
 
+/// Requests being answered at once: now and at most.
+#[derive(Debug, Default)]
+pub(crate) struct Concurrency {
+    now: std::sync::atomic::AtomicU64,
+    max: std::sync::atomic::AtomicU64,
+}
+
+impl Concurrency {
+    fn enter(self: &Arc<Self>) -> InFlight {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = self.now.fetch_add(1, SeqCst) + 1;
+        self.max.fetch_max(n, SeqCst);
+        InFlight(self.clone())
+    }
+
+    /// The most requests answered at once so far.
+    pub fn max(&self) -> u64 {
+        self.max.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// One request being answered; leaves on drop.
+struct InFlight(Arc<Concurrency>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// A running server; dropping it (or calling [`ServerHandle::shutdown`]) stops it.
 #[derive(Debug)]
 pub(crate) struct ServerHandle {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
+    concurrency: Arc<Concurrency>,
 }
 
 impl ServerHandle {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Requests answered at once.
+    pub fn concurrency(&self) -> &Concurrency {
+        &self.concurrency
     }
 
     /// Stops accepting and closes open connections.
@@ -135,20 +171,26 @@ pub(crate) async fn serve(handler: Arc<dyn Handler>) -> std::io::Result<ServerHa
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(accept_loop(listener, handler, stopped));
-    Ok(ServerHandle { addr, stop })
+    let concurrency = Arc::new(Concurrency::default());
+    tokio::spawn(accept_loop(listener, handler, stopped, concurrency.clone()));
+    Ok(ServerHandle {
+        addr,
+        stop,
+        concurrency,
+    })
 }
 
 async fn accept_loop(
     listener: TcpListener,
     handler: Arc<dyn Handler>,
     mut stopped: watch::Receiver<bool>,
+    concurrency: Arc<Concurrency>,
 ) {
     loop {
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((stream, _)) => {
-                    tokio::spawn(connection(stream, handler.clone(), stopped.clone()));
+                    tokio::spawn(connection(stream, handler.clone(), stopped.clone(), concurrency.clone()));
                 }
                 Err(e) => {
                     tracing::debug!("sim accept error: {e}");
@@ -174,6 +216,7 @@ async fn connection(
     mut stream: TcpStream,
     handler: Arc<dyn Handler>,
     mut stopped: watch::Receiver<bool>,
+    concurrency: Arc<Concurrency>,
 ) {
     let _ = stream.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
@@ -186,15 +229,16 @@ async fn connection(
                 handler.malformed(reason);
                 resp.reset();
                 resp.json(400, r#"{"message": "Bad Request", "error": 400}"#);
-                Some((Reply::default(), buf.len(), true))
+                Some((Reply::default(), buf.len(), true, None))
             }
             Parsed::Ready(req, used) => {
+                let guard = concurrency.enter();
                 resp.reset();
                 let close = wants_close(&req);
-                Some((handler.handle(&req, &mut resp), used, close))
+                Some((handler.handle(&req, &mut resp), used, close, Some(guard)))
             }
         };
-        let Some((reply, used, close)) = step else {
+        let Some((reply, used, close, in_flight)) = step else {
             if buf.len() >= MAX_HEAD + MAX_BODY {
                 return;
             }
@@ -214,7 +258,9 @@ async fn connection(
                 _ = stopped.changed() => return,
             }
         }
-        if !deliver(&mut stream, &resp, reply.delivery, close, &mut out).await {
+        let delivered = deliver(&mut stream, &resp, reply.delivery, close, &mut out).await;
+        drop(in_flight);
+        if !delivered {
             return;
         }
     }

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Columns of `runs` holding [`RunStats`], in [`stats_to_array`] order.
-pub(crate) const RUN_STAT_COLUMNS: [&str; 12] = [
+pub(crate) const RUN_STAT_COLUMNS: [&str; N_STATS] = [
     "fetched",
     "inserted",
     "updated",
@@ -21,10 +21,16 @@ pub(crate) const RUN_STAT_COLUMNS: [&str; 12] = [
     "items_skipped_with_error",
     "derived_inserted",
     "derived_updated",
+    "attachments_fetched",
+    "attachments_failed",
+    "attachments_skipped",
 ];
 
+/// Number of counter columns in `runs`.
+pub(crate) const N_STATS: usize = 15;
+
 /// The counters as stored (saturating at `i64::MAX`).
-pub(crate) fn stats_to_array(s: &RunStats) -> [i64; 12] {
+pub(crate) fn stats_to_array(s: &RunStats) -> [i64; N_STATS] {
     [
         s.fetched,
         s.inserted,
@@ -38,13 +44,16 @@ pub(crate) fn stats_to_array(s: &RunStats) -> [i64; 12] {
         s.items_skipped_with_error,
         s.derived_inserted,
         s.derived_updated,
+        s.attachments_fetched,
+        s.attachments_failed,
+        s.attachments_skipped,
     ]
     .map(|v| i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 /// Counters read back; a negative count is corrupt.
-pub(crate) fn stats_from_array(a: [i64; 12]) -> Result<RunStats, StoreError> {
-    let mut u = [0u64; 12];
+pub(crate) fn stats_from_array(a: [i64; N_STATS]) -> Result<RunStats, StoreError> {
+    let mut u = [0u64; N_STATS];
     for (i, v) in a.iter().enumerate() {
         u[i] = u64::try_from(*v).map_err(|_| {
             StoreError::Corrupt(format!("runs.{} is negative: {v}", RUN_STAT_COLUMNS[i]))
@@ -63,6 +72,9 @@ pub(crate) fn stats_from_array(a: [i64; 12]) -> Result<RunStats, StoreError> {
         items_skipped_with_error,
         derived_inserted,
         derived_updated,
+        attachments_fetched,
+        attachments_failed,
+        attachments_skipped,
     ] = u;
     Ok(RunStats {
         fetched,
@@ -77,6 +89,10 @@ pub(crate) fn stats_from_array(a: [i64; 12]) -> Result<RunStats, StoreError> {
         items_skipped_with_error,
         derived_inserted,
         derived_updated,
+        quota_remaining: None,
+        attachments_fetched,
+        attachments_failed,
+        attachments_skipped,
     })
 }
 

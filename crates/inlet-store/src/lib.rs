@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod blobs;
 mod codec;
 mod error;
 mod family_sql;
@@ -31,6 +32,7 @@ mod sql;
 mod sqlite;
 mod target;
 
+pub use blobs::FsBlobStore;
 pub use inlet_core::{Store, StoreError};
 pub use migrate::{Migration, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use pg::PgStore;

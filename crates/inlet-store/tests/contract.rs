@@ -632,6 +632,10 @@ async fn runs_have_a_lifecycle(db: Db) {
         items_skipped_with_error: 1,
         derived_inserted: 2,
         derived_updated: 9,
+        quota_remaining: Some(512),
+        attachments_fetched: 6,
+        attachments_failed: 2,
+        attachments_skipped: 1,
     };
     let streams = BTreeMap::from([(
         "inbox".to_string(),
@@ -1074,5 +1078,165 @@ async fn unreachable_postgres_names_host_and_hides_password() {
     assert_eq!(
         inlet_store::redact_url("postgres://u:sekret@h:5/d"),
         "postgres://u:***@h:5/d"
+    );
+}
+
+store_test!(attachments_are_recorded_once_and_updated);
+async fn attachments_are_recorded_once_and_updated(db: Db) {
+    use inlet_core::{AttachmentLink, AttachmentStatus, AttachmentUpdate};
+    let c = connection(&db, "att").await;
+    let other = connection(&db, "att-other").await;
+    let link = |r: &str, u: &str| AttachmentLink {
+        record_id: r.into(),
+        url: u.into(),
+    };
+    let png = "https://i.redd.it/abc.png";
+    let preview = "https://preview.redd.it/x.png?width=640&format=png&auto=webp&s=ff";
+    let links = vec![link("t4_1", png), link("t4_1", preview), link("t4_2", png)];
+    let n = db
+        .store
+        .add_attachments(c, "inbox", &links, Timestamp(T0))
+        .await
+        .expect("add");
+    assert_eq!(n, 3);
+    // The same links again (a replayed page) add nothing and change nothing.
+    let again = db
+        .store
+        .add_attachments(c, "inbox", &links[..2], Timestamp(T0 + 5))
+        .await
+        .expect("add again");
+    assert_eq!(again, 0);
+    assert_eq!(
+        db.store
+            .add_attachments(other, "sent", &[link("t4_1", png)], Timestamp(T0))
+            .await
+            .expect("other connection"),
+        1
+    );
+    let all = db
+        .store
+        .list_attachments(Some(c), None, 0, 100)
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 3);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    let a = &all[1];
+    assert_eq!(
+        (
+            a.connection_id,
+            a.stream.as_str(),
+            a.record_id.as_str(),
+            a.url.as_str()
+        ),
+        (c, "inbox", "t4_1", preview)
+    );
+    assert_eq!(
+        (
+            a.status,
+            a.attempts,
+            a.hash.clone(),
+            a.first_seen_at,
+            a.updated_at
+        ),
+        (
+            AttachmentStatus::Pending,
+            0,
+            None,
+            Timestamp(T0),
+            Timestamp(T0)
+        )
+    );
+    // Keyset paging by id.
+    let page = db
+        .store
+        .list_attachments(Some(c), None, all[0].id, 1)
+        .await
+        .expect("page");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, all[1].id);
+
+    let hash = "ab".repeat(32);
+    let done = AttachmentUpdate {
+        status: AttachmentStatus::Done,
+        hash: Some(hash.clone()),
+        size: Some(1234),
+        content_type: Some("image/png".into()),
+        last_error: None,
+        at: Timestamp(T0 + 100),
+    };
+    db.store
+        .update_attachment(all[0].id, &done)
+        .await
+        .expect("done");
+    let failed = AttachmentUpdate {
+        status: AttachmentStatus::Failed,
+        hash: None,
+        size: None,
+        content_type: None,
+        last_error: Some("HTTP 404: not found ✗".into()),
+        at: Timestamp(T0 + 100),
+    };
+    db.store
+        .update_attachment(all[1].id, &failed)
+        .await
+        .expect("failed");
+    db.store
+        .update_attachment(all[1].id, &failed)
+        .await
+        .expect("failed twice");
+    let missing = db.store.update_attachment(999_999, &failed).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+
+    let failed_rows = db
+        .store
+        .list_attachments(Some(c), Some(AttachmentStatus::Failed), 0, 100)
+        .await
+        .expect("failed");
+    assert_eq!(failed_rows.len(), 1);
+    let f = &failed_rows[0];
+    assert_eq!(
+        (f.attempts, f.last_error.as_deref(), f.updated_at),
+        (2, Some("HTTP 404: not found ✗"), Timestamp(T0 + 100))
+    );
+    let d = &db
+        .store
+        .list_attachments(Some(c), Some(AttachmentStatus::Done), 0, 100)
+        .await
+        .expect("done")[0];
+    assert_eq!(
+        (
+            d.hash.as_deref(),
+            d.size,
+            d.content_type.as_deref(),
+            d.attempts
+        ),
+        (Some(hash.as_str()), Some(1234), Some("image/png"), 1)
+    );
+    // A done link seen again stays done.
+    db.store
+        .add_attachments(c, "inbox", &links[..1], Timestamp(T0 + 200))
+        .await
+        .expect("add done again");
+    let counts = db.store.count_attachments(Some(c)).await.expect("count");
+    assert_eq!(
+        counts,
+        BTreeMap::from([
+            (AttachmentStatus::Pending, 1),
+            (AttachmentStatus::Done, 1),
+            (AttachmentStatus::Failed, 1),
+        ])
+    );
+    let everywhere = db.store.count_attachments(None).await.expect("count all");
+    assert_eq!(everywhere.get(&AttachmentStatus::Pending), Some(&2));
+    assert_eq!(
+        db.store
+            .list_attachments(None, Some(AttachmentStatus::Pending), 0, 100)
+            .await
+            .expect("pending everywhere")
+            .len(),
+        2
     );
 }

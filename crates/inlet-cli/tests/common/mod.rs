@@ -126,6 +126,7 @@ pub fn reddit_settings(
         user_agent: Some("inlet-tests/0.1 (by /u/sim_user)".into()),
         username: Some(cfg.username.clone()),
         page_size: 100,
+        http: Default::default(),
     };
     let creds = RedditCredentials {
         client_id: cfg.client_id.clone(),
@@ -141,12 +142,22 @@ pub async fn create_connection(
     sim: &RedditSim,
     cfg: &RedditSimConfig,
 ) -> Connection {
+    create_named_connection(store, sim, cfg, "reddit-test").await
+}
+
+/// A connection named `name` to the account `cfg` describes on `sim`.
+pub async fn create_named_connection(
+    store: &dyn Store,
+    sim: &RedditSim,
+    cfg: &RedditSimConfig,
+    name: &str,
+) -> Connection {
     let (config, creds) = reddit_settings(sim, cfg);
     let sealed = key()
         .seal(&serde_json::to_vec(&creds).expect("json"), b"test")
         .expect("seal");
     let new = NewConnection {
-        name: "reddit-test".into(),
+        name: name.into(),
         workspace: "tests".into(),
         provider: "reddit".into(),
         config: serde_json::to_value(&config).expect("json"),
@@ -182,12 +193,17 @@ pub fn http_config() -> HttpConfig {
 
 /// A connector for the connection's current stored credentials.
 pub fn connector(store_conn: &Connection) -> RedditConnector {
+    connector_with(store_conn, http_config())
+}
+
+/// A connector for the connection's current stored credentials, with `http` settings.
+pub fn connector_with(store_conn: &Connection, http: HttpConfig) -> RedditConnector {
     let config: RedditConfig = serde_json::from_value(store_conn.config.clone()).expect("config");
     let plain = key()
         .open(&store_conn.credentials, b"test")
         .expect("open creds");
     let creds: RedditCredentials = serde_json::from_slice(&plain).expect("creds");
-    RedditConnector::new(config, &creds, http_config()).expect("connector")
+    RedditConnector::new(config, &creds, http).expect("connector")
 }
 
 pub fn engine(store: Arc<dyn Store>) -> Engine {

@@ -1,7 +1,9 @@
 //! Reddit configuration, credentials and the authenticated client.
 
 use inlet_core::ConnectorError;
-use inlet_http::{Grant, HttpClient, HttpConfig, HttpError, OAuth2Token, RateHeaders};
+use inlet_http::{
+    Grant, HttpClient, HttpConfig, HttpError, HttpSettings, OAuth2Token, Quota, RateHeaders,
+};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -39,6 +41,9 @@ pub struct RedditConfig {
     /// Items per page, 1..=100 (Reddit's maximum is 100).
     #[serde(default = "default_page_size")]
     pub page_size: u32,
+    /// HTTP settings (in-flight limit, timeouts).
+    #[serde(default, skip_serializing_if = "HttpSettings::is_empty")]
+    pub http: HttpSettings,
 }
 
 impl Default for RedditConfig {
@@ -49,6 +54,7 @@ impl Default for RedditConfig {
             user_agent: None,
             username: None,
             page_size: default_page_size(),
+            http: HttpSettings::default(),
         }
     }
 }
@@ -65,6 +71,7 @@ impl RedditConfig {
                 )));
             }
         }
+        self.http.validate().map_err(ConnectorError::Config)?;
         if !(1..=100).contains(&self.page_size) {
             return Err(ConnectorError::Config(format!(
                 "page_size {} is outside 1..=100",
@@ -168,6 +175,11 @@ impl RedditClient {
         }
         http.user_agent = config.user_agent();
         http.rate_headers = Some(RateHeaders::REDDIT);
+        http.documented.get_or_insert(Quota::REDDIT);
+        // Reddit counts requests per OAuth client: every connection using the same app
+        // shares one budget.
+        http.budget_key = Some(format!("reddit:{}:{}", config.api_base, creds.client_id));
+        config.http.apply(&mut http);
         let base = HttpClient::new(http).map_err(|e| ConnectorError::Config(e.to_string()))?;
         let cached = creds.access_token.clone().zip(creds.expires_at_ms);
         let token = Arc::new(OAuth2Token::new(

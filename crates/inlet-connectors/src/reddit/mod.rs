@@ -5,6 +5,7 @@
 //! engine reads from the top until it meets what it already has (see [`streams`]).
 
 pub mod client;
+pub mod links;
 pub mod model;
 pub mod streams;
 
@@ -116,6 +117,16 @@ impl Connector for RedditConnector {
 
     fn http_stats(&self) -> HttpStats {
         self.client.http.stats()
+    }
+
+    /// Image links in the record's markdown `body` (messages, comments, self text).
+    fn attachment_links(&self, stream: &StreamSpec, record: &Record) -> Vec<String> {
+        stream
+            .column_index("body")
+            .and_then(|i| record.values.get(i))
+            .and_then(Value::as_text)
+            .map(links::image_links)
+            .unwrap_or_default()
     }
 
     async fn take_updated_credentials(&self) -> Option<serde_json::Value> {

@@ -97,7 +97,12 @@ impl Handler for State {
             Injected::Burst429 => {
                 resp.json(429, TOO_MANY);
                 let check = self.peek_window(now_ms);
-                rate_headers(resp, &check);
+                if self.cfg.rate_headers {
+                    rate_headers(resp, &check);
+                }
+                if let Some(secs) = lock(&self.faults).retry_after_secs() {
+                    resp.headers.push(("retry-after", secs.to_string()));
+                }
                 Delivery::Normal
             }
             Injected::Truncate | Injected::None => {
@@ -165,7 +170,9 @@ impl State {
         } else {
             self.dispatch(req, resp);
         }
-        rate_headers(resp, &check);
+        if self.cfg.rate_headers {
+            rate_headers(resp, &check);
+        }
     }
 
     fn authenticate(&self, req: &Request<'_>, now_ms: i64) -> Option<String> {

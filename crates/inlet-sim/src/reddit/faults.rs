@@ -22,6 +22,8 @@ pub struct Faults {
     /// The next N matching requests answer 429 with `X-Ratelimit-Reset` (not counted as
     /// client violations).
     pub http_429_burst: u32,
+    /// Seconds of `Retry-After` sent with the burst's 429s (none when `None`).
+    pub retry_after_secs: Option<u64>,
     /// Only requests whose path contains this string are faulted.
     pub path_contains: Option<String>,
     /// Fault decisions are made for the next N matching requests only, then faults stop.
@@ -85,6 +87,11 @@ impl FaultState {
         self.burst_left = faults.http_429_burst;
         self.only_left = faults.only_next;
         self.faults = faults;
+    }
+
+    /// `Retry-After` seconds for burst 429s.
+    pub(crate) fn retry_after_secs(&self) -> Option<u64> {
+        self.faults.retry_after_secs
     }
 
     fn matches(&self, path: &str, is_token: bool) -> bool {

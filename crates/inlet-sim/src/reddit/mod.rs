@@ -65,6 +65,8 @@ pub struct RedditSimConfig {
     pub token_expires_in: u64,
     /// Request budget; `None` disables enforcement (headers still report usage).
     pub rate_limit: Option<RateLimit>,
+    /// Send `X-Ratelimit-*` headers (Reddit always does; off to test documented budgets).
+    pub rate_headers: bool,
     /// Only the newest `cap` items of a listing are reachable; `None` = unlimited.
     pub listing_cap: Option<u64>,
     /// Time source for token expiry, rate-limit windows and added items.
@@ -91,6 +93,7 @@ impl Default for RedditSimConfig {
                 budget: 1000,
                 window_secs: 600,
             }),
+            rate_headers: true,
             listing_cap: Some(1000),
             clock: Arc::new(SystemClock),
             base_time_secs: None,
@@ -361,6 +364,11 @@ impl RedditSim {
     /// tokens already issued stay valid until they expire.
     pub fn revoke_refresh_token(&self) {
         lock(&self.state().auth).revoked = true;
+    }
+
+    /// The most API requests the simulator was answering at once.
+    pub fn max_concurrent_requests(&self) -> u64 {
+        self.inner.server.concurrency().max()
     }
 
     /// Stops the server (open connections are closed).

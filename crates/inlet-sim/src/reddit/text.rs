@@ -116,10 +116,20 @@ pub(crate) fn push_media_id(out: &mut String, rng: &mut Rng) {
     out.truncate(start + 13.min(out.len() - start));
 }
 
+/// Appends an Imgur-like id (7 alphanumeric characters).
+fn push_imgur_id(out: &mut String, rng: &mut Rng) {
+    const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    for _ in 0..7 {
+        out.push(A[rng.below(A.len() as u64) as usize] as char);
+    }
+}
+
 /// Appends a deterministic body of roughly 100–400 characters to `out`.
 ///
-/// Some bodies contain "café", an emoji, `&`/`<`/`>`, a paragraph break, or a markdown link to
-/// an `i.redd.it` image or a signed `preview.redd.it` URL (whose `&` must survive `raw_json`).
+/// Some bodies contain "café", an emoji, `&`/`<`/`>`, a paragraph break, or a link to an
+/// image: a markdown link to `i.redd.it`, a signed `preview.redd.it` URL (whose `&` must
+/// survive `raw_json`), Reddit Chat media on `matrix.redditspace.com` (`v3` and older `r0`),
+/// a bare `imgur.com` page link or a markdown link to an `i.imgur.com` image.
 pub(crate) fn body(out: &mut String, rng: &mut Rng) {
     let target = 100 + rng.below(300) as usize;
     let features = rng.next_u64();
@@ -160,6 +170,22 @@ fn add_feature(out: &mut String, features: u64, rng: &mut Rng) {
             out.push(')');
         }
         36..=40 => out.push_str(" Tom & Jerry <3 >_<"),
+        41..=44 => {
+            out.push_str(" sent an [image](https://matrix.redditspace.com/_matrix/media/");
+            out.push_str(if features & 1 == 0 { "v3" } else { "r0" });
+            out.push_str("/download/reddit.com/");
+            push_media_id(out, rng);
+            out.push(')');
+        }
+        45..=47 => {
+            out.push_str(" https://imgur.com/");
+            push_imgur_id(out, rng);
+        }
+        48..=49 => {
+            out.push_str(" [pic](https://i.imgur.com/");
+            push_imgur_id(out, rng);
+            out.push_str(".png)");
+        }
         _ => {}
     }
 }
@@ -267,7 +293,7 @@ mod tests {
 
     #[test]
     fn bodies_are_deterministic_and_sized() {
-        let mut features = [false; 4];
+        let mut features = [false; 7];
         for i in 0..500 {
             let mut a = String::new();
             let mut b = String::new();
@@ -279,7 +305,10 @@ mod tests {
             features[1] |= a.contains("https://i.redd.it/");
             features[2] |= a.contains("&format=png");
             features[3] |= a.contains('🦀') || a.contains('🎉') || a.contains('😀');
+            features[4] |= a.contains("https://matrix.redditspace.com/_matrix/media/");
+            features[5] |= a.contains(" https://imgur.com/");
+            features[6] |= a.contains("(https://i.imgur.com/");
         }
-        assert_eq!(features, [true; 4]);
+        assert_eq!(features, [true; 7]);
     }
 }

@@ -255,19 +255,26 @@ pub(super) async fn update_run(g: &mut Inner, u: &RunUpdate<'_>) -> Result<(), S
     let sql = format!(
         "UPDATE \"runs\" SET \"status\" = $2, \"streams\" = ($3::text)::jsonb, \"error\" = $4, \
          \"finished_at\" = $5::timestamptz, \"duration_ms\" = \
-         (EXTRACT(EPOCH FROM ($5::timestamptz - \"started_at\")) * 1000)::bigint, {} WHERE \"id\" = $1",
-        sets.join(", ")
+         (EXTRACT(EPOCH FROM ($5::timestamptz - \"started_at\")) * 1000)::bigint, {}, \
+         \"quota_remaining\" = ${} WHERE \"id\" = $1",
+        sets.join(", "),
+        RUN_STAT_COLUMNS.len() + 6
     );
+    let quota = u
+        .stats
+        .quota_remaining
+        .map(|q| i64::try_from(q).unwrap_or(i64::MAX));
     let stats = stats_to_array(u.stats);
     let (status, finished) = (u.status.as_str(), u.finished_at.map(to_system));
     let mut p: Vec<&(dyn ToSql + Sync)> = vec![&u.run_id, &status, &u.streams, &u.error, &finished];
     p.extend(stats.iter().map(|v| v as &(dyn ToSql + Sync)));
+    p.push(&quota);
     let n = execute(g, &sql, &p).await?;
     changed_one(n, format!("run {}", u.run_id))
 }
 
 fn run_row(r: &Row) -> Result<Run, StoreError> {
-    let mut stats = [0i64; 12];
+    let mut stats = [0i64; crate::codec::N_STATS];
     for (i, s) in stats.iter_mut().enumerate() {
         *s = get(r, 8 + i)?;
     }
@@ -279,9 +286,13 @@ fn run_row(r: &Row) -> Result<Run, StoreError> {
         status: parse_enum(get(r, 4)?, "runs.status")?,
         started_at: ts(r, 5)?,
         finished_at: opt_ts(r, 6)?,
-        stats: stats_from_array(stats)?,
+        stats: RunStats {
+            quota_remaining: get::<Option<i64>>(r, 9 + crate::codec::N_STATS)?
+                .and_then(|q| u64::try_from(q).ok()),
+            ..stats_from_array(stats)?
+        },
         streams: parse_streams(get(r, 7)?)?,
-        error: get(r, 20)?,
+        error: get(r, 8 + crate::codec::N_STATS)?,
     })
 }
 
@@ -297,7 +308,7 @@ pub(super) async fn list_runs(
     };
     let sql = format!(
         "SELECT \"id\", \"connection_id\", \"mode\", \"trigger\", \"status\", \"started_at\", \"finished_at\", \
-         \"streams\"::text, {}, \"error\" FROM \"runs\" {filter} ORDER BY \"id\" DESC LIMIT $1",
+         \"streams\"::text, {}, \"error\", \"quota_remaining\" FROM \"runs\" {filter} ORDER BY \"id\" DESC LIMIT $1",
         RUN_STAT_COLUMNS.map(|c| format!("\"{c}\"")).join(", ")
     );
     let limit = i64::from(limit);

@@ -1,6 +1,7 @@
 //! The PostgreSQL backend: one client connection behind an async mutex, a cache of
 //! prepared statements, bulk page writes through `UNNEST` of column arrays.
 
+mod attachments;
 mod family;
 mod meta;
 mod records;
@@ -369,5 +370,46 @@ impl Store for PgStore {
             include_deleted,
         };
         records::export_page(&mut *self.lock().await?, &q).await
+    }
+    async fn add_attachments(
+        &self,
+        connection_id: i64,
+        stream: &str,
+        links: &[inlet_core::AttachmentLink],
+        at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        attachments::add(&mut *self.lock().await?, connection_id, stream, links, at).await
+    }
+
+    async fn list_attachments(
+        &self,
+        connection_id: Option<i64>,
+        status: Option<inlet_core::AttachmentStatus>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<inlet_core::Attachment>, StoreError> {
+        attachments::list(
+            &mut *self.lock().await?,
+            connection_id,
+            status,
+            after,
+            limit,
+        )
+        .await
+    }
+
+    async fn update_attachment(
+        &self,
+        id: i64,
+        update: &inlet_core::AttachmentUpdate,
+    ) -> Result<(), StoreError> {
+        attachments::update(&mut *self.lock().await?, id, update).await
+    }
+
+    async fn count_attachments(
+        &self,
+        connection_id: Option<i64>,
+    ) -> Result<BTreeMap<inlet_core::AttachmentStatus, u64>, StoreError> {
+        attachments::count(&mut *self.lock().await?, connection_id).await
     }
 }

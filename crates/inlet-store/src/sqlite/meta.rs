@@ -262,23 +262,29 @@ pub(super) fn update_run(c: &mut Connection, u: &RunUpdate) -> Result<(), StoreE
         .collect();
     let sql = format!(
         "UPDATE \"runs\" SET \"status\" = ?2, \"streams\" = ?3, \"error\" = ?4, \"finished_at\" = ?5, \
-         \"duration_ms\" = ?6, {} WHERE \"id\" = ?1",
-        sets.join(", ")
+         \"duration_ms\" = ?6, {}, \"quota_remaining\" = ?{} WHERE \"id\" = ?1",
+        sets.join(", "),
+        RUN_STAT_COLUMNS.len() + 7
     );
     let mut st = c.prepare_cached(&sql).map_err(db_err)?;
     let finished = ts_text(u.finished_at);
+    let quota = u
+        .stats
+        .quota_remaining
+        .map(|q| i64::try_from(q).unwrap_or(i64::MAX));
     let stats = stats_to_array(&u.stats);
     let status = u.status.as_str();
     let mut p: Vec<&dyn rusqlite::ToSql> = vec![
         &u.run_id, &status, &u.streams, &u.error, &finished, &duration,
     ];
     p.extend(stats.iter().map(|v| v as &dyn rusqlite::ToSql));
+    p.push(&quota);
     st.execute(p.as_slice()).map_err(db_err)?;
     Ok(())
 }
 
 fn run_row(r: &Row<'_>) -> Result<Run, StoreError> {
-    let mut stats = [0i64; 12];
+    let mut stats = [0i64; crate::codec::N_STATS];
     for (i, s) in stats.iter_mut().enumerate() {
         *s = get(r, 8 + i)?;
     }
@@ -291,9 +297,13 @@ fn run_row(r: &Row<'_>) -> Result<Run, StoreError> {
         status: parse_enum(&get::<String>(r, 4)?, "runs.status")?,
         started_at: ts(r, 5, "runs.started_at")?,
         finished_at: opt_ts(r, 6, "runs.finished_at")?,
-        stats: stats_from_array(stats)?,
+        stats: RunStats {
+            quota_remaining: get::<Option<i64>>(r, 9 + crate::codec::N_STATS)?
+                .and_then(|q| u64::try_from(q).ok()),
+            ..stats_from_array(stats)?
+        },
         streams: codec::parse_streams(&streams)?,
-        error: get(r, 20)?,
+        error: get(r, 8 + crate::codec::N_STATS)?,
     })
 }
 
@@ -304,7 +314,7 @@ pub(super) fn list_runs(
 ) -> Result<Vec<Run>, StoreError> {
     let sql = format!(
         "SELECT \"id\", \"connection_id\", \"mode\", \"trigger\", \"status\", \"started_at\", \"finished_at\", \
-         \"streams\", {}, \"error\" FROM \"runs\" WHERE (?1 IS NULL OR \"connection_id\" = ?1) \
+         \"streams\", {}, \"error\", \"quota_remaining\" FROM \"runs\" WHERE (?1 IS NULL OR \"connection_id\" = ?1) \
          ORDER BY \"id\" DESC LIMIT ?2",
         RUN_STAT_COLUMNS.map(|c| format!("\"{c}\"")).join(", ")
     );

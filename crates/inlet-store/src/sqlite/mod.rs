@@ -1,6 +1,7 @@
 //! The SQLite backend: one file, WAL mode, one connection behind a mutex, driven from
 //! tokio's blocking pool.
 
+mod attachments;
 mod family;
 mod meta;
 mod records;
@@ -342,5 +343,47 @@ impl Store for SqliteStore {
             include_deleted,
         };
         self.run(move |c| records::export_page(c, &q)).await
+    }
+    async fn add_attachments(
+        &self,
+        connection_id: i64,
+        stream: &str,
+        links: &[inlet_core::AttachmentLink],
+        at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        if links.is_empty() {
+            return Ok(0);
+        }
+        let (stream, links) = (stream.to_string(), links.to_vec());
+        self.run(move |c| attachments::add(c, connection_id, &stream, &links, at))
+            .await
+    }
+
+    async fn list_attachments(
+        &self,
+        connection_id: Option<i64>,
+        status: Option<inlet_core::AttachmentStatus>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<inlet_core::Attachment>, StoreError> {
+        self.run(move |c| attachments::list(c, connection_id, status, after, limit))
+            .await
+    }
+
+    async fn update_attachment(
+        &self,
+        id: i64,
+        update: &inlet_core::AttachmentUpdate,
+    ) -> Result<(), StoreError> {
+        let u = update.clone();
+        self.run(move |c| attachments::update(c, id, &u)).await
+    }
+
+    async fn count_attachments(
+        &self,
+        connection_id: Option<i64>,
+    ) -> Result<BTreeMap<inlet_core::AttachmentStatus, u64>, StoreError> {
+        self.run(move |c| attachments::count(c, connection_id))
+            .await
     }
 }

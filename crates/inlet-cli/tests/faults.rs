@@ -1,0 +1,363 @@
+//! The fault matrix: each fault on its own against the simulator, on SQLite and
+//! PostgreSQL. Every case is bounded (a few hundred items, second-scale waits) and ends
+//! with the database equal to the simulator's truth, zero rate-limit violations counted
+//! by the simulator, and run stats that show the retries and waits.
+
+mod common;
+
+use common::*;
+use inlet_core::{ConnectionStatus, Connector, Run, RunMode, RunStatus, Store, StreamStats};
+use inlet_engine::{NoProgress, Progress, SyncOptions};
+use inlet_http::{HttpConfig, Quota};
+use inlet_sim::reddit::{Faults, RateLimit, RedditSimConfig};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+fn account(seed: u64) -> RedditSimConfig {
+    RedditSimConfig {
+        seed,
+        messages: 600,
+        comment_replies: 20,
+        saved: 50,
+        ..Default::default()
+    }
+}
+
+async fn full_sync(
+    store: &Arc<dyn Store>,
+    name: &str,
+    http: HttpConfig,
+    progress: &dyn Progress,
+) -> Run {
+    let mut conn = store
+        .get_connection(name)
+        .await
+        .expect("get")
+        .expect("exists");
+    // Small pages: more requests for the faults to hit.
+    conn.config["page_size"] = serde_json::json!(25);
+    let connector = connector_with(&conn, http);
+    engine(store.clone())
+        .with_batch_records(200)
+        .sync(
+            &conn,
+            &connector,
+            &SyncOptions::new(RunMode::Full),
+            progress,
+        )
+        .await
+        .expect("sync")
+}
+
+/// Sync everything under `faults`, then check equality, accounting and violations.
+async fn survives(db: &TestDb, seed: u64, faults: Faults, http: HttpConfig) -> Run {
+    let cfg = account(seed);
+    let (sim, store, conn) = setup(db, &cfg).await;
+    sim.set_faults(faults);
+    let run = full_sync(&store, "reddit-test", http, &NoProgress).await;
+    assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
+    assert!(
+        run.stats.retries > 0,
+        "the faults were retried: {:?}",
+        run.stats
+    );
+    assert_eq!(
+        run.stats.requests,
+        run.stats.pages + run.stats.retries + 1,
+        "every request is a page, a retry or the token"
+    );
+    assert!(
+        run.stats.quota_remaining.is_some_and(|q| q < 1000),
+        "the provider's remaining quota is reported: {:?}",
+        run.stats
+    );
+    assert_equals_truth(&*store, conn.id, &sim).await;
+    assert_eq!(sim.rate_limit_violations(), 0);
+    sim.shutdown();
+    run
+}
+
+async fn http_5xx(db: &TestDb) {
+    let f = Faults {
+        http_5xx: 0.2,
+        ..Default::default()
+    };
+    survives(db, 101, f, http_config()).await;
+}
+both_backends!(a_fifth_of_requests_answer_5xx, http_5xx);
+
+async fn resets(db: &TestDb) {
+    let f = Faults {
+        reset: 0.05,
+        ..Default::default()
+    };
+    survives(db, 103, f, http_config()).await;
+}
+both_backends!(connections_reset, resets);
+
+async fn truncated(db: &TestDb) {
+    let f = Faults {
+        truncated: 0.1,
+        ..Default::default()
+    };
+    survives(db, 105, f, http_config()).await;
+}
+both_backends!(bodies_truncated, truncated);
+
+async fn latency_beyond_timeout(db: &TestDb) {
+    let f = Faults {
+        latency_ms: 1500,
+        latency_prob: 0.15,
+        ..Default::default()
+    };
+    let http = HttpConfig {
+        request_timeout: Duration::from_millis(600),
+        ..http_config()
+    };
+    survives(db, 107, f, http).await;
+}
+both_backends!(latency_spikes_beyond_the_timeout, latency_beyond_timeout);
+
+async fn burst_429(db: &TestDb) {
+    let f = Faults {
+        http_429_burst: 3,
+        retry_after_secs: Some(1),
+        ..Default::default()
+    };
+    let run = survives(db, 109, f, http_config()).await;
+    assert!(run.stats.retries >= 3, "{:?}", run.stats);
+    assert!(
+        run.stats.rate_limit_wait_ms >= 2900,
+        "three Retry-After: 1 waits: {:?}",
+        run.stats
+    );
+}
+both_backends!(a_429_burst_with_retry_after, burst_429);
+
+/// Calls `f` once, after the first committed chunk.
+struct AfterFirstChunk<F: Fn() + Send + Sync>(F, AtomicBool);
+
+impl<F: Fn() + Send + Sync> Progress for AfterFirstChunk<F> {
+    fn page_committed(&self, _stream: &str, _s: &StreamStats) {
+        if !self.1.swap(true, Ordering::SeqCst) {
+            (self.0)();
+        }
+    }
+}
+
+async fn token_expires_mid_sync(db: &TestDb) {
+    let cfg = account(111);
+    let (sim, store, conn) = setup(db, &cfg).await;
+    let s = sim.clone();
+    let hook = AfterFirstChunk(move || s.expire_tokens(), AtomicBool::new(false));
+    let run = full_sync(&store, "reddit-test", http_config(), &hook).await;
+    assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
+    let tokens = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("access_token"))
+        .count();
+    assert_eq!(
+        tokens, 2,
+        "one token at the start, one refresh after expiry"
+    );
+    assert!(
+        run.stats.retries >= 1,
+        "the 401 was retried: {:?}",
+        run.stats
+    );
+    assert_equals_truth(&*store, conn.id, &sim).await;
+    assert_eq!(sim.rate_limit_violations(), 0);
+    sim.shutdown();
+}
+both_backends!(the_token_expires_mid_sync, token_expires_mid_sync);
+
+async fn refresh_fails_mid_sync(db: &TestDb) {
+    let cfg = account(113);
+    let (sim, store, conn) = setup(db, &cfg).await;
+    let s = sim.clone();
+    let hook = AfterFirstChunk(
+        move || {
+            s.expire_tokens();
+            s.revoke_refresh_token();
+        },
+        AtomicBool::new(false),
+    );
+    let run = full_sync(&store, "reddit-test", http_config(), &hook).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(
+        run.error
+            .as_deref()
+            .is_some_and(|e| e.contains("re-authenticate")),
+        "{:?}",
+        run.error
+    );
+    let c = store
+        .get_connection("reddit-test")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(c.status, ConnectionStatus::NeedsReauth);
+    // What was committed before the failure is kept, item for item.
+    let truths = [
+        ("inbox", sim.truth_inbox()),
+        ("sent", sim.truth_sent()),
+        ("saved", sim.truth_saved()),
+    ];
+    let mut kept = 0;
+    for (stream, truth) in truths {
+        let rows = stored(&*store, conn.id, stream).await;
+        let inserted = run.streams.get(stream).map_or(0, |s| s.stats.inserted);
+        assert_eq!(rows.len() as u64, inserted, "{stream}");
+        kept += rows.len();
+        let truth: std::collections::BTreeMap<String, serde_json::Value> = truth
+            .into_iter()
+            .map(|d| (d["name"].as_str().expect("name").to_string(), d))
+            .collect();
+        for (id, raw) in &rows {
+            assert_eq!(Some(raw), truth.get(id), "{stream} {id}");
+        }
+    }
+    assert!(kept >= 200, "the first chunk was kept");
+    // The failed stream keeps its checkpoint: a re-authenticated sync resumes there.
+    let (failed, _) = run
+        .streams
+        .iter()
+        .find(|(_, s)| s.error.is_some())
+        .expect("a stream failed");
+    let state = store.sync_state(conn.id, failed).await.expect("state");
+    assert!(state.checkpoint.is_some(), "{failed} keeps its checkpoint");
+    assert_eq!(sim.rate_limit_violations(), 0);
+    sim.shutdown();
+}
+both_backends!(the_refresh_fails_mid_sync, refresh_fails_mid_sync);
+
+async fn small_window_with_headers(db: &TestDb) {
+    // The provider's headers say how much is left: the client waits for the window
+    // instead of running into 429s.
+    let cfg = RedditSimConfig {
+        rate_limit: Some(RateLimit {
+            budget: 6,
+            window_secs: 2,
+        }),
+        ..account(115)
+    };
+    let (sim, store, conn) = setup(db, &cfg).await;
+    let run = full_sync(&store, "reddit-test", http_config(), &NoProgress).await;
+    assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
+    assert!(run.stats.rate_limit_wait_ms > 0, "{:?}", run.stats);
+    assert_eq!(
+        run.stats.retries, 0,
+        "no request was refused: {:?}",
+        run.stats
+    );
+    assert_equals_truth(&*store, conn.id, &sim).await;
+    assert_eq!(sim.rate_limit_violations(), 0);
+    sim.shutdown();
+}
+both_backends!(a_small_window_is_waited_for, small_window_with_headers);
+
+/// A provider that reports no budget, limited to 6 requests a second; we assume 5.
+fn headerless(seed: u64) -> (RedditSimConfig, HttpConfig) {
+    let cfg = RedditSimConfig {
+        rate_headers: false,
+        rate_limit: Some(RateLimit {
+            budget: 6,
+            window_secs: 1,
+        }),
+        ..account(seed)
+    };
+    let http = HttpConfig {
+        documented: Some(Quota {
+            requests: 5,
+            per: Duration::from_secs(1),
+        }),
+        ..http_config()
+    };
+    (cfg, http)
+}
+
+async fn documented_budget(db: &TestDb) {
+    let (cfg, http) = headerless(117);
+    let (sim, store, conn) = setup(db, &cfg).await;
+    let run = full_sync(&store, "reddit-test", http, &NoProgress).await;
+    assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
+    assert!(run.stats.requests > 10, "{:?}", run.stats);
+    assert!(run.stats.rate_limit_wait_ms > 0, "{:?}", run.stats);
+    assert_eq!(run.stats.quota_remaining, None, "the provider said nothing");
+    assert_equals_truth(&*store, conn.id, &sim).await;
+    assert_eq!(sim.rate_limit_violations(), 0);
+    sim.shutdown();
+}
+both_backends!(
+    the_documented_budget_holds_without_headers,
+    documented_budget
+);
+
+async fn two_syncs_share_one_budget(db: &TestDb) {
+    // Two connections of the same app (same client id) synced at once: together they keep
+    // to the one budget. Each alone would send 5 a second; unshared they would send 10
+    // and the simulator would count violations.
+    let (cfg, http) = headerless(119);
+    let (sim, store, conn) = setup(db, &cfg).await;
+    let other = create_named_connection(&*store, &sim, &cfg, "reddit-second").await;
+    let (a, b) = tokio::join!(
+        full_sync(&store, "reddit-test", http.clone(), &NoProgress),
+        full_sync(&store, "reddit-second", http, &NoProgress)
+    );
+    for run in [&a, &b] {
+        assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
+    }
+    assert!(a.stats.rate_limit_wait_ms + b.stats.rate_limit_wait_ms > 0);
+    assert_equals_truth(&*store, conn.id, &sim).await;
+    assert_equals_truth(&*store, other.id, &sim).await;
+    assert_eq!(sim.rate_limit_violations(), 0);
+    sim.shutdown();
+}
+both_backends!(
+    concurrent_syncs_of_one_app_share_its_budget,
+    two_syncs_share_one_budget
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_flight_requests_are_bounded_per_connection() {
+    let cfg = account(121);
+    let db = TestDb::new(Backend::Sqlite).await;
+    let (sim, store, _) = setup(&db, &cfg).await;
+    sim.set_faults(Faults {
+        latency_ms: 150,
+        latency_prob: 1.0,
+        ..Default::default()
+    });
+    let conn = store
+        .get_connection("reddit-test")
+        .await
+        .expect("get")
+        .expect("exists");
+    let connector = Arc::new(connector_with(
+        &conn,
+        HttpConfig {
+            max_in_flight: 3,
+            ..http_config()
+        },
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let c = connector.clone();
+        tasks.spawn(async move {
+            c.fetch_page(spec("inbox"), None)
+                .await
+                .map(|p| p.records.len())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        assert_eq!(r.expect("task").expect("page"), 100);
+    }
+    assert_eq!(
+        sim.max_concurrent_requests(),
+        3,
+        "12 concurrent fetches, at most (and, with latency, exactly) 3 in flight"
+    );
+    sim.shutdown();
+}
