@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 /// Providers this build can sync.
-pub const PROVIDERS: &[&str] = &["reddit", "github"];
+pub const PROVIDERS: &[&str] = &["reddit", "github", "ebay"];
 
 /// Providers whose connections are filled by `inlet import`, never synced.
 pub const IMPORT_ONLY: &[&str] = &["tiktok"];
@@ -105,6 +105,18 @@ pub fn connector(
             conn.name,
             conn.name
         ),
+        "ebay" => {
+            use inlet_connectors::ebay::{EbayConfig, EbayConnector, EbayCredentials};
+            let config: EbayConfig = serde_json::from_value(inlet_engine::provider_config(
+                &conn.config,
+            ))
+            .with_context(|| format!("connection {:?} has an invalid eBay config", conn.name))?;
+            let creds: EbayCredentials = serde_json::from_value(credentials(conn, key)?)
+                .with_context(|| {
+                    format!("connection {:?} has invalid eBay credentials", conn.name)
+                })?;
+            Ok(Box::new(EbayConnector::new(config, &creds, http)?))
+        }
         other => bail!(
             "connection {:?} uses provider {other:?}, which this build does not support (supported: {})",
             conn.name,

@@ -55,6 +55,25 @@ pub struct BenchArgs {
     /// Internal: run one measurement in this process.
     #[arg(long, hide = true)]
     pub child: bool,
+    /// Provider to simulate: `reddit` (backfill throughput) or `ebay` (requests per sync
+    /// of 1,227 conversations).
+    #[arg(long, value_enum, default_value = "reddit")]
+    pub provider: crate::bench_ebay::BenchProvider,
+}
+
+impl BenchArgs {
+    /// Defaults for one provider (SQLite, local PostgreSQL).
+    pub fn for_provider(provider: crate::bench_ebay::BenchProvider) -> Self {
+        BenchArgs {
+            messages: 0,
+            backend: Backend::Sqlite,
+            pg_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            single: true,
+            child: false,
+            provider,
+            fault_5xx: None,
+        }
+    }
 }
 
 fn parse_share(s: &str) -> Result<f64, String> {
@@ -85,6 +104,9 @@ struct Measurement {
 
 /// Run the benchmark.
 pub async fn run(a: &BenchArgs, out: &Output) -> Result<ExitCode> {
+    if a.provider == crate::bench_ebay::BenchProvider::Ebay {
+        return crate::bench_ebay::run(a, out).await;
+    }
     if a.child {
         let m = measure(a).await?;
         println!("{}", serde_json::to_string(&m)?);
@@ -271,13 +293,13 @@ fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-enum Cleanup {
+pub(crate) enum Cleanup {
     File(std::path::PathBuf),
     Database { admin_url: String, name: String },
 }
 
 impl Cleanup {
-    async fn run(self) {
+    pub(crate) async fn run(self) {
         match self {
             Cleanup::File(p) => {
                 for s in ["", "-wal", "-shm"] {
@@ -298,7 +320,7 @@ impl Cleanup {
     }
 }
 
-async fn database(a: &BenchArgs) -> Result<(String, Cleanup)> {
+pub(crate) async fn database(a: &BenchArgs) -> Result<(String, Cleanup)> {
     let id = format!("{}_{}", std::process::id(), SystemClock.now().millis());
     if a.backend == Backend::Sqlite {
         let p = std::env::temp_dir().join(format!("inlet-bench-{id}.db"));

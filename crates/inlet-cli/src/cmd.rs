@@ -27,6 +27,8 @@ pub enum ConnectProvider {
     Reddit(RedditArgs),
     /// Connect a GitHub account's stars (personal access token or OAuth token).
     Github(crate::github_cmd::GithubArgs),
+    /// Connect an eBay seller account (OAuth user token: app id, cert id, refresh token).
+    Ebay(crate::ebay_cmd::EbayArgs),
 }
 
 /// `inlet connect reddit`.
@@ -93,6 +95,7 @@ pub async fn connect(
     let a = match provider {
         ConnectProvider::Reddit(a) => a,
         ConnectProvider::Github(a) => return crate::github_cmd::connect(settings, a, out).await,
+        ConnectProvider::Ebay(a) => return crate::ebay_cmd::connect(settings, a, out).await,
     };
     if a.refresh_token.is_none() && (a.username.is_none() || a.password.is_none()) {
         bail!("give --refresh-token, or --username and --password for a script app");
@@ -359,6 +362,7 @@ pub(crate) fn specs_of(provider: &str) -> &'static [StreamSpec] {
         "reddit" => &inlet_connectors::reddit::streams::STREAMS,
         "tiktok" => &inlet_connectors::tiktok::STREAMS,
         "github" => &inlet_connectors::github::streams::STREAMS,
+        "ebay" => &inlet_connectors::ebay::streams::STREAMS,
         _ => &[],
     }
 }

@@ -3,8 +3,10 @@
 mod app;
 mod attachments;
 mod bench;
+mod bench_ebay;
 mod cmd;
 mod demo;
+mod ebay_cmd;
 mod github_cmd;
 mod import;
 mod keys;
@@ -71,6 +73,8 @@ enum Command {
     Export(cmd::ExportArgs),
     /// Measure a full backfill from the simulator: records/s, requests, peak memory.
     Bench(bench::BenchArgs),
+    /// Re-fetch one entity now, e.g. one conversation right after sending a message.
+    Refresh(ebay_cmd::RefreshArgs),
     /// Images linked from synced records: list them, retry failed downloads.
     Attachments {
         #[command(subcommand)]
@@ -146,6 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd::runs(&settings, connection.as_deref(), limit, &out).await
         }
         Command::Export(args) => cmd::export(&settings, &args, &out).await,
+        Command::Refresh(args) => ebay_cmd::refresh(&settings, &args, &out).await,
         Command::Attachments { command } => attachments::run(&settings, command, &out).await,
         Command::Import { source } => import::import(&settings, source, &out).await,
         Command::Purge(args) => import::purge(&settings, &args, &out).await,

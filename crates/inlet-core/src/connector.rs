@@ -1,6 +1,6 @@
 //! The Connector port: where data comes from.
 
-use crate::{Record, StreamSpec};
+use crate::{Family, Record, StreamSpec, Timestamp};
 
 /// One page of a stream.
 #[derive(Debug, Default)]
@@ -98,6 +98,39 @@ pub trait Connector: Send + Sync {
         Err(ConnectorError::Unsupported(format!(
             "{} cannot refresh a single {entity}",
             self.provider()
+        )))
+    }
+    /// Parent/child stream families (conversations → messages); the engine syncs a
+    /// family's child stream only through its parents. Empty by default.
+    fn families(&self) -> Vec<Family> {
+        Vec::new()
+    }
+    /// Fetch one page of one of a family's parent `listing`s ([`Family::listings`]);
+    /// `since` asks for parents with activity after that time (`None`: all of them).
+    /// The default reads the stream's only listing with [`Connector::fetch_page`].
+    async fn fetch_listing(
+        &self,
+        stream: &StreamSpec,
+        listing: &str,
+        since: Option<Timestamp>,
+        cursor: Option<&str>,
+    ) -> Result<Page, ConnectorError> {
+        let _ = (listing, since);
+        self.fetch_page(stream, cursor).await
+    }
+    /// Fetch one page of the children of `parent` (a record of `parent_stream`, as its
+    /// listing returned it); `cursor` is `None` for the first page.
+    async fn fetch_children(
+        &self,
+        parent_stream: &StreamSpec,
+        parent: &Record,
+        cursor: Option<&str>,
+    ) -> Result<Page, ConnectorError> {
+        let _ = (parent, cursor);
+        Err(ConnectorError::Unsupported(format!(
+            "{} has no children for stream {}",
+            self.provider(),
+            parent_stream.name
         )))
     }
     /// Links to attachments (images) in `record` of `stream` that should be downloaded,

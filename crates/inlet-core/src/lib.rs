@@ -21,6 +21,7 @@ pub mod attachment;
 mod clock;
 mod connector;
 mod duration;
+mod family;
 mod model;
 mod record;
 pub mod secrets;
@@ -35,14 +36,15 @@ pub use attachment::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{Connector, ConnectorError, EntityPage, HttpStats, IdPage, Page};
 pub use duration::parse_duration;
+pub use family::{Family, ProgressivePages, STUB_PREFIX, StubRule};
 pub use model::{
     Checkpoint, Connection, ConnectionStatus, NewConnection, Run, RunMode, RunStats, RunStatus,
     StreamStats, SyncState, Trigger,
 };
 pub use record::{ContentHash, Record, Value};
 pub use store::{
-    ExportRow, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Store, StoreError,
-    TombstoneBatch,
+    ExportRow, FamilyBatch, FamilyOutcome, PageBatch, PageOutcome, ReconcileBatch,
+    ReconcileOutcome, Store, StoreError, TombstoneBatch,
 };
 pub use stream::{Agg, ColType, Column, DerivedColumn, DerivedSpec, Scope, StopRule, StreamSpec};
 pub use time::Timestamp;

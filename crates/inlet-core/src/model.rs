@@ -234,6 +234,25 @@ pub struct StreamStats {
     pub complete_listing: bool,
     /// Error that stopped this stream, if any.
     pub error: Option<String>,
+    /// Parent streams: parents whose change marker moved, so their children were fetched.
+    #[serde(default)]
+    pub parents_changed: u64,
+    /// Parent streams: parents whose marker was unchanged (children not fetched).
+    #[serde(default)]
+    pub parents_unchanged: u64,
+    /// Parent streams: unchanged parents re-fetched anyway to check the marker.
+    #[serde(default)]
+    pub parents_sampled: u64,
+    /// Parent streams: sampled parents whose children had changed although the marker
+    /// had not (the provider's marker lied).
+    #[serde(default)]
+    pub sample_mismatches: u64,
+    /// Parent streams: listings that were unsupported or failed while the others went on.
+    #[serde(default)]
+    pub listing_errors: Vec<String>,
+    /// Child streams: local placeholder (`stub-*`) rows replaced by the real rows.
+    #[serde(default)]
+    pub stubs_removed: u64,
 }
 
 /// One sync of one connection.

@@ -134,6 +134,42 @@ impl ReconcileOutcome {
     }
 }
 
+/// A parent/child commit: parent rows, their children, the parents' new change markers,
+/// the removal of placeholder rows the children replace, and the parent stream's sync
+/// state, in ONE transaction — so a parent is never marked synced without its children.
+#[derive(Debug)]
+pub struct FamilyBatch<'a> {
+    /// The connection.
+    pub connection_id: i64,
+    /// Parent stream.
+    pub parent: &'a StreamSpec,
+    /// Parent rows.
+    pub parents: Vec<Record>,
+    /// Child stream.
+    pub child: &'a StreamSpec,
+    /// Child rows.
+    pub children: Vec<Record>,
+    /// (parent id, marker) to store for the parents whose children are complete here.
+    pub markers: Vec<(String, String)>,
+    /// Delete stubs of these parents that a child row in this batch replaces.
+    pub stubs: Option<crate::StubRule>,
+    /// The parent stream's sync state after this batch (`None`: leave it).
+    pub state: Option<&'a SyncState>,
+    /// Commit time.
+    pub at: Timestamp,
+}
+
+/// What a [`FamilyBatch`] commit did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FamilyOutcome {
+    /// Parent rows.
+    pub parents: PageOutcome,
+    /// Child rows.
+    pub children: PageOutcome,
+    /// Placeholder rows deleted.
+    pub stubs_removed: u64,
+}
+
 /// A stored record, for export.
 #[derive(Debug, Clone)]
 pub struct ExportRow {
@@ -291,6 +327,28 @@ pub trait Store: Send + Sync {
     async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError>;
     /// Live rows of a derived table.
     async fn count_derived(&self, connection_id: i64, table: &str) -> Result<u64, StoreError>;
+    /// The stored change markers of the given parents of `parent_stream` (absent: never
+    /// committed with their children).
+    async fn parent_markers(
+        &self,
+        connection_id: i64,
+        parent_stream: &str,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let _ = (connection_id, parent_stream, ids);
+        Err(StoreError::Db(format!(
+            "the {} store does not support parent/child streams",
+            self.backend()
+        )))
+    }
+    /// Commit parents, children, markers, stub removals and state in one transaction.
+    async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
+        let _ = batch;
+        Err(StoreError::Db(format!(
+            "the {} store does not support parent/child streams",
+            self.backend()
+        )))
+    }
     /// Up to `limit` rows of a stream (within its scope) with ids greater than `after`,
     /// ordered by id: keyset pages for streaming exports.
     async fn export_page(

@@ -33,11 +33,18 @@
 //! provider and are tombstoned (`deleted_at`), never deleted. A pass that failed,
 //! resumed mid-way, stopped early or hit the cap deletes nothing.
 //!
+//! Parent/child streams (eBay conversations and their messages) run a different pass,
+//! described in `children.rs`: parents are listed page by page, children are fetched only
+//! for parents whose change marker moved (plus a random sample of the others), and each
+//! page's parents, children, markers and checkpoint commit in one transaction
+//! (`Store::commit_family`).
+//!
 //! Attachments (images linked from records) are recorded as pending rows with the chunk
 //! that links them and downloaded after the streams, see [`AttachmentOptions`].
 #![deny(missing_docs)]
 
 mod attachments;
+mod children;
 mod reconcile;
 mod refresh;
 mod sync;

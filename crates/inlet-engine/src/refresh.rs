@@ -1,7 +1,7 @@
 //! Re-fetch one entity outside a sync ("I just sent a message: show it now").
 
 use crate::sync::{Engine, EngineError};
-use inlet_core::{Connection, Connector, ConnectorError, PageBatch, StreamSpec};
+use inlet_core::{Connection, Connector, ConnectorError, FamilyBatch, PageBatch, StreamSpec};
 use serde::Serialize;
 
 /// What a single-entity refresh did.
@@ -17,6 +17,8 @@ pub struct RefreshOutcome {
     pub unchanged: u64,
     /// HTTP requests the refresh made.
     pub requests: u64,
+    /// Local placeholder (`stub-*`) rows the real rows replaced.
+    pub stubs_removed: u64,
 }
 
 impl Engine {
@@ -49,6 +51,36 @@ impl Engine {
                 ))));
             };
             out.fetched += page.records.len() as u64;
+            // Children of a family: placeholders the real rows replace go in the same
+            // transaction ("I just sent a message": the stub becomes the real message).
+            let family = connector
+                .families()
+                .into_iter()
+                .find(|f| f.child == stream.name);
+            let parent = family
+                .as_ref()
+                .and_then(|f| connector.streams().iter().find(|s| s.name == f.parent));
+            if let (Some(fam), Some(parent)) = (&family, parent) {
+                let o = self
+                    .store()
+                    .commit_family(FamilyBatch {
+                        connection_id: conn.id,
+                        parent,
+                        parents: Vec::new(),
+                        child: stream,
+                        children: page.records,
+                        markers: Vec::new(),
+                        stubs: fam.stubs,
+                        state: None,
+                        at: self.now(),
+                    })
+                    .await?;
+                out.inserted += o.children.inserted;
+                out.updated += o.children.updated;
+                out.unchanged += o.children.unchanged;
+                out.stubs_removed += o.stubs_removed;
+                continue;
+            }
             let state = self.store().sync_state(conn.id, stream.name).await?;
             // Links are recorded pending; the next sync downloads them.
             self.note_attachments(connector, conn.id, stream, &page.records, self.now())

@@ -75,7 +75,7 @@ pub struct Engine {
     sealer: Option<Sealer>,
     /// A complete listing longer than this is not used to detect deletions (the ids would
     /// have to be held in memory); reconcile covers those.
-    max_seen: usize,
+    pub(crate) max_seen: usize,
     /// Records per transaction during long passes: pages are gathered until this many,
     /// then committed with the checkpoint after the last of them.
     batch_records: usize,
@@ -95,7 +95,7 @@ pub const DEFAULT_BATCH_RECORDS: usize = 5000;
 pub const MAX_BATCH_RAW_BYTES: usize = 4 << 20;
 
 /// Errors a stream ended with, kept apart so the run can say what happened.
-enum StreamEnd {
+pub(crate) enum StreamEnd {
     Done,
     Failed(ConnectorError),
     Cancelled,
@@ -247,21 +247,45 @@ impl Engine {
         progress: &dyn Progress,
         run: &mut Run,
     ) -> Result<(RunStatus, Option<String>), EngineError> {
+        // Child streams of a family are synced through their parent (see `children`):
+        // asking for a child stream syncs its parents.
+        let families = connector.families();
         let streams: Vec<&StreamSpec> = connector
             .streams()
             .iter()
             .filter(|s| {
-                opts.streams
-                    .as_ref()
-                    .is_none_or(|only| only.iter().any(|n| n == s.name))
+                opts.streams.as_ref().is_none_or(|only| {
+                    only.iter().any(|n| {
+                        n == s.name || families.iter().any(|f| f.parent == s.name && f.child == n)
+                    })
+                })
             })
             .collect();
         let (mut failed, mut refused, mut errors) = (0usize, 0usize, Vec::new());
+        let ran = streams
+            .iter()
+            .filter(|s| !crate::children::is_child(&families, s.name))
+            .count();
         for stream in &streams {
+            if crate::children::is_child(&families, stream.name) {
+                continue;
+            }
             let mut st = StreamStats::default();
-            let end = self
-                .sync_stream(conn, connector, stream, opts, plan, progress, &mut st)
-                .await?;
+            let end = match families.iter().find(|f| f.parent == stream.name) {
+                Some(fam) => {
+                    let (end, cst) = self
+                        .sync_family(conn, connector, fam, stream, opts, progress, &mut st)
+                        .await?;
+                    run.stats.add(&cst.stats);
+                    let entry = run.streams.entry(fam.child.to_string()).or_default();
+                    crate::children::merge_child(entry, &cst);
+                    end
+                }
+                None => {
+                    self.sync_stream(conn, connector, stream, opts, plan, progress, &mut st)
+                        .await?
+                }
+            };
             progress.stream_finished(stream.name, &st);
             run.stats.add(&st.stats);
             match end {
@@ -306,7 +330,7 @@ impl Engine {
         let status = match failed {
             0 if run.stats.items_skipped_with_error > 0 || refused > 0 => RunStatus::Partial,
             0 => RunStatus::Success,
-            n if n < streams.len() => RunStatus::Partial,
+            n if n < ran => RunStatus::Partial,
             _ => RunStatus::Failed,
         };
         let next = if status == RunStatus::Failed {
@@ -474,7 +498,7 @@ struct Reconcile {
 }
 
 /// A stream's request accounting: what the connector's client did since `before`.
-fn set_http(stats: &mut RunStats, before: HttpStats, after: HttpStats) {
+pub(crate) fn set_http(stats: &mut RunStats, before: HttpStats, after: HttpStats) {
     stats.requests = after.requests.saturating_sub(before.requests);
     stats.retries = after.retries.saturating_sub(before.retries);
     stats.rate_limit_wait_ms = after

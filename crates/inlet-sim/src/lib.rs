@@ -15,10 +15,11 @@
 //! Time comes from an injected [`inlet_core::Clock`], so token expiry and rate-limit windows are
 //! deterministic under [`inlet_core::ManualClock`].
 //!
-//! Simulators: [`reddit`], [`github`], and [`images`] for the image hosts Reddit messages
-//! link to.
+//! Simulators: [`reddit`], [`github`], [`ebay`], and [`images`] for the image hosts Reddit
+//! messages link to.
 #![deny(missing_docs)]
 
+pub mod ebay;
 pub mod github;
 pub mod images;
 mod json;

@@ -25,6 +25,7 @@
 mod blobs;
 mod codec;
 mod error;
+mod family_sql;
 mod migrate;
 mod pg;
 mod reconcile_sql;

@@ -52,6 +52,11 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         include_str!("../migrations/sqlite/0004_reconcile_github_tiktok.sql"),
     ),
     Migration::new(
+        5,
+        "parent_child_ebay",
+        include_str!("../migrations/sqlite/0005_parent_child_ebay.sql"),
+    ),
+    Migration::new(
         7,
         "run_quota",
         include_str!("../migrations/sqlite/0007_run_quota.sql"),
@@ -79,6 +84,11 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         4,
         "reconcile_github_tiktok",
         include_str!("../migrations/postgres/0004_reconcile_github_tiktok.sql"),
+    ),
+    Migration::new(
+        5,
+        "parent_child_ebay",
+        include_str!("../migrations/postgres/0005_parent_child_ebay.sql"),
     ),
     Migration::new(
         7,

@@ -644,6 +644,7 @@ async fn runs_have_a_lifecycle(db: Db) {
             resumed: true,
             complete_listing: true,
             error: Some("boom ✗".into()),
+            ..Default::default()
         },
     )]);
     db.store

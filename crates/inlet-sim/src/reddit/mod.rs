@@ -17,7 +17,7 @@
 
 mod api;
 mod data;
-mod faults;
+pub(crate) mod faults;
 mod listing;
 mod render;
 mod text;

@@ -2,6 +2,7 @@
 //! prepared statements, bulk page writes through `UNNEST` of column arrays.
 
 mod attachments;
+mod family;
 mod meta;
 mod reconcile;
 mod records;
@@ -12,9 +13,9 @@ use crate::migrate::{self, Applied, POSTGRES_MIGRATIONS};
 use crate::target::redact_url;
 use async_trait::async_trait;
 use inlet_core::{
-    Connection as Conn, ConnectionStatus, ExportRow, NewConnection, PageBatch, PageOutcome,
-    ReconcileBatch, ReconcileOutcome, Run, RunMode, RunStats, RunStatus, Store, StoreError,
-    StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
+    Connection as Conn, ConnectionStatus, ExportRow, FamilyBatch, FamilyOutcome, NewConnection,
+    PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Run, RunMode, RunStats, RunStatus,
+    Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -387,6 +388,21 @@ impl Store for PgStore {
 
     async fn count_derived(&self, connection_id: i64, table: &str) -> Result<u64, StoreError> {
         records::count_derived(&mut *self.lock().await?, connection_id, table).await
+    }
+
+    async fn parent_markers(
+        &self,
+        connection_id: i64,
+        parent_stream: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut g = self.lock().await?;
+        family::parent_markers(&mut g, connection_id, parent_stream, ids).await
+    }
+
+    async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
+        let mut g = self.lock().await?;
+        family::commit_family(&mut g, &batch).await
     }
 
     async fn export_page(

@@ -118,41 +118,63 @@ pub(super) async fn commit_page(
     g: &mut Inner,
     b: &PageBatch<'_>,
 ) -> Result<PageOutcome, StoreError> {
-    let spec = b.stream;
-    let records = dedupe(spec, &b.records)?;
     let Inner { client, cache } = g;
     let tx = client.transaction().await.map_err(db_err)?;
     lock_connection(&tx, cache, b.connection_id).await?;
-    let existing = lookup(&tx, cache, spec, b.connection_id, &records).await?;
-    let plan = plan(spec, records, &existing, b.refresh_derived);
-    let at = to_system(b.at);
-    write_rows(
+    let out = write_records(
         &tx,
+        cache,
+        b.stream,
+        b.connection_id,
+        &b.records,
+        b.refresh_derived,
+        b.at,
+    )
+    .await?;
+    put_sync_state(&tx, cache, b.connection_id, b.stream.name, b.state).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(out)
+}
+
+/// Upsert `records` of `spec` inside `tx` (the body of a page commit).
+pub(super) async fn write_records(
+    tx: &Transaction<'_>,
+    cache: &mut Cache,
+    spec: &StreamSpec,
+    conn: i64,
+    records: &[Record],
+    refresh: bool,
+    at: inlet_core::Timestamp,
+) -> Result<PageOutcome, StoreError> {
+    let records = dedupe(spec, records)?;
+    let existing = lookup(tx, cache, spec, conn, &records).await?;
+    let plan = plan(spec, records, &existing, refresh);
+    let at = to_system(at);
+    write_rows(
+        tx,
         cache,
         &sql::pg_insert(spec),
         spec,
-        b.connection_id,
+        conn,
         &plan.inserts,
         &at,
     )
     .await?;
     write_rows(
-        &tx,
+        tx,
         cache,
         &sql::pg_update(spec),
         spec,
-        b.connection_id,
+        conn,
         &plan.updates,
         &at,
     )
     .await?;
-    let (derived_inserted, derived_updated) = if b.refresh_derived {
-        refresh_derived(&tx, cache, spec, b.connection_id, &plan.keys, &at).await?
+    let (derived_inserted, derived_updated) = if refresh {
+        refresh_derived(tx, cache, spec, conn, &plan.keys, &at).await?
     } else {
         (0, 0)
     };
-    put_sync_state(&tx, cache, b.connection_id, spec.name, b.state).await?;
-    tx.commit().await.map_err(db_err)?;
     Ok(PageOutcome {
         inserted: plan.inserts.len() as u64,
         updated: plan.updates.len() as u64,
@@ -357,7 +379,7 @@ pub(super) async fn export_page(
     rows.iter().map(|r| export_row(r, x.spec)).collect()
 }
 
-fn read_value(r: &Row, i: usize, ty: ColType) -> Result<Value, StoreError> {
+pub(super) fn read_value(r: &Row, i: usize, ty: ColType) -> Result<Value, StoreError> {
     let v = match ty {
         ColType::Text => get::<Option<String>>(r, i)?.map(Value::Text),
         ColType::Int => get::<Option<i64>>(r, i)?.map(Value::Int),

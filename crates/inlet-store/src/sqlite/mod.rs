@@ -2,6 +2,7 @@
 //! tokio's blocking pool.
 
 mod attachments;
+mod family;
 mod meta;
 mod reconcile;
 mod records;
@@ -11,9 +12,9 @@ use crate::error::{join, sqlite as db_err};
 use crate::migrate::{self, Applied, SQLITE_MIGRATIONS};
 use async_trait::async_trait;
 use inlet_core::{
-    Connection as Conn, ConnectionStatus, ExportRow, NewConnection, PageBatch, PageOutcome,
-    ReconcileBatch, ReconcileOutcome, Run, RunMode, RunStats, RunStatus, Store, StoreError,
-    StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
+    Connection as Conn, ConnectionStatus, ExportRow, FamilyBatch, FamilyOutcome, NewConnection,
+    PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Run, RunMode, RunStats, RunStatus,
+    Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
 };
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::collections::BTreeMap;
@@ -369,6 +370,22 @@ impl Store for SqliteStore {
         let table = table.to_string();
         self.run(move |c| records::count_derived(c, connection_id, &table))
             .await
+    }
+
+    async fn parent_markers(
+        &self,
+        connection_id: i64,
+        parent_stream: &str,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let (stream, ids) = (parent_stream.to_string(), ids.to_vec());
+        self.run(move |c| family::parent_markers(c, connection_id, &stream, &ids))
+            .await
+    }
+
+    async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
+        let f = family::OwnedFamily::from(batch);
+        self.run(move |c| family::commit_family(c, &f)).await
     }
 
     async fn export_page(

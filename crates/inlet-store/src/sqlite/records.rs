@@ -57,32 +57,51 @@ impl From<TombstoneBatch<'_>> for OwnedTombstones {
 }
 
 /// A JSON array of strings, for `json_each`.
-pub(super) fn json_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn json_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     serde_json::Value::Array(items.into_iter().map(serde_json::Value::from).collect()).to_string()
 }
 
-pub(super) fn begin(c: &mut Connection) -> Result<Transaction<'_>, StoreError> {
+pub(crate) fn begin(c: &mut Connection) -> Result<Transaction<'_>, StoreError> {
     c.transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err)
 }
 
 pub(crate) fn commit_page(c: &mut Connection, p: &OwnedPage) -> Result<PageOutcome, StoreError> {
-    let spec = &p.spec;
-    let records = dedupe(spec, &p.records)?;
     let tx = begin(c)?;
-    let existing = lookup(&tx, spec, p.connection_id, &records)?;
-    let plan = plan(spec, records, &existing, p.refresh_derived);
-    insert(&tx, spec, p.connection_id, &plan.inserts, p.at)?;
+    let out = write_records(
+        &tx,
+        &p.spec,
+        p.connection_id,
+        &p.records,
+        p.refresh_derived,
+        p.at,
+    )?;
+    put_sync_state(&tx, p.connection_id, p.spec.name, &p.state)?;
+    tx.commit().map_err(db_err)?;
+    Ok(out)
+}
+
+/// Upsert `records` of `spec` inside `tx` (the body of a page commit).
+pub(crate) fn write_records(
+    tx: &Transaction<'_>,
+    spec: &StreamSpec,
+    conn: i64,
+    records: &[Record],
+    refresh: bool,
+    at: Timestamp,
+) -> Result<PageOutcome, StoreError> {
+    let records = dedupe(spec, records)?;
+    let existing = lookup(tx, spec, conn, &records)?;
+    let plan = plan(spec, records, &existing, refresh);
+    insert(tx, spec, conn, &plan.inserts, at)?;
     for (r, hash) in &plan.updates {
-        update(&tx, spec, p.connection_id, r, hash, p.at)?;
+        update(tx, spec, conn, r, hash, at)?;
     }
-    let (derived_inserted, derived_updated) = if p.refresh_derived {
-        refresh_derived(&tx, spec, p.connection_id, &plan.keys, p.at)?
+    let (derived_inserted, derived_updated) = if refresh {
+        refresh_derived(tx, spec, conn, &plan.keys, at)?
     } else {
         (0, 0)
     };
-    put_sync_state(&tx, p.connection_id, spec.name, &p.state)?;
-    tx.commit().map_err(db_err)?;
     Ok(PageOutcome {
         inserted: plan.inserts.len() as u64,
         updated: plan.updates.len() as u64,

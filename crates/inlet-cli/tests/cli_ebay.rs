@@ -1,0 +1,119 @@
+//! `inlet connect ebay`, `inlet sync`, `inlet refresh` and `inlet export` against the eBay
+//! simulator, as a user runs them; bad input gives one-line errors and writes nothing.
+
+use inlet_sim::ebay::{EbaySim, EbaySimConfig};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn inlet(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_inlet"));
+    c.current_dir(dir)
+        .env_remove("INLET_DATABASE_URL")
+        .env_remove("INLET_SECRET_KEY")
+        .env_remove("INLET_CONFIG")
+        .env_remove("INLET_KEY_FILE")
+        .env_remove("EBAY_CLIENT_ID")
+        .env_remove("EBAY_CLIENT_SECRET")
+        .env_remove("EBAY_REFRESH_TOKEN")
+        .stdin(Stdio::null());
+    c
+}
+
+async fn run(mut c: Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().expect("run inlet"))
+        .await
+        .expect("join")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn one_line_error(o: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "expected failure; stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected: {err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{needle:?} not in {err}"
+    );
+}
+
+fn connect_args(sim: &EbaySim, cfg: &EbaySimConfig, refresh: &str) -> Vec<String> {
+    [
+        "connect",
+        "ebay",
+        "--name",
+        "shop",
+        "--client-id",
+        &cfg.client_id,
+        "--client-secret",
+        &cfg.client_secret,
+        "--refresh-token",
+        refresh,
+        "--api-base",
+        &sim.api_base(),
+        "--token-url",
+        &sim.token_url(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_sync_refresh_export() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = EbaySimConfig {
+        conversations: 80,
+        system_conversations: 5,
+        ..Default::default()
+    };
+    let sim = EbaySim::start(cfg.clone()).await.expect("sim");
+
+    // A refresh token eBay rejects: one line, nothing written.
+    let mut c = inlet(dir.path());
+    c.args(connect_args(&sim, &cfg, "revoked-token"));
+    one_line_error(&run(c).await, "could not verify the credentials with eBay");
+    assert!(!dir.path().join("inlet.db").exists(), "nothing written");
+
+    let mut c = inlet(dir.path());
+    c.args(connect_args(&sim, &cfg, &cfg.refresh_token));
+    assert!(ok(&run(c).await).contains("Connected \"shop\""));
+
+    let mut c = inlet(dir.path());
+    c.args(["sync", "shop", "--json"]);
+    let runs: Value = serde_json::from_str(ok(&run(c).await).trim()).expect("json");
+    assert_eq!(runs[0]["status"], "success", "{runs}");
+
+    let conv = sim.conversation_ids("FROM_MEMBERS").remove(7);
+    let msg = sim.seller_reply(&conv, "Sent today.");
+    sim.clear_log();
+    for form in [
+        vec!["refresh", "shop", "conversation", &conv],
+        vec!["refresh", "shop", "ebay", "conversation", &conv],
+    ] {
+        let mut c = inlet(dir.path());
+        c.args(&form).arg("--json");
+        let out: Value = serde_json::from_str(ok(&run(c).await).trim()).expect("json");
+        assert_eq!(out["outcome"]["requests"], 1, "{out}");
+    }
+    assert_eq!(sim.requests().len(), 2, "one request per refresh");
+    let mut c = inlet(dir.path());
+    c.args(["export", "shop", "messages"]);
+    assert!(
+        ok(&run(c).await).contains(&msg),
+        "the refreshed message is stored"
+    );
+
+    // Bad input: wrong provider word, unknown entity.
+    let mut c = inlet(dir.path());
+    c.args(["refresh", "shop", "reddit", "conversation", &conv]);
+    one_line_error(&run(c).await, "uses provider ebay, not reddit");
+    let mut c = inlet(dir.path());
+    c.args(["refresh", "shop", "order", "1"]);
+    one_line_error(&run(c).await, "could not refresh order 1");
+}

@@ -1,0 +1,229 @@
+//! eBay configuration, credentials and the authenticated client.
+
+use inlet_core::ConnectorError;
+use inlet_http::{Grant, HttpClient, HttpConfig, HttpError, OAuth2Token};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The real Message API.
+pub const DEFAULT_API_BASE: &str = "https://api.ebay.com/commerce/message/v1";
+/// The real token endpoint.
+pub const DEFAULT_TOKEN_URL: &str = "https://api.ebay.com/identity/v1/oauth2/token";
+
+fn default_api_base() -> String {
+    DEFAULT_API_BASE.into()
+}
+fn default_token_url() -> String {
+    DEFAULT_TOKEN_URL.into()
+}
+fn default_page_size() -> u32 {
+    50
+}
+fn default_listings() -> Vec<String> {
+    vec!["FROM_MEMBERS".into()]
+}
+fn default_full_scan_every() -> u32 {
+    10
+}
+fn default_concurrency() -> usize {
+    10
+}
+fn default_sample_rate() -> f64 {
+    0.01
+}
+fn default_system_pages() -> u32 {
+    1
+}
+fn default_system_pages_full() -> u32 {
+    5
+}
+fn default_marketplace() -> String {
+    "EBAY_US".into()
+}
+
+/// Settings of an eBay connection (stored in `connections.config`; no secrets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EbayConfig {
+    /// Message API base URL; override for sandboxes (`https://api.sandbox.ebay.com/commerce/message/v1`) and simulators.
+    #[serde(default = "default_api_base")]
+    pub api_base: String,
+    /// Token endpoint URL.
+    #[serde(default = "default_token_url")]
+    pub token_url: String,
+    /// Conversations / messages per request, 1..=50 (eBay's maximum is 50).
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// Member-conversation listings merged by id: `FROM_MEMBERS`, plus `FROM_OWNERS`
+    /// (the sent side; undocumented, reported and skipped when eBay refuses it).
+    #[serde(default = "default_listings")]
+    pub listings: Vec<String>,
+    /// Every Nth sync lists all conversations instead of filtering by `start_time`
+    /// (which misses threads where only the seller wrote); 1 = every sync.
+    #[serde(default = "default_full_scan_every")]
+    pub full_scan_every: u32,
+    /// Conversations fetched at once, 1..=50.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Share of unchanged conversations re-fetched per sync to check the marker, 0..=1.
+    #[serde(default = "default_sample_rate")]
+    pub sample_rate: f64,
+    /// FROM_EBAY listing pages read per sync.
+    #[serde(default = "default_system_pages")]
+    pub system_pages: u32,
+    /// FROM_EBAY listing pages read per full sync.
+    #[serde(default = "default_system_pages_full")]
+    pub system_pages_full: u32,
+    /// `X-EBAY-C-MARKETPLACE-ID` sent with every call.
+    #[serde(default = "default_marketplace")]
+    pub marketplace: String,
+}
+
+impl Default for EbayConfig {
+    fn default() -> Self {
+        EbayConfig {
+            api_base: default_api_base(),
+            token_url: default_token_url(),
+            page_size: default_page_size(),
+            listings: default_listings(),
+            full_scan_every: default_full_scan_every(),
+            concurrency: default_concurrency(),
+            sample_rate: default_sample_rate(),
+            system_pages: default_system_pages(),
+            system_pages_full: default_system_pages_full(),
+            marketplace: default_marketplace(),
+        }
+    }
+}
+
+impl EbayConfig {
+    /// Check the values a user typed.
+    pub fn validate(&self) -> Result<(), ConnectorError> {
+        let bad = |m: String| Err(ConnectorError::Config(m));
+        for (what, url) in [("api_base", &self.api_base), ("token_url", &self.token_url)] {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && reqwest::Url::parse(url).is_ok_and(|u| u.host_str().is_some());
+            if !ok {
+                return bad(format!("{what} {url:?} is not an http(s) URL"));
+            }
+        }
+        if !(1..=50).contains(&self.page_size) {
+            return bad(format!("page_size {} is outside 1..=50", self.page_size));
+        }
+        if self.listings.is_empty() {
+            return bad("listings must name at least one conversation type".into());
+        }
+        if let Some(l) = self
+            .listings
+            .iter()
+            .find(|l| l.is_empty() || !l.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+        {
+            return bad(format!(
+                "listing {l:?} is not a conversation type like FROM_MEMBERS"
+            ));
+        }
+        if !(1..=50).contains(&self.concurrency) {
+            return bad(format!(
+                "concurrency {} is outside 1..=50",
+                self.concurrency
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.sample_rate) {
+            return bad(format!("sample_rate {} is outside 0..=1", self.sample_rate));
+        }
+        if self.full_scan_every == 0 || self.system_pages == 0 || self.system_pages_full == 0 {
+            return bad(
+                "full_scan_every, system_pages and system_pages_full must be at least 1".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Secrets of an eBay connection (sealed at rest).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EbayCredentials {
+    /// The app's client id (App ID).
+    pub client_id: String,
+    /// The app's client secret (Cert ID).
+    pub client_secret: String,
+    /// The user's refresh token (lives ~18 months; eBay does not rotate it).
+    pub refresh_token: String,
+    /// Cached access token.
+    #[serde(default)]
+    pub access_token: Option<String>,
+    /// Cached access token's expiry, ms since the epoch.
+    #[serde(default)]
+    pub expires_at_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for EbayCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EbayCredentials")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An authenticated eBay API client.
+pub struct EbayClient {
+    /// Authenticated requests.
+    pub http: HttpClient,
+    /// The token source (to persist refreshed tokens).
+    pub token: Arc<OAuth2Token>,
+}
+
+impl EbayClient {
+    /// Build the client.
+    pub fn new(
+        config: &EbayConfig,
+        creds: &EbayCredentials,
+        http: HttpConfig,
+    ) -> Result<Self, ConnectorError> {
+        config.validate()?;
+        if creds.client_id.is_empty()
+            || creds.client_secret.is_empty()
+            || creds.refresh_token.is_empty()
+        {
+            return Err(ConnectorError::Config(
+                "eBay credentials need a client id, a client secret and a refresh token".into(),
+            ));
+        }
+        let base = HttpClient::new(http).map_err(|e| ConnectorError::Config(e.to_string()))?;
+        let cached = creds.access_token.clone().zip(creds.expires_at_ms);
+        let token = Arc::new(OAuth2Token::new(
+            base.clone(),
+            config.token_url.clone(),
+            creds.client_id.clone(),
+            creds.client_secret.clone(),
+            Grant::RefreshToken(creds.refresh_token.clone()),
+            cached,
+        ));
+        Ok(EbayClient {
+            http: base.with_auth(token.clone()),
+            token,
+        })
+    }
+}
+
+/// Map a failed request onto the engine's error kinds.
+pub fn connector_error(e: HttpError) -> ConnectorError {
+    match e {
+        HttpError::Unauthorized(m) => ConnectorError::NeedsReauth(format!(
+            "eBay rejected the credentials ({m}); re-authenticate with `inlet connect ebay --name <name> ...`"
+        )),
+        HttpError::Status {
+            status: 403,
+            message,
+        } => ConnectorError::NeedsReauth(format!(
+            "eBay denied access ({message}); the token may lack the commerce.message scope: re-consent and run `inlet connect ebay` again"
+        )),
+        HttpError::Status { status, message } => {
+            ConnectorError::Provider(format!("HTTP {status}: {message}"))
+        }
+        HttpError::Exhausted { .. } => ConnectorError::Transient(e.to_string()),
+        HttpError::Invalid(m) => ConnectorError::Parse(m),
+        other => ConnectorError::Config(other.to_string()),
+    }
+}

@@ -1,0 +1,419 @@
+//! eBay: buyer/seller conversations and their messages through the Commerce Message API,
+//! with an OAuth user token refreshed from the long-lived refresh token. See
+//! `shared/providers/ebay.md`.
+//!
+//! Conversations are a parent stream of messages ([`inlet_core::Family`]): the listing
+//! (`GET /conversation`, 50 per page) carries each thread's latest message and unread
+//! count, so the engine fetches a thread (`GET /conversation/{id}`, paged) only when
+//! those moved. Delta syncs filter the listing with `start_time`; since eBay's filter
+//! appears to see only the buyer's activity, every `full_scan_every`-th sync lists all
+//! conversations (ceil(T/50) calls) to catch threads where only the seller replied.
+//! System mail (FROM_EBAY) is read a few pages per sync from a stored offset.
+//!
+//! getConversation has no time filter and no documented message order, so a changed
+//! thread is re-read whole (one call per 50 messages).
+
+pub mod client;
+pub mod model;
+pub mod streams;
+
+use client::{EbayClient, connector_error};
+pub use client::{EbayConfig, EbayCredentials};
+use inlet_core::{
+    Connector, ConnectorError, EntityPage, Family, HttpStats, Page, ProgressivePages, Record,
+    StreamSpec, Timestamp, Value,
+};
+use inlet_http::{HttpConfig, HttpError, Parsed, Response};
+use model::{ConversationDetail, ConversationsPage, MessageDetail, MessagesPage};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The documented conversation types.
+const DOCUMENTED: &[&str] = &["FROM_MEMBERS", "FROM_EBAY"];
+
+/// The eBay connector.
+pub struct EbayConnector {
+    config: EbayConfig,
+    creds: Mutex<EbayCredentials>,
+    client: EbayClient,
+    /// The listing each conversation was first seen in: its thread is read with that
+    /// conversation type.
+    listed_as: Mutex<HashMap<String, String>>,
+}
+
+impl EbayConnector {
+    /// A connector for one account.
+    pub fn new(
+        config: EbayConfig,
+        creds: &EbayCredentials,
+        http: HttpConfig,
+    ) -> Result<Self, ConnectorError> {
+        let client = EbayClient::new(&config, creds, http)?;
+        Ok(EbayConnector {
+            config,
+            creds: Mutex::new(creds.clone()),
+            client,
+            listed_as: Mutex::new(HashMap::new()),
+        })
+    }
+
+    async fn get<T>(
+        &self,
+        url: &str,
+        query: &[(&str, String)],
+        parse: impl Fn(&Response) -> Parsed<T> + Send + Sync,
+    ) -> Result<T, HttpError> {
+        let market = self.config.marketplace.as_str();
+        self.client
+            .http
+            .execute(
+                |c| {
+                    c.get(url)
+                        .query(query)
+                        .header("Accept", "application/json")
+                        .header("X-EBAY-C-MARKETPLACE-ID", market)
+                },
+                parse,
+            )
+            .await
+    }
+
+    async fn listing(
+        &self,
+        ctype: &str,
+        since: Option<Timestamp>,
+        cursor: Option<&str>,
+    ) -> Result<Page, ConnectorError> {
+        let url = format!("{}/conversation", self.config.api_base);
+        let mut q = vec![
+            ("conversation_type", ctype.to_string()),
+            ("limit", self.config.page_size.to_string()),
+            ("offset", cursor.unwrap_or("0").to_string()),
+        ];
+        if let Some(t) = since {
+            q.push(("start_time", t.to_string()));
+        }
+        let page = self
+            .get(&url, &q, parse_conversations)
+            .await
+            .map_err(|e| match e {
+                // eBay documents only FROM_MEMBERS and FROM_EBAY; others are refused.
+                HttpError::Status {
+                    status: 400,
+                    message,
+                } if !DOCUMENTED.contains(&ctype) => ConnectorError::Unsupported(format!(
+                    "eBay refused conversation_type {ctype}: HTTP 400: {message}"
+                )),
+                e => connector_error(e),
+            })?;
+        let mut seen = self.listed_as.lock().unwrap_or_else(|p| p.into_inner());
+        for r in &page.records {
+            seen.entry(r.id.clone())
+                .or_insert_with(|| ctype.to_string());
+        }
+        Ok(page)
+    }
+
+    /// One page of a conversation's messages.
+    async fn thread(
+        &self,
+        id: &str,
+        ctype: &str,
+        cursor: Option<&str>,
+    ) -> Result<Page, ConnectorError> {
+        let url = format!(
+            "{}/conversation/{}",
+            self.config.api_base,
+            encode_segment(id)
+        );
+        let q = vec![
+            ("conversation_type", ctype.to_string()),
+            ("limit", self.config.page_size.to_string()),
+            ("offset", cursor.unwrap_or("0").to_string()),
+        ];
+        let stored_type = if ctype == "FROM_EBAY" {
+            "FROM_EBAY"
+        } else {
+            "FROM_MEMBERS"
+        };
+        self.get(&url, &q, |r| parse_messages(r, id, stored_type))
+            .await
+            .map_err(connector_error)
+    }
+
+    fn type_of(&self, parent_stream: &str, id: &str) -> String {
+        let seen = self.listed_as.lock().unwrap_or_else(|p| p.into_inner());
+        match seen.get(id) {
+            Some(t) => t.clone(),
+            None if parent_stream == "system_conversations" => "FROM_EBAY".into(),
+            None => "FROM_MEMBERS".into(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for EbayConnector {
+    fn provider(&self) -> &'static str {
+        "ebay"
+    }
+
+    fn streams(&self) -> &'static [StreamSpec] {
+        &streams::STREAMS
+    }
+
+    fn families(&self) -> Vec<Family> {
+        let c = &self.config;
+        let members = Family {
+            listings: c.listings.clone(),
+            full_scan_every: c.full_scan_every,
+            concurrency: c.concurrency,
+            sample_rate: c.sample_rate,
+            stubs: Some(streams::STUBS),
+            ..Family::new("conversations", "messages", streams::MARKER)
+        };
+        let system = Family {
+            listings: vec!["FROM_EBAY".into()],
+            progressive: Some(ProgressivePages {
+                normal: c.system_pages,
+                full: c.system_pages_full,
+            }),
+            concurrency: c.concurrency,
+            sample_rate: c.sample_rate,
+            ..Family::new("system_conversations", "messages", streams::MARKER)
+        };
+        vec![members, system]
+    }
+
+    async fn fetch_page(
+        &self,
+        stream: &StreamSpec,
+        cursor: Option<&str>,
+    ) -> Result<Page, ConnectorError> {
+        match stream.name {
+            "conversations" => self.listing("FROM_MEMBERS", None, cursor).await,
+            "system_conversations" => self.listing("FROM_EBAY", None, cursor).await,
+            other => Err(ConnectorError::Unsupported(format!(
+                "eBay {other} are read per conversation"
+            ))),
+        }
+    }
+
+    async fn fetch_listing(
+        &self,
+        stream: &StreamSpec,
+        listing: &str,
+        since: Option<Timestamp>,
+        cursor: Option<&str>,
+    ) -> Result<Page, ConnectorError> {
+        if listing.is_empty() {
+            return self.fetch_page(stream, cursor).await;
+        }
+        self.listing(listing, since, cursor).await
+    }
+
+    async fn fetch_children(
+        &self,
+        parent_stream: &StreamSpec,
+        parent: &Record,
+        cursor: Option<&str>,
+    ) -> Result<Page, ConnectorError> {
+        let ctype = self.type_of(parent_stream.name, &parent.id);
+        self.thread(&parent.id, &ctype, cursor).await
+    }
+
+    /// `conversation`: every message of one thread. The id may be prefixed with its
+    /// conversation type (`FROM_EBAY:c-123`); FROM_MEMBERS otherwise.
+    async fn fetch_entity(
+        &self,
+        entity: &str,
+        id: &str,
+    ) -> Result<Vec<EntityPage>, ConnectorError> {
+        if entity != "conversation" {
+            return Err(ConnectorError::Unsupported(format!(
+                "eBay can refresh a conversation, not a {entity}"
+            )));
+        }
+        let (ctype, id) = match id.split_once(':') {
+            Some((t, rest)) if t.starts_with("FROM_") => (t.to_string(), rest),
+            _ => (self.type_of("conversations", id), id),
+        };
+        if id.is_empty() {
+            return Err(ConnectorError::Config("empty conversation id".into()));
+        }
+        let mut records = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.thread(id, &ctype, cursor.as_deref()).await?;
+            records.extend(page.records);
+            match page.next {
+                Some(n) if Some(&n) != cursor.as_ref() => cursor = Some(n),
+                _ => break,
+            }
+        }
+        Ok(vec![EntityPage {
+            stream: "messages",
+            records,
+        }])
+    }
+
+    fn http_stats(&self) -> HttpStats {
+        self.client.http.stats()
+    }
+
+    async fn take_updated_credentials(&self) -> Option<serde_json::Value> {
+        let snap = self.client.token.take_snapshot().await?;
+        let mut creds = self.creds.lock().unwrap_or_else(|p| p.into_inner());
+        creds.access_token = Some(snap.access_token);
+        creds.expires_at_ms = Some(snap.expires_at_ms);
+        serde_json::to_value(&*creds).ok()
+    }
+}
+
+/// A conversation id as one URL path segment.
+fn encode_segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn json<'a, T: serde::Deserialize<'a>>(r: &'a Response) -> Parsed<T> {
+    match serde_json::from_slice(&r.body) {
+        Ok(v) => Parsed::Ok(v),
+        Err(e) => Parsed::Retry(format!("invalid JSON from eBay: {e}")),
+    }
+}
+
+/// The `offset` of a `next` link: the cursor of the next page.
+fn next_offset(next: Option<&str>) -> Result<Option<String>, String> {
+    let Some(next) = next.filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    let url = reqwest::Url::parse(next).map_err(|e| format!("bad next link {next:?}: {e}"))?;
+    url.query_pairs()
+        .find(|(k, _)| k == "offset")
+        .map(|(_, v)| Some(v.into_owned()))
+        .ok_or_else(|| format!("next link {next:?} has no offset"))
+}
+
+fn time(s: Option<&str>, what: &str) -> Result<Value, String> {
+    match s {
+        None => Ok(Value::Null),
+        Some(s) => Timestamp::parse_rfc3339(s)
+            .map(Value::Time)
+            .ok_or_else(|| format!("{what} has an invalid time {s:?}")),
+    }
+}
+
+/// Parse a `GET /conversation` page.
+pub fn parse_conversations(r: &Response) -> Parsed<Page> {
+    let page: ConversationsPage = match json(r) {
+        Parsed::Ok(p) => p,
+        Parsed::Retry(m) => return Parsed::Retry(m),
+        Parsed::Fail(e) => return Parsed::Fail(e),
+    };
+    let out = (|| {
+        let mut records = Vec::with_capacity(page.conversations.len());
+        for raw in &page.conversations {
+            records.push(map_conversation(raw.get())?);
+        }
+        Ok::<_, String>(Page {
+            records,
+            next: next_offset(page.next.as_deref())?,
+        })
+    })();
+    match out {
+        Ok(p) => Parsed::Ok(p),
+        Err(e) => Parsed::Fail(HttpError::Invalid(e)),
+    }
+}
+
+fn map_conversation(raw: &str) -> Result<Record, String> {
+    let c: ConversationDetail =
+        serde_json::from_str(raw).map_err(|e| format!("unexpected eBay conversation: {e}"))?;
+    let latest = c.latest_message.as_ref();
+    let latest_at = time(
+        latest.and_then(|m| m.created_date.as_deref()),
+        &c.conversation_id,
+    )?;
+    let values = vec![
+        Value::opt_text(c.conversation_type),
+        Value::opt_text(c.conversation_status),
+        Value::opt_text(c.conversation_title),
+        time(c.created_date.as_deref(), &c.conversation_id)?,
+        Value::opt_text(c.reference_id),
+        Value::opt_text(c.reference_type),
+        c.unread_count.map_or(Value::Null, Value::Int),
+        Value::opt_text(latest.map(|m| m.message_id.clone())),
+        latest_at.clone(),
+        Value::opt_text(latest.and_then(|m| m.sender_username.clone())),
+    ];
+    let sort_ts = match latest_at {
+        Value::Time(t) => Some(t),
+        _ => None,
+    };
+    Ok(Record {
+        id: c.conversation_id,
+        values,
+        raw: raw.to_string(),
+        sort_ts,
+    })
+}
+
+/// Parse a `GET /conversation/{id}` page into message rows of `conversation`.
+pub fn parse_messages(r: &Response, conversation: &str, ctype: &str) -> Parsed<Page> {
+    let page: MessagesPage = match json(r) {
+        Parsed::Ok(p) => p,
+        Parsed::Retry(m) => return Parsed::Retry(m),
+        Parsed::Fail(e) => return Parsed::Fail(e),
+    };
+    let out = (|| {
+        let mut records = Vec::with_capacity(page.messages.len());
+        for raw in &page.messages {
+            records.push(map_message(raw.get(), conversation, ctype)?);
+        }
+        Ok::<_, String>(Page {
+            records,
+            next: next_offset(page.next.as_deref())?,
+        })
+    })();
+    match out {
+        Ok(p) => Parsed::Ok(p),
+        Err(e) => Parsed::Fail(HttpError::Invalid(e)),
+    }
+}
+
+fn map_message(raw: &str, conversation: &str, ctype: &str) -> Result<Record, String> {
+    let m: MessageDetail =
+        serde_json::from_str(raw).map_err(|e| format!("unexpected eBay message: {e}"))?;
+    let created = time(m.created_date.as_deref(), &m.message_id)?;
+    let sort_ts = match created {
+        Value::Time(t) => Some(t),
+        _ => None,
+    };
+    let values = vec![
+        Value::Text(conversation.to_string()),
+        Value::Text(ctype.to_string()),
+        Value::opt_text(m.sender_username),
+        Value::opt_text(m.recipient_username),
+        Value::opt_text(m.subject),
+        Value::opt_text(m.message_body),
+        created,
+        m.read_status.map_or(Value::Null, Value::Bool),
+        Value::Int(m.message_media.len() as i64),
+    ];
+    Ok(Record {
+        id: m.message_id,
+        values,
+        raw: raw.to_string(),
+        sort_ts,
+    })
+}
+
+#[cfg(test)]
+mod tests;

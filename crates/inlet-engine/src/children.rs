@@ -1,0 +1,662 @@
+//! Parent/child streams: list parents, fetch children only where the marker moved.
+//!
+//! A [`Family`] pairs a parent stream (eBay conversations) with a child stream (their
+//! messages). A pass over a family reads the parent listings page by page — several
+//! listings are merged by id, a listing that is unsupported or fails is reported in
+//! the run while the others go on — and for each page:
+//!
+//! 1. looks up the stored change marker of each listed parent (written with its
+//!    children, never before them);
+//! 2. fetches the children (every page of a long thread) of the parents whose marker
+//!    differs, with at most [`Family::concurrency`] fetches in flight, plus a seeded
+//!    random sample of unchanged parents ([`Family::sample_rate`], at least one per run)
+//!    whose re-fetched children are compared with the store — a difference is a
+//!    `sample_mismatches` in the run's stream stats;
+//! 3. commits the page's parents, the fetched children, their new markers, the removal of
+//!    placeholder (`stub-*`) rows the real children replace, and the checkpoint after the
+//!    page in ONE transaction ([`Store::commit_family`]).
+//!
+//! A child fetch the provider refuses for one parent (a 4xx: [`ConnectorError::Provider`])
+//! is logged, counted in `items_skipped_with_error` and skipped: that parent's row and
+//! marker are left as they were, so the next run tries it again.
+//!
+//! Delta runs ask the listings for parents active since the stream's watermark (minus
+//! the stream's lookback); every [`Family::full_scan_every`]-th run and every full run
+//! read the listings whole, which catches what the filter hides and, when every listing
+//! was read to its end, tombstones parents no longer listed. A progressive family
+//! ([`Family::progressive`]) instead reads a few pages per run from a stored offset and
+//! wraps to the start at the end.
+
+use crate::sync::{Engine, EngineError, Progress, StreamEnd, SyncOptions, set_http};
+use futures_util::stream::{self, StreamExt};
+use inlet_core::{
+    Checkpoint, Connection, Connector, ConnectorError, Family, FamilyBatch, FamilyOutcome,
+    PageOutcome, Record, RunMode, StopRule, StoreError, StreamSpec, StreamStats, SyncState,
+    Timestamp, TombstoneBatch,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering;
+
+/// Where a family pass resumes (kept as JSON in [`Checkpoint::next`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct FamilyCursor {
+    /// Index into [`Family::listings`].
+    listing: usize,
+    /// The provider's cursor of that listing's next page.
+    next: Option<String>,
+    /// The pass reads the listings whole (no `since` filter).
+    scan: bool,
+}
+
+enum Fail {
+    Store(StoreError),
+    Connector(ConnectorError),
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
+/// The stream names that are children of a family (synced only through their parent).
+pub(crate) fn is_child(families: &[Family], stream: &str) -> bool {
+    families
+        .iter()
+        .any(|f| f.child == stream && f.parent != stream)
+}
+
+/// Add a family pass's child-stream stats to the run's entry for that stream (several
+/// families may share one child stream).
+pub(crate) fn merge_child(into: &mut StreamStats, from: &StreamStats) {
+    into.stats.add(&from.stats);
+    into.stubs_removed += from.stubs_removed;
+}
+
+impl Engine {
+    /// Sync one family; returns how the parent stream ended and the child stream's stats.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn sync_family(
+        &self,
+        conn: &Connection,
+        connector: &dyn Connector,
+        fam: &Family,
+        parent: &StreamSpec,
+        opts: &SyncOptions,
+        progress: &dyn Progress,
+        st: &mut StreamStats,
+    ) -> Result<(StreamEnd, StreamStats), EngineError> {
+        let mut cst = StreamStats::default();
+        let Some(child) = connector.streams().iter().find(|s| s.name == fam.child) else {
+            let e = ConnectorError::Config(format!("family child stream {:?} unknown", fam.child));
+            return Ok((StreamEnd::Failed(e), cst));
+        };
+        let http_before = connector.http_stats();
+        let mut pass = FamilyPass::begin(self, conn, fam, parent, child, opts.mode).await?;
+        st.resumed = pass.resumed;
+        progress.stream_started(parent.name, pass.resumed);
+        let end = pass.run(connector, opts, progress, st, &mut cst).await;
+        set_http(&mut st.stats, http_before, connector.http_stats());
+        match end {
+            Ok(end) => Ok((end, cst)),
+            Err(Fail::Store(e)) => Err(e.into()),
+            Err(Fail::Connector(e)) => Ok((StreamEnd::Failed(e), cst)),
+        }
+    }
+}
+
+struct FamilyPass<'a> {
+    engine: &'a Engine,
+    conn: &'a Connection,
+    fam: &'a Family,
+    parent: &'a StreamSpec,
+    child: &'a StreamSpec,
+    state: SyncState,
+    cp: Checkpoint,
+    cur: FamilyCursor,
+    resumed: bool,
+    /// The `since` filter of a delta pass.
+    since: Option<Timestamp>,
+    /// Re-fetch every parent's children (a full run).
+    refetch_all: bool,
+    /// Parent ids handled in this pass (listings overlap).
+    done: HashSet<String>,
+    /// Every id a complete scan listed, while it may still prove complete.
+    seen: Option<Vec<String>>,
+    /// A listing failed (not merely unsupported): no tombstones, no watermark advance.
+    failed: Option<ConnectorError>,
+    /// One unchanged parent kept (reservoir sampling) for the at-least-one re-check.
+    candidate: Option<Record>,
+    unchanged_seen: u64,
+}
+
+fn hash64(seed: i64, id: &str, salt: u8) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    (seed, id, salt).hash(&mut h);
+    h.finish()
+}
+
+impl<'a> FamilyPass<'a> {
+    async fn begin(
+        engine: &'a Engine,
+        conn: &'a Connection,
+        fam: &'a Family,
+        parent: &'a StreamSpec,
+        child: &'a StreamSpec,
+        mode: RunMode,
+    ) -> Result<FamilyPass<'a>, StoreError> {
+        let store = engine.store();
+        let mut state = store.sync_state(conn.id, parent.name).await?;
+        let now = engine.now();
+        let resumable = state.checkpoint.clone().filter(|cp| {
+            fam.progressive.is_none() && (cp.mode == RunMode::Full || mode == RunMode::Delta)
+        });
+        let (cp, cur, resumed) = match resumable {
+            Some(cp) => {
+                let cur = cp
+                    .next
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or(FamilyCursor {
+                        scan: true,
+                        ..FamilyCursor::default()
+                    });
+                (cp, cur, true)
+            }
+            None => {
+                let first = state.last_success_at.is_none();
+                let mode = if first { RunMode::Full } else { mode };
+                let every = i64::from(fam.full_scan_every.max(1));
+                let scan = mode == RunMode::Full
+                    || state.cursor.is_none()
+                    || state.sync_count % every == 0;
+                let cur = FamilyCursor {
+                    listing: 0,
+                    next: None,
+                    scan,
+                };
+                let cp = Checkpoint {
+                    mode,
+                    next: serde_json::to_string(&cur).ok(),
+                    watermark: now,
+                    pages: 0,
+                    records: 0,
+                    fetched_all: false,
+                };
+                (cp, cur, false)
+            }
+        };
+        let lookback = match parent.stop {
+            StopRule::CreatedBefore { lookback_secs } => lookback_secs,
+            _ => 0,
+        };
+        let since = match (cur.scan, state.cursor.as_deref()) {
+            (false, Some(c)) => c
+                .parse::<i64>()
+                .ok()
+                .map(|ms| Timestamp(ms - lookback * 1000)),
+            _ => None,
+        };
+        state.last_sync_at = Some(now);
+        if fam.progressive.is_none() {
+            state.checkpoint = Some(cp.clone());
+        }
+        store.put_sync_state(conn.id, parent.name, &state).await?;
+        let seen = (!resumed && cur.scan && fam.progressive.is_none()).then(Vec::new);
+        Ok(FamilyPass {
+            engine,
+            conn,
+            fam,
+            parent,
+            child,
+            state,
+            refetch_all: cp.mode == RunMode::Full,
+            cp,
+            cur,
+            resumed,
+            since,
+            done: HashSet::new(),
+            seen,
+            failed: None,
+            candidate: None,
+            unchanged_seen: 0,
+        })
+    }
+
+    async fn run(
+        &mut self,
+        connector: &dyn Connector,
+        opts: &SyncOptions,
+        progress: &dyn Progress,
+        st: &mut StreamStats,
+        cst: &mut StreamStats,
+    ) -> Result<StreamEnd, Fail> {
+        let end = if self.fam.progressive.is_some() {
+            self.run_progressive(connector, opts, progress, st, cst)
+                .await?
+        } else {
+            self.run_listings(connector, opts, progress, st, cst)
+                .await?
+        };
+        if !matches!(end, StreamEnd::Done) {
+            return Ok(end);
+        }
+        self.recheck_one(connector, st, cst).await?;
+        self.finish(st).await?;
+        Ok(match self.failed.take() {
+            Some(e) => StreamEnd::Failed(e),
+            None => StreamEnd::Done,
+        })
+    }
+
+    fn cancelled(opts: &SyncOptions) -> bool {
+        opts.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+    }
+
+    async fn run_listings(
+        &mut self,
+        connector: &dyn Connector,
+        opts: &SyncOptions,
+        progress: &dyn Progress,
+        st: &mut StreamStats,
+        cst: &mut StreamStats,
+    ) -> Result<StreamEnd, Fail> {
+        let start = self.cur.listing;
+        for li in start..self.fam.listings.len() {
+            let listing = self.fam.listings[li].clone();
+            let mut cursor = if li == start {
+                self.cur.next.clone()
+            } else {
+                None
+            };
+            let mut first = cursor.is_none();
+            loop {
+                if Self::cancelled(opts) {
+                    return Ok(StreamEnd::Cancelled);
+                }
+                let page = match connector
+                    .fetch_listing(self.parent, &listing, self.since, cursor.as_deref())
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(e @ ConnectorError::NeedsReauth(_)) => return Err(Fail::Connector(e)),
+                    Err(e) => {
+                        self.listing_failed(&listing, first, e, st);
+                        break;
+                    }
+                };
+                first = false;
+                let next = page.next.clone();
+                self.cur = match &next {
+                    Some(n) => FamilyCursor {
+                        listing: li,
+                        next: Some(n.clone()),
+                        scan: self.cur.scan,
+                    },
+                    None => FamilyCursor {
+                        listing: li + 1,
+                        next: None,
+                        scan: self.cur.scan,
+                    },
+                };
+                self.cp.next = serde_json::to_string(&self.cur).ok();
+                self.cp.pages += 1;
+                self.cp.records += page.records.len() as u64;
+                let state = SyncState {
+                    checkpoint: Some(self.cp.clone()),
+                    ..self.state.clone()
+                };
+                self.process_page(connector, page.records, state, st, cst)
+                    .await?;
+                progress.page_committed(self.parent.name, st);
+                match next {
+                    Some(n) => cursor = Some(n),
+                    None => break,
+                }
+            }
+        }
+        Ok(StreamEnd::Done)
+    }
+
+    /// A listing could not be read: say so and go on with the others. An unsupported
+    /// listing (refused on its first page) does not make the merged listing incomplete.
+    fn listing_failed(
+        &mut self,
+        listing: &str,
+        first: bool,
+        e: ConnectorError,
+        st: &mut StreamStats,
+    ) {
+        let label = if listing.is_empty() {
+            self.parent.name
+        } else {
+            listing
+        };
+        tracing::warn!(
+            connection = %self.conn.name,
+            stream = self.parent.name,
+            listing = label,
+            error = %e,
+            "Listing skipped; the other listings go on."
+        );
+        st.listing_errors.push(format!("{label}: {e}"));
+        if !(first && matches!(e, ConnectorError::Unsupported(_))) {
+            self.seen = None;
+            self.failed.get_or_insert(e);
+        }
+    }
+
+    async fn run_progressive(
+        &mut self,
+        connector: &dyn Connector,
+        opts: &SyncOptions,
+        progress: &dyn Progress,
+        st: &mut StreamStats,
+        cst: &mut StreamStats,
+    ) -> Result<StreamEnd, Fail> {
+        let Some(p) = self.fam.progressive else {
+            return Ok(StreamEnd::Done);
+        };
+        let budget = if self.cp.mode == RunMode::Full {
+            p.full
+        } else {
+            p.normal
+        };
+        let listing = self.fam.listings.first().cloned().unwrap_or_default();
+        for _ in 0..budget {
+            if Self::cancelled(opts) {
+                return Ok(StreamEnd::Cancelled);
+            }
+            let cursor = self.state.cursor.clone();
+            let page = connector
+                .fetch_listing(self.parent, &listing, None, cursor.as_deref())
+                .await
+                .map_err(Fail::Connector)?;
+            // The offset after this page; the end of the listing wraps to its start.
+            let next = page.next.clone();
+            let state = SyncState {
+                cursor: next.clone(),
+                checkpoint: None,
+                ..self.state.clone()
+            };
+            self.process_page(connector, page.records, state, st, cst)
+                .await?;
+            progress.page_committed(self.parent.name, st);
+            if next.is_none() {
+                break;
+            }
+        }
+        Ok(StreamEnd::Done)
+    }
+
+    fn sampled(&self, id: &str) -> bool {
+        let u = hash64(self.cp.watermark.millis(), id, 1) as f64 / u64::MAX as f64;
+        u < self.fam.sample_rate
+    }
+
+    /// Handle one listing page: compare markers, fetch children, commit with `state`.
+    async fn process_page(
+        &mut self,
+        connector: &dyn Connector,
+        records: Vec<Record>,
+        state: SyncState,
+        st: &mut StreamStats,
+        cst: &mut StreamStats,
+    ) -> Result<(), Fail> {
+        let recs: Vec<Record> = records
+            .into_iter()
+            .filter(|r| self.done.insert(r.id.clone()))
+            .collect();
+        if let Some(seen) = &mut self.seen {
+            if seen.len() + recs.len() > self.engine.max_seen {
+                self.seen = None;
+            } else {
+                seen.extend(recs.iter().map(|r| r.id.clone()));
+            }
+        }
+        st.stats.fetched += recs.len() as u64;
+        let ids: Vec<String> = recs.iter().map(|r| r.id.clone()).collect();
+        let stored = self
+            .engine
+            .store()
+            .parent_markers(self.conn.id, self.parent.name, &ids)
+            .await?;
+        let marks: Vec<String> = recs
+            .iter()
+            .map(|r| self.fam.marker_of(self.parent, r))
+            .collect();
+        let mut wanted: Vec<(usize, bool)> = Vec::new();
+        for (i, r) in recs.iter().enumerate() {
+            if self.refetch_all || stored.get(&r.id) != Some(&marks[i]) {
+                st.parents_changed += 1;
+                wanted.push((i, false));
+            } else {
+                st.parents_unchanged += 1;
+                if self.sampled(&r.id) {
+                    wanted.push((i, true));
+                } else {
+                    self.unchanged_seen += 1;
+                    let keep = hash64(self.cp.watermark.millis(), &r.id, 2) % self.unchanged_seen;
+                    if keep == 0 {
+                        self.candidate = Some(r.clone());
+                    }
+                }
+            }
+        }
+        let parent = self.parent;
+        let recs_ref = &recs;
+        let results: Vec<(usize, bool, Result<Vec<Record>, ConnectorError>)> = stream::iter(wanted)
+            .map(|(i, sample)| async move {
+                let r = fetch_children(connector, parent, &recs_ref[i]).await;
+                (i, sample, r)
+            })
+            .buffer_unordered(self.fam.concurrency.max(1))
+            .collect()
+            .await;
+        let mut children = Vec::new();
+        let mut markers = Vec::new();
+        let mut leave_out: HashSet<usize> = HashSet::new();
+        let mut samples = Vec::new();
+        for (i, sample, res) in results {
+            match res {
+                Ok(kids) if sample => {
+                    leave_out.insert(i);
+                    samples.push((i, kids));
+                }
+                Ok(kids) => {
+                    markers.push((recs[i].id.clone(), marks[i].clone()));
+                    children.extend(kids);
+                }
+                Err(ConnectorError::Provider(msg)) => {
+                    leave_out.insert(i);
+                    self.skip_item(&recs[i].id, &msg, st);
+                }
+                Err(e) => return Err(Fail::Connector(e)),
+            }
+        }
+        for (i, kids) in samples {
+            self.commit_sample(&recs[i], &marks[i], kids, st, cst)
+                .await?;
+        }
+        let parents: Vec<Record> = recs
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !leave_out.contains(i))
+            .map(|(_, r)| r)
+            .collect();
+        let out = self
+            .engine
+            .store()
+            .commit_family(FamilyBatch {
+                connection_id: self.conn.id,
+                parent: self.parent,
+                parents,
+                child: self.child,
+                children,
+                markers,
+                stubs: self.fam.stubs,
+                state: Some(&state),
+                at: self.engine.now(),
+            })
+            .await?;
+        self.state = state;
+        st.stats.pages += 1;
+        add_outcome(st, cst, &out);
+        Ok(())
+    }
+
+    fn skip_item(&self, id: &str, msg: &str, st: &mut StreamStats) {
+        tracing::warn!(
+            connection = %self.conn.name,
+            stream = self.child.name,
+            parent = id,
+            error = %msg,
+            "Children skipped: the provider refused them; the next sync retries."
+        );
+        st.stats.items_skipped_with_error += 1;
+    }
+
+    /// Commit a sampled parent's children on their own, to see whether they changed.
+    async fn commit_sample(
+        &mut self,
+        rec: &Record,
+        marker: &str,
+        kids: Vec<Record>,
+        st: &mut StreamStats,
+        cst: &mut StreamStats,
+    ) -> Result<(), Fail> {
+        st.parents_sampled += 1;
+        let out = self
+            .engine
+            .store()
+            .commit_family(FamilyBatch {
+                connection_id: self.conn.id,
+                parent: self.parent,
+                parents: vec![rec.clone()],
+                child: self.child,
+                children: kids,
+                markers: vec![(rec.id.clone(), marker.to_string())],
+                stubs: self.fam.stubs,
+                state: None,
+                at: self.engine.now(),
+            })
+            .await?;
+        if out.children.inserted + out.children.updated > 0 {
+            st.sample_mismatches += 1;
+            tracing::warn!(
+                connection = %self.conn.name,
+                stream = self.parent.name,
+                parent = %rec.id,
+                changed = out.children.inserted + out.children.updated,
+                "Marker unchanged but children changed: the provider's change marker missed an update."
+            );
+        }
+        add_outcome(st, cst, &out);
+        Ok(())
+    }
+
+    /// Every run re-checks at least one unchanged parent.
+    async fn recheck_one(
+        &mut self,
+        connector: &dyn Connector,
+        st: &mut StreamStats,
+        cst: &mut StreamStats,
+    ) -> Result<(), Fail> {
+        if st.parents_sampled > 0 {
+            return Ok(());
+        }
+        let Some(rec) = self.candidate.take() else {
+            return Ok(());
+        };
+        match fetch_children(connector, self.parent, &rec).await {
+            Ok(kids) => {
+                let marker = self.fam.marker_of(self.parent, &rec);
+                self.commit_sample(&rec, &marker, kids, st, cst).await
+            }
+            Err(ConnectorError::Provider(msg)) => {
+                self.skip_item(&rec.id, &msg, st);
+                Ok(())
+            }
+            Err(e) => Err(Fail::Connector(e)),
+        }
+    }
+
+    /// Close the pass: advance the watermark (unless a listing failed), tombstone what a
+    /// complete scan no longer lists.
+    async fn finish(&mut self, st: &mut StreamStats) -> Result<(), StoreError> {
+        let store = self.engine.store();
+        let now = self.engine.now();
+        let mut s = self.state.clone();
+        s.checkpoint = None;
+        if self.failed.is_none() {
+            // A skipped parent keeps the old watermark, so the next delta lists it again.
+            if self.fam.progressive.is_none() && st.stats.items_skipped_with_error == 0 {
+                s.cursor = Some(self.cp.watermark.millis().to_string());
+            }
+            s.last_success_at = Some(now);
+            s.sync_count += 1;
+        }
+        self.state = s;
+        let complete = self.failed.is_none() && self.seen.is_some();
+        let Some(seen) = self.seen.take().filter(|_| complete) else {
+            return store
+                .put_sync_state(self.conn.id, self.parent.name, &self.state)
+                .await;
+        };
+        st.complete_listing = true;
+        self.state.last_reconciled_at = Some(now);
+        st.stats.deleted += store
+            .tombstone_missing(TombstoneBatch {
+                connection_id: self.conn.id,
+                stream: self.parent,
+                seen: &seen,
+                state: &self.state,
+                at: now,
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+fn add(a: &mut StreamStats, o: &PageOutcome) {
+    a.stats.inserted += o.inserted;
+    a.stats.updated += o.updated;
+    a.stats.unchanged += o.unchanged;
+    a.stats.derived_inserted += o.derived_inserted;
+    a.stats.derived_updated += o.derived_updated;
+}
+
+fn add_outcome(st: &mut StreamStats, cst: &mut StreamStats, out: &FamilyOutcome) {
+    add(st, &out.parents);
+    add(cst, &out.children);
+    cst.stats.fetched += out.children.inserted + out.children.updated + out.children.unchanged;
+    cst.stubs_removed += out.stubs_removed;
+}
+
+/// Every page of one parent's children.
+async fn fetch_children(
+    connector: &dyn Connector,
+    parent: &StreamSpec,
+    rec: &Record,
+) -> Result<Vec<Record>, ConnectorError> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100_000 {
+        let page = connector
+            .fetch_children(parent, rec, cursor.as_deref())
+            .await?;
+        out.extend(page.records);
+        match page.next {
+            Some(n) if Some(&n) != cursor.as_ref() => cursor = Some(n),
+            _ => return Ok(out),
+        }
+    }
+    Err(ConnectorError::Parse(format!(
+        "children of {} never reached their last page",
+        rec.id
+    )))
+}
