@@ -3,16 +3,12 @@
 use crate::keys;
 use crate::settings::{Settings, Target, target};
 use anyhow::{Context, Result, bail};
-use inlet_connectors::reddit::{RedditConfig, RedditConnector, RedditCredentials};
 use inlet_core::secrets::SecretBox;
 use inlet_core::{Connection, Connector, Run, Store, SystemClock};
 use inlet_engine::Engine;
 use inlet_http::HttpConfig;
 use serde::Serialize;
 use std::sync::Arc;
-
-/// Providers this build can sync.
-pub const PROVIDERS: &[&str] = &["reddit"];
 
 /// Open the database. Without `create`, a SQLite file that does not exist is an error
 /// (so a typo in a path never leaves an empty database behind).
@@ -73,24 +69,11 @@ pub fn connector(
     key: &SecretBox,
     http: HttpConfig,
 ) -> Result<Box<dyn Connector>> {
-    match conn.provider.as_str() {
-        "reddit" => {
-            let config: RedditConfig =
-                serde_json::from_value(conn.config.clone()).with_context(|| {
-                    format!("connection {:?} has an invalid Reddit config", conn.name)
-                })?;
-            let creds: RedditCredentials = serde_json::from_value(credentials(conn, key)?)
-                .with_context(|| {
-                    format!("connection {:?} has invalid Reddit credentials", conn.name)
-                })?;
-            Ok(Box::new(RedditConnector::new(config, &creds, http)?))
-        }
-        other => bail!(
-            "connection {:?} uses provider {other:?}, which this build does not support (supported: {})",
-            conn.name,
-            PROVIDERS.join(", ")
-        ),
-    }
+    Ok(inlet_connectors::build::connector(
+        conn,
+        credentials(conn, key)?,
+        http,
+    )?)
 }
 
 /// An engine that seals refreshed credentials with `key`.

@@ -5,4 +5,5 @@
 //! checkpoints, retries and rate limits live in `inlet-engine` and `inlet-http`.
 #![deny(missing_docs)]
 
+pub mod build;
 pub mod reddit;

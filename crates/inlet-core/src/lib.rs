@@ -22,6 +22,7 @@ mod connector;
 mod model;
 mod record;
 pub mod secrets;
+mod serve;
 mod store;
 mod stream;
 mod time;
@@ -33,6 +34,7 @@ pub use model::{
     StreamStats, SyncState, Trigger,
 };
 pub use record::{ContentHash, Record, Value};
+pub use serve::{ApiKey, Lease};
 pub use store::{ExportRow, PageBatch, PageOutcome, Store, StoreError, TombstoneBatch};
 pub use stream::{Agg, ColType, Column, DerivedColumn, DerivedSpec, Scope, StopRule, StreamSpec};
 pub use time::Timestamp;
