@@ -35,7 +35,9 @@
 #![deny(missing_docs)]
 
 mod refresh;
+pub mod scheduler;
 mod sync;
+pub mod worker;
 
 pub use inlet_core::{StopRule, Store, SyncState};
 pub use refresh::RefreshOutcome;
