@@ -219,6 +219,7 @@ impl SchedulerHandle {
 /// The scheduler loop: every `tick`, list connections, start the due ones through
 /// `dispatcher`, feed finished syncs back, and log a summary of the tick. Ends when
 /// `stop` is set (returns at once, without waiting for running syncs).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_scheduler(
     dispatcher: Dispatcher,
     mut finished: mpsc::UnboundedReceiver<Finished>,

@@ -319,18 +319,16 @@ impl Dispatcher {
     pub fn schedule(&self, conn: Connection, due: Timestamp) {
         let refused = self.inner.shutting_down.load(Ordering::SeqCst) || {
             let mut active = lock(&self.inner.active);
-            if active.contains_key(&conn.id) {
-                true
-            } else {
-                active.insert(
-                    conn.id,
-                    Active {
+            match active.entry(conn.id) {
+                std::collections::hash_map::Entry::Occupied(_) => true,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(Active {
                         state: Arc::new(watch::Sender::new(Start::Pending)),
                         follow_up: None,
                         cancel: Arc::new(AtomicBool::new(false)),
-                    },
-                );
-                false
+                    });
+                    false
+                }
             }
         };
         if refused {

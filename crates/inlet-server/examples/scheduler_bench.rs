@@ -80,8 +80,12 @@ async fn main() -> Result<(), Error> {
         let name = format!("inlet_sched_bench_{}", std::process::id());
         let (c, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await?;
         tokio::spawn(conn);
-        c.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await?;
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).ok_or("url")?;
+        c.batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await?;
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .ok_or("url")?;
         (format!("{base}/{name}"), Some((c, name)))
     } else {
         (dir.path().join("bench.db").display().to_string(), None)
@@ -112,14 +116,19 @@ async fn main() -> Result<(), Error> {
             )
             .await?;
     }
-    eprintln!("created {n} connections in {:.1}s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "created {n} connections in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
 
     let mut opts = ServeOptions {
         bind: "127.0.0.1:0".parse()?,
         tick: Duration::from_millis(500),
         ..Default::default()
     };
-    opts.schedule.intervals_ms.insert("reddit".into(), interval_s * 1000);
+    opts.schedule
+        .intervals_ms
+        .insert("reddit".into(), interval_s * 1000);
     opts.dispatcher.max_scheduled = 16;
     let server = Server::start(store.clone(), secrets, Arc::new(SystemClock), opts).await?;
     let d = server.dispatcher.clone();
@@ -133,7 +142,11 @@ async fn main() -> Result<(), Error> {
         "cycle 1: {} runs ({} first syncs), p99 delay {} ms",
         total(&m1),
         first.len(),
-        { let mut f = first.clone(); f.sort_unstable(); pct(&f, 0.99) }
+        {
+            let mut f = first.clone();
+            f.sort_unstable();
+            pct(&f, 0.99)
+        }
     );
     // Cycle 2: measured.
     let (cpu0, wall0) = (cpu_seconds(), Instant::now());
@@ -150,7 +163,9 @@ async fn main() -> Result<(), Error> {
     let _ = sim.wait();
     if let Some((c, name)) = pg {
         drop(store);
-        let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+        let _ = c
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await;
     }
     let cpu = cpu1 - cpu0;
     println!(

@@ -68,6 +68,7 @@ impl TestDb {
 }
 
 #[macro_export]
+#[allow(clippy::crate_in_macro_def)]
 macro_rules! both_backends {
     ($name:ident) => {
         mod $name {
