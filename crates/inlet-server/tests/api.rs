@@ -600,3 +600,74 @@ async fn scheduler_starts_due_connections_and_readyz_sees_it(db: &TestDb) {
     assert!(st["next_scheduled_at"].is_string(), "{st}");
     server.shutdown().await;
 }
+
+both_backends!(the_lease_keeps_other_processes_out_until_it_expires);
+async fn the_lease_keeps_other_processes_out_until_it_expires(db: &TestDb) {
+    use inlet_core::{Clock, RunMode, SystemClock, Timestamp, Trigger};
+    use inlet_engine::worker::{TriggerError, Triggered};
+    let e = env(db, small(), false).await;
+    let id = e.create("r1").await;
+    // Another live process holds the lease: the API answers 409, nothing runs.
+    let now = SystemClock.now();
+    assert!(
+        e.store
+            .try_acquire_lease(id, "other-host:1:abc", now, 60_000)
+            .await
+            .unwrap()
+    );
+    let r = e.post("/v1/connections/r1/sync").send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(e.store.list_runs(None, 10).await.unwrap().is_empty());
+    let r = e
+        .post("/v1/connections/r1/refresh")
+        .json(&json!({"entity": "conversation", "id": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "refresh waits for the lease too");
+    // Its holder died: once expired, the lease is taken over.
+    assert!(
+        e.store
+            .try_acquire_lease(id, "other-host:1:abc", Timestamp(now.0 - 120_000), 60_000)
+            .await
+            .unwrap()
+    );
+    let t: Value = e
+        .post("/v1/connections/r1/sync")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["status"], "started", "{t}");
+    e.server.dispatcher.wait_idle().await;
+    // Two servers on one database: while one syncs, the other is refused.
+    e.sim.set_faults(Faults {
+        latency_ms: 150,
+        latency_prob: 1.0,
+        ..Default::default()
+    });
+    let second = start_server(e.store.clone(), opts(false)).await;
+    let conn = e.store.get_connection("r1").await.unwrap().unwrap();
+    let Triggered::Started { run_id } = e
+        .server
+        .dispatcher
+        .trigger(&conn, RunMode::Delta, Trigger::Api, false)
+        .await
+        .unwrap()
+    else {
+        panic!("first server starts")
+    };
+    let refused = second
+        .dispatcher
+        .trigger(&conn, RunMode::Delta, Trigger::Api, false)
+        .await;
+    assert!(
+        matches!(refused, Err(TriggerError::Busy { run_id: Some(r) }) if r == run_id),
+        "{refused:?}"
+    );
+    e.server.dispatcher.wait_idle().await;
+    second.shutdown().await;
+    e.server.shutdown().await;
+}
