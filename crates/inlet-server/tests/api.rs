@@ -366,7 +366,7 @@ async fn twenty_concurrent_triggers_coalesce_into_one_follow_up(db: &TestDb) {
     e.create("r1").await;
     // Slow provider: the first sync runs for a while.
     e.sim.set_faults(Faults {
-        latency_ms: 150,
+        latency_ms: 300,
         latency_prob: 1.0,
         ..Default::default()
     });
