@@ -70,6 +70,9 @@ pub enum Triggered {
         /// The running run.
         run_id: i64,
     },
+    /// A scheduled run of this connection is waiting for a free worker slot and has not
+    /// started yet; it will read everything, so no follow-up is needed.
+    Queued,
 }
 
 /// Why a trigger did not start or queue a run.
@@ -170,6 +173,8 @@ impl PartialEq for TriggerError {
 
 struct Active {
     state: Arc<watch::Sender<Start>>,
+    /// A scheduled run waiting for a worker slot (not started yet).
+    waiting: Arc<AtomicBool>,
     follow_up: Option<(RunMode, Trigger)>,
     cancel: Arc<AtomicBool>,
 }
@@ -270,6 +275,14 @@ impl Dispatcher {
         let (mut rx, coalesced) = {
             let mut active = lock(&self.inner.active);
             match active.get_mut(&conn.id) {
+                Some(a) if a.waiting.load(Ordering::SeqCst) => {
+                    // Not started: answer at once instead of waiting for a slot.
+                    return if if_idle {
+                        Err(TriggerError::Busy { run_id: None })
+                    } else {
+                        Ok(Triggered::Queued)
+                    };
+                }
                 Some(a) => {
                     if !if_idle {
                         let m = match a.follow_up {
@@ -287,6 +300,7 @@ impl Dispatcher {
                         conn.id,
                         Active {
                             state,
+                            waiting: Arc::new(AtomicBool::new(false)),
                             follow_up: None,
                             cancel: Arc::new(AtomicBool::new(false)),
                         },
@@ -324,6 +338,7 @@ impl Dispatcher {
                 std::collections::hash_map::Entry::Vacant(v) => {
                     v.insert(Active {
                         state: Arc::new(watch::Sender::new(Start::Pending)),
+                        waiting: Arc::new(AtomicBool::new(true)),
                         follow_up: None,
                         cancel: Arc::new(AtomicBool::new(false)),
                     });
@@ -338,6 +353,9 @@ impl Dispatcher {
         let me = self.clone();
         tokio::spawn(async move {
             let permit = me.inner.permits.clone().acquire_owned().await;
+            if let Some(a) = lock(&me.inner.active).get(&conn.id) {
+                a.waiting.store(false, Ordering::SeqCst);
+            }
             me.drive(conn, RunMode::Delta, Trigger::Schedule, Some(due))
                 .await;
             drop(permit);

@@ -433,12 +433,17 @@ async fn trigger_sync(
         .trigger(&conn, mode, Trigger::Api, if_idle)
         .await?;
     let run_id = match t {
-        Triggered::Started { run_id } | Triggered::Coalesced { run_id } => run_id,
+        Triggered::Started { run_id } | Triggered::Coalesced { run_id } => Some(run_id),
+        Triggered::Queued => None,
     };
     let mut body = json!(t);
     if let Some(o) = body.as_object_mut() {
         o.insert("connection".into(), json!(conn.name));
-        o.insert("run".into(), json!(format!("/v1/runs/{run_id}")));
+        o.insert("run_id".into(), json!(run_id));
+        o.insert(
+            "run".into(),
+            json!(run_id.map(|id| format!("/v1/runs/{id}"))),
+        );
     }
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

@@ -85,8 +85,8 @@ pub fn document() -> Value {
                     "provider": {"enum": ["reddit"]}, "config": {"type": "object"},
                     "credentials": {"type": "object", "description": "provider credentials; encrypted at rest, never returned"}}},
                 "Triggered": {"type": "object", "properties": {
-                    "status": {"enum": ["started", "coalesced"]}, "run_id": {"type": "integer"},
-                    "connection": {"type": "string"}, "run": {"type": "string"}}},
+                    "status": {"enum": ["started", "coalesced", "queued"]}, "run_id": {"type": ["integer", "null"]},
+                    "connection": {"type": "string"}, "run": {"type": ["string", "null"]}}},
             },
             "responses": {
                 "Unauthorized": err("missing, invalid or revoked API key"),

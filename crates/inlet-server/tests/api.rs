@@ -671,3 +671,65 @@ async fn the_lease_keeps_other_processes_out_until_it_expires(db: &TestDb) {
     second.shutdown().await;
     e.server.shutdown().await;
 }
+
+both_backends!(a_trigger_for_a_run_waiting_for_a_worker_returns_at_once);
+async fn a_trigger_for_a_run_waiting_for_a_worker_returns_at_once(db: &TestDb) {
+    use inlet_core::{Clock, SystemClock};
+    let e = env(db, small(), false).await;
+    e.create("a").await;
+    e.create("b").await;
+    let Env {
+        server,
+        store,
+        sim,
+        key,
+        http,
+        base,
+        ..
+    } = e;
+    server.shutdown().await;
+    let mut o = opts(false);
+    o.dispatcher.max_scheduled = 1;
+    let server = start_server(store.clone(), o).await;
+    let base = format!("http://{}", server.addr);
+    sim.set_faults(Faults {
+        latency_ms: 200,
+        latency_prob: 1.0,
+        ..Default::default()
+    });
+    let a = store.get_connection("a").await.unwrap().unwrap();
+    let b = store.get_connection("b").await.unwrap().unwrap();
+    server.dispatcher.schedule(a, SystemClock.now());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.dispatcher.schedule(b, SystemClock.now());
+    let t0 = std::time::Instant::now();
+    let r = http
+        .post(format!("{base}/v1/connections/b/sync"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_millis(500),
+        "answered at once"
+    );
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["run_id"].is_null()),
+        (Some("queued"), true),
+        "{v}"
+    );
+    server.dispatcher.wait_idle().await;
+    let runs = store.list_runs(None, 10).await.unwrap();
+    assert_eq!(
+        runs.len(),
+        2,
+        "one scheduled run each, no extra follow-up: {runs:?}"
+    );
+    assert!(
+        runs.iter()
+            .all(|r| r.status.as_str() == "success" && r.trigger.as_str() == "schedule")
+    );
+    server.shutdown().await;
+}
