@@ -684,7 +684,6 @@ async fn a_trigger_for_a_run_waiting_for_a_worker_returns_at_once(db: &TestDb) {
         sim,
         key,
         http,
-        base,
         ..
     } = e;
     server.shutdown().await;
