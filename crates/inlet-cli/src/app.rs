@@ -3,16 +3,12 @@
 use crate::keys;
 use crate::settings::{Settings, Target, target};
 use anyhow::{Context, Result, bail};
-use inlet_connectors::reddit::{RedditConfig, RedditConnector, RedditCredentials};
 use inlet_core::secrets::SecretBox;
 use inlet_core::{Connection, Connector, Run, Store, SystemClock};
 use inlet_engine::Engine;
 use inlet_http::HttpConfig;
 use serde::Serialize;
 use std::sync::Arc;
-
-/// Providers this build can sync.
-pub const PROVIDERS: &[&str] = &["reddit", "github", "ebay"];
 
 /// Providers whose connections are filled by `inlet import`, never synced.
 pub const IMPORT_ONLY: &[&str] = &["tiktok"];
@@ -76,53 +72,11 @@ pub fn connector(
     key: &SecretBox,
     http: HttpConfig,
 ) -> Result<Box<dyn Connector>> {
-    match conn.provider.as_str() {
-        "reddit" => {
-            let config: RedditConfig = serde_json::from_value(inlet_engine::provider_config(
-                &conn.config,
-            ))
-            .with_context(|| format!("connection {:?} has an invalid Reddit config", conn.name))?;
-            let creds: RedditCredentials = serde_json::from_value(credentials(conn, key)?)
-                .with_context(|| {
-                    format!("connection {:?} has invalid Reddit credentials", conn.name)
-                })?;
-            Ok(Box::new(RedditConnector::new(config, &creds, http)?))
-        }
-        "github" => {
-            use inlet_connectors::github::{GithubConfig, GithubConnector, GithubCredentials};
-            let config: GithubConfig = serde_json::from_value(inlet_engine::provider_config(
-                &conn.config,
-            ))
-            .with_context(|| format!("connection {:?} has an invalid GitHub config", conn.name))?;
-            let creds: GithubCredentials = serde_json::from_value(credentials(conn, key)?)
-                .with_context(|| {
-                    format!("connection {:?} has invalid GitHub credentials", conn.name)
-                })?;
-            Ok(Box::new(GithubConnector::new(config, &creds, http)?))
-        }
-        "tiktok" => bail!(
-            "connection {:?} is filled by imports: update it with `inlet import tiktok FILE --connection {}`",
-            conn.name,
-            conn.name
-        ),
-        "ebay" => {
-            use inlet_connectors::ebay::{EbayConfig, EbayConnector, EbayCredentials};
-            let config: EbayConfig = serde_json::from_value(inlet_engine::provider_config(
-                &conn.config,
-            ))
-            .with_context(|| format!("connection {:?} has an invalid eBay config", conn.name))?;
-            let creds: EbayCredentials = serde_json::from_value(credentials(conn, key)?)
-                .with_context(|| {
-                    format!("connection {:?} has invalid eBay credentials", conn.name)
-                })?;
-            Ok(Box::new(EbayConnector::new(config, &creds, http)?))
-        }
-        other => bail!(
-            "connection {:?} uses provider {other:?}, which this build does not support (supported: {})",
-            conn.name,
-            PROVIDERS.join(", ")
-        ),
-    }
+    Ok(inlet_connectors::build::connector(
+        conn,
+        credentials(conn, key)?,
+        http,
+    )?)
 }
 
 /// An engine that seals refreshed credentials with `key`.

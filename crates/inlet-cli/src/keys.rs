@@ -49,5 +49,5 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
 
 /// The associated data binding sealed credentials to their connection.
 pub fn aad(connection_name: &str) -> Vec<u8> {
-    format!("inlet:connection:{connection_name}").into_bytes()
+    inlet_core::secrets::connection_aad(connection_name)
 }

@@ -12,6 +12,7 @@ mod import;
 mod keys;
 mod output;
 mod progress;
+mod serve;
 mod settings;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -87,6 +88,13 @@ enum Command {
     },
     /// Delete tombstoned records (removed at the provider) older than a given age.
     Purge(import::PurgeArgs),
+    /// Run the HTTP API, the scheduler and the sync workers until SIGTERM/SIGINT.
+    Serve(serve::ServeArgs),
+    /// Manage API keys for `inlet serve`.
+    Apikey {
+        #[command(subcommand)]
+        command: serve::ApiKeyCommand,
+    },
 }
 
 /// `inlet sync`.
@@ -111,7 +119,8 @@ pub struct SyncArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    // A server logs what it does (ticks, runs); one-shot commands only warnings.
+    init_logs(cli.log_format, matches!(cli.command, Command::Serve(_)));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -154,6 +163,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Attachments { command } => attachments::run(&settings, command, &out).await,
         Command::Import { source } => import::import(&settings, source, &out).await,
         Command::Purge(args) => import::purge(&settings, &args, &out).await,
+        Command::Serve(args) => serve::serve(&settings, &args, &out).await,
+        Command::Apikey { command } => serve::apikey(&settings, &command, &out).await,
         Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
     }
 }
@@ -168,9 +179,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-fn init_logs(format: LogFormat) {
+fn init_logs(format: LogFormat, server: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("INLET_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let default = if server { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_env("INLET_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -5,6 +5,7 @@
 //! checkpoints, retries and rate limits live in `inlet-engine` and `inlet-http`.
 #![deny(missing_docs)]
 
+pub mod build;
 pub mod ebay;
 pub mod github;
 pub mod reddit;

@@ -25,6 +25,7 @@ mod family;
 mod model;
 mod record;
 pub mod secrets;
+mod serve;
 mod store;
 mod stream;
 mod time;
@@ -38,10 +39,11 @@ pub use connector::{Connector, ConnectorError, EntityPage, HttpStats, IdPage, Pa
 pub use duration::parse_duration;
 pub use family::{Family, ProgressivePages, STUB_PREFIX, StubRule};
 pub use model::{
-    Checkpoint, Connection, ConnectionStatus, NewConnection, Run, RunMode, RunStats, RunStatus,
-    StreamStats, SyncState, Trigger,
+    Checkpoint, Connection, ConnectionStatus, ENGINE_CONFIG_KEYS, NewConnection, Run, RunMode,
+    RunStats, RunStatus, StreamStats, SyncState, Trigger, provider_config,
 };
 pub use record::{ContentHash, Record, Value};
+pub use serve::{ApiKey, Lease};
 pub use store::{
     ExportRow, FamilyBatch, FamilyOutcome, PageBatch, PageOutcome, ReconcileBatch,
     ReconcileOutcome, Store, StoreError, TombstoneBatch,

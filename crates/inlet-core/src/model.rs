@@ -286,3 +286,21 @@ impl Run {
         self.finished_at.map_or(0, |f| f.0 - self.started_at.0)
     }
 }
+
+/// Config keys the engine reads from a connection's config (not the provider's).
+pub const ENGINE_CONFIG_KEYS: &[&str] = &[
+    "reconcile_every",
+    "reconcile_max_age",
+    "reconcile_max_share",
+];
+
+/// A connection's config without the engine's keys: what the provider's connector reads.
+pub fn provider_config(config: &serde_json::Value) -> serde_json::Value {
+    let mut c = config.clone();
+    if let Some(map) = c.as_object_mut() {
+        for k in ENGINE_CONFIG_KEYS {
+            map.remove(*k);
+        }
+    }
+    c
+}

@@ -90,6 +90,12 @@ impl SecretBox {
     }
 }
 
+/// The associated data that binds sealed credentials to their connection (by name), so
+/// a sealed value copied to another connection's row does not open.
+pub fn connection_aad(connection_name: &str) -> Vec<u8> {
+    format!("inlet:connection:{connection_name}").into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

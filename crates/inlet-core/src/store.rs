@@ -8,9 +8,9 @@
 //! * Timestamps are [`Timestamp`]s; text is UTF-8; nothing is lost in a round trip.
 
 use crate::{
-    Attachment, AttachmentLink, AttachmentStatus, AttachmentUpdate, Connection, ConnectionStatus,
-    ContentHash, NewConnection, Record, Run, RunMode, RunStats, RunStatus, StreamSpec, StreamStats,
-    SyncState, Timestamp, Trigger, Value,
+    ApiKey, Attachment, AttachmentLink, AttachmentStatus, AttachmentUpdate, Connection,
+    ConnectionStatus, ContentHash, Lease, NewConnection, Record, Run, RunMode, RunStats, RunStatus,
+    StreamSpec, StreamStats, SyncState, Timestamp, Trigger, Value,
 };
 use std::collections::BTreeMap;
 
@@ -404,4 +404,49 @@ pub trait Store: Send + Sync {
         let _ = connection_id;
         Ok(BTreeMap::new())
     }
+
+    // --- `inlet serve`: connection deletion, run lookup, sync leases, API keys. ---
+
+    /// Delete a connection with everything stored for it: its rows in `tables` (the
+    /// record and derived tables of its provider), sync state, runs and lease. One
+    /// transaction. [`StoreError::NotFound`] when there is no such connection.
+    async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError>;
+    /// One run by id.
+    async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError>;
+    /// Take the connection's sync lease for `holder` until `at + ttl_ms`: succeeds when
+    /// nobody holds it, when the current lease expired (a crashed holder), or when
+    /// `holder` holds it already. Returns whether `holder` now holds it.
+    async fn try_acquire_lease(
+        &self,
+        connection_id: i64,
+        holder: &str,
+        at: Timestamp,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Extend `holder`'s lease to `at + ttl_ms`; false when it no longer holds it.
+    async fn renew_lease(
+        &self,
+        connection_id: i64,
+        holder: &str,
+        at: Timestamp,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Give the lease up (nothing happens when `holder` does not hold it).
+    async fn release_lease(&self, connection_id: i64, holder: &str) -> Result<(), StoreError>;
+    /// The connection's lease row, expired or not.
+    async fn get_lease(&self, connection_id: i64) -> Result<Option<Lease>, StoreError>;
+    /// Store a new API key by its hash.
+    async fn create_api_key(
+        &self,
+        name: &str,
+        prefix: &str,
+        hash: &str,
+        at: Timestamp,
+    ) -> Result<ApiKey, StoreError>;
+    /// Every API key (revoked ones too), by id.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    /// Revoke a key; [`StoreError::NotFound`] when no live key has that id.
+    async fn revoke_api_key(&self, id: i64, at: Timestamp) -> Result<(), StoreError>;
+    /// The live (not revoked) key with this hash.
+    async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError>;
 }

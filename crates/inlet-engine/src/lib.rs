@@ -47,7 +47,9 @@ mod attachments;
 mod children;
 mod reconcile;
 mod refresh;
+pub mod scheduler;
 mod sync;
+pub mod worker;
 
 pub use attachments::{AttachmentOptions, DEFAULT_ATTACHMENT_CONCURRENCY};
 pub use inlet_core::{StopRule, Store, SyncState};

@@ -21,6 +21,8 @@ pub enum EngineError {
 
 /// Hears about a sync's progress (the CLI draws a bar from it).
 pub trait Progress: Send + Sync {
+    /// The run row exists (its id is known); streams have not started yet.
+    fn run_started(&self, _run_id: i64) {}
     /// A stream starts; `resumed` when it continues an interrupted pass.
     fn stream_started(&self, _stream: &str, _resumed: bool) {}
     /// A page was committed; `stats` are the stream's totals so far.
@@ -163,6 +165,7 @@ impl Engine {
             .store
             .start_run(conn.id, mode, opts.trigger, started)
             .await?;
+        progress.run_started(run_id);
         let mut run = Run {
             id: run_id,
             connection_id: conn.id,

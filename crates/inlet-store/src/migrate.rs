@@ -57,6 +57,11 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         include_str!("../migrations/sqlite/0005_parent_child_ebay.sql"),
     ),
     Migration::new(
+        6,
+        "serve",
+        include_str!("../migrations/sqlite/0006_serve.sql"),
+    ),
+    Migration::new(
         7,
         "run_quota",
         include_str!("../migrations/sqlite/0007_run_quota.sql"),
@@ -89,6 +94,11 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         5,
         "parent_child_ebay",
         include_str!("../migrations/postgres/0005_parent_child_ebay.sql"),
+    ),
+    Migration::new(
+        6,
+        "serve",
+        include_str!("../migrations/postgres/0006_serve.sql"),
     ),
     Migration::new(
         7,

@@ -51,7 +51,7 @@ fn conn_row(r: &Row) -> Result<Conn, StoreError> {
     })
 }
 
-async fn query(
+pub(super) async fn query(
     g: &mut Inner,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -60,7 +60,7 @@ async fn query(
     g.client.query(&st, params).await.map_err(db_err)
 }
 
-async fn execute(
+pub(super) async fn execute(
     g: &mut Inner,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -273,7 +273,7 @@ pub(super) async fn update_run(g: &mut Inner, u: &RunUpdate<'_>) -> Result<(), S
     changed_one(n, format!("run {}", u.run_id))
 }
 
-fn run_row(r: &Row) -> Result<Run, StoreError> {
+pub(super) fn run_row(r: &Row) -> Result<Run, StoreError> {
     let mut stats = [0i64; crate::codec::N_STATS];
     for (i, s) in stats.iter_mut().enumerate() {
         *s = get(r, 8 + i)?;

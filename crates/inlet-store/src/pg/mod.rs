@@ -6,6 +6,7 @@ mod family;
 mod meta;
 mod reconcile;
 mod records;
+mod serve;
 
 use crate::codec::streams_json;
 use crate::error::pg as db_err;
@@ -13,9 +14,10 @@ use crate::migrate::{self, Applied, POSTGRES_MIGRATIONS};
 use crate::target::redact_url;
 use async_trait::async_trait;
 use inlet_core::{
-    Connection as Conn, ConnectionStatus, ExportRow, FamilyBatch, FamilyOutcome, NewConnection,
-    PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Run, RunMode, RunStats, RunStatus,
-    Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
+    ApiKey, Connection as Conn, ConnectionStatus, ExportRow, FamilyBatch, FamilyOutcome, Lease,
+    NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Run, RunMode,
+    RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp,
+    TombstoneBatch, Trigger,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -462,5 +464,63 @@ impl Store for PgStore {
         connection_id: Option<i64>,
     ) -> Result<BTreeMap<inlet_core::AttachmentStatus, u64>, StoreError> {
         attachments::count(&mut *self.lock().await?, connection_id).await
+    }
+
+    async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError> {
+        serve::delete_connection(&mut *self.lock().await?, id, tables).await
+    }
+
+    async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError> {
+        serve::get_run(&mut *self.lock().await?, run_id).await
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        connection_id: i64,
+        holder: &str,
+        at: Timestamp,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        serve::try_acquire_lease(&mut *self.lock().await?, connection_id, holder, at, ttl_ms).await
+    }
+
+    async fn renew_lease(
+        &self,
+        connection_id: i64,
+        holder: &str,
+        at: Timestamp,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        serve::renew_lease(&mut *self.lock().await?, connection_id, holder, at, ttl_ms).await
+    }
+
+    async fn release_lease(&self, connection_id: i64, holder: &str) -> Result<(), StoreError> {
+        serve::release_lease(&mut *self.lock().await?, connection_id, holder).await
+    }
+
+    async fn get_lease(&self, connection_id: i64) -> Result<Option<Lease>, StoreError> {
+        serve::get_lease(&mut *self.lock().await?, connection_id).await
+    }
+
+    async fn create_api_key(
+        &self,
+        name: &str,
+        prefix: &str,
+        hash: &str,
+        at: Timestamp,
+    ) -> Result<ApiKey, StoreError> {
+        serve::create_api_key(&mut *self.lock().await?, name, prefix, hash, at).await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        serve::list_api_keys(&mut *self.lock().await?).await
+    }
+
+    async fn revoke_api_key(&self, id: i64, at: Timestamp) -> Result<(), StoreError> {
+        serve::revoke_api_key(&mut *self.lock().await?, id, at).await
+    }
+
+    async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        serve::find_api_key(&mut *self.lock().await?, hash).await
     }
 }

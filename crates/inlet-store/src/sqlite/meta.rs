@@ -283,7 +283,7 @@ pub(super) fn update_run(c: &mut Connection, u: &RunUpdate) -> Result<(), StoreE
     Ok(())
 }
 
-fn run_row(r: &Row<'_>) -> Result<Run, StoreError> {
+pub(super) fn run_row(r: &Row<'_>) -> Result<Run, StoreError> {
     let mut stats = [0i64; crate::codec::N_STATS];
     for (i, s) in stats.iter_mut().enumerate() {
         *s = get(r, 8 + i)?;

@@ -6,15 +6,17 @@ mod family;
 mod meta;
 mod reconcile;
 mod records;
+mod serve;
 mod values;
 
 use crate::error::{join, sqlite as db_err};
 use crate::migrate::{self, Applied, SQLITE_MIGRATIONS};
 use async_trait::async_trait;
 use inlet_core::{
-    Connection as Conn, ConnectionStatus, ExportRow, FamilyBatch, FamilyOutcome, NewConnection,
-    PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Run, RunMode, RunStats, RunStatus,
-    Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
+    ApiKey, Connection as Conn, ConnectionStatus, ExportRow, FamilyBatch, FamilyOutcome, Lease,
+    NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Run, RunMode,
+    RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp,
+    TombstoneBatch, Trigger,
 };
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::collections::BTreeMap;
@@ -446,5 +448,74 @@ impl Store for SqliteStore {
     ) -> Result<BTreeMap<inlet_core::AttachmentStatus, u64>, StoreError> {
         self.run(move |c| attachments::count(c, connection_id))
             .await
+    }
+
+    async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError> {
+        let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+        self.run(move |c| serve::delete_connection(c, id, &tables))
+            .await
+    }
+
+    async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError> {
+        self.run(move |c| serve::get_run(c, run_id)).await
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        connection_id: i64,
+        holder: &str,
+        at: Timestamp,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let holder = holder.to_string();
+        self.run(move |c| serve::try_acquire_lease(c, connection_id, &holder, at, ttl_ms))
+            .await
+    }
+
+    async fn renew_lease(
+        &self,
+        connection_id: i64,
+        holder: &str,
+        at: Timestamp,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let holder = holder.to_string();
+        self.run(move |c| serve::renew_lease(c, connection_id, &holder, at, ttl_ms))
+            .await
+    }
+
+    async fn release_lease(&self, connection_id: i64, holder: &str) -> Result<(), StoreError> {
+        let holder = holder.to_string();
+        self.run(move |c| serve::release_lease(c, connection_id, &holder))
+            .await
+    }
+
+    async fn get_lease(&self, connection_id: i64) -> Result<Option<Lease>, StoreError> {
+        self.run(move |c| serve::get_lease(c, connection_id)).await
+    }
+
+    async fn create_api_key(
+        &self,
+        name: &str,
+        prefix: &str,
+        hash: &str,
+        at: Timestamp,
+    ) -> Result<ApiKey, StoreError> {
+        let (name, prefix, hash) = (name.to_string(), prefix.to_string(), hash.to_string());
+        self.run(move |c| serve::create_api_key(c, &name, &prefix, &hash, at))
+            .await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.run(serve::list_api_keys).await
+    }
+
+    async fn revoke_api_key(&self, id: i64, at: Timestamp) -> Result<(), StoreError> {
+        self.run(move |c| serve::revoke_api_key(c, id, at)).await
+    }
+
+    async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let hash = hash.to_string();
+        self.run(move |c| serve::find_api_key(c, &hash)).await
     }
 }
