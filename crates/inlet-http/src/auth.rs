@@ -94,6 +94,8 @@ pub struct OAuth2Token {
     client_id: String,
     client_secret: String,
     grant: StdMutex<Grant>,
+    /// Sent as `scope` with refresh-token grants (eBay documents it), when set.
+    scope: Option<String>,
     current: Mutex<Option<Current>>,
     changed: AtomicBool,
 }
@@ -134,12 +136,19 @@ impl OAuth2Token {
             client_id,
             client_secret,
             grant: StdMutex::new(grant),
+            scope: None,
             current: Mutex::new(cached.map(|(access, expires_at_ms)| Current {
                 access,
                 expires_at_ms,
             })),
             changed: AtomicBool::new(false),
         }
+    }
+
+    /// Send `scope` (space-separated scopes) with refresh-token grants.
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
     }
 
     /// The token state if it changed since the last call (a new access token or a rotated
@@ -163,10 +172,16 @@ impl OAuth2Token {
     async fn fetch(&self) -> Result<Current, AuthError> {
         let grant = self.grant.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let form: Vec<(&str, String)> = match &grant {
-            Grant::RefreshToken(t) => vec![
-                ("grant_type", "refresh_token".into()),
-                ("refresh_token", t.clone()),
-            ],
+            Grant::RefreshToken(t) => {
+                let mut f = vec![
+                    ("grant_type", "refresh_token".into()),
+                    ("refresh_token", t.clone()),
+                ];
+                if let Some(s) = &self.scope {
+                    f.push(("scope", s.clone()));
+                }
+                f
+            }
             Grant::Password { username, password } => vec![
                 ("grant_type", "password".into()),
                 ("username", username.clone()),

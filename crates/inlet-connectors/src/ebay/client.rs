@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 /// The real Message API.
 pub const DEFAULT_API_BASE: &str = "https://api.ebay.com/commerce/message/v1";
+/// The OAuth scope the Message API needs (sent with every token refresh).
+pub const MESSAGE_SCOPE: &str = "https://api.ebay.com/oauth/api_scope/commerce.message";
 /// The real token endpoint.
 pub const DEFAULT_TOKEN_URL: &str = "https://api.ebay.com/identity/v1/oauth2/token";
 
@@ -192,14 +194,19 @@ impl EbayClient {
         }
         let base = HttpClient::new(http).map_err(|e| ConnectorError::Config(e.to_string()))?;
         let cached = creds.access_token.clone().zip(creds.expires_at_ms);
-        let token = Arc::new(OAuth2Token::new(
-            base.clone(),
-            config.token_url.clone(),
-            creds.client_id.clone(),
-            creds.client_secret.clone(),
-            Grant::RefreshToken(creds.refresh_token.clone()),
-            cached,
-        ));
+        let token = Arc::new(
+            OAuth2Token::new(
+                base.clone(),
+                config.token_url.clone(),
+                creds.client_id.clone(),
+                creds.client_secret.clone(),
+                Grant::RefreshToken(creds.refresh_token.clone()),
+                cached,
+            )
+            // eBay's refresh request names the scopes wanted (the same or a subset of those
+            // granted); the Message API needs only this one.
+            .with_scope(MESSAGE_SCOPE),
+        );
         Ok(EbayClient {
             http: base.with_auth(token.clone()),
             token,

@@ -10,6 +10,8 @@ use inlet_core::Timestamp;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+/// The scope eBay grants for the Message API; refreshes must ask for it.
+const MESSAGE_SCOPE: &str = "https://api.ebay.com/oauth/api_scope/commerce.message";
 
 /// Issued access tokens (token → expiry ms) and the token RNG.
 #[derive(Debug)]
@@ -390,6 +392,10 @@ impl State {
         let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         if get("grant_type") != Some("refresh_token") {
             return resp.json(400, r#"{"error": "unsupported_grant_type", "error_description": "grant type not supported"}"#);
+        }
+        // The refresh names the scopes it wants: the granted one (or a subset of it).
+        if get("scope") != Some(MESSAGE_SCOPE) {
+            return resp.json(400, r#"{"error": "invalid_scope", "error_description": "The requested scope is invalid, unknown, malformed, or exceeds the scope granted to the client"}"#);
         }
         let mut auth = lock(&self.auth);
         if auth.revoked || get("refresh_token") != Some(self.cfg.refresh_token.as_str()) {
