@@ -183,6 +183,25 @@ async fn every_endpoint_answers_and_needs_a_key(db: &TestDb) {
     );
     assert!(run["stats"]["fetched"].as_u64().unwrap() > 0);
     e.server.dispatcher.wait_idle().await;
+    // A reconcile through the API lists every saved id and is recorded as such.
+    let r = e
+        .post("/v1/connections/r1/sync?mode=reconcile")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let t: Value = r.json().await.unwrap();
+    let reconcile_id = t["run_id"].as_i64().unwrap();
+    let reconcile = e.wait_run(reconcile_id).await;
+    assert_eq!(
+        (reconcile["status"].as_str(), reconcile["mode"].as_str()),
+        (Some("success"), Some("reconcile"))
+    );
+    assert!(
+        reconcile["streams"]["saved"]["complete_listing"] == true,
+        "{reconcile}"
+    );
+    e.server.dispatcher.wait_idle().await;
 
     // Runs, status, compare.
     let runs: Value = e
@@ -193,7 +212,7 @@ async fn every_endpoint_answers_and_needs_a_key(db: &TestDb) {
         .json()
         .await
         .unwrap();
-    assert_eq!(runs["runs"][0]["id"], run_id);
+    assert_eq!(runs["runs"][1]["id"], run_id);
     assert_eq!(e.get("/v1/runs/abc").send().await.unwrap().status(), 400);
     assert_eq!(e.get("/v1/runs/987654").send().await.unwrap().status(), 404);
     let st: Value = e
@@ -209,7 +228,7 @@ async fn every_endpoint_answers_and_needs_a_key(db: &TestDb) {
         Some(e.sim.truth_inbox().len() as u64)
     );
     assert_eq!(st["syncing"], false);
-    assert_eq!(st["last_run"]["id"], run_id);
+    assert_eq!(st["last_run"]["id"], reconcile_id);
     let cmp: Value = e
         .get("/v1/connections/r1/compare")
         .send()
@@ -253,7 +272,7 @@ async fn every_endpoint_answers_and_needs_a_key(db: &TestDb) {
         .text()
         .await
         .unwrap();
-    assert!(m.contains("inlet_runs_total{status=\"success\"} 1"), "{m}");
+    assert!(m.contains("inlet_runs_total{status=\"success\"} 2"), "{m}");
     assert!(m.contains("inlet_http_requests_total "));
     assert!(m.contains("inlet_connection_last_success_age_seconds{connection=\"r1\""));
     let doc: Value = e
