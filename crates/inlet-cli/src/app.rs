@@ -4,7 +4,9 @@ use crate::keys;
 use crate::settings::{Settings, Target, target};
 use anyhow::{Context, Result, bail};
 use inlet_core::secrets::SecretBox;
-use inlet_core::{Connection, Connector, Run, Store, SystemClock};
+use inlet_core::{
+    Clock, Connection, ConnectionStatus, Connector, NewConnection, Run, Store, SystemClock,
+};
 use inlet_engine::Engine;
 use inlet_http::HttpConfig;
 use serde::Serialize;
@@ -64,6 +66,66 @@ pub fn credentials(conn: &Connection, key: &SecretBox) -> Result<serde_json::Val
 pub fn seal(conn_name: &str, creds: &serde_json::Value, key: &SecretBox) -> Result<Vec<u8>> {
     let plain = serde_json::to_vec(creds)?;
     Ok(key.seal(&plain, &keys::aad(conn_name))?)
+}
+
+/// A connection `inlet connect` stores once its credentials are verified.
+pub struct NewVerified<'a> {
+    /// Connection name.
+    pub name: &'a str,
+    /// Tenant / workspace (for a new connection).
+    pub workspace: String,
+    /// Provider.
+    pub provider: &'static str,
+    /// Provider settings (no secrets).
+    pub config: serde_json::Value,
+    /// Credentials, sealed here.
+    pub credentials: serde_json::Value,
+    /// Replace the credentials of the existing connection of this name (same provider)
+    /// and set it `active`, instead of creating one.
+    pub update: bool,
+}
+
+/// Store a new connection, or re-authenticate an existing one (`update`). Creates the
+/// database and the key file when needed; a refused request writes nothing.
+pub async fn store_connection(
+    settings: &Settings,
+    c: NewVerified<'_>,
+) -> Result<(Arc<dyn Store>, Connection)> {
+    let store = open_store(settings, true).await?;
+    let key = keys::load(&settings.key_file, true)?;
+    let sealed = seal(c.name, &c.credentials, &key)?;
+    let now = SystemClock.now();
+    let conn = match store.get_connection(c.name).await? {
+        Some(existing) if c.update && existing.provider == c.provider => {
+            store.set_credentials(existing.id, &sealed, now).await?;
+            store
+                .set_connection_status(existing.id, ConnectionStatus::Active, None, now)
+                .await?;
+            existing
+        }
+        Some(existing) if c.update => bail!(
+            "connection {:?} is a {} connection, not {}",
+            c.name,
+            existing.provider,
+            c.provider
+        ),
+        Some(_) => bail!(
+            "a connection named {:?} exists already (use --update to replace its credentials)",
+            c.name
+        ),
+        None if c.update => bail!("no connection named {:?} to update", c.name),
+        None => {
+            let new = NewConnection {
+                name: c.name.to_string(),
+                workspace: c.workspace,
+                provider: c.provider.into(),
+                config: c.config,
+                credentials: sealed,
+            };
+            store.create_connection(&new, now).await?
+        }
+    };
+    Ok((store, conn))
 }
 
 /// The connector for a stored connection.

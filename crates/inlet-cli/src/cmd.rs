@@ -9,10 +9,7 @@ use crate::settings::Settings;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use inlet_connectors::reddit::{RedditConfig, RedditConnector, RedditCredentials};
-use inlet_core::{
-    Clock, ConnectionStatus, Connector, NewConnection, RunMode, RunStatus, StreamSpec, SystemClock,
-    Value,
-};
+use inlet_core::{ConnectionStatus, Connector, RunMode, RunStatus, StreamSpec, Value};
 use inlet_engine::SyncOptions;
 use inlet_http::HttpConfig;
 use serde_json::json;
@@ -144,34 +141,18 @@ pub async fn connect(
     } else {
         config.username = a.username;
     }
-    let store = app::open_store(settings, true).await?;
-    let key = keys::load(&settings.key_file, true)?;
-    let sealed = app::seal(&a.name, &serde_json::to_value(&creds)?, &key)?;
-    let now = SystemClock.now();
-    let conn = match store.get_connection(&a.name).await? {
-        Some(existing) if a.update => {
-            store.set_credentials(existing.id, &sealed, now).await?;
-            store
-                .set_connection_status(existing.id, ConnectionStatus::Active, None, now)
-                .await?;
-            existing
-        }
-        Some(_) => bail!(
-            "a connection named {:?} exists already (use --update to replace its credentials)",
-            a.name
-        ),
-        None if a.update => bail!("no connection named {:?} to update", a.name),
-        None => {
-            let new = NewConnection {
-                name: a.name.clone(),
-                workspace: a.workspace,
-                provider: "reddit".into(),
-                config: serde_json::to_value(&config)?,
-                credentials: sealed,
-            };
-            store.create_connection(&new, now).await?
-        }
-    };
+    let (store, conn) = app::store_connection(
+        settings,
+        app::NewVerified {
+            name: &a.name,
+            workspace: a.workspace,
+            provider: "reddit",
+            config: serde_json::to_value(&config)?,
+            credentials: serde_json::to_value(&creds)?,
+            update: a.update,
+        },
+    )
+    .await?;
     let who = config
         .username
         .clone()

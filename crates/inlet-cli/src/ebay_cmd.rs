@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use inlet_connectors::ebay::client::{DEFAULT_API_BASE, DEFAULT_TOKEN_URL};
 use inlet_connectors::ebay::{EbayConfig, EbayConnector, EbayCredentials};
-use inlet_core::{Clock, ConnectionStatus, Connector, NewConnection, SystemClock};
+use inlet_core::Connector;
 use inlet_http::HttpConfig;
 use serde_json::json;
 use std::process::ExitCode;
@@ -77,34 +77,18 @@ pub async fn connect(settings: &Settings, a: EbayArgs, out: &Output) -> Result<E
             creds = serde_json::from_value(updated)?;
         }
     }
-    let store = app::open_store(settings, true).await?;
-    let key = keys::load(&settings.key_file, true)?;
-    let sealed = app::seal(&a.name, &serde_json::to_value(&creds)?, &key)?;
-    let now = SystemClock.now();
-    let conn = match store.get_connection(&a.name).await? {
-        Some(existing) if a.update => {
-            store.set_credentials(existing.id, &sealed, now).await?;
-            store
-                .set_connection_status(existing.id, ConnectionStatus::Active, None, now)
-                .await?;
-            existing
-        }
-        Some(_) => bail!(
-            "a connection named {:?} exists already (use --update to replace its credentials)",
-            a.name
-        ),
-        None if a.update => bail!("no connection named {:?} to update", a.name),
-        None => {
-            let new = NewConnection {
-                name: a.name.clone(),
-                workspace: a.workspace,
-                provider: "ebay".into(),
-                config: serde_json::to_value(&config)?,
-                credentials: sealed,
-            };
-            store.create_connection(&new, now).await?
-        }
-    };
+    let (store, conn) = app::store_connection(
+        settings,
+        app::NewVerified {
+            name: &a.name,
+            workspace: a.workspace,
+            provider: "ebay",
+            config: serde_json::to_value(&config)?,
+            credentials: serde_json::to_value(&creds)?,
+            update: a.update,
+        },
+    )
+    .await?;
     let verified = if a.no_verify {
         "not verified"
     } else {

@@ -1,15 +1,14 @@
 //! `inlet connect github`.
 
 use crate::app;
-use crate::keys;
 use crate::output::Output;
 use crate::settings::Settings;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use inlet_connectors::github::{
     DEFAULT_API_BASE, GithubConfig, GithubConnector, GithubCredentials, streams,
 };
-use inlet_core::{Clock, ConnectionStatus, Connector, NewConnection, SystemClock};
+use inlet_core::Connector;
 use inlet_http::HttpConfig;
 use serde_json::json;
 use std::process::ExitCode;
@@ -57,39 +56,18 @@ pub async fn connect(settings: &Settings, a: GithubArgs, out: &Output) -> Result
             .await
             .context("could not verify the token with GitHub")?;
     }
-    let store = app::open_store(settings, true).await?;
-    let key = keys::load(&settings.key_file, true)?;
-    let sealed = app::seal(&a.name, &serde_json::to_value(&creds)?, &key)?;
-    let now = SystemClock.now();
-    let conn = match store.get_connection(&a.name).await? {
-        Some(existing) if a.update && existing.provider == "github" => {
-            store.set_credentials(existing.id, &sealed, now).await?;
-            store
-                .set_connection_status(existing.id, ConnectionStatus::Active, None, now)
-                .await?;
-            existing
-        }
-        Some(existing) if a.update => bail!(
-            "connection {:?} is a {} connection, not github",
-            a.name,
-            existing.provider
-        ),
-        Some(_) => bail!(
-            "a connection named {:?} exists already (use --update to replace its token)",
-            a.name
-        ),
-        None if a.update => bail!("no connection named {:?} to update", a.name),
-        None => {
-            let new = NewConnection {
-                name: a.name.clone(),
-                workspace: a.workspace,
-                provider: "github".into(),
-                config: serde_json::to_value(&config)?,
-                credentials: sealed,
-            };
-            store.create_connection(&new, now).await?
-        }
-    };
+    let (store, conn) = app::store_connection(
+        settings,
+        app::NewVerified {
+            name: &a.name,
+            workspace: a.workspace,
+            provider: "github",
+            config: serde_json::to_value(&config)?,
+            credentials: serde_json::to_value(&creds)?,
+            update: a.update,
+        },
+    )
+    .await?;
     out.emit(
         &json!({"connection": conn.name, "id": conn.id, "provider": "github", "verified": !a.no_verify, "database": store.location()}),
         || {

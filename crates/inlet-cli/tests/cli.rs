@@ -645,3 +645,38 @@ async fn attachments_cli_flow(db: &TestDb) {
     assert_one_line_error(&run(c).await, "attachments are disabled");
 }
 both_backends!(attachments_cli_list_and_retry, attachments_cli_flow);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_never_replaces_another_providers_credentials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = RedditSimConfig {
+        seed: 29,
+        messages: 20,
+        comment_replies: 0,
+        saved: 2,
+        ..Default::default()
+    };
+    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
+    let o = connect(dir.path(), "inlet.db", &sim, &cfg, "r1").await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = cli(
+        dir.path(),
+        "inlet.db",
+        &[
+            "connect",
+            "github",
+            "--name",
+            "r1",
+            "--token",
+            "ghp_x",
+            "--no-verify",
+            "--update",
+        ],
+    )
+    .await;
+    assert_one_line_error(&o, "is a reddit connection, not github");
+    // The Reddit credentials are untouched: the connection still syncs.
+    let o = cli(dir.path(), "inlet.db", &["sync", "r1"]).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    sim.shutdown();
+}
