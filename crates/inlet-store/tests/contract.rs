@@ -3,6 +3,7 @@
 //! each test creates and drops its own `inlet_t_<hex>` database). PostgreSQL being
 //! unreachable fails the suite loudly: it never skips.
 
+#[macro_use]
 mod harness;
 
 use harness::{Conv, Db};
@@ -18,21 +19,6 @@ const INBOX: &StreamSpec = &STREAMS[0];
 const SENT: &StreamSpec = &STREAMS[1];
 const SAVED: &StreamSpec = &STREAMS[2];
 const T0: i64 = 1_718_800_000_123;
-
-macro_rules! store_test {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                crate::harness::with_sqlite(super::$name).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                crate::harness::with_pg(super::$name).await
-            }
-        }
-    };
-}
 
 /// A record of `spec` with the named columns set (others NULL).
 fn rec(spec: &StreamSpec, id: &str, cols: &[(&str, Value)]) -> Record {

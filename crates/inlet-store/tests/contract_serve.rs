@@ -3,6 +3,7 @@
 //! database, like `contract.rs`.
 
 #[allow(dead_code)]
+#[macro_use]
 mod harness;
 
 use harness::Db;
@@ -13,21 +14,6 @@ use inlet_core::{
 use inlet_core::{PageBatch, StreamSpec};
 
 const T0: i64 = 1_718_800_000_123;
-
-macro_rules! store_test {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                crate::harness::with_sqlite(super::$name).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                crate::harness::with_pg(super::$name).await
-            }
-        }
-    };
-}
 
 async fn connection(db: &Db, name: &str) -> i64 {
     let new = NewConnection {

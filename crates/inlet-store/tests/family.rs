@@ -3,6 +3,7 @@
 //! commit that fails writes none of them (a marker never runs ahead of its children).
 
 #[allow(dead_code)] // the harness serves the contract suite too
+#[macro_use]
 mod harness;
 
 use harness::Db;
@@ -12,21 +13,6 @@ use inlet_core::{FamilyBatch, NewConnection, Record, StreamSpec, SyncState, Time
 const CONVS: &StreamSpec = &STREAMS[0];
 const MSGS: &StreamSpec = &STREAMS[2];
 const T0: i64 = 1_718_800_000_000;
-
-macro_rules! store_test {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                crate::harness::with_sqlite(super::$name).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                crate::harness::with_pg(super::$name).await
-            }
-        }
-    };
-}
 
 fn rec(spec: &StreamSpec, id: &str, cols: &[(&str, Value)]) -> Record {
     let mut values = vec![Value::Null; spec.columns.len()];

@@ -2,6 +2,7 @@
 //! PostgreSQL: staged ids, one transaction, the safety valve, scope, derived rows.
 
 #[allow(dead_code)] // shared with the main contract suite
+#[macro_use]
 mod harness;
 
 use harness::Db;
@@ -14,21 +15,6 @@ use inlet_core::{
 const INBOX: &StreamSpec = &STREAMS[0];
 const SENT: &StreamSpec = &STREAMS[1];
 const T0: i64 = 1_718_800_000_123;
-
-macro_rules! store_test {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                crate::harness::with_sqlite(super::$name).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                crate::harness::with_pg(super::$name).await
-            }
-        }
-    };
-}
 
 fn msg(id: &str, folder: &str, conv: &str, secs: i64) -> Record {
     let mut values = vec![Value::Null; INBOX.columns.len()];

@@ -1,6 +1,22 @@
 //! Fresh databases for the contract suite, and raw access to them for checks the Store
 //! API does not offer (schema, derived rows, tampering).
 
+/// Runs `async fn $name(db: Db)` as two tests, one per backend.
+macro_rules! store_test {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                crate::harness::with_sqlite(super::$name).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                crate::harness::with_pg(super::$name).await
+            }
+        }
+    };
+}
+
 use inlet_core::{Store, StoreError, Timestamp};
 use std::future::Future;
 use std::hash::BuildHasher;
