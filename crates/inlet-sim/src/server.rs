@@ -52,6 +52,11 @@ pub(crate) struct Response {
 }
 
 impl Response {
+    /// The status to log for this response delivered as `d` (0: reset, nothing answered).
+    pub fn logged_status(&self, d: Delivery) -> u16 {
+        if d == Delivery::Reset { 0 } else { self.status }
+    }
+
     fn reset(&mut self) {
         self.status = 200;
         self.content_type = "application/json; charset=UTF-8";

@@ -4,7 +4,7 @@ use super::data::Model;
 use super::{API_PREFIX, State, TOKEN_PATH};
 use crate::reddit::LoggedRequest;
 use crate::reddit::faults::Injected;
-use crate::server::{Delivery, Handler, Reply, Request, Response};
+use crate::server::{Handler, Reply, Request, Response};
 use crate::util::{Rng, base64_decode, lock, parse_form, read};
 use inlet_core::Timestamp;
 use serde_json::json;
@@ -66,8 +66,8 @@ impl Handler for State {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let is_token = req.path == TOKEN_PATH;
         let decision = lock(&self.faults).decide(req.path, is_token);
-        let delivery = match decision.injected {
-            Injected::Reset => Delivery::Reset,
+        match decision.injected {
+            Injected::Reset => {}
             Injected::Status5xx(code) => {
                 resp.json(
                     code,
@@ -78,26 +78,14 @@ impl Handler for State {
                         "There was a problem with an eBay internal system or process.",
                     ),
                 );
-                Delivery::Normal
             }
             Injected::Burst429 => {
                 resp.json(429, &error(2001, "ACCESS", "REQUEST", "Too many requests"));
-                Delivery::Normal
             }
-            Injected::Truncate | Injected::None => {
-                self.route(req, resp, now_ms);
-                if decision.injected == Injected::Truncate {
-                    Delivery::Truncate
-                } else {
-                    Delivery::Normal
-                }
-            }
-        };
-        let status = if delivery == Delivery::Reset {
-            0
-        } else {
-            resp.status
-        };
+            Injected::Truncate | Injected::None => self.route(req, resp, now_ms),
+        }
+        let delivery = decision.injected.delivery();
+        let status = resp.logged_status(delivery);
         lock(&self.log).push(LoggedRequest {
             method: req.method.to_string(),
             path: req.path.to_string(),

@@ -5,7 +5,7 @@ use super::faults::{CDN_HTML, Injected};
 use super::listing::{PageParams, page, write_listing};
 use super::render::{Scratch, me_json};
 use super::{LoggedRequest, State};
-use crate::server::{Delivery, Handler, Reply, Request, Response};
+use crate::server::{Handler, Reply, Request, Response};
 use crate::util::{Rng, base64_decode, lock, parse_form, read};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -88,11 +88,10 @@ impl Handler for State {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let is_token = req.path == TOKEN_PATH;
         let decision = lock(&self.faults).decide(req.path, is_token);
-        let delivery = match decision.injected {
-            Injected::Reset => Delivery::Reset,
+        match decision.injected {
+            Injected::Reset => {}
             Injected::Status5xx(code) => {
                 resp.html(code, CDN_HTML);
-                Delivery::Normal
             }
             Injected::Burst429 => {
                 resp.json(429, TOO_MANY);
@@ -103,22 +102,11 @@ impl Handler for State {
                 if let Some(secs) = lock(&self.faults).retry_after_secs() {
                     resp.headers.push(("retry-after", secs.to_string()));
                 }
-                Delivery::Normal
             }
-            Injected::Truncate | Injected::None => {
-                self.route(req, resp, now_ms);
-                if decision.injected == Injected::Truncate {
-                    Delivery::Truncate
-                } else {
-                    Delivery::Normal
-                }
-            }
-        };
-        let status = if delivery == Delivery::Reset {
-            0
-        } else {
-            resp.status
-        };
+            Injected::Truncate | Injected::None => self.route(req, resp, now_ms),
+        }
+        let delivery = decision.injected.delivery();
+        let status = resp.logged_status(delivery);
         self.log(req, status, now_ms);
         Reply {
             delivery,

@@ -45,6 +45,18 @@ pub(crate) enum Injected {
     Truncate,
 }
 
+impl Injected {
+    /// How the response the handler filled is delivered under this fault.
+    pub(crate) fn delivery(self) -> crate::server::Delivery {
+        use crate::server::Delivery;
+        match self {
+            Injected::Reset => Delivery::Reset,
+            Injected::Truncate => Delivery::Truncate,
+            Injected::None | Injected::Status5xx(_) | Injected::Burst429 => Delivery::Normal,
+        }
+    }
+}
+
 /// A decision for one request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Decision {
