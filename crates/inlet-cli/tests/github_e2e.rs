@@ -162,6 +162,55 @@ async fn stars_lifecycle(db: &TestDb) {
 }
 both_backends!(github_stars_lifecycle_equals_truth, stars_lifecycle);
 
+/// Edits of repositories beyond the first page (description, rename, archive) are
+/// invisible to a delta (page 1 is unchanged: a 304) and are picked up by the next
+/// reconcile, whose full id pages are upserted too: afterwards the table equals the
+/// simulator, not only its id set.
+async fn reconcile_upserts_edits(db: &TestDb) {
+    let (sim, store, conn, c) = setup_github(db, 120).await;
+    let first = sync(&store, &conn, &c, RunMode::Delta).await;
+    assert_eq!(first.status, RunStatus::Success, "{:?}", first.error);
+    let ids = sim.starred_ids();
+    assert!(sim.edit_description(ids[60], Some("Rewritten description")));
+    assert!(sim.rename(ids[75], "renamed-project"));
+    assert!(sim.archive(ids[110], !sim.truth()[110]["repo"]["archived"].as_bool().unwrap_or(false)));
+    let delta = sync(&store, &conn, &c, RunMode::Delta).await;
+    assert_eq!(delta.status, RunStatus::Success, "{:?}", delta.error);
+    assert_eq!(
+        (delta.stats.requests, delta.stats.updated),
+        (1, 0),
+        "page 1 is unchanged: the delta ends on a 304"
+    );
+    let rec = sync(&store, &conn, &c, RunMode::Reconcile).await;
+    assert_eq!(rec.status, RunStatus::Success, "{:?}", rec.error);
+    assert_eq!(rec.stats.updated, 3, "the three edited repositories");
+    assert_eq!(rec.stats.inserted, 0);
+    assert_eq!(rec.stats.deleted, 0);
+    assert_truth(&*store, conn.id, &sim).await;
+    let rows = store
+        .export_page(conn.id, &streams::STREAMS[0], None, 1000, false)
+        .await
+        .expect("export");
+    let name = streams::STAR_COLUMNS
+        .iter()
+        .position(|col| col.name == "full_name")
+        .expect("full_name column");
+    let renamed = rows
+        .iter()
+        .find(|r| r.id == ids[75].to_string())
+        .expect("renamed row");
+    assert!(
+        matches!(&renamed.values[name], inlet_core::Value::Text(t) if t.ends_with("/renamed-project")),
+        "typed column follows the rename: {:?}",
+        renamed.values[name]
+    );
+    // Nothing changed since: the next reconcile rewrites nothing.
+    let again = sync(&store, &conn, &c, RunMode::Reconcile).await;
+    assert_eq!((again.stats.inserted, again.stats.updated), (0, 0));
+    sim.shutdown();
+}
+both_backends!(github_reconcile_upserts_edits_beyond_page_one, reconcile_upserts_edits);
+
 async fn bad_token(db: &TestDb) {
     // A rejected token is not retried: the connection needs re-authentication.
     let sim = GithubSim::start(GithubSimConfig {

@@ -28,6 +28,21 @@ pub struct IdPage {
     pub ids: Vec<String>,
     /// Cursor of the next page; `None` when the listing ended.
     pub next: Option<String>,
+    /// The full records of this page, when the id listing is the ordinary listing (its
+    /// pages carry whole records): the reconcile upserts them, so it leaves the table equal
+    /// to the provider and not only the id set. Empty when the provider lists bare ids.
+    pub records: Vec<Record>,
+}
+
+impl IdPage {
+    /// The id page of an ordinary (full) page: its ids, its cursor and its records.
+    pub fn full(page: Page) -> Self {
+        IdPage {
+            ids: page.records.iter().map(|r| r.id.clone()).collect(),
+            next: page.next,
+            records: page.records,
+        }
+    }
 }
 
 /// Request accounting of a connector's HTTP client.
@@ -88,7 +103,9 @@ pub trait Connector: Send + Sync {
     fn http_stats(&self) -> HttpStats;
     /// Re-fetch one entity now (e.g. one conversation with its messages, right after the
     /// user sent a message), as rows per stream. `entity` names the kind (`conversation`).
-    /// Connectors without such a lookup keep this default.
+    /// A row of a family's parent stream must come with ALL of its children (the engine
+    /// stores its change marker with them). Connectors without such a lookup keep this
+    /// default.
     async fn fetch_entity(
         &self,
         entity: &str,
@@ -148,17 +165,16 @@ pub trait Connector: Send + Sync {
         false
     }
     /// One page of the ids of `stream` from `cursor` (`None`: the first page), the cheapest
-    /// way the provider allows. The default reads the ordinary page and keeps the ids.
+    /// way the provider allows. A connector whose id pages are full pages hands their
+    /// records along ([`IdPage::records`]) for the reconcile to upsert. The default reads
+    /// the ordinary page and hands over its ids and records.
     async fn fetch_id_page(
         &self,
         stream: &StreamSpec,
         cursor: Option<&str>,
     ) -> Result<IdPage, ConnectorError> {
         let page = self.fetch_page(stream, cursor).await?;
-        Ok(IdPage {
-            ids: page.records.into_iter().map(|r| r.id).collect(),
-            next: page.next,
-        })
+        Ok(IdPage::full(page))
     }
     /// The cache validator of `stream` to keep for the next delta (e.g. the ETag of its
     /// first page), after a pass that completed; `None` when there is none.

@@ -73,6 +73,7 @@ impl Connector for Ids {
         Ok(IdPage {
             ids: (start..end).map(id).collect(),
             next: (end < self.n + self.gone).then(|| end.to_string()),
+            records: Vec::new(),
         })
     }
 }

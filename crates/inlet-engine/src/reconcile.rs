@@ -13,11 +13,12 @@
 //! nothing either, and the run says why, unless forced.
 //!
 //! [`Store::apply_reconcile`]: inlet_core::Store::apply_reconcile
+//! [`IdPage::records`]: inlet_core::IdPage::records
 
 use crate::sync::{Engine, SyncOptions};
 use inlet_core::{
-    Connection, Connector, ConnectorError, ReconcileBatch, StoreError, StreamSpec, StreamStats,
-    SyncState, Timestamp, parse_duration,
+    Connection, Connector, ConnectorError, PageBatch, ReconcileBatch, StoreError, StreamSpec,
+    StreamStats, SyncState, Timestamp, parse_duration,
 };
 use std::sync::atomic::Ordering;
 
@@ -150,6 +151,10 @@ impl Engine {
                 }
             };
             listed += page.ids.len() as u64;
+            if !page.records.is_empty() {
+                self.upsert_listed(conn, connector, stream, page.records, st)
+                    .await?;
+            }
             buf.extend(page.ids);
             if buf.len() >= STAGE_CHUNK {
                 store.stage_ids(&token, &buf).await?;
@@ -193,6 +198,42 @@ impl Engine {
         st.stats.deleted += out.tombstoned;
         st.stats.updated += out.revived;
         Ok(Outcome::Done)
+    }
+}
+
+impl Engine {
+    /// Upsert the records of a full id page (unchanged rows are not rewritten). The
+    /// stream's sync state is written back as it is: the reconcile follows a completed
+    /// pass, and only its final diff moves `last_reconciled_at`.
+    async fn upsert_listed(
+        &self,
+        conn: &Connection,
+        connector: &dyn Connector,
+        stream: &StreamSpec,
+        records: Vec<inlet_core::Record>,
+        st: &mut StreamStats,
+    ) -> Result<(), StoreError> {
+        let store = self.store();
+        let state = store.sync_state(conn.id, stream.name).await?;
+        let now = self.now();
+        self.note_attachments(connector, conn.id, stream, &records, now)
+            .await?;
+        let out = store
+            .commit_page(PageBatch {
+                connection_id: conn.id,
+                stream,
+                records,
+                state: &state,
+                refresh_derived: true,
+                at: now,
+            })
+            .await?;
+        st.stats.inserted += out.inserted;
+        st.stats.updated += out.updated;
+        st.stats.unchanged += out.unchanged;
+        st.stats.derived_inserted += out.derived_inserted;
+        st.stats.derived_updated += out.derived_updated;
+        Ok(())
     }
 }
 

@@ -359,7 +359,10 @@ impl Connector for GithubConnector {
         }
     }
 
-    /// Every page, unconditionally (a 304 would hide page 1's ids).
+    /// Every page, unconditionally (a 304 would hide page 1's ids). The pages are full
+    /// pages, so their records go along: the reconcile upserts them, which picks up edits
+    /// (description, rename, archive) of repositories beyond the first page that a delta,
+    /// stopping at its cursor, never reads.
     async fn fetch_id_page(
         &self,
         stream: &StreamSpec,
@@ -372,10 +375,7 @@ impl Connector for GithubConnector {
             )));
         }
         let page = self.page(cursor, false).await?;
-        Ok(IdPage {
-            ids: page.records.into_iter().map(|r| r.id).collect(),
-            next: page.next,
-        })
+        Ok(IdPage::full(page))
     }
 }
 

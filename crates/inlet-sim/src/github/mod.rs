@@ -12,7 +12,8 @@
 //! * primary limit (default 5,000 per hour) with `X-RateLimit-*` headers on every answer;
 //!   a request over the limit gets 403 and counts as a violation;
 //! * faults: the next N requests get a secondary-limit 403 with `Retry-After`, or a 502;
-//! * hooks to star, unstar and edit; the truth; a request log.
+//! * hooks to star, unstar and edit (star count, description, rename, archive); the
+//!   truth; a request log.
 
 use crate::server::{self, Handler, Reply, Request, Response, ServerHandle};
 use inlet_core::{Clock, SystemClock};
@@ -297,6 +298,34 @@ impl GithubSim {
             }
             None => false,
         }
+    }
+
+    fn edit(&self, id: u64, f: impl FnOnce(&mut Repo)) -> bool {
+        let mut m = self.model();
+        match m.stars.iter_mut().find(|s| s.repo.id == id) {
+            Some(s) => {
+                f(&mut s.repo);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Change a starred repository's description (`None`: no description); false when
+    /// it is not starred. Its position in the star list does not move.
+    pub fn edit_description(&self, id: u64, description: Option<&str>) -> bool {
+        self.edit(id, |r| r.description = description.map(str::to_string))
+    }
+
+    /// Rename a starred repository (`name` and `full_name` change, the id stays); false
+    /// when it is not starred.
+    pub fn rename(&self, id: u64, name: &str) -> bool {
+        self.edit(id, |r| r.name = name.to_string())
+    }
+
+    /// Archive (or unarchive) a starred repository; false when it is not starred.
+    pub fn archive(&self, id: u64, archived: bool) -> bool {
+        self.edit(id, |r| r.archived = archived)
     }
 
     /// The starred repositories as star+json items, newest star first.
