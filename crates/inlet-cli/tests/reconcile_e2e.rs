@@ -62,8 +62,8 @@ async fn unsave_waits_for_reconcile(db: &TestDb) {
     assert_eq!(first.status, RunStatus::Success, "{:?}", first.error);
     assert_eq!(
         first.mode,
-        RunMode::Delta,
-        "the first sync does not reconcile"
+        RunMode::Full,
+        "the first sync does not reconcile (it reads everything: recorded as full)"
     );
     let names = saved_names(&sim);
     assert!(sim.unsave(&names[0]) && sim.unsave(&names[5]));
@@ -171,8 +171,9 @@ async fn every_nth_sync(db: &TestDb) {
         modes.push(r.mode);
         deleted.push(r.stats.deleted);
     }
-    use RunMode::{Delta, Reconcile};
-    assert_eq!(modes, [Delta, Delta, Reconcile, Delta, Delta, Reconcile]);
+    use RunMode::{Delta, Full, Reconcile};
+    // The first sync reads everything and is recorded as full.
+    assert_eq!(modes, [Full, Delta, Reconcile, Delta, Delta, Reconcile]);
     assert_eq!(deleted, [0, 0, 1, 0, 0, 0], "tombstoned at the 3rd sync");
     assert_equals_truth(&*store, conn.id, &sim).await;
 

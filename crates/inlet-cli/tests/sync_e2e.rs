@@ -53,8 +53,8 @@ async fn full_then_changes_then_delta(db: &TestDb) {
     assert_eq!(full.status, RunStatus::Success, "{:?}", full.error);
     assert_eq!(
         full.mode,
-        RunMode::Delta,
-        "asked for delta; first pass of each stream is full"
+        RunMode::Full,
+        "asked for delta; the first sync reads everything and is recorded as full"
     );
     assert_eq!(full.stats.inserted, 300 + 15 + 30);
     assert_equals_truth(&*store, conn.id, &sim).await;

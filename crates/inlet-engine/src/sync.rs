@@ -155,9 +155,13 @@ impl Engine {
             Ok(p) => self.reconcile_plan(conn, connector, opts, p).await?,
             Err(_) => BTreeSet::new(),
         };
-        // A delta that also reconciles is recorded as a reconcile run.
+        // A delta that also reconciles is recorded as a reconcile run; a delta of a
+        // connection that never completed a stream reads everything, so it is recorded as
+        // the full sync it is.
         let mode = if opts.mode == RunMode::Delta && !reconcile.is_empty() {
             RunMode::Reconcile
+        } else if opts.mode == RunMode::Delta && self.never_synced(conn.id).await? {
+            RunMode::Full
         } else {
             opts.mode
         };
@@ -212,6 +216,12 @@ impl Engine {
         };
         self.finish(&mut run, status, error).await?;
         Ok(run)
+    }
+
+    /// Whether no stream of the connection has completed a pass yet (its first sync).
+    async fn never_synced(&self, connection_id: i64) -> Result<bool, EngineError> {
+        let states = self.store.sync_states(connection_id).await?;
+        Ok(states.values().all(|s| s.last_success_at.is_none()))
     }
 
     /// The streams this sync reconciles: all reconcilable ones when asked, else those due.
