@@ -228,6 +228,96 @@ async fn start_time_sees_only_buyer_activity() {
     .await;
 }
 
+/// ebay.md §6: `sort=-last_modified_date` lists newest activity first (a seller's own
+/// reply counts), `other_party_username` / `reference_id`+`reference_type` narrow the
+/// listing, `filter=` is ignored, and a very large account answers an unnarrowed listing
+/// with 500 unless it is narrowed (by `sort` among others).
+#[tokio::test]
+async fn sort_narrowing_and_the_large_account_quirk() {
+    bounded(async {
+        let cfg = EbaySimConfig {
+            unnarrowed_5xx_above: Some(100),
+            ..small()
+        };
+        let sim = EbaySim::start(cfg.clone()).await.expect("sim");
+        let tok = access(&sim, &cfg).await;
+        let ids = sim.conversation_ids("FROM_MEMBERS");
+        sim.seller_reply(&ids[80], "Shipped.");
+        let ids_of = |v: &Value| -> Vec<String> {
+            v["conversations"]
+                .as_array()
+                .expect("array")
+                .iter()
+                .filter_map(|c| c["conversationId"].as_str().map(str::to_string))
+                .collect()
+        };
+        for q in [
+            "/conversation?conversation_type=FROM_MEMBERS",
+            "/conversation?conversation_type=FROM_MEMBERS&filter=foo",
+        ] {
+            let (status, v) = get(&sim, &tok, q).await;
+            assert_eq!(status, 500, "{q}: {v}");
+            assert!(v["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("exceeded retries limit")));
+        }
+        // FROM_EBAY holds 7 conversations: below the threshold, no failure.
+        let (status, _) = get(&sim, &tok, "/conversation?conversation_type=FROM_EBAY").await;
+        assert_eq!(status, 200);
+        let (status, v) = get(
+            &sim,
+            &tok,
+            "/conversation?conversation_type=FROM_MEMBERS&sort=-last_modified_date&limit=3",
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(ids_of(&v)[0], ids[80], "the seller's reply is the newest activity");
+        assert!(v["next"].as_str().is_some_and(|n| n.contains("sort=-last_modified_date")));
+        let (status, v) = get(
+            &sim,
+            &tok,
+            "/conversation?conversation_type=FROM_MEMBERS&sort=last_modified_date&limit=50&offset=100",
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(ids_of(&v).last(), Some(&ids[80]), "oldest first");
+        let (status, _) = get(
+            &sim,
+            &tok,
+            "/conversation?conversation_type=FROM_MEMBERS&sort=title",
+        )
+        .await;
+        assert_eq!(status, 400);
+        let first = &sim.truth_conversations("FROM_MEMBERS")[0];
+        let other = first["latestMessage"]["recipientUsername"]
+            .as_str()
+            .expect("buyer");
+        let (status, v) = get(
+            &sim,
+            &tok,
+            &format!("/conversation?conversation_type=FROM_MEMBERS&other_party_username={other}&limit=50"),
+        )
+        .await;
+        assert_eq!(status, 200, "narrowed by the other party");
+        assert!(ids_of(&v).contains(&ids[80]));
+        assert!(v["conversations"].as_array().expect("array").iter().all(|c| {
+            [&c["latestMessage"]["senderUsername"], &c["latestMessage"]["recipientUsername"]]
+                .iter()
+                .any(|u| u.as_str() == Some(other))
+        }));
+        let reference = first["referenceId"].as_str().expect("reference");
+        let (status, v) = get(
+            &sim,
+            &tok,
+            &format!("/conversation?conversation_type=FROM_MEMBERS&reference_id={reference}&reference_type=LISTING"),
+        )
+        .await;
+        assert_eq!(status, 200, "narrowed by the item");
+        assert!(ids_of(&v).contains(&ids[80]));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn call_limit_faults_and_log() {
     bounded(async {

@@ -252,11 +252,64 @@ impl State {
                 }
             }
         }
+        // `sort` (undocumented; integrations pass `-last_modified_date`): by latest
+        // activity, newest first with `-`. Without it the order is the same (eBay's default
+        // order is unknown). Other query parameters, `filter=` among them, are ignored.
+        let ascending = match get("sort") {
+            None | Some("-last_modified_date") => false,
+            Some("last_modified_date") => true,
+            Some(_) => return bad_request(resp, "The sort value is invalid.", "sort"),
+        };
+        let other = get("other_party_username");
+        let (ref_id, ref_type) = (get("reference_id"), get("reference_type"));
+        if ref_id.is_some() != ref_type.is_some() {
+            let missing = if ref_id.is_some() {
+                "reference_type"
+            } else {
+                "reference_id"
+            };
+            return bad_request(
+                resp,
+                "reference_id and reference_type go together.",
+                missing,
+            );
+        }
         let quirk = self.start_time_quirk.load(Ordering::Relaxed);
         let model = read(&self.model);
-        let all: Vec<_> = model
-            .listing(ctype)
+        let mut listed = model.listing(ctype);
+        // A very large account's unnarrowed listing fails inside eBay (ebay.md §6).
+        let narrowed = get("sort").is_some()
+            || other.is_some()
+            || ref_id.is_some()
+            || get("start_time").is_some()
+            || get("end_time").is_some();
+        if !narrowed
+            && self
+                .cfg
+                .unnarrowed_5xx_above
+                .is_some_and(|n| listed.len() as u64 > n)
+        {
+            return resp.json(
+                500,
+                &error(
+                    10000,
+                    "API_MESSAGE",
+                    "APPLICATION",
+                    "getAllMyConversations failed: exceeded retries limit",
+                ),
+            );
+        }
+        if ascending {
+            listed.reverse();
+        }
+        let all: Vec<_> = listed
             .into_iter()
+            .filter(|c| other.is_none_or(|o| c.other == o))
+            .filter(|c| {
+                ref_id.is_none_or(|r| {
+                    ref_type == Some("LISTING") && c.reference_id.as_deref() == Some(r)
+                })
+            })
             .filter(|c| {
                 // Under the quirk only the other party's activity makes a thread match;
                 // the owner (sent-side) listing sees the account's own activity.
@@ -278,7 +331,14 @@ impl State {
             .map(|c| model.conv_json(c))
             .collect();
         let mut extra = String::new();
-        for k in ["start_time", "end_time"] {
+        for k in [
+            "sort",
+            "other_party_username",
+            "reference_id",
+            "reference_type",
+            "start_time",
+            "end_time",
+        ] {
             if let Some(v) = get(k) {
                 extra.push_str(&format!("&{k}={v}"));
             }

@@ -229,6 +229,25 @@ impl Model {
         id
     }
 
+    /// A new notice from eBay (FROM_EBAY); returns its id.
+    pub fn new_system_conversation(&mut self, title: &str, body: &str, at: i64) -> String {
+        let id = self.conv_id();
+        let mut c = Conv {
+            id: id.clone(),
+            ctype: "FROM_EBAY",
+            status: "ACTIVE",
+            title: title.to_string(),
+            created_ms: at,
+            reference_id: None,
+            other: "eBay".into(),
+            messages: Vec::new(),
+            other_activity_ms: 0,
+        };
+        self.push_msg(&mut c, true, at, body.to_string(), false, 0);
+        self.convs.push(c);
+        id
+    }
+
     pub fn find(&self, id: &str) -> Option<usize> {
         self.convs.iter().position(|c| c.id == id)
     }

@@ -8,6 +8,14 @@
 //! The `start_time` quirk is on by default: a time filter only matches threads where the
 //! other party (the buyer) wrote in the window — the account's own replies do not count.
 //!
+//! The listing also takes `sort=-last_modified_date` (newest activity first; undocumented
+//! but passed by integrations; `last_modified_date` for oldest first), and the documented
+//! narrowing filters `other_party_username` and `reference_id` + `reference_type`; other
+//! parameters (such as `filter=`) are silently ignored. The large-account quirk of §6:
+//! when a conversation type holds more than [`EbaySimConfig::unnarrowed_5xx_above`]
+//! conversations, a listing narrowed by none of `sort`, `other_party_username`,
+//! `reference_id`, `start_time`/`end_time` answers 500 ("exceeded retries limit").
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use inlet_sim::ebay::{EbaySim, EbaySimConfig};
@@ -66,6 +74,9 @@ pub struct EbaySimConfig {
     pub token_expires_in: u64,
     /// The call quota; `None` = unlimited.
     pub call_limit: Option<CallLimit>,
+    /// Accounts with more conversations of a type than this answer an unnarrowed listing
+    /// of that type with 500 (eBay.md §6: seen at ~10^5); `None` = never.
+    pub unnarrowed_5xx_above: Option<u64>,
     /// Time source.
     pub clock: Arc<dyn Clock>,
 }
@@ -86,6 +97,7 @@ impl Default for EbaySimConfig {
                 calls: 5000,
                 window_secs: 86_400,
             }),
+            unnarrowed_5xx_above: Some(100_000),
             clock: Arc::new(SystemClock),
         }
     }
@@ -224,6 +236,12 @@ impl EbaySim {
     pub fn new_conversation(&self, buyer: &str, title: &str, body: &str) -> String {
         let at = self.now_ms();
         write(&self.state().model).new_conversation(buyer, title, body, at)
+    }
+
+    /// eBay sends a new notice (a FROM_EBAY conversation); returns its id.
+    pub fn system_notice(&self, title: &str, body: &str) -> String {
+        let at = self.now_ms();
+        write(&self.state().model).new_system_conversation(title, body, at)
     }
 
     /// Changes a message's body without touching anything the listing shows (latest
