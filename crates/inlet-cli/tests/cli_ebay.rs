@@ -99,14 +99,24 @@ async fn connect_sync_refresh_export() {
         let mut c = inlet(dir.path());
         c.args(&form).arg("--json");
         let out: Value = serde_json::from_str(ok(&run(c).await).trim()).expect("json");
-        assert_eq!(out["outcome"]["requests"], 1, "{out}");
+        assert_eq!(out["outcome"]["requests"], 2, "{out}");
     }
-    assert_eq!(sim.requests().len(), 2, "one request per refresh");
+    assert_eq!(
+        sim.requests().len(),
+        4,
+        "per refresh: the thread and the conversation's row in the narrowed listing"
+    );
     let mut c = inlet(dir.path());
     c.args(["export", "shop", "messages"]);
     assert!(
         ok(&run(c).await).contains(&msg),
         "the refreshed message is stored"
+    );
+    let mut c = inlet(dir.path());
+    c.args(["export", "shop", "conversations"]);
+    assert!(
+        ok(&run(c).await).contains(&msg),
+        "the conversation row names the refreshed message as its latest"
     );
 
     // Bad input: wrong provider word, unknown entity.

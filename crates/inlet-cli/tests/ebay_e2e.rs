@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use inlet_connectors::ebay::streams::STREAMS;
-use inlet_connectors::ebay::{EbayConfig, EbayConnector, EbayCredentials};
+use inlet_connectors::ebay::{EbayConfig, EbayConnector, EbayCredentials, EbayDelta};
 use inlet_core::{
     Clock, Connection, NewConnection, PageBatch, Record, Run, RunMode, RunStatus, Store,
     StreamSpec, SystemClock, Timestamp, Value,
@@ -309,7 +309,11 @@ both_backends!(full_scan_variant, full_scan_fetches_only_changed);
 /// threads are caught by the full scan every third sync.
 async fn start_time_then_full_scan(db: &TestDb) {
     let cfg = account(T);
-    let (sim, store, conn) = setup_ebay(db, &cfg, |c| c.full_scan_every = 3).await;
+    let (sim, store, conn) = setup_ebay(db, &cfg, |c| {
+        c.full_scan_every = 3;
+        c.delta = EbayDelta::StartTime;
+    })
+    .await;
     let first = sync(&store).await;
     assert_eq!(first.status, RunStatus::Success, "{:?}", first.error);
     let changed = pick(&sim, 5);
@@ -361,6 +365,82 @@ async fn start_time_then_full_scan(db: &TestDb) {
 }
 both_backends!(start_time_variant, start_time_then_full_scan);
 
+/// The default newest-first delta (issue 18 item 15): 5 mixed changes — buyer messages,
+/// replies the seller wrote on the website (no buyer activity), a new conversation — are
+/// all seen by the next delta, for one listing call plus the changed threads; every
+/// listing call asks for `sort=-last_modified_date` and none for `start_time`. The first
+/// sync is recorded as `full`.
+async fn newest_first_sees_seller_replies(db: &TestDb) {
+    let cfg = account(300);
+    let (sim, store, conn) = setup_ebay(db, &cfg, |_| {}).await;
+    let first = sync(&store).await;
+    assert_eq!(first.status, RunStatus::Success, "{:?}", first.error);
+    assert_eq!(first.mode, RunMode::Full, "a first sync is a full sync");
+    let changed = pick(&sim, 4);
+    sim.buyer_message(&changed[0], "Any update on shipping?");
+    sim.seller_reply(&changed[1], "Shipped today, tracking attached.");
+    sim.buyer_message(&changed[2], "Would you take $40?");
+    sim.seller_reply(&changed[3], "I can do $45 with free shipping.");
+    let new = sim.new_conversation("buyer_new", "Cast iron skillet 12in", "Still there?");
+    sim.clear_log();
+    let delta = sync(&store).await;
+    assert_eq!(delta.status, RunStatus::Success, "{:?}", delta.error);
+    assert_eq!(delta.mode, RunMode::Delta);
+    assert_equals_truth(&*store, conn.id, &sim).await;
+    let st = stream_stats(&delta, "conversations");
+    assert_eq!(st.parents_changed, 5, "all five changes seen in this sync");
+    assert!(!st.complete_listing, "not a full scan");
+    let c = calls(&sim);
+    assert_eq!(c.members, 1, "the changes fit the first newest-first page");
+    for id in changed.iter().chain([&new]) {
+        assert_eq!(c.threads.get(id), Some(&1), "changed thread {id} read once");
+    }
+    assert_eq!(c.threads.len(), 5 + samples(&delta));
+    let listings: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/conversation"))
+        .collect();
+    assert!(
+        listings
+            .iter()
+            .all(|r| r.query.contains("sort=-last_modified_date") && !r.query.contains("start_time")),
+        "{listings:?}"
+    );
+    // Nothing changed: one listing page, no thread beyond the re-check sample.
+    sim.clear_log();
+    let quiet = sync(&store).await;
+    assert_eq!(quiet.stats.inserted + quiet.stats.updated, 0);
+    let c = calls(&sim);
+    assert_eq!(c.members, 1);
+    assert_eq!(c.threads.len(), samples(&quiet));
+}
+both_backends!(newest_first_variant, newest_first_sees_seller_replies);
+
+/// A very large account answers the unnarrowed listing with 5xx (ebay.md §6); the
+/// connector always passes `sort`, so full scans complete instead of ending `partial`.
+async fn large_account_full_scan(db: &TestDb) {
+    let cfg = EbaySimConfig {
+        // Stands in for ~10^5 conversations: every listing of more than 100 fails unless
+        // narrowed.
+        unnarrowed_5xx_above: Some(100),
+        system_conversations: 120,
+        ..account(250)
+    };
+    let (sim, store, conn) = setup_ebay(db, &cfg, |c| c.full_scan_every = 1).await;
+    let first = sync(&store).await;
+    assert_eq!(first.status, RunStatus::Success, "{:?}", first.error);
+    assert!(stream_stats(&first, "conversations").complete_listing);
+    let id = pick(&sim, 1).remove(0);
+    sim.seller_reply(&id, "Sent the invoice.");
+    let scan = sync_with(&store, &SyncOptions::new(RunMode::Full), &NoProgress).await;
+    assert_eq!(scan.status, RunStatus::Success, "{:?}", scan.error);
+    assert!(stream_stats(&scan, "conversations").complete_listing);
+    assert_eq!(scan.stats.retries, 0, "no listing call failed");
+    assert_equals_truth(&*store, conn.id, &sim).await;
+}
+both_backends!(large_account_variant, large_account_full_scan);
+
 /// One conversation answering 404: logged, counted, skipped; the run is partial, the rest
 /// is synced; once healed the next delta fetches it.
 async fn one_conversation_404(db: &TestDb) {
@@ -401,12 +481,15 @@ async fn one_conversation_404(db: &TestDb) {
 both_backends!(conversation_404, one_conversation_404);
 
 /// FROM_OWNERS is undocumented: refused (400) it is reported and the sync goes on; when
-/// the provider serves it, it is merged by id and its threads are read with its type.
+/// the provider serves it, it is merged by id and its threads are read with its type
+/// (under the `start_time` delta, where it is what shows the seller's own replies).
 async fn merged_listings(db: &TestDb) {
     let cfg = account(120);
     let (sim, store, conn) = setup_ebay(db, &cfg, |c| {
         c.listings = vec!["FROM_MEMBERS".into(), "FROM_OWNERS".into()];
         c.full_scan_every = 10;
+        // FROM_OWNERS is how the start_time variant sees the seller's own replies.
+        c.delta = EbayDelta::StartTime;
     })
     .await;
     let first = sync(&store).await;
@@ -499,12 +582,36 @@ async fn refresh_and_stubs(db: &TestDb) {
         .await
         .expect("store")
         .expect("refresh");
-    assert_eq!(out.requests, 1, "one request for one thread");
+    assert_eq!(
+        out.requests, 2,
+        "one request for the thread, one for its row in the listing narrowed to the buyer"
+    );
     assert_eq!(out.stubs_removed, 1);
     assert_eq!(out.inserted, 1);
+    assert_eq!(out.updated, 1, "the conversation row");
     let log = sim.requests();
-    assert_eq!(log.len(), 1);
+    assert_eq!(log.len(), 2);
     assert!(log[0].path.ends_with(&format!("/conversation/{}", ids[0])));
+    assert!(
+        log[1].path.ends_with("/conversation") && log[1].query.contains("other_party_username="),
+        "{:?}",
+        log[1]
+    );
+    // The conversation row's latest message, sender and unread count follow the thread.
+    let truth = sim
+        .truth_conversations("FROM_MEMBERS")
+        .into_iter()
+        .find(|c| c["conversationId"] == ids[0].as_str())
+        .expect("truth");
+    assert_eq!(
+        stored(&*store, conn.id, "conversations").await.get(&ids[0]),
+        Some(&truth)
+    );
+    // Its marker was stored with the thread: the next sync does not read it again.
+    sim.clear_log();
+    let after = sync(&store).await;
+    assert_eq!(after.status, RunStatus::Success, "{:?}", after.error);
+    assert_eq!(stream_stats(&after, "conversations").parents_changed, 0);
     let msgs = stored(&*store, conn.id, "messages").await;
     assert_eq!(msgs.keys().filter(|k| k.starts_with("stub-")).count(), 1);
     assert!(
@@ -701,5 +808,17 @@ async fn system_mail_progresses(db: &TestDb) {
     sim.clear_log();
     sync(&store).await;
     assert_eq!(offsets(&sim), ["0"]);
+    // A new notice sits at the top; `--full` reads its pages from the start, not from the
+    // stored offset (50), so the notice is stored by this sync.
+    let notice = sim.system_notice("Your item sold", "Ship it within 3 days.");
+    sim.clear_log();
+    let full = sync_with(&store, &SyncOptions::new(RunMode::Full), &NoProgress).await;
+    assert_eq!(full.status, RunStatus::Success, "{:?}", full.error);
+    assert_eq!(offsets(&sim), ["0", "50", "100", "150", "200"]);
+    assert!(
+        stored(&*store, conn.id, "system_conversations")
+            .await
+            .contains_key(&notice)
+    );
 }
 both_backends!(system_mail_variant, system_mail_progresses);

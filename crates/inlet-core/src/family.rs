@@ -88,6 +88,13 @@ pub struct Family {
     /// run) reads them whole instead, to catch what the filter hides, and tombstones
     /// parents a complete scan no longer returns. 1 = always scan.
     pub full_scan_every: u32,
+    /// Delta runs read the listings unfiltered, newest activity first (no `since` is
+    /// passed to [`crate::Connector::fetch_listing`]), and stop a listing at the first
+    /// parent whose marker is unchanged and whose latest activity ([`Record::sort_ts`])
+    /// lies before the watermark minus the stream's lookback. Every change — whoever made
+    /// it — is then seen in the same run for one or two listing pages. `false`: delta runs
+    /// pass `since` and rely on the provider's time filter.
+    pub newest_first: bool,
     /// Read the listing a few pages per run from a stored offset, wrapping to the start
     /// at its end (system mail that has no usable time filter).
     pub progressive: Option<ProgressivePages>,
@@ -109,6 +116,7 @@ impl Family {
             marker,
             listings: vec![String::new()],
             full_scan_every: 10,
+            newest_first: false,
             progressive: None,
             concurrency: 10,
             sample_rate: 0.01,

@@ -21,11 +21,13 @@
 //! marker are left as they were, so the next run tries it again.
 //!
 //! Delta runs ask the listings for parents active since the stream's watermark (minus
-//! the stream's lookback); every [`Family::full_scan_every`]-th run and every full run
+//! the stream's lookback) — or, for a [`Family::newest_first`] family, read the listings
+//! unfiltered, newest activity first, and stop each at the first parent whose marker is
+//! unchanged and whose latest activity is older than that; every [`Family::full_scan_every`]-th run and every full run
 //! read the listings whole, which catches what the filter hides and, when every listing
 //! was read to its end, tombstones parents no longer listed. A progressive family
 //! ([`Family::progressive`]) instead reads a few pages per run from a stored offset and
-//! wraps to the start at the end.
+//! wraps to the start at the end; a full run reads its (larger) budget from the start.
 
 use crate::sync::{Engine, EngineError, Progress, StreamEnd, SyncOptions, set_http};
 use futures_util::stream::{self, StreamExt};
@@ -278,8 +280,13 @@ impl<'a> FamilyPass<'a> {
                 if Self::cancelled(opts) {
                     return Ok(StreamEnd::Cancelled);
                 }
+                let filter = if self.fam.newest_first {
+                    None
+                } else {
+                    self.since
+                };
                 let page = match connector
-                    .fetch_listing(self.parent, &listing, self.since, cursor.as_deref())
+                    .fetch_listing(self.parent, &listing, filter, cursor.as_deref())
                     .await
                 {
                     Ok(p) => p,
@@ -310,10 +317,21 @@ impl<'a> FamilyPass<'a> {
                     checkpoint: Some(self.cp.clone()),
                     ..self.state.clone()
                 };
-                self.process_page(connector, page.records, state, st, cst)
+                let reached_old = self
+                    .process_page(connector, page.records, state, st, cst)
                     .await?;
                 progress.page_committed(self.parent.name, st);
                 match next {
+                    Some(_) if reached_old => {
+                        // Newest first: everything further down is older and unchanged.
+                        self.cur = FamilyCursor {
+                            listing: li + 1,
+                            next: None,
+                            scan: self.cur.scan,
+                        };
+                        self.cp.next = serde_json::to_string(&self.cur).ok();
+                        break;
+                    }
                     Some(n) => cursor = Some(n),
                     None => break,
                 }
@@ -367,11 +385,18 @@ impl<'a> FamilyPass<'a> {
             p.normal
         };
         let listing = self.fam.listings.first().cloned().unwrap_or_default();
+        // A full run re-reads the listing from its start (new mail sits at the top), not
+        // from the stored offset.
+        let mut from_start = self.cp.mode == RunMode::Full;
         for _ in 0..budget {
             if Self::cancelled(opts) {
                 return Ok(StreamEnd::Cancelled);
             }
-            let cursor = self.state.cursor.clone();
+            let cursor = if std::mem::take(&mut from_start) {
+                None
+            } else {
+                self.state.cursor.clone()
+            };
             let page = connector
                 .fetch_listing(self.parent, &listing, None, cursor.as_deref())
                 .await
@@ -383,6 +408,7 @@ impl<'a> FamilyPass<'a> {
                 checkpoint: None,
                 ..self.state.clone()
             };
+            // Progressive passes never have a `since`: nothing to stop at.
             self.process_page(connector, page.records, state, st, cst)
                 .await?;
             progress.page_committed(self.parent.name, st);
@@ -399,6 +425,8 @@ impl<'a> FamilyPass<'a> {
     }
 
     /// Handle one listing page: compare markers, fetch children, commit with `state`.
+    /// Returns whether a newest-first delta reached a parent that is unchanged and older
+    /// than its `since` (the listing can stop after this page).
     async fn process_page(
         &mut self,
         connector: &dyn Connector,
@@ -406,7 +434,7 @@ impl<'a> FamilyPass<'a> {
         state: SyncState,
         st: &mut StreamStats,
         cst: &mut StreamStats,
-    ) -> Result<(), Fail> {
+    ) -> Result<bool, Fail> {
         let recs: Vec<Record> = records
             .into_iter()
             .filter(|r| self.done.insert(r.id.clone()))
@@ -429,6 +457,8 @@ impl<'a> FamilyPass<'a> {
             .iter()
             .map(|r| self.fam.marker_of(self.parent, r))
             .collect();
+        let stop_before = self.since.filter(|_| self.fam.newest_first);
+        let mut reached_old = false;
         let mut wanted: Vec<(usize, bool)> = Vec::new();
         for (i, r) in recs.iter().enumerate() {
             if self.refetch_all || stored.get(&r.id) != Some(&marks[i]) {
@@ -436,6 +466,9 @@ impl<'a> FamilyPass<'a> {
                 wanted.push((i, false));
             } else {
                 st.parents_unchanged += 1;
+                if let (Some(since), Some(t)) = (stop_before, r.sort_ts) {
+                    reached_old |= t < since;
+                }
                 if self.sampled(&r.id) {
                     wanted.push((i, true));
                 } else {
@@ -506,7 +539,7 @@ impl<'a> FamilyPass<'a> {
         self.state = state;
         st.stats.pages += 1;
         add_outcome(st, cst, &out);
-        Ok(())
+        Ok(reached_old)
     }
 
     fn skip_item(&self, id: &str, msg: &str, st: &mut StreamStats) {

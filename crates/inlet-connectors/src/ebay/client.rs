@@ -43,6 +43,26 @@ fn default_marketplace() -> String {
     "EBAY_US".into()
 }
 
+/// How a delta sync finds the member conversations that changed
+/// (`shared/providers/ebay.md` §6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EbayDelta {
+    /// Read the unfiltered listing newest activity first (`sort=-last_modified_date`) and
+    /// stop at the first conversation that is unchanged and older than the last sync:
+    /// buyer messages and the seller's own website replies alike, in the same sync.
+    #[default]
+    NewestFirst,
+    /// Filter the listing with `start_time`, which eBay appears to apply to the buyer's
+    /// activity only: a reply the seller wrote on the website waits for the next full scan.
+    StartTime,
+}
+
+/// The sort every conversation listing asks for: newest activity first. Integrations pass
+/// it (it is not in the docs we saw), and on very large accounts eBay answers the
+/// unnarrowed listing with 5xx unless it is given (`shared/providers/ebay.md` §6).
+pub const LISTING_SORT: &str = "-last_modified_date";
+
 /// Settings of an eBay connection (stored in `connections.config`; no secrets).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,8 +80,11 @@ pub struct EbayConfig {
     /// (the sent side; undocumented, reported and skipped when eBay refuses it).
     #[serde(default = "default_listings")]
     pub listings: Vec<String>,
-    /// Every Nth sync lists all conversations instead of filtering by `start_time`
-    /// (which misses threads where only the seller wrote); 1 = every sync.
+    /// How deltas find changed member conversations (default: newest activity first).
+    #[serde(default)]
+    pub delta: EbayDelta,
+    /// Every Nth sync lists all conversations (the safety net: it also tombstones
+    /// conversations no longer listed); 1 = every sync.
     #[serde(default = "default_full_scan_every")]
     pub full_scan_every: u32,
     /// Conversations fetched at once, 1..=50.
@@ -88,6 +111,7 @@ impl Default for EbayConfig {
             token_url: default_token_url(),
             page_size: default_page_size(),
             listings: default_listings(),
+            delta: EbayDelta::default(),
             full_scan_every: default_full_scan_every(),
             concurrency: default_concurrency(),
             sample_rate: default_sample_rate(),

@@ -5,20 +5,27 @@
 //! Conversations are a parent stream of messages ([`inlet_core::Family`]): the listing
 //! (`GET /conversation`, 50 per page) carries each thread's latest message and unread
 //! count, so the engine fetches a thread (`GET /conversation/{id}`, paged) only when
-//! those moved. Delta syncs filter the listing with `start_time`; since eBay's filter
-//! appears to see only the buyer's activity, every `full_scan_every`-th sync lists all
-//! conversations (ceil(T/50) calls) to catch threads where only the seller replied.
+//! those moved. Every listing call asks for `sort=-last_modified_date` (newest activity
+//! first; eBay answers an unnarrowed listing of a very large account with 5xx otherwise).
+//! Delta syncs read that listing unfiltered and stop at the first conversation that is
+//! unchanged and older than the last sync ([`EbayDelta::NewestFirst`], the default), so a
+//! reply the seller wrote on the website is seen as soon as a buyer's message; the
+//! alternative [`EbayDelta::StartTime`] filters with `start_time`, which eBay appears to
+//! apply to the buyer's activity only. Every `full_scan_every`-th sync lists all
+//! conversations (ceil(T/50) calls) as the safety net and tombstones what is gone.
 //! System mail (FROM_EBAY) is read a few pages per sync from a stored offset.
 //!
 //! getConversation has no time filter and no documented message order, so a changed
-//! thread is re-read whole (one call per 50 messages).
+//! thread is re-read whole (one call per 50 messages). A refresh of one conversation also
+//! looks it up in the listing narrowed to its other party, so the conversation row's
+//! latest message and unread count follow the thread.
 
 pub mod client;
 pub mod model;
 pub mod streams;
 
-use client::{EbayClient, connector_error};
-pub use client::{EbayConfig, EbayCredentials};
+use client::{EbayClient, LISTING_SORT, connector_error};
+pub use client::{EbayConfig, EbayCredentials, EbayDelta};
 use inlet_core::{
     Connector, ConnectorError, EntityPage, Family, HttpStats, Page, ProgressivePages, Record,
     StreamSpec, Timestamp, Value,
@@ -84,17 +91,23 @@ impl EbayConnector {
         since: Option<Timestamp>,
         cursor: Option<&str>,
     ) -> Result<Page, ConnectorError> {
-        let url = format!("{}/conversation", self.config.api_base);
         let mut q = vec![
             ("conversation_type", ctype.to_string()),
+            ("sort", LISTING_SORT.to_string()),
             ("limit", self.config.page_size.to_string()),
             ("offset", cursor.unwrap_or("0").to_string()),
         ];
         if let Some(t) = since {
             q.push(("start_time", t.to_string()));
         }
+        self.list(ctype, &q).await
+    }
+
+    /// One `GET /conversation` page with query `q` (of conversation type `ctype`).
+    async fn list(&self, ctype: &str, q: &[(&str, String)]) -> Result<Page, ConnectorError> {
+        let url = format!("{}/conversation", self.config.api_base);
         let page = self
-            .get(&url, &q, parse_conversations)
+            .get(&url, q, parse_conversations)
             .await
             .map_err(|e| match e {
                 // eBay documents only FROM_MEMBERS and FROM_EBAY; others are refused.
@@ -141,6 +154,76 @@ impl EbayConnector {
             .map_err(connector_error)
     }
 
+    /// The listing row of conversation `id` whose thread `messages` was just read, found
+    /// in the listing narrowed to one of the thread's two parties
+    /// (`other_party_username`, newest activity first): the recipient of the newest
+    /// message first (after "I just sent a message" that is the other party), then its
+    /// sender. `None` when it is not found within a few pages, or when the row names a
+    /// latest message the thread read does not hold (a newer message arrived meanwhile:
+    /// the next sync sees the moved marker and reads both).
+    async fn listed_conversation(
+        &self,
+        id: &str,
+        ctype: &str,
+        messages: &[Record],
+    ) -> Result<Option<Record>, ConnectorError> {
+        /// Listing pages read per party before giving up.
+        const PAGES: usize = 4;
+        let party = |m: &Record, name: &str| {
+            let i = streams::MESSAGE_COLUMNS.iter().position(|c| c.name == name)?;
+            match m.values.get(i) {
+                Some(Value::Text(s)) if !s.is_empty() => Some(s.clone()),
+                _ => None,
+            }
+        };
+        let newest = messages.iter().max_by_key(|m| (m.sort_ts, m.id.clone()));
+        let mut parties: Vec<String> = Vec::new();
+        for name in ["recipient", "sender"] {
+            if let Some(p) = newest.and_then(|m| party(m, name))
+                && !parties.contains(&p)
+            {
+                parties.push(p);
+            }
+        }
+        for who in parties {
+            let mut offset: Option<String> = None;
+            for _ in 0..PAGES {
+                let q = vec![
+                    ("conversation_type", ctype.to_string()),
+                    ("other_party_username", who.clone()),
+                    ("sort", LISTING_SORT.to_string()),
+                    ("limit", self.config.page_size.to_string()),
+                    ("offset", offset.clone().unwrap_or_else(|| "0".into())),
+                ];
+                let page = match self.list(ctype, &q).await {
+                    Ok(p) => p,
+                    Err(e @ ConnectorError::NeedsReauth(_)) => return Err(e),
+                    // The messages are read; the row waits for the next sync.
+                    Err(e) => {
+                        tracing::warn!(conversation = id, error = %e, "Could not look the conversation up in the listing; its row waits for the next sync.");
+                        return Ok(None);
+                    }
+                };
+                if let Some(conv) = page.records.into_iter().find(|r| r.id == id) {
+                    let latest = streams::CONVERSATION_COLUMNS
+                        .iter()
+                        .position(|c| c.name == "latest_message_id")
+                        .and_then(|i| conv.values.get(i));
+                    let held = match latest {
+                        Some(Value::Text(m)) => messages.iter().any(|r| &r.id == m),
+                        _ => true,
+                    };
+                    return Ok(held.then_some(conv));
+                }
+                match page.next {
+                    Some(n) if Some(&n) != offset.as_ref() => offset = Some(n),
+                    _ => break,
+                }
+            }
+        }
+        Ok(None)
+    }
+
     fn type_of(&self, parent_stream: &str, id: &str) -> String {
         let seen = self.listed_as.lock().unwrap_or_else(|p| p.into_inner());
         match seen.get(id) {
@@ -165,6 +248,7 @@ impl Connector for EbayConnector {
         let c = &self.config;
         let members = Family {
             listings: c.listings.clone(),
+            newest_first: c.delta == EbayDelta::NewestFirst,
             full_scan_every: c.full_scan_every,
             concurrency: c.concurrency,
             sample_rate: c.sample_rate,
@@ -250,10 +334,22 @@ impl Connector for EbayConnector {
                 _ => break,
             }
         }
-        Ok(vec![EntityPage {
+        let mut out = Vec::with_capacity(2);
+        if let Some(conv) = self.listed_conversation(id, &ctype, &records).await? {
+            out.push(EntityPage {
+                stream: if ctype == "FROM_EBAY" {
+                    "system_conversations"
+                } else {
+                    "conversations"
+                },
+                records: vec![conv],
+            });
+        }
+        out.push(EntityPage {
             stream: "messages",
             records,
-        }])
+        });
+        Ok(out)
     }
 
     fn http_stats(&self) -> HttpStats {
