@@ -1,15 +1,17 @@
 //! `inlet bench --provider ebay`: the issue-5 account (1,227 conversations, a few over 50
 //! messages) synced from the eBay simulator: requests and seconds for the first sync, a
-//! sync with no change, and a sync after 5 changes (3 buyer messages, 2 seller-only
-//! replies) in both variants — a full list scan, and the `start_time` filter — against
-//! the 1,252-call baseline of re-reading every thread.
+//! sync with no change, and a sync after 5 mixed changes (2 buyer messages, 2 replies the
+//! seller wrote on the website, 1 new conversation) in three variants — a full list scan,
+//! the newest-first delta (`sort=-last_modified_date`, stopping at the first unchanged
+//! older conversation) and the `start_time` filter — with how many of the 5 changes each
+//! sync saw, against the 1,252-call baseline of re-reading every thread.
 
 use crate::bench::{Backend, BenchArgs, Cleanup, database};
 use crate::output::Output;
 use anyhow::Result;
 use clap::ValueEnum;
-use inlet_connectors::ebay::{EbayConfig, EbayConnector, EbayCredentials};
-use inlet_core::{Connector, NewConnection, Run, RunMode, SystemClock};
+use inlet_connectors::ebay::{EbayConfig, EbayConnector, EbayCredentials, EbayDelta};
+use inlet_core::{Connector, NewConnection, RunMode, SystemClock};
 use inlet_engine::{Engine, NoProgress, SyncOptions};
 use inlet_http::HttpConfig;
 use inlet_sim::ebay::{EbaySim, EbaySimConfig};
@@ -40,6 +42,8 @@ struct Step {
     requests: u64,
     seconds: f64,
     threads_fetched: u64,
+    /// Of the 5 changes made before this sync, how many it saw (read their thread).
+    changes_seen: Option<u64>,
     status: String,
 }
 
@@ -76,8 +80,11 @@ pub async fn run(a: &BenchArgs, out: &Output) -> Result<ExitCode> {
 }
 
 fn line(s: &Step) -> String {
+    let seen = s
+        .changes_seen
+        .map_or_else(String::new, |n| format!(", {n}/5 changes seen"));
     format!(
-        "{:?} {:<26} {:>5} requests ({:>4} threads) in {:>6.2}s, {} (baseline {BASELINE})",
+        "{:?} {:<30} {:>5} requests ({:>4} threads) in {:>6.2}s{seen}, {} (baseline {BASELINE})",
         s.backend, s.step, s.requests, s.threads_fetched, s.seconds, s.status
     )
 }
@@ -110,51 +117,54 @@ async fn measure(b: Backend, url: &str) -> Result<Vec<Step>> {
         ..Default::default()
     };
     let mut steps = Vec::new();
-    let mut step = |name: &'static str, run: Run, secs: f64, threads: u64| {
-        steps.push(Step {
-            backend: b,
-            step: name,
-            requests: run.stats.requests,
-            seconds: secs,
-            threads_fetched: threads,
-            status: run.status.to_string(),
-        });
-    };
-    // Scan every sync, or (start_time variant) practically never.
-    let scan = |every: u32| EbayConfig {
+    let config = |delta: EbayDelta, every: u32| EbayConfig {
         api_base: sim.api_base(),
         token_url: sim.token_url(),
+        delta,
         full_scan_every: every,
         ..Default::default()
     };
+    // 2 buyer messages, 2 replies the seller writes on the website, 1 new conversation;
+    // returns the conversations that changed.
     let changes = |sim: &EbaySim, round: usize| {
         let ids = sim.conversation_ids("FROM_MEMBERS");
+        let mut changed = Vec::new();
         for (k, id) in ids
             .iter()
             .skip(50 + round * 300)
             .step_by(53)
-            .take(5)
+            .take(4)
             .enumerate()
         {
-            if k < 3 {
+            if k < 2 {
                 sim.buyer_message(id, "Any update on shipping?");
             } else {
                 sim.seller_reply(id, "Shipped today, tracking attached.");
             }
+            changed.push(id.clone());
         }
+        changed.push(sim.new_conversation(
+            &format!("buyer_new_{round}"),
+            "Cast iron skillet 12in",
+            "Is this still available?",
+        ));
+        changed
     };
-    let plan: [(&'static str, u32, Option<usize>); 4] = [
-        ("first sync", 1, None),
-        ("no-change sync", 1, None),
-        ("5 changes, full scan", 1, Some(0)),
-        ("5 changes, start_time", 1000, Some(1)),
+    use EbayDelta::{NewestFirst, StartTime};
+    // (step, delta variant, full_scan_every, change round). Scan every sync, or
+    // (the delta variants) practically never.
+    let plan: [(&'static str, EbayDelta, u32, Option<usize>); 6] = [
+        ("first sync", NewestFirst, 1, None),
+        ("no-change sync, full scan", NewestFirst, 1, None),
+        ("5 changes, full scan", NewestFirst, 1, Some(0)),
+        ("no-change sync, newest first", NewestFirst, 1000, None),
+        ("5 changes, newest first", NewestFirst, 1000, Some(1)),
+        ("5 changes, start_time", StartTime, 1000, Some(2)),
     ];
-    for (name, every, change) in plan {
-        if let Some(round) = change {
-            changes(&sim, round);
-        }
+    for (name, delta, every, change) in plan {
+        let changed = change.map(|round| changes(&sim, round));
         sim.clear_log();
-        let connector = EbayConnector::new(scan(every), &creds, HttpConfig::default())?;
+        let connector = EbayConnector::new(config(delta, every), &creds, HttpConfig::default())?;
         let t = Instant::now();
         let run = engine
             .sync(
@@ -168,12 +178,30 @@ async fn measure(b: Backend, url: &str) -> Result<Vec<Step>> {
         if let Some(v) = connector.take_updated_credentials().await {
             creds = serde_json::from_value(v)?;
         }
-        let threads = sim
-            .requests()
+        let log = sim.requests();
+        let first_pages: Vec<&str> = log
             .iter()
             .filter(|r| r.path.contains("/conversation/") && r.query.contains("offset=0"))
-            .count() as u64;
-        step(name, run, secs, threads);
+            .map(|r| r.path.as_str())
+            .collect();
+        let seen = changed.map(|ids| {
+            ids.iter()
+                .filter(|id| {
+                    first_pages
+                        .iter()
+                        .any(|p| p.ends_with(&format!("/conversation/{id}")))
+                })
+                .count() as u64
+        });
+        steps.push(Step {
+            backend: b,
+            step: name,
+            requests: run.stats.requests,
+            seconds: secs,
+            threads_fetched: first_pages.len() as u64,
+            changes_seen: seen,
+            status: run.status.to_string(),
+        });
     }
     Ok(steps)
 }
