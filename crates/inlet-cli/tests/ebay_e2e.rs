@@ -402,9 +402,9 @@ async fn newest_first_sees_seller_replies(db: &TestDb) {
         .filter(|r| r.path.ends_with("/conversation"))
         .collect();
     assert!(
-        listings
-            .iter()
-            .all(|r| r.query.contains("sort=-last_modified_date") && !r.query.contains("start_time")),
+        listings.iter().all(
+            |r| r.query.contains("sort=-last_modified_date") && !r.query.contains("start_time")
+        ),
         "{listings:?}"
     );
     // Nothing changed: one listing page, no thread beyond the re-check sample.

@@ -173,7 +173,14 @@ async fn reconcile_upserts_edits(db: &TestDb) {
     let ids = sim.starred_ids();
     assert!(sim.edit_description(ids[60], Some("Rewritten description")));
     assert!(sim.rename(ids[75], "renamed-project"));
-    assert!(sim.archive(ids[110], !sim.truth()[110]["repo"]["archived"].as_bool().unwrap_or(false)));
+    assert!(
+        sim.archive(
+            ids[110],
+            !sim.truth()[110]["repo"]["archived"]
+                .as_bool()
+                .unwrap_or(false)
+        )
+    );
     let delta = sync(&store, &conn, &c, RunMode::Delta).await;
     assert_eq!(delta.status, RunStatus::Success, "{:?}", delta.error);
     assert_eq!(
@@ -209,7 +216,10 @@ async fn reconcile_upserts_edits(db: &TestDb) {
     assert_eq!((again.stats.inserted, again.stats.updated), (0, 0));
     sim.shutdown();
 }
-both_backends!(github_reconcile_upserts_edits_beyond_page_one, reconcile_upserts_edits);
+both_backends!(
+    github_reconcile_upserts_edits_beyond_page_one,
+    reconcile_upserts_edits
+);
 
 async fn bad_token(db: &TestDb) {
     // A rejected token is not retried: the connection needs re-authentication.

@@ -43,7 +43,12 @@ impl Engine {
         };
         let mut out = RefreshOutcome::default();
         let families = connector.families();
-        let find = |name: &str| connector.streams().iter().find(|s: &&StreamSpec| s.name == name);
+        let find = |name: &str| {
+            connector
+                .streams()
+                .iter()
+                .find(|s: &&StreamSpec| s.name == name)
+        };
         // Rows of a family's parent stream are committed with that family's children:
         // they came with all of the parent's children, so the parent's marker is stored
         // too and the next sync does not read the thread again.

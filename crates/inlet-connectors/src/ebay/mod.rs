@@ -170,7 +170,9 @@ impl EbayConnector {
         /// Listing pages read per party before giving up.
         const PAGES: usize = 4;
         let party = |m: &Record, name: &str| {
-            let i = streams::MESSAGE_COLUMNS.iter().position(|c| c.name == name)?;
+            let i = streams::MESSAGE_COLUMNS
+                .iter()
+                .position(|c| c.name == name)?;
             match m.values.get(i) {
                 Some(Value::Text(s)) if !s.is_empty() => Some(s.clone()),
                 _ => None,
