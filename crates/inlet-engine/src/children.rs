@@ -23,9 +23,10 @@
 //! Delta runs ask the listings for parents active since the stream's watermark (minus
 //! the stream's lookback) — or, for a [`Family::newest_first`] family, read the listings
 //! unfiltered, newest activity first, and stop each at the first parent whose marker is
-//! unchanged and whose latest activity is older than that; every [`Family::full_scan_every`]-th run and every full run
-//! read the listings whole, which catches what the filter hides and, when every listing
-//! was read to its end, tombstones parents no longer listed. A progressive family
+//! unchanged and whose latest activity is older than that; every
+//! [`Family::full_scan_every`]-th run and every full run read the listings whole, which
+//! catches what the filter hides and, when every listing was read to its end,
+//! tombstones parents no longer listed. A progressive family
 //! ([`Family::progressive`]) instead reads a few pages per run from a stored offset and
 //! wraps to the start at the end; a full run reads its (larger) budget from the start.
 

@@ -26,8 +26,9 @@ impl Engine {
     /// transaction per stream. Rows of a family's parent stream go in the transaction of
     /// that family's child rows, with their change markers: a connector returns a parent
     /// row together with ALL of its children (eBay: the conversation and its thread), so
-    /// the row's latest-message fields follow the refresh. Stream cursors and checkpoints are left as they are (the
-    /// caller should hold the connection's sync lease so no sync writes them meanwhile).
+    /// the row's latest-message fields follow the refresh. Stream cursors and checkpoints
+    /// are left as they are (the caller should hold the connection's sync lease so no
+    /// sync writes them meanwhile).
     /// The outer error is the store's; the inner one the provider's.
     pub async fn refresh_entity(
         &self,
