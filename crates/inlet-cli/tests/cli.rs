@@ -680,3 +680,90 @@ async fn update_never_replaces_another_providers_credentials() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     sim.shutdown();
 }
+
+/// `inlet sync` takes the connection's sync lease, as `inlet serve` does: while another
+/// process holds it, a second sync starts nothing and says who is syncing; with `--wait`
+/// it waits for that sync to end, then runs, leaving the other's run as it ended.
+async fn second_sync_refused_or_waits(db: &TestDb) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = RedditSimConfig {
+        seed: 5,
+        messages: 30,
+        comment_replies: 2,
+        saved: 4,
+        ..Default::default()
+    };
+    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
+    let url = &db.url;
+    let o = connect(dir.path(), url, &sim, &cfg, "r1").await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let store = db.store().await;
+    let conn = store.get_connection("r1").await.expect("get").expect("r1");
+    let holder = "elsewhere:4242:feedbeef";
+    let now = inlet_core::Clock::now(&inlet_core::SystemClock);
+    assert!(
+        store
+            .try_acquire_lease(conn.id, holder, now, 60_000)
+            .await
+            .expect("lease")
+    );
+    let other = store
+        .start_run(
+            conn.id,
+            inlet_core::RunMode::Delta,
+            inlet_core::Trigger::Manual,
+            now,
+        )
+        .await
+        .expect("run");
+
+    let before = sim.request_count();
+    let o = cli(dir.path(), url, &["sync", "r1"]).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "refused: {err}");
+    assert!(
+        err.contains(&format!("is being synced by run {other}")) && err.contains(holder),
+        "{err}"
+    );
+    let runs = store.list_runs(Some(conn.id), 10).await.expect("runs");
+    assert_eq!(runs.len(), 1, "nothing started");
+    assert_eq!(runs[0].status, inlet_core::RunStatus::Running);
+    assert_eq!(sim.request_count(), before, "no request sent");
+
+    // --wait: the other sync ends a moment later, then this one runs.
+    let (s2, id) = (store.clone(), conn.id);
+    let ender = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let r = s2.get_run(other).await.expect("get").expect("run");
+        let at = inlet_core::Clock::now(&inlet_core::SystemClock);
+        s2.update_run(
+            other,
+            inlet_core::RunStatus::Success,
+            &r.stats,
+            &r.streams,
+            None,
+            Some(at),
+        )
+        .await
+        .expect("end run");
+        s2.release_lease(id, holder).await.expect("release");
+    });
+    let o = cli(dir.path(), url, &["--json", "sync", "r1", "--wait"]).await;
+    ender.await.expect("ender");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+    assert_eq!(v[0]["status"], "success");
+    let runs = store.list_runs(Some(conn.id), 10).await.expect("runs");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        runs[1].status,
+        inlet_core::RunStatus::Success,
+        "the other run was not closed as interrupted"
+    );
+    assert!(
+        store.get_lease(conn.id).await.expect("lease").is_none(),
+        "released at the end"
+    );
+    sim.shutdown();
+}
+both_backends!(a_second_sync_stops_naming_the_running_one, second_sync_refused_or_waits);
