@@ -113,7 +113,13 @@ impl PgStore {
             tracing::warn!(location = %self.location, "PostgreSQL connection lost; reconnecting");
             g.client = connect_client(&self.config)
                 .await
-                .map_err(|e| StoreError::ConnectionLost(format!("reconnecting failed: {e}")))?;
+                .map_err(|e| {
+                    let why = match e {
+                        StoreError::Unavailable(m) => m,
+                        other => other.to_string(),
+                    };
+                    StoreError::ConnectionLost(format!("reconnecting failed: {why}"))
+                })?;
             g.cache = Cache::default();
         }
         Ok(g)
