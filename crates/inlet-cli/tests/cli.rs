@@ -767,3 +767,67 @@ async fn second_sync_refused_or_waits(db: &TestDb) {
     sim.shutdown();
 }
 both_backends!(a_second_sync_stops_naming_the_running_one, second_sync_refused_or_waits);
+
+/// SIGTERM (a service manager stopping `inlet sync`) stops the sync at a page boundary:
+/// the run is recorded as `interrupted`, not `failed`, the checkpoint is kept, the lease
+/// is released, and the next sync resumes.
+async fn sigterm_interrupts(db: &TestDb) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = RedditSimConfig {
+        seed: 3,
+        messages: 6000,
+        comment_replies: 0,
+        saved: 0,
+        listing_cap: None,
+        rate_limit: None,
+        ..Default::default()
+    };
+    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
+    let url = &db.url;
+    let o = connect(dir.path(), url, &sim, &cfg, "r1").await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    sim.set_faults(Faults {
+        latency_ms: 20,
+        latency_prob: 1.0,
+        path_contains: Some("/message/inbox".into()),
+        ..Default::default()
+    });
+    let start = sim.request_count();
+    let mut child = inlet(dir.path())
+        .args(["--database-url", url, "sync", "r1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while sim.request_count() < start + 5 {
+        assert!(std::time::Instant::now() < deadline, "the sync never started");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(!status.success(), "an interrupted sync exits non-zero");
+    let store = db.store().await;
+    let conn = store.get_connection("r1").await.expect("get").expect("r1");
+    let runs = store.list_runs(Some(conn.id), 10).await.expect("runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, inlet_core::RunStatus::Interrupted, "{:?}", runs[0].error);
+    assert!(runs[0].finished_at.is_some(), "closed by its own process");
+    assert!(
+        store.get_lease(conn.id).await.expect("lease").is_none(),
+        "the lease was released"
+    );
+    sim.set_faults(Faults::default());
+    let o = cli(dir.path(), url, &["sync", "r1"]).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_equals_truth(&*store, conn.id, &sim).await;
+    sim.shutdown();
+}
+both_backends!(sigterm_records_the_run_as_interrupted, sigterm_interrupts);
