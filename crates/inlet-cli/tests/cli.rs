@@ -766,7 +766,10 @@ async fn second_sync_refused_or_waits(db: &TestDb) {
     );
     sim.shutdown();
 }
-both_backends!(a_second_sync_stops_naming_the_running_one, second_sync_refused_or_waits);
+both_backends!(
+    a_second_sync_stops_naming_the_running_one,
+    second_sync_refused_or_waits
+);
 
 /// SIGTERM (a service manager stopping `inlet sync`) stops the sync at a page boundary:
 /// the run is recorded as `interrupted`, not `failed`, the checkpoint is kept, the lease
@@ -801,7 +804,10 @@ async fn sigterm_interrupts(db: &TestDb) {
         .expect("spawn");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while sim.request_count() < start + 5 {
-        assert!(std::time::Instant::now() < deadline, "the sync never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync never started"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let term = Command::new("kill")
@@ -818,7 +824,12 @@ async fn sigterm_interrupts(db: &TestDb) {
     let conn = store.get_connection("r1").await.expect("get").expect("r1");
     let runs = store.list_runs(Some(conn.id), 10).await.expect("runs");
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].status, inlet_core::RunStatus::Interrupted, "{:?}", runs[0].error);
+    assert_eq!(
+        runs[0].status,
+        inlet_core::RunStatus::Interrupted,
+        "{:?}",
+        runs[0].error
+    );
     assert!(runs[0].finished_at.is_some(), "closed by its own process");
     assert!(
         store.get_lease(conn.id).await.expect("lease").is_none(),

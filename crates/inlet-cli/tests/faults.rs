@@ -368,7 +368,12 @@ async fn terminate_backends(db: &TestDb) -> usize {
         .await
         .expect("admin connection");
     tokio::spawn(conn);
-    let name = db.url.rsplit('/').next().expect("database name").to_string();
+    let name = db
+        .url
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_string();
     client
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
@@ -462,10 +467,18 @@ async fn postgres_connection_lost_mid_run() {
     let killer = kill_db_sessions_after(&db, &sim, 6, false);
     let run = engine(store.clone())
         .with_batch_records(200)
-        .sync(&conn, &connector(&conn), &SyncOptions::new(RunMode::Full), &NoProgress)
+        .sync(
+            &conn,
+            &connector(&conn),
+            &SyncOptions::new(RunMode::Full),
+            &NoProgress,
+        )
         .await
         .expect("the run survives the lost connection");
-    assert!(killer.await.expect("killer") >= 1, "a session was ended mid-run");
+    assert!(
+        killer.await.expect("killer") >= 1,
+        "a session was ended mid-run"
+    );
     assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
     assert_equals_truth(&*store, conn.id, &sim).await;
 
@@ -477,7 +490,12 @@ async fn postgres_connection_lost_mid_run() {
     let killer = kill_db_sessions_after(&db, &sim, 2, true);
     let err = engine(short)
         .with_batch_records(50)
-        .sync(&conn, &connector(&conn), &SyncOptions::new(RunMode::Full), &NoProgress)
+        .sync(
+            &conn,
+            &connector(&conn),
+            &SyncOptions::new(RunMode::Full),
+            &NoProgress,
+        )
         .await
         .expect_err("the database stayed away");
     assert!(killer.await.expect("killer") >= 1);
@@ -489,7 +507,12 @@ async fn postgres_connection_lost_mid_run() {
     allow_connections(&db, true).await;
     let store = open(30).await;
     let next = engine(store.clone())
-        .sync(&conn, &connector(&conn), &SyncOptions::new(RunMode::Delta), &NoProgress)
+        .sync(
+            &conn,
+            &connector(&conn),
+            &SyncOptions::new(RunMode::Delta),
+            &NoProgress,
+        )
         .await
         .expect("sync");
     assert_eq!(next.status, RunStatus::Success, "{:?}", next.error);

@@ -219,8 +219,14 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().expect("spawn");
         let pid = child.id();
         let _ = child.wait();
-        assert!(local_holder_gone(&format!("{me}:{pid}:abcd")), "exited and reaped");
-        assert!(!local_holder_gone(&format!("{me}x:{pid}:abcd")), "another host");
+        assert!(
+            local_holder_gone(&format!("{me}:{pid}:abcd")),
+            "exited and reaped"
+        );
+        assert!(
+            !local_holder_gone(&format!("{me}x:{pid}:abcd")),
+            "another host"
+        );
         assert!(!local_holder_gone("garbage"));
         assert!(!local_holder_gone(&format!("{me}:notapid:abcd")));
     }

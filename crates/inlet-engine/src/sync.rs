@@ -396,7 +396,8 @@ impl Engine {
         // Under the lease no other sync of the connection runs, so what a closed run
         // staged is garbage. Without one (a library caller), a `running` row may be a
         // live sync elsewhere: its staged ids stay.
-        let exclusive = lease.is_some_and(|l| opts.lease_holder.as_deref() == Some(l.holder.as_str()));
+        let exclusive =
+            lease.is_some_and(|l| opts.lease_holder.as_deref() == Some(l.holder.as_str()));
         for r in self.store.list_runs(Some(conn.id), 20).await? {
             if r.status == RunStatus::Running {
                 let msg =

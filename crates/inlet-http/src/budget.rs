@@ -511,7 +511,10 @@ mod tests {
     fn many_concurrent_reservations_never_overdraw_a_window() {
         for seed in 1..=8u64 {
             let (sent, violations) = provider_violations(seed * 0x9e37_79b9, 50, 300);
-            assert_eq!(violations, 0, "seed {seed}: {violations} of {sent} over the limit");
+            assert_eq!(
+                violations, 0,
+                "seed {seed}: {violations} of {sent} over the limit"
+            );
             // Three windows of 300: the budget is used, not only held.
             assert!(sent >= 2 * 300, "seed {seed}: only {sent} sent");
         }

@@ -111,15 +111,13 @@ impl PgStore {
         let mut g = self.inner.lock().await;
         if g.client.is_closed() {
             tracing::warn!(location = %self.location, "PostgreSQL connection lost; reconnecting");
-            g.client = connect_client(&self.config)
-                .await
-                .map_err(|e| {
-                    let why = match e {
-                        StoreError::Unavailable(m) => m,
-                        other => other.to_string(),
-                    };
-                    StoreError::ConnectionLost(format!("reconnecting failed: {why}"))
-                })?;
+            g.client = connect_client(&self.config).await.map_err(|e| {
+                let why = match e {
+                    StoreError::Unavailable(m) => m,
+                    other => other.to_string(),
+                };
+                StoreError::ConnectionLost(format!("reconnecting failed: {why}"))
+            })?;
             g.cache = Cache::default();
         }
         Ok(g)
@@ -133,7 +131,8 @@ impl PgStore {
         if left.is_zero() {
             return false;
         }
-        let step = Duration::from_millis(200u64.saturating_mul(1 << attempt.min(5))).min(Duration::from_secs(5));
+        let step = Duration::from_millis(200u64.saturating_mul(1 << attempt.min(5)))
+            .min(Duration::from_secs(5));
         let jitter = {
             use std::hash::{BuildHasher, Hasher};
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -151,11 +150,15 @@ impl PgStore {
 /// at once), default [`DEFAULT_RECONNECT_SECS`].
 fn reconnect_window() -> Result<Duration, StoreError> {
     match std::env::var("INLET_DATABASE_RECONNECT_SECS") {
-        Ok(v) => v.trim().parse::<u64>().map(Duration::from_secs).map_err(|_| {
-            StoreError::Unavailable(format!(
-                "INLET_DATABASE_RECONNECT_SECS must be whole seconds, got {v:?}"
-            ))
-        }),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "INLET_DATABASE_RECONNECT_SECS must be whole seconds, got {v:?}"
+                ))
+            }),
         Err(_) => Ok(Duration::from_secs(DEFAULT_RECONNECT_SECS)),
     }
 }
@@ -340,8 +343,7 @@ impl Store for PgStore {
     }
 
     async fn sync_state(&self, connection_id: i64, stream: &str) -> Result<SyncState, StoreError> {
-        let states =
-            retrying!(self, |g| meta::sync_states(g, connection_id, Some(stream)))?;
+        let states = retrying!(self, |g| meta::sync_states(g, connection_id, Some(stream)))?;
         Ok(states.into_values().next().unwrap_or_default())
     }
 
@@ -371,7 +373,13 @@ impl Store for PgStore {
         trigger: Trigger,
         at: Timestamp,
     ) -> Result<i64, StoreError> {
-        retrying!(self, |g| meta::start_run(g, connection_id, mode, trigger, at))
+        retrying!(self, |g| meta::start_run(
+            g,
+            connection_id,
+            mode,
+            trigger,
+            at
+        ))
     }
 
     async fn update_run(
@@ -450,7 +458,11 @@ impl Store for PgStore {
         connection_id: i64,
         stream: &str,
     ) -> Result<Option<String>, StoreError> {
-        retrying!(self, |g| reconcile::stream_validator(g, connection_id, stream))
+        retrying!(self, |g| reconcile::stream_validator(
+            g,
+            connection_id,
+            stream
+        ))
     }
 
     async fn put_stream_validator(
@@ -459,7 +471,12 @@ impl Store for PgStore {
         stream: &str,
         validator: Option<&str>,
     ) -> Result<(), StoreError> {
-        retrying!(self, |g| reconcile::put_stream_validator(g, connection_id, stream, validator))
+        retrying!(self, |g| reconcile::put_stream_validator(
+            g,
+            connection_id,
+            stream,
+            validator
+        ))
     }
 
     async fn refresh_derived_all(
@@ -468,7 +485,12 @@ impl Store for PgStore {
         stream: &StreamSpec,
         at: Timestamp,
     ) -> Result<(u64, u64), StoreError> {
-        retrying!(self, |g| records::refresh_derived_all(g, connection_id, stream, at))
+        retrying!(self, |g| records::refresh_derived_all(
+            g,
+            connection_id,
+            stream,
+            at
+        ))
     }
 
     async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError> {
@@ -521,7 +543,13 @@ impl Store for PgStore {
         links: &[inlet_core::AttachmentLink],
         at: Timestamp,
     ) -> Result<u64, StoreError> {
-        retrying!(self, |g| attachments::add(g, connection_id, stream, links, at))
+        retrying!(self, |g| attachments::add(
+            g,
+            connection_id,
+            stream,
+            links,
+            at
+        ))
     }
 
     async fn list_attachments(
@@ -531,7 +559,8 @@ impl Store for PgStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<inlet_core::Attachment>, StoreError> {
-        retrying!(self, |g| attachments::list(g,
+        retrying!(self, |g| attachments::list(
+            g,
             connection_id,
             status,
             after,
@@ -569,7 +598,13 @@ impl Store for PgStore {
         at: Timestamp,
         ttl_ms: i64,
     ) -> Result<bool, StoreError> {
-        retrying!(self, |g| serve::try_acquire_lease(g, connection_id, holder, at, ttl_ms))
+        retrying!(self, |g| serve::try_acquire_lease(
+            g,
+            connection_id,
+            holder,
+            at,
+            ttl_ms
+        ))
     }
 
     async fn renew_lease(
@@ -579,7 +614,13 @@ impl Store for PgStore {
         at: Timestamp,
         ttl_ms: i64,
     ) -> Result<bool, StoreError> {
-        retrying!(self, |g| serve::renew_lease(g, connection_id, holder, at, ttl_ms))
+        retrying!(self, |g| serve::renew_lease(
+            g,
+            connection_id,
+            holder,
+            at,
+            ttl_ms
+        ))
     }
 
     async fn release_lease(&self, connection_id: i64, holder: &str) -> Result<(), StoreError> {
