@@ -233,7 +233,7 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
                 cancel.clone(),
                 std::time::Duration::from_secs(1),
             )
-            .await?
+            .await
         } else {
             SyncLease::try_acquire(
                 &engine,
@@ -242,11 +242,20 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
                 DEFAULT_LEASE_TTL_MS,
                 cancel.clone(),
             )
-            .await?
+            .await
         };
         let lease = match lease {
-            Ok(l) => l,
-            Err(busy) => {
+            Ok(Ok(l)) => l,
+            Err(e) => {
+                // The store failed taking the lease; report it and go on.
+                failed = true;
+                out.note(&format!("{}: sync failed: {e}", conn.name));
+                reports.push(
+                    json!({"connection": conn.name, "status": "failed", "error": e.to_string()}),
+                );
+                continue;
+            }
+            Ok(Err(busy)) => {
                 failed = true;
                 let msg = format!(
                     "connection {:?} is being synced by {busy}; not started (wait for it, or pass --wait)",
