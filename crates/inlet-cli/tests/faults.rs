@@ -527,3 +527,42 @@ async fn postgres_connection_lost_mid_run() {
     sim.shutdown();
     db.cleanup().await;
 }
+
+/// Many connections of one OAuth client (one shared rate budget) syncing at once, in the
+/// same process, against a small fixed window: the budget holds exactly, the simulator
+/// counts no request over the limit. Bounded: 12 connections, a few hundred requests.
+async fn many_connections_one_budget(db: &TestDb) {
+    let cfg = RedditSimConfig {
+        messages: 300,
+        comment_replies: 0,
+        saved: 20,
+        rate_limit: Some(RateLimit {
+            budget: 30,
+            window_secs: 2,
+        }),
+        ..account(131)
+    };
+    let (sim, store, _) = setup(db, &cfg).await;
+    let mut names = Vec::new();
+    for i in 0..12 {
+        let name = format!("r{i}");
+        create_named_connection(&*store, &sim, &cfg, &name).await;
+        names.push(name);
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for n in names {
+        let store = store.clone();
+        set.spawn(async move { full_sync(&store, &n, http_config(), &NoProgress).await });
+    }
+    while let Some(r) = set.join_next().await {
+        let r = r.expect("join");
+        assert_eq!(r.status, RunStatus::Success, "{:?}", r.error);
+    }
+    assert!(sim.request_count() >= 12 * 14, "{}", sim.request_count());
+    assert_eq!(sim.rate_limit_violations(), 0, "no request over the window");
+    sim.shutdown();
+}
+both_backends!(
+    a_shared_budget_holds_under_concurrent_connections,
+    many_connections_one_budget
+);
