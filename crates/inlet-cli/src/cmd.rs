@@ -11,6 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use inlet_connectors::reddit::{RedditConfig, RedditConnector, RedditCredentials};
 use inlet_core::{ConnectionStatus, Connector, RunMode, RunStatus, StreamSpec, Value};
 use inlet_engine::SyncOptions;
+use inlet_engine::lease::{DEFAULT_LEASE_TTL_MS, SyncLease};
 use inlet_http::HttpConfig;
 use serde_json::json;
 use std::io::Write;
@@ -180,6 +181,8 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
     )?;
     let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     spawn_ctrl_c(cancel.clone());
+    spawn_sigterm(cancel.clone());
+    let holder = inlet_engine::worker::holder_id();
     let mut failed = false;
     let mut reports = Vec::new();
     if args.full && args.reconcile {
@@ -220,6 +223,50 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
         opts.force = args.force;
         opts.streams = (!args.streams.is_empty()).then(|| args.streams.clone());
         opts.cancel = Some(cancel.clone());
+        // One sync per connection across processes: the lease `inlet serve` takes too.
+        let lease = if args.wait {
+            SyncLease::acquire_waiting(
+                &engine,
+                conn.id,
+                &holder,
+                DEFAULT_LEASE_TTL_MS,
+                cancel.clone(),
+                std::time::Duration::from_secs(1),
+            )
+            .await
+        } else {
+            SyncLease::try_acquire(
+                &engine,
+                conn.id,
+                &holder,
+                DEFAULT_LEASE_TTL_MS,
+                cancel.clone(),
+            )
+            .await
+        };
+        let lease = match lease {
+            Ok(Ok(l)) => l,
+            Err(e) => {
+                // The store failed taking the lease; report it and go on.
+                failed = true;
+                out.note(&format!("{}: sync failed: {e}", conn.name));
+                reports.push(
+                    json!({"connection": conn.name, "status": "failed", "error": e.to_string()}),
+                );
+                continue;
+            }
+            Ok(Err(busy)) => {
+                failed = true;
+                let msg = format!(
+                    "connection {:?} is being synced by {busy}; not started (wait for it, or pass --wait)",
+                    conn.name
+                );
+                out.note(&format!("{}: {msg}", conn.name));
+                reports.push(json!({"connection": conn.name, "status": "busy", "run_id": busy.run_id, "error": msg}));
+                continue;
+            }
+        };
+        opts.lease_holder = Some(lease.holder().to_string());
         let bar = Bar::new(&conn.name);
         let done = std::sync::atomic::AtomicBool::new(false);
         let (run, ()) = tokio::join!(
@@ -231,6 +278,9 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
             bar.watch_waits(&*connector, &done)
         );
         bar.finish();
+        if let Err(e) = lease.release().await {
+            tracing::warn!(connection = %conn.name, error = %e, "Could not release the sync lease; it lapses in a minute.");
+        }
         let run = match run {
             Ok(run) => run,
             Err(e) => {
@@ -243,7 +293,7 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
                 continue;
             }
         };
-        failed |= run.status == RunStatus::Failed;
+        failed |= matches!(run.status, RunStatus::Failed | RunStatus::Interrupted);
         if !out.json {
             println!("{}", run_line(&conn.name, &run));
         }
@@ -289,6 +339,23 @@ fn spawn_ctrl_c(cancel: std::sync::Arc<std::sync::atomic::AtomicBool>) {
             }
         }
     });
+}
+
+/// SIGTERM (a service manager stopping `inlet sync`) stops the sync like Ctrl-C: at the
+/// next page boundary, the run recorded as `interrupted`.
+fn spawn_sigterm(cancel: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate())
+            && term.recv().await.is_some()
+        {
+            eprintln!("SIGTERM: stopping at the next page boundary (the checkpoint is kept).");
+            cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = cancel;
 }
 
 /// `inlet status`.

@@ -115,6 +115,10 @@ pub struct SyncArgs {
     /// Let a reconcile remove more than the safety valve's share of a stream (default 50%).
     #[arg(long)]
     pub force: bool,
+    /// When another process is syncing the connection, wait for it to finish instead of
+    /// stopping with a message that names it.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 fn main() -> ExitCode {

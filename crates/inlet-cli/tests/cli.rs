@@ -680,3 +680,165 @@ async fn update_never_replaces_another_providers_credentials() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     sim.shutdown();
 }
+
+/// `inlet sync` takes the connection's sync lease, as `inlet serve` does: while another
+/// process holds it, a second sync starts nothing and says who is syncing; with `--wait`
+/// it waits for that sync to end, then runs, leaving the other's run as it ended.
+async fn second_sync_refused_or_waits(db: &TestDb) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = RedditSimConfig {
+        seed: 5,
+        messages: 30,
+        comment_replies: 2,
+        saved: 4,
+        ..Default::default()
+    };
+    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
+    let url = &db.url;
+    let o = connect(dir.path(), url, &sim, &cfg, "r1").await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let store = db.store().await;
+    let conn = store.get_connection("r1").await.expect("get").expect("r1");
+    let holder = "elsewhere:4242:feedbeef";
+    let now = inlet_core::Clock::now(&inlet_core::SystemClock);
+    assert!(
+        store
+            .try_acquire_lease(conn.id, holder, now, 60_000)
+            .await
+            .expect("lease")
+    );
+    let other = store
+        .start_run(
+            conn.id,
+            inlet_core::RunMode::Delta,
+            inlet_core::Trigger::Manual,
+            now,
+        )
+        .await
+        .expect("run");
+
+    let before = sim.request_count();
+    let o = cli(dir.path(), url, &["sync", "r1"]).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "refused: {err}");
+    assert!(
+        err.contains(&format!("is being synced by run {other}")) && err.contains(holder),
+        "{err}"
+    );
+    let runs = store.list_runs(Some(conn.id), 10).await.expect("runs");
+    assert_eq!(runs.len(), 1, "nothing started");
+    assert_eq!(runs[0].status, inlet_core::RunStatus::Running);
+    assert_eq!(sim.request_count(), before, "no request sent");
+
+    // --wait: the other sync ends a moment later, then this one runs.
+    let (s2, id) = (store.clone(), conn.id);
+    let ender = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let r = s2.get_run(other).await.expect("get").expect("run");
+        let at = inlet_core::Clock::now(&inlet_core::SystemClock);
+        s2.update_run(
+            other,
+            inlet_core::RunStatus::Success,
+            &r.stats,
+            &r.streams,
+            None,
+            Some(at),
+        )
+        .await
+        .expect("end run");
+        s2.release_lease(id, holder).await.expect("release");
+    });
+    let o = cli(dir.path(), url, &["--json", "sync", "r1", "--wait"]).await;
+    ender.await.expect("ender");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+    assert_eq!(v[0]["status"], "success");
+    let runs = store.list_runs(Some(conn.id), 10).await.expect("runs");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        runs[1].status,
+        inlet_core::RunStatus::Success,
+        "the other run was not closed as interrupted"
+    );
+    assert!(
+        store.get_lease(conn.id).await.expect("lease").is_none(),
+        "released at the end"
+    );
+    sim.shutdown();
+}
+both_backends!(
+    a_second_sync_stops_naming_the_running_one,
+    second_sync_refused_or_waits
+);
+
+/// SIGTERM (a service manager stopping `inlet sync`) stops the sync at a page boundary:
+/// the run is recorded as `interrupted`, not `failed`, the checkpoint is kept, the lease
+/// is released, and the next sync resumes.
+async fn sigterm_interrupts(db: &TestDb) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = RedditSimConfig {
+        seed: 3,
+        messages: 6000,
+        comment_replies: 0,
+        saved: 0,
+        listing_cap: None,
+        rate_limit: None,
+        ..Default::default()
+    };
+    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
+    let url = &db.url;
+    let o = connect(dir.path(), url, &sim, &cfg, "r1").await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    sim.set_faults(Faults {
+        latency_ms: 20,
+        latency_prob: 1.0,
+        path_contains: Some("/message/inbox".into()),
+        ..Default::default()
+    });
+    let start = sim.request_count();
+    let mut child = inlet(dir.path())
+        .args(["--database-url", url, "sync", "r1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while sim.request_count() < start + 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(!status.success(), "an interrupted sync exits non-zero");
+    let store = db.store().await;
+    let conn = store.get_connection("r1").await.expect("get").expect("r1");
+    let runs = store.list_runs(Some(conn.id), 10).await.expect("runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].status,
+        inlet_core::RunStatus::Interrupted,
+        "{:?}",
+        runs[0].error
+    );
+    assert!(runs[0].finished_at.is_some(), "closed by its own process");
+    assert!(
+        store.get_lease(conn.id).await.expect("lease").is_none(),
+        "the lease was released"
+    );
+    sim.set_faults(Faults::default());
+    let o = cli(dir.path(), url, &["sync", "r1"]).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_equals_truth(&*store, conn.id, &sim).await;
+    sim.shutdown();
+}
+both_backends!(sigterm_records_the_run_as_interrupted, sigterm_interrupts);

@@ -668,7 +668,7 @@ async fn interrupted_resumes(db: &TestDb) {
         ..SyncOptions::new(RunMode::Delta)
     };
     let run = sync_with(&store, &opts, &stop).await;
-    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.status, RunStatus::Interrupted);
     assert_eq!(stream_stats(&run, "conversations").stats.pages, 3);
     let again = sync(&store).await;
     assert_eq!(again.status, RunStatus::Success, "{:?}", again.error);

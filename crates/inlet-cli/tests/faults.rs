@@ -361,3 +361,208 @@ async fn in_flight_requests_are_bounded_per_connection() {
     );
     sim.shutdown();
 }
+
+/// Ends every session of the test database but the caller's; returns how many.
+async fn terminate_backends(db: &TestDb) -> usize {
+    let (client, conn) = tokio_postgres::connect(&pg_admin_url(), tokio_postgres::NoTls)
+        .await
+        .expect("admin connection");
+    tokio::spawn(conn);
+    let name = db
+        .url
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_string();
+    client
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&name],
+        )
+        .await
+        .expect("terminate")
+        .len()
+}
+
+async fn allow_connections(db: &TestDb, allow: bool) {
+    let (client, conn) = tokio_postgres::connect(&pg_admin_url(), tokio_postgres::NoTls)
+        .await
+        .expect("admin connection");
+    tokio::spawn(conn);
+    let name = db.url.rsplit('/').next().expect("database name");
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {allow}"
+        ))
+        .await
+        .expect("alter database");
+}
+
+/// Once the simulator has answered `after` more requests, end the store's PostgreSQL
+/// sessions (first refusing new ones when `refuse`). Bounded: gives up after 60 s.
+fn kill_db_sessions_after(
+    db: &TestDb,
+    sim: &inlet_sim::reddit::RedditSim,
+    after: u64,
+    refuse: bool,
+) -> tokio::task::JoinHandle<usize> {
+    let (sim, url) = (sim.clone(), db.url.clone());
+    let db = TestDb::existing(url);
+    tokio::spawn(async move {
+        let start = sim.request_count();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while sim.request_count() < start + after && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if refuse {
+            allow_connections(&db, false).await;
+        }
+        let mut n = 0;
+        while n == 0 && std::time::Instant::now() < deadline {
+            n = terminate_backends(&db).await;
+        }
+        n
+    })
+}
+
+/// PostgreSQL restarts under a running sync (every session of the database terminated
+/// mid-run, `pg_terminate_backend`): the store reconnects with backoff inside the run,
+/// and the run completes with the database equal to the provider. When the database
+/// stays unreachable past the reconnect window, the sync fails saying "connection lost"
+/// (not "cannot open database"), and the run its process could not close is closed by
+/// the next sync as interrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connection_lost_mid_run() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let cfg = RedditSimConfig {
+        seed: 77,
+        messages: 2000,
+        comment_replies: 0,
+        saved: 0,
+        rate_limit: None,
+        ..Default::default()
+    };
+    let sim = inlet_sim::reddit::RedditSim::start(cfg.clone())
+        .await
+        .expect("sim");
+    sim.set_faults(Faults {
+        latency_ms: 10,
+        latency_prob: 1.0,
+        ..Default::default()
+    });
+    let open = |secs: u64| {
+        let url = db.url.clone();
+        async move {
+            let s = inlet_store::PgStore::connect(&url)
+                .await
+                .expect("open")
+                .with_reconnect_for(Duration::from_secs(secs));
+            Arc::new(s) as Arc<dyn Store>
+        }
+    };
+    let store = open(30).await;
+    let conn = create_connection(&*store, &sim, &cfg).await;
+
+    let killer = kill_db_sessions_after(&db, &sim, 6, false);
+    let run = engine(store.clone())
+        .with_batch_records(200)
+        .sync(
+            &conn,
+            &connector(&conn),
+            &SyncOptions::new(RunMode::Full),
+            &NoProgress,
+        )
+        .await
+        .expect("the run survives the lost connection");
+    assert!(
+        killer.await.expect("killer") >= 1,
+        "a session was ended mid-run"
+    );
+    assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
+    assert_equals_truth(&*store, conn.id, &sim).await;
+
+    // Down for longer than the reconnect window (2 s here).
+    let short = open(2).await;
+    for i in 0..300 {
+        sim.add_message(None, false, &format!("new {i}"));
+    }
+    let killer = kill_db_sessions_after(&db, &sim, 2, true);
+    let err = engine(short)
+        .with_batch_records(50)
+        .sync(
+            &conn,
+            &connector(&conn),
+            &SyncOptions::new(RunMode::Full),
+            &NoProgress,
+        )
+        .await
+        .expect_err("the database stayed away");
+    assert!(killer.await.expect("killer") >= 1);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("connection lost") && !msg.contains("cannot open database"),
+        "{msg}"
+    );
+    allow_connections(&db, true).await;
+    let store = open(30).await;
+    let next = engine(store.clone())
+        .sync(
+            &conn,
+            &connector(&conn),
+            &SyncOptions::new(RunMode::Delta),
+            &NoProgress,
+        )
+        .await
+        .expect("sync");
+    assert_eq!(next.status, RunStatus::Success, "{:?}", next.error);
+    let runs = store.list_runs(Some(conn.id), 10).await.expect("runs");
+    assert_eq!(runs.len(), 3);
+    assert_eq!(
+        runs[1].status,
+        RunStatus::Interrupted,
+        "the run whose process lost its database was closed by the next sync"
+    );
+    assert_equals_truth(&*store, conn.id, &sim).await;
+    sim.shutdown();
+    db.cleanup().await;
+}
+
+/// Many connections of one OAuth client (one shared rate budget) syncing at once, in the
+/// same process, against a small fixed window: the budget holds exactly, the simulator
+/// counts no request over the limit. Bounded: 12 connections, a few hundred requests.
+async fn many_connections_one_budget(db: &TestDb) {
+    let cfg = RedditSimConfig {
+        messages: 300,
+        comment_replies: 0,
+        saved: 20,
+        rate_limit: Some(RateLimit {
+            budget: 30,
+            window_secs: 2,
+        }),
+        ..account(131)
+    };
+    let (sim, store, _) = setup(db, &cfg).await;
+    let mut names = Vec::new();
+    for i in 0..12 {
+        let name = format!("r{i}");
+        create_named_connection(&*store, &sim, &cfg, &name).await;
+        names.push(name);
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for n in names {
+        let store = store.clone();
+        set.spawn(async move { full_sync(&store, &n, http_config(), &NoProgress).await });
+    }
+    while let Some(r) = set.join_next().await {
+        let r = r.expect("join");
+        assert_eq!(r.status, RunStatus::Success, "{:?}", r.error);
+    }
+    assert!(sim.request_count() >= 12 * 14, "{}", sim.request_count());
+    assert_eq!(sim.rate_limit_violations(), 0, "no request over the window");
+    sim.shutdown();
+}
+both_backends!(
+    a_shared_budget_holds_under_concurrent_connections,
+    many_connections_one_budget
+);

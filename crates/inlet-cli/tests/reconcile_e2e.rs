@@ -290,3 +290,37 @@ async fn empty_listing(db: &TestDb) {
     sim.shutdown();
 }
 both_backends!(empty_listing_trips_safety_valve, empty_listing);
+
+/// Two reconciles of one connection at once without a lease (two processes that do not
+/// coordinate, each with its own store connection): each run stages its listed ids under
+/// its own token, so neither run's cleanup drops the ids the other staged, and nothing is
+/// tombstoned. Forced, so the safety valve cannot hide a wrong diff. 20 pairs.
+async fn concurrent_reconciles(db: &TestDb) {
+    let cfg = account(250);
+    let (sim, store, conn) = setup(db, &cfg).await;
+    let first = run(&store, &conn, RunMode::Delta).await;
+    assert_eq!(first.status, RunStatus::Success, "{:?}", first.error);
+    let other = db.store().await;
+    for pair in 0..20 {
+        let (ca, cb) = (connector(&conn), connector(&conn));
+        let (a, b) = tokio::join!(
+            run_with(&store, &conn, &ca, RunMode::Reconcile, true),
+            run_with(&other, &conn, &cb, RunMode::Reconcile, true),
+        );
+        for r in [&a, &b] {
+            assert_eq!(r.status, RunStatus::Success, "pair {pair}: {:?}", r.error);
+            assert_eq!(r.stats.deleted, 0, "pair {pair}: run {} tombstoned", r.id);
+        }
+        assert_eq!(
+            store.count_live(conn.id, spec("saved")).await.expect("n"),
+            250,
+            "pair {pair}"
+        );
+    }
+    assert_equals_truth(&*store, conn.id, &sim).await;
+    sim.shutdown();
+}
+both_backends!(
+    concurrent_reconcile_pairs_tombstone_nothing,
+    concurrent_reconciles
+);

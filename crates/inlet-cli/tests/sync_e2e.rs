@@ -236,7 +236,7 @@ async fn crash_mid_backfill_resumes(db: &TestDb) {
     assert_eq!(runs.len(), 2);
     assert_eq!(
         runs[1].status,
-        RunStatus::Failed,
+        RunStatus::Interrupted,
         "the aborted run is closed as interrupted"
     );
     sim.shutdown();
@@ -530,7 +530,7 @@ async fn cancel_stops_at_a_chunk_boundary_and_the_next_sync_resumes() {
         )
         .await
         .expect("sync");
-    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.status, RunStatus::Interrupted);
     assert!(
         run.error
             .as_deref()
@@ -555,3 +555,54 @@ async fn cancel_stops_at_a_chunk_boundary_and_the_next_sync_resumes() {
     assert_equals_truth(&*store, conn.id, &sim).await;
     sim.shutdown();
 }
+
+/// A run left `running` is closed only when no other holder's lease on the connection is
+/// live: a second sync must not mark a first one's live run interrupted. Once that lease
+/// lapsed (its holder died or lost its database), the next sync closes the run as
+/// interrupted.
+async fn abandoned_runs_checked_against_the_lease(db: &TestDb) {
+    let (sim, store, conn) = setup(db, &small_account()).await;
+    let holder = "elsewhere:4242:feedbeef";
+    let now = inlet_core::Clock::now(&inlet_core::SystemClock);
+    assert!(
+        store
+            .try_acquire_lease(conn.id, holder, now, 60_000)
+            .await
+            .expect("lease")
+    );
+    let live = store
+        .start_run(conn.id, RunMode::Delta, inlet_core::Trigger::Api, now)
+        .await
+        .expect("run");
+    let run = sync(&store, "reddit-test", RunMode::Delta).await;
+    assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
+    let other = store.get_run(live).await.expect("get").expect("run");
+    assert_eq!(other.status, RunStatus::Running, "a live run is left alone");
+
+    // The holder stops renewing: its lease lapses, and the next sync closes its run.
+    store.release_lease(conn.id, holder).await.expect("release");
+    let past = inlet_core::Timestamp(now.0 - 120_000);
+    assert!(
+        store
+            .try_acquire_lease(conn.id, holder, past, 60_000)
+            .await
+            .expect("lease")
+    );
+    let run = sync(&store, "reddit-test", RunMode::Delta).await;
+    assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
+    let other = store.get_run(live).await.expect("get").expect("run");
+    assert_eq!(other.status, RunStatus::Interrupted);
+    assert!(
+        other
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("the process stopped")),
+        "{:?}",
+        other.error
+    );
+    sim.shutdown();
+}
+both_backends!(
+    a_live_lease_keeps_its_run_open_until_it_lapses,
+    abandoned_runs_checked_against_the_lease
+);

@@ -80,6 +80,10 @@ string_enum!(
         Partial => "partial",
         /// Stopped by an error; committed pages stay committed.
         Failed => "failed",
+        /// Stopped before its end by a signal (SIGTERM, Ctrl-C), a server shutdown, or
+        /// its process dying; committed pages stay committed and the next sync resumes
+        /// from the checkpoint.
+        Interrupted => "interrupted",
     }
 );
 

@@ -21,6 +21,11 @@ pub enum StoreError {
     /// The database could not be reached or opened.
     #[error("cannot open database: {0}")]
     Unavailable(String),
+    /// The connection to a database that was open broke (server restarted, backend
+    /// terminated, network down) and could not be made again within the store's
+    /// reconnect window.
+    #[error("database connection lost: {0}")]
+    ConnectionLost(String),
     /// A connection with that name exists already.
     #[error("a connection named {0:?} already exists")]
     DuplicateConnection(String),

@@ -45,6 +45,7 @@
 
 mod attachments;
 mod children;
+pub mod lease;
 mod reconcile;
 mod refresh;
 pub mod scheduler;

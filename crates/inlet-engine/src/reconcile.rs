@@ -117,20 +117,22 @@ pub(crate) enum Outcome {
 
 impl Engine {
     /// List every id of `stream`, staging them in the store, then apply the diff.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn reconcile_stream(
         &self,
         conn: &Connection,
         connector: &dyn Connector,
         stream: &StreamSpec,
         opts: &SyncOptions,
+        run_id: i64,
         policy: &ReconcilePolicy,
         st: &mut StreamStats,
     ) -> Result<Outcome, StoreError> {
         let store = self.store();
-        // One sync per connection at a time, so one token per (connection, stream); a
-        // listing left behind by a crash is dropped here.
-        let token = format!("{}:{}", conn.id, stream.name);
-        store.drop_staged(&token).await?;
+        // One token per run: a concurrent run of the same connection (without a lease)
+        // stages its own ids. What a crashed run staged is dropped when its run is closed
+        // (`close_abandoned_runs`).
+        let token = crate::sync::staging_token(conn.id, stream.name, run_id);
         let mut cursor: Option<String> = None;
         let mut buf: Vec<String> = Vec::new();
         let mut listed = 0u64;

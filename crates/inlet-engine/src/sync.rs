@@ -55,6 +55,10 @@ pub struct SyncOptions {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Let a reconcile tombstone more than the safety valve's share of a stream.
     pub force: bool,
+    /// The holder id of the connection's sync lease this sync runs under (see
+    /// `lease.rs`); runs left `running` are closed only when no other holder's lease is
+    /// live.
+    pub lease_holder: Option<String>,
 }
 
 impl SyncOptions {
@@ -66,6 +70,7 @@ impl SyncOptions {
             streams: None,
             cancel: None,
             force: false,
+            lease_holder: None,
         }
     }
 }
@@ -140,6 +145,11 @@ impl Engine {
         self.clock.now()
     }
 
+    /// The engine's clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     /// Sync `conn` through `connector`; returns the finished run.
     pub async fn sync(
         &self,
@@ -148,7 +158,7 @@ impl Engine {
         opts: &SyncOptions,
         progress: &dyn Progress,
     ) -> Result<Run, EngineError> {
-        self.close_abandoned_runs(conn.id).await?;
+        self.close_abandoned_runs(conn, connector, opts).await?;
         let started = self.clock.now();
         let policy = ReconcilePolicy::from_config(&conn.config);
         let reconcile = match &policy {
@@ -187,6 +197,7 @@ impl Engine {
                 let plan = Reconcile {
                     policy,
                     streams: reconcile,
+                    run_id,
                 };
                 self.sync_streams(conn, connector, opts, &plan, progress, &mut run)
                     .await
@@ -208,9 +219,16 @@ impl Engine {
         let (status, error) = match result {
             Ok(s) => s,
             Err(e) => {
-                // Best effort: the store just failed, but try to leave the run closed.
+                // Best effort: the store just failed, but try to leave the run closed
+                // and drop what it staged.
                 let msg = e.to_string();
                 let _ = self.finish(&mut run, RunStatus::Failed, Some(msg)).await;
+                for s in connector.streams() {
+                    let _ = self
+                        .store
+                        .drop_staged(&staging_token(conn.id, s.name, run.id))
+                        .await;
+                }
                 return Err(e);
             }
         };
@@ -306,7 +324,7 @@ impl Engine {
                 StreamEnd::Cancelled => {
                     run.streams.insert(stream.name.to_string(), st);
                     return Ok((
-                        RunStatus::Failed,
+                        RunStatus::Interrupted,
                         Some("interrupted; the next sync resumes from the checkpoint".into()),
                     ));
                 }
@@ -364,22 +382,53 @@ impl Engine {
         Ok((status, (!errors.is_empty()).then(|| errors.join("; "))))
     }
 
-    /// Runs left `running` by a process that died can never finish: close them.
-    async fn close_abandoned_runs(&self, connection_id: i64) -> Result<(), EngineError> {
-        for r in self.store.list_runs(Some(connection_id), 20).await? {
+    /// Runs left `running` by a process that died (or lost its database) can never
+    /// finish: close them as interrupted (and, under the lease, drop the ids they
+    /// staged). A `running` row
+    /// alone does not prove its process is gone: while another holder's lease on the
+    /// connection is live, its run may be working, so nothing is closed (the run that
+    /// next holds the lease closes what is left).
+    async fn close_abandoned_runs(
+        &self,
+        conn: &Connection,
+        connector: &dyn Connector,
+        opts: &SyncOptions,
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let lease = self.store.get_lease(conn.id).await?;
+        if let Some(lease) = &lease
+            && lease.expires_at > now
+            && opts.lease_holder.as_deref() != Some(lease.holder.as_str())
+        {
+            tracing::debug!(connection = %conn.name, holder = %lease.holder, "Another process holds the sync lease; its runs are left alone.");
+            return Ok(());
+        }
+        // Under the lease no other sync of the connection runs, so what a closed run
+        // staged is garbage. Without one (a library caller), a `running` row may be a
+        // live sync elsewhere: its staged ids stay.
+        let exclusive =
+            lease.is_some_and(|l| opts.lease_holder.as_deref() == Some(l.holder.as_str()));
+        for r in self.store.list_runs(Some(conn.id), 20).await? {
             if r.status == RunStatus::Running {
                 let msg =
                     "interrupted: the process stopped; the next sync resumed from the checkpoint";
                 self.store
                     .update_run(
                         r.id,
-                        RunStatus::Failed,
+                        RunStatus::Interrupted,
                         &r.stats,
                         &r.streams,
                         Some(msg),
-                        Some(self.clock.now()),
+                        Some(now),
                     )
                     .await?;
+                if exclusive {
+                    for s in connector.streams() {
+                        self.store
+                            .drop_staged(&staging_token(conn.id, s.name, r.id))
+                            .await?;
+                    }
+                }
             }
         }
         Ok(())
@@ -462,6 +511,7 @@ impl Engine {
         let mut pass = Pass::begin(self, conn.id, stream, mode).await?;
         pass.policy = plan.policy;
         pass.force = opts.force;
+        pass.run_id = plan.run_id;
         // Cache validators (ETags) only for a delta from the top; a full or resumed pass
         // must read its pages.
         let validator = if pass.cp.mode == RunMode::Delta && pass.cp.next.is_none() {
@@ -485,7 +535,7 @@ impl Engine {
         }
         if matches!(end, Ok(StreamEnd::Done)) && plan.streams.contains(stream.name) {
             end = match self
-                .reconcile_stream(conn, connector, stream, opts, &plan.policy, st)
+                .reconcile_stream(conn, connector, stream, opts, plan.run_id, &plan.policy, st)
                 .await
             {
                 Ok(reconcile::Outcome::Done) => Ok(StreamEnd::Done),
@@ -508,6 +558,15 @@ impl Engine {
 struct Reconcile {
     policy: ReconcilePolicy,
     streams: BTreeSet<&'static str>,
+    /// The run: staged ids are kept under a token of their own run.
+    run_id: i64,
+}
+
+/// The staging token of one listing: `<connection>:<stream>:<run>`. Keyed by run, so two
+/// runs of one connection (say, started without a lease) never drop or read each
+/// other's ids.
+pub(crate) fn staging_token(connection_id: i64, stream: &str, run_id: i64) -> String {
+    format!("{connection_id}:{stream}:{run_id}")
 }
 
 /// A stream's request accounting: what the connector's client did since `before`.
@@ -610,6 +669,8 @@ struct Pass<'a> {
     policy: ReconcilePolicy,
     /// The valve is overridden.
     force: bool,
+    /// The run, whose staging token this pass uses.
+    run_id: i64,
 }
 
 impl<'a> Pass<'a> {
@@ -671,6 +732,7 @@ impl<'a> Pass<'a> {
                 engine.max_seen.min(cap.saturating_sub(1) as usize)
             }),
             policy: ReconcilePolicy::default(),
+            run_id: 0,
             force: false,
         })
     }
@@ -881,8 +943,7 @@ impl<'a> Pass<'a> {
         let now = engine.clock.now();
         let mut state = self.state.clone();
         state.last_reconciled_at = Some(now);
-        let token = format!("{}:{}", self.connection_id, self.stream.name);
-        engine.store.drop_staged(&token).await?;
+        let token = staging_token(self.connection_id, self.stream.name, self.run_id);
         engine.store.stage_ids(&token, &seen).await?;
         let out = engine
             .store

@@ -125,11 +125,12 @@ impl Default for DispatcherConfig {
     }
 }
 
-/// A lease holder id unique to this process: host, pid and a random suffix (from the
-/// std hasher's per-process random keys).
+/// A lease holder id unique to this process: `host:pid:suffix` (the suffix from the std
+/// hasher's per-process random keys). `inlet sync` reads the host and pid back to tell
+/// a holder that died on this machine (see `lease.rs`).
 pub fn holder_id() -> String {
     use std::hash::{BuildHasher, Hasher};
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    let host = crate::lease::host_name();
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());
     format!("{host}:{}:{:08x}", std::process::id(), h.finish() as u32)
@@ -525,6 +526,7 @@ impl Dispatcher {
         let mut opts = SyncOptions::new(mode);
         opts.trigger = trigger;
         opts.cancel = Some(cancel.clone());
+        opts.lease_holder = Some(holder.clone());
         let reporter = StartReporter {
             state: state.clone(),
             due,

@@ -90,7 +90,21 @@ struct State {
     /// The provider has reported its budget in headers: trust those, not the documented
     /// quota.
     headers_seen: bool,
+    /// When the one request allowed while the provider's window is unknown (its reported
+    /// window ended, no answer from the new one yet) was sent.
+    probe: Option<Instant>,
 }
+
+/// Two reset times closer than this belong to the same provider window (Reddit rounds
+/// its reset to whole seconds, so one window's answers differ by up to a second).
+const SAME_WINDOW: Duration = Duration::from_millis(1500);
+
+/// While the provider's window is unknown, one probe request goes at a time; a probe
+/// whose answer never came (a dropped request) stops blocking after this long.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a request waiting for the probe's answer looks again.
+const PROBE_POLL: Duration = Duration::from_millis(10);
 
 /// One budget, shared by everything that spends the same credential's quota: every stream,
 /// run and client holding the same [`RateBudget::shared`] key.
@@ -155,9 +169,18 @@ impl RateBudget {
         match reported {
             Some((rem, reset_at)) if rem < self.reserve => return reset_at - now,
             Some(_) => {}
-            // Between the provider's windows (or before its first answer) its headers say
-            // nothing; a provider that never sends them is held to its documented quota.
-            None if st.headers_seen => {}
+            // The reported window ended and no answer from the new one came yet: its size
+            // is unknown, so one request goes and the rest wait for its headers (sending
+            // everything that queued up could exceed a small new window).
+            None if st.headers_seen => {
+                if st
+                    .probe
+                    .is_some_and(|t| now.saturating_duration_since(t) < PROBE_TIMEOUT)
+                {
+                    return PROBE_POLL;
+                }
+                st.probe = Some(now);
+            }
             None => {
                 if let Some(q) = self.documented {
                     while st
@@ -203,6 +226,7 @@ impl RateBudget {
     pub fn abandon(&self) {
         let mut st = self.lock();
         st.in_flight = st.in_flight.saturating_sub(1);
+        st.probe = None;
     }
 
     /// Learn from a response's headers (the answer to a request [`RateBudget::acquire`]
@@ -216,6 +240,7 @@ impl RateBudget {
     ) -> Option<u64> {
         let mut st = self.lock();
         st.in_flight = st.in_flight.saturating_sub(1);
+        st.probe = None;
         let mut remaining_out = None;
         if let Some(h) = self.headers {
             let num = |name: &str| -> Option<f64> {
@@ -231,11 +256,29 @@ impl RateBudget {
             if let (Some(rem), Some(reset)) = (num(h.remaining), num(h.reset)) {
                 // Requests still in flight were sent after the provider counted this one,
                 // or will be counted after it: count them as spent.
-                st.remaining = Some(rem - f64::from(st.in_flight));
+                let left = rem - f64::from(st.in_flight);
+                let delay = reset_delay(reset, h.reset_in).min(86_400.0);
+                let reset_at = now + Duration::from_secs_f64(delay);
+                match st.reset_at.filter(|r| *r > now) {
+                    // An answer from a window that already ended (it was slow to come
+                    // back): it says nothing about the current one.
+                    Some(cur) if reset_at + SAME_WINDOW < cur => {}
+                    // The same window. Answers come back in any order: one the provider
+                    // counted earlier says more is left than one it counted later, and
+                    // the requests in between are no longer in flight. Only the lowest
+                    // count is true, so the budget never goes up within a window.
+                    Some(cur) if reset_at <= cur + SAME_WINDOW => {
+                        st.remaining = Some(st.remaining.map_or(left, |r| r.min(left)));
+                        st.reset_at = Some(cur.max(reset_at));
+                    }
+                    // A new window (or the first answer).
+                    _ => {
+                        st.remaining = Some(left);
+                        st.reset_at = Some(reset_at);
+                    }
+                }
                 st.headers_seen = true;
                 st.sent.clear();
-                let delay = reset_delay(reset, h.reset_in).min(86_400.0);
-                st.reset_at = Some(now + Duration::from_secs_f64(delay));
                 remaining_out = Some(rem as u64);
             }
         }
@@ -385,6 +428,96 @@ mod tests {
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("2.0"));
         b.observe(now, &h, None);
         assert!(b.reset_if_exhausted(now).is_some());
+    }
+
+    /// A fixed-window provider (like the simulator: `limit` per `window` seconds aligned
+    /// on the clock, 429 and still counted beyond it, reset in whole seconds) under many
+    /// concurrent reservations whose answers come back late and in any order. Virtual
+    /// time, seeded order: deterministic.
+    fn provider_violations(seed: u64, workers: usize, limit: u64) -> (u64, u64) {
+        const WINDOW_MS: u64 = 60_000;
+        const STEP_MS: u64 = 10;
+        let b = RateBudget::new(Some(RateHeaders::REDDIT));
+        let t0 = Instant::now();
+        let mut rng = seed | 1;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        // Per worker: when it may ask again (virtual ms).
+        let mut ready_at = vec![0u64; workers];
+        let mut busy = vec![false; workers];
+        // Answers on the way: (delivery ms, worker, remaining, reset seconds).
+        let mut pending: Vec<(u64, usize, u64, u64)> = Vec::new();
+        let (mut window, mut used, mut sent, mut violations) = (0u64, 0u64, 0u64, 0u64);
+        let mut t = 0u64;
+        while t < 3 * WINDOW_MS {
+            let now = t0 + Duration::from_millis(t);
+            // Deliver due answers in a shuffled order.
+            let mut due: Vec<_> = Vec::new();
+            pending.retain(|p| {
+                if p.0 <= t {
+                    due.push(*p);
+                    false
+                } else {
+                    true
+                }
+            });
+            for i in (1..due.len()).rev() {
+                due.swap(i, (next() % (i as u64 + 1)) as usize);
+            }
+            for (_, w, rem, reset) in due {
+                let mut h = HeaderMap::new();
+                let rem = HeaderValue::from_str(&format!("{rem}.0")).expect("header");
+                h.insert("x-ratelimit-remaining", rem);
+                let reset = HeaderValue::from_str(&reset.to_string()).expect("header");
+                h.insert("x-ratelimit-reset", reset);
+                b.observe(now, &h, None);
+                busy[w] = false;
+                ready_at[w] = t;
+            }
+            for w in 0..workers {
+                if busy[w] || ready_at[w] > t {
+                    continue;
+                }
+                let wait = b.acquire(now);
+                if !wait.is_zero() {
+                    ready_at[w] = t + (wait.as_millis() as u64).max(1);
+                    continue;
+                }
+                // The provider counts it on arrival.
+                let index = t / WINDOW_MS;
+                if index != window {
+                    (window, used) = (index, 0);
+                }
+                used += 1;
+                sent += 1;
+                if used > limit {
+                    violations += 1;
+                }
+                let reset = (index + 1) * (WINDOW_MS / 1000) - t / 1000;
+                let delay = 20 + next() % 400;
+                pending.push((t + delay, w, limit.saturating_sub(used), reset));
+                busy[w] = true;
+            }
+            t += STEP_MS;
+        }
+        (sent, violations)
+    }
+
+    #[test]
+    fn many_concurrent_reservations_never_overdraw_a_window() {
+        for seed in 1..=8u64 {
+            let (sent, violations) = provider_violations(seed * 0x9e37_79b9, 50, 300);
+            assert_eq!(
+                violations, 0,
+                "seed {seed}: {violations} of {sent} over the limit"
+            );
+            // Three windows of 300: the budget is used, not only held.
+            assert!(sent >= 2 * 300, "seed {seed}: only {sent} sent");
+        }
     }
 
     #[test]

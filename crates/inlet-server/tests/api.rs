@@ -494,7 +494,7 @@ async fn graceful_shutdown_stops_at_a_boundary_and_the_next_server_resumes(db: &
         .await
         .expect("shutdown is bounded");
     let run = store.get_run(run_id).await.unwrap().unwrap();
-    assert_eq!(run.status.as_str(), "failed");
+    assert_eq!(run.status.as_str(), "interrupted");
     assert!(run.error.unwrap_or_default().contains("interrupted"));
     assert!(
         store.get_lease(id).await.unwrap().is_none(),

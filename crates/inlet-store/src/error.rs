@@ -36,10 +36,10 @@ pub(crate) fn sqlite_is_unique(e: &rusqlite::Error) -> bool {
 /// A tokio-postgres error as a store error.
 pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
     use tokio_postgres::error::SqlState;
+    if pg_is_lost(&e) {
+        return StoreError::ConnectionLost(format!("PostgreSQL connection closed: {e}"));
+    }
     let Some(db) = e.as_db_error() else {
-        if e.is_closed() {
-            return StoreError::Unavailable(format!("PostgreSQL connection closed: {e}"));
-        }
         return StoreError::Db(e.to_string());
     };
     let mut msg = db.message().to_string();
@@ -53,6 +53,32 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
         SqlState::DATA_CORRUPTED | SqlState::INDEX_CORRUPTED => StoreError::Corrupt(msg),
         _ => StoreError::Db(msg),
     }
+}
+
+/// Whether a tokio-postgres error means the connection is gone: closed, broken
+/// underneath (an I/O error), or its backend ended by the server (`pg_terminate_backend`,
+/// a shutdown).
+pub(crate) fn pg_is_lost(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        return [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ]
+        .contains(code);
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Whether a tokio-postgres error is a UNIQUE constraint violation.

@@ -66,6 +66,11 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         "run_quota",
         include_str!("../migrations/sqlite/0007_run_quota.sql"),
     ),
+    Migration::new(
+        9,
+        "staging_by_run",
+        include_str!("../migrations/sqlite/0009_staging_by_run.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, in order.
@@ -104,6 +109,11 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         7,
         "run_quota",
         include_str!("../migrations/postgres/0007_run_quota.sql"),
+    ),
+    Migration::new(
+        9,
+        "staging_by_run",
+        include_str!("../migrations/postgres/0009_staging_by_run.sql"),
     ),
 ];
 

@@ -126,6 +126,29 @@ fn insert_columns(spec: &StreamSpec) -> String {
     cols.join(", ")
 }
 
+/// The conflict clause of an insert of rows classified as new: another writer (a
+/// concurrent sync of the same connection, in another process or without a lease) may
+/// have inserted the same id between the classification and the insert. The write stays
+/// idempotent: the row takes this content when it differs (or was tombstoned) and is
+/// left alone when it is the same; `first_seen_at` keeps the first writer's time.
+fn insert_conflict(spec: &StreamSpec) -> String {
+    let t = q(spec.table);
+    let mut sets: Vec<String> = spec
+        .columns
+        .iter()
+        .map(|c| format!("{0} = \"excluded\".{0}", q(c.name)))
+        .collect();
+    for c in ["raw", "content_hash", "updated_at"] {
+        sets.push(format!("{0} = \"excluded\".{0}", q(c)));
+    }
+    sets.push("\"deleted_at\" = NULL".into());
+    format!(
+        " ON CONFLICT (\"connection_id\", \"id\") DO UPDATE SET {} \
+         WHERE {t}.\"content_hash\" <> \"excluded\".\"content_hash\" OR {t}.\"deleted_at\" IS NOT NULL",
+        sets.join(", ")
+    )
+}
+
 /// SQLite: insert `rows` new rows. Per row the params are connection, id, typed columns,
 /// raw, content_hash, at (first_seen_at and updated_at).
 pub(crate) fn sqlite_insert(spec: &StreamSpec, rows: usize) -> String {
@@ -133,9 +156,10 @@ pub(crate) fn sqlite_insert(spec: &StreamSpec, rows: usize) -> String {
     let one = format!("({}, NULL)", vec!["?"; per_row].join(", "));
     let values = vec![one.as_str(); rows].join(", ");
     format!(
-        "INSERT INTO {} ({}) VALUES {values}",
+        "INSERT INTO {} ({}) VALUES {values}{}",
         q(spec.table),
-        insert_columns(spec)
+        insert_columns(spec),
+        insert_conflict(spec)
     )
 }
 
@@ -190,11 +214,12 @@ pub(crate) fn pg_insert(spec: &StreamSpec) -> String {
     let at = format!("${}", spec.columns.len() + 5);
     format!(
         "INSERT INTO {} ({}) SELECT $1, \"u\".\"id\", {}, \"u\".\"raw\"::jsonb, \"u\".\"content_hash\", \
-         {at}, {at}, NULL FROM {}",
+         {at}, {at}, NULL FROM {}{}",
         q(spec.table),
         insert_columns(spec),
         typed(spec, "\"u\".").join(", "),
-        pg_unnest(spec)
+        pg_unnest(spec),
+        insert_conflict(spec)
     )
 }
 

@@ -1226,3 +1226,57 @@ async fn attachments_are_recorded_once_and_updated(db: Db) {
         2
     );
 }
+
+store_test!(concurrent_commits_of_the_same_new_records);
+/// Two syncs of one connection without a lease (two processes: two store connections)
+/// commit the same new records at the same moment: both commits succeed — no duplicate
+/// key error from the bulk insert — and each record is stored once.
+async fn concurrent_commits_of_the_same_new_records(db: Db) {
+    let c = connection(&db, "r").await;
+    let other = db.reopen().await.expect("a second connection");
+    for round in 0..5i64 {
+        let conv = format!("t4_{round}_0");
+        let page: Vec<Record> = (0..1000i64)
+            .map(|i| {
+                msg(
+                    &format!("t4_{round}_{i}"),
+                    "inbox",
+                    Some(&conv),
+                    "a",
+                    100 + i,
+                    false,
+                )
+            })
+            .collect();
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let tasks = [db.store.clone(), other.clone()].map(|store| {
+            let (page, barrier) = (page.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let state = SyncState::default();
+                barrier.wait().await;
+                store
+                    .commit_page(PageBatch {
+                        connection_id: c,
+                        stream: INBOX,
+                        records: page,
+                        state: &state,
+                        at: Timestamp(T0 + round),
+                        refresh_derived: true,
+                    })
+                    .await
+            })
+        });
+        for t in tasks {
+            if let Err(e) = t.await.expect("join") {
+                panic!("round {round}: {e}");
+            }
+        }
+        assert_eq!(
+            db.store.count_live(c, INBOX).await.expect("count") as i64,
+            (round + 1) * 1000,
+            "round {round}"
+        );
+    }
+    let rows = export_all(&db, c, INBOX, false).await;
+    assert_eq!(rows.len(), 5_000, "each record once");
+}

@@ -67,6 +67,15 @@ impl TestDb {
         }
     }
 
+    /// A handle on a database another `TestDb` made (not dropped by this one).
+    pub fn existing(url: String) -> TestDb {
+        TestDb {
+            url,
+            _dir: None,
+            pg: None,
+        }
+    }
+
     pub async fn store(&self) -> Arc<dyn Store> {
         inlet_store::open(&self.url).await.expect("open store")
     }

@@ -20,7 +20,7 @@ use inlet_core::{
     TombstoneBatch, Trigger,
 };
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, GenericClient, NoTls, Statement};
@@ -28,11 +28,17 @@ use tokio_postgres::{Client, Config, GenericClient, NoTls, Statement};
 /// Key of the advisory lock that serializes migrations across processes.
 const MIGRATION_LOCK: i64 = 0x696e_6c65_745f_6d69;
 
+/// How long a lost connection is retried by default (`INLET_DATABASE_RECONNECT_SECS`).
+pub const DEFAULT_RECONNECT_SECS: u64 = 60;
+
 /// The PostgreSQL store.
 pub struct PgStore {
     inner: Mutex<Inner>,
     config: Config,
     location: String,
+    /// How long an operation whose connection was lost keeps reconnecting (with
+    /// backoff) before it fails with [`StoreError::ConnectionLost`].
+    reconnect_for: Duration,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -80,6 +86,7 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
+        let reconnect_for = reconnect_window()?;
         let mut client = connect_client(&config).await?;
         migrate(&mut client).await?;
         Ok(PgStore {
@@ -89,7 +96,14 @@ impl PgStore {
             }),
             config,
             location,
+            reconnect_for,
         })
+    }
+
+    /// Keep reconnecting a lost connection for up to `d` per operation.
+    pub fn with_reconnect_for(mut self, d: Duration) -> Self {
+        self.reconnect_for = d;
+        self
     }
 
     /// The client, reconnected if the server closed the previous connection.
@@ -97,11 +111,85 @@ impl PgStore {
         let mut g = self.inner.lock().await;
         if g.client.is_closed() {
             tracing::warn!(location = %self.location, "PostgreSQL connection lost; reconnecting");
-            g.client = connect_client(&self.config).await?;
+            g.client = connect_client(&self.config).await.map_err(|e| {
+                let why = match e {
+                    StoreError::Unavailable(m) => m,
+                    other => other.to_string(),
+                };
+                StoreError::ConnectionLost(format!("reconnecting failed: {why}"))
+            })?;
             g.cache = Cache::default();
         }
         Ok(g)
     }
+
+    /// Wait before the next attempt of an operation whose connection was lost: full
+    /// jitter over an exponential step (0.2 s doubling, at most 5 s), never past the
+    /// reconnect window. `false` when the window is spent.
+    async fn backoff(&self, started: Instant, attempt: u32, why: &StoreError) -> bool {
+        let left = self.reconnect_for.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return false;
+        }
+        let step = Duration::from_millis(200u64.saturating_mul(1 << attempt.min(5)))
+            .min(Duration::from_secs(5));
+        let jitter = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(attempt);
+            h.finish() % 1000
+        };
+        let wait = (step / 2 + step.mul_f64(jitter as f64 / 2000.0)).min(left);
+        tracing::warn!(location = %self.location, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, error = %why, "PostgreSQL connection lost; retrying");
+        tokio::time::sleep(wait).await;
+        true
+    }
+}
+
+/// The reconnect window from `INLET_DATABASE_RECONNECT_SECS` (whole seconds, 0 = fail
+/// at once), default [`DEFAULT_RECONNECT_SECS`].
+fn reconnect_window() -> Result<Duration, StoreError> {
+    match std::env::var("INLET_DATABASE_RECONNECT_SECS") {
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "INLET_DATABASE_RECONNECT_SECS must be whole seconds, got {v:?}"
+                ))
+            }),
+        Err(_) => Ok(Duration::from_secs(DEFAULT_RECONNECT_SECS)),
+    }
+}
+
+/// Run an operation on the client; when its connection is lost (or cannot be made
+/// again), reconnect and run it again, with backoff, within the store's reconnect
+/// window. Only for operations that are safe to repeat: each is one transaction, and one
+/// whose COMMIT went through before the connection broke must do no harm done twice.
+macro_rules! retrying {
+    ($self:ident, |$g:ident| $op:expr) => {{
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let result = match $self.lock().await {
+                Ok(mut guard) => {
+                    let $g = &mut *guard;
+                    $op.await
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e @ StoreError::ConnectionLost(_)) => {
+                    if !$self.backoff(started, attempt, &e).await {
+                        break Err(e);
+                    }
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        }
+    }};
 }
 
 /// Where `config` points, for messages: `host:port`.
@@ -224,15 +312,15 @@ impl Store for PgStore {
         new: &NewConnection,
         at: Timestamp,
     ) -> Result<Conn, StoreError> {
-        meta::create_connection(&mut *self.lock().await?, new, at).await
+        retrying!(self, |g| meta::create_connection(g, new, at))
     }
 
     async fn get_connection(&self, key: &str) -> Result<Option<Conn>, StoreError> {
-        meta::get_connection(&mut *self.lock().await?, key).await
+        retrying!(self, |g| meta::get_connection(g, key))
     }
 
     async fn list_connections(&self) -> Result<Vec<Conn>, StoreError> {
-        meta::list_connections(&mut *self.lock().await?).await
+        retrying!(self, |g| meta::list_connections(g))
     }
 
     async fn set_connection_status(
@@ -242,7 +330,7 @@ impl Store for PgStore {
         detail: Option<&str>,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        meta::set_status(&mut *self.lock().await?, id, status, detail, at).await
+        retrying!(self, |g| meta::set_status(g, id, status, detail, at))
     }
 
     async fn set_credentials(
@@ -251,12 +339,11 @@ impl Store for PgStore {
         sealed: &[u8],
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        meta::set_credentials(&mut *self.lock().await?, id, sealed, at).await
+        retrying!(self, |g| meta::set_credentials(g, id, sealed, at))
     }
 
     async fn sync_state(&self, connection_id: i64, stream: &str) -> Result<SyncState, StoreError> {
-        let states =
-            meta::sync_states(&mut *self.lock().await?, connection_id, Some(stream)).await?;
+        let states = retrying!(self, |g| meta::sync_states(g, connection_id, Some(stream)))?;
         Ok(states.into_values().next().unwrap_or_default())
     }
 
@@ -264,7 +351,7 @@ impl Store for PgStore {
         &self,
         connection_id: i64,
     ) -> Result<BTreeMap<String, SyncState>, StoreError> {
-        meta::sync_states(&mut *self.lock().await?, connection_id, None).await
+        retrying!(self, |g| meta::sync_states(g, connection_id, None))
     }
 
     async fn put_sync_state(
@@ -273,9 +360,10 @@ impl Store for PgStore {
         stream: &str,
         state: &SyncState,
     ) -> Result<(), StoreError> {
-        let mut g = self.lock().await?;
-        let Inner { client, cache } = &mut *g;
-        meta::put_sync_state(&*client, cache, connection_id, stream, state).await
+        retrying!(self, |g| async {
+            let Inner { client, cache } = g;
+            meta::put_sync_state(&*client, cache, connection_id, stream, state).await
+        })
     }
 
     async fn start_run(
@@ -285,7 +373,13 @@ impl Store for PgStore {
         trigger: Trigger,
         at: Timestamp,
     ) -> Result<i64, StoreError> {
-        meta::start_run(&mut *self.lock().await?, connection_id, mode, trigger, at).await
+        retrying!(self, |g| meta::start_run(
+            g,
+            connection_id,
+            mode,
+            trigger,
+            at
+        ))
     }
 
     async fn update_run(
@@ -306,7 +400,7 @@ impl Store for PgStore {
             error,
             finished_at,
         };
-        meta::update_run(&mut *self.lock().await?, &up).await
+        retrying!(self, |g| meta::update_run(g, &up))
     }
 
     async fn list_runs(
@@ -314,29 +408,31 @@ impl Store for PgStore {
         connection_id: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Run>, StoreError> {
-        meta::list_runs(&mut *self.lock().await?, connection_id, limit).await
+        retrying!(self, |g| meta::list_runs(g, connection_id, limit))
     }
 
     async fn commit_page(&self, batch: PageBatch<'_>) -> Result<PageOutcome, StoreError> {
-        records::commit_page(&mut *self.lock().await?, &batch).await
+        retrying!(self, |g| records::commit_page(g, &batch))
     }
 
     async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError> {
-        records::tombstone_missing(&mut *self.lock().await?, &batch).await
+        retrying!(self, |g| records::tombstone_missing(g, &batch))
     }
 
     async fn stage_ids(&self, token: &str, ids: &[String]) -> Result<(), StoreError> {
-        reconcile::stage_ids(&mut *self.lock().await?, token, ids).await
+        retrying!(self, |g| reconcile::stage_ids(g, token, ids))
     }
 
     async fn drop_staged(&self, token: &str) -> Result<(), StoreError> {
-        reconcile::drop_staged(&mut *self.lock().await?, token).await
+        retrying!(self, |g| reconcile::drop_staged(g, token))
     }
 
     async fn apply_reconcile(
         &self,
         batch: ReconcileBatch<'_>,
     ) -> Result<ReconcileOutcome, StoreError> {
+        // Not repeated: had the COMMIT gone through before the connection broke, the
+        // staged ids would be gone, and a second attempt would tombstone every row.
         reconcile::apply_reconcile(&mut *self.lock().await?, &batch).await
     }
 
@@ -345,7 +441,7 @@ impl Store for PgStore {
         batch: PageBatch<'_>,
         max_share: Option<f64>,
     ) -> Result<(PageOutcome, ReconcileOutcome), StoreError> {
-        reconcile::import_snapshot(&mut *self.lock().await?, &batch, max_share).await
+        retrying!(self, |g| reconcile::import_snapshot(g, &batch, max_share))
     }
 
     async fn purge_tombstones(
@@ -354,7 +450,7 @@ impl Store for PgStore {
         stream: &StreamSpec,
         before: Timestamp,
     ) -> Result<u64, StoreError> {
-        reconcile::purge(&mut *self.lock().await?, connection_id, stream, before).await
+        retrying!(self, |g| reconcile::purge(g, connection_id, stream, before))
     }
 
     async fn stream_validator(
@@ -362,7 +458,11 @@ impl Store for PgStore {
         connection_id: i64,
         stream: &str,
     ) -> Result<Option<String>, StoreError> {
-        reconcile::stream_validator(&mut *self.lock().await?, connection_id, stream).await
+        retrying!(self, |g| reconcile::stream_validator(
+            g,
+            connection_id,
+            stream
+        ))
     }
 
     async fn put_stream_validator(
@@ -371,8 +471,12 @@ impl Store for PgStore {
         stream: &str,
         validator: Option<&str>,
     ) -> Result<(), StoreError> {
-        reconcile::put_stream_validator(&mut *self.lock().await?, connection_id, stream, validator)
-            .await
+        retrying!(self, |g| reconcile::put_stream_validator(
+            g,
+            connection_id,
+            stream,
+            validator
+        ))
     }
 
     async fn refresh_derived_all(
@@ -381,15 +485,20 @@ impl Store for PgStore {
         stream: &StreamSpec,
         at: Timestamp,
     ) -> Result<(u64, u64), StoreError> {
-        records::refresh_derived_all(&mut *self.lock().await?, connection_id, stream, at).await
+        retrying!(self, |g| records::refresh_derived_all(
+            g,
+            connection_id,
+            stream,
+            at
+        ))
     }
 
     async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError> {
-        records::count_live(&mut *self.lock().await?, connection_id, stream).await
+        retrying!(self, |g| records::count_live(g, connection_id, stream))
     }
 
     async fn count_derived(&self, connection_id: i64, table: &str) -> Result<u64, StoreError> {
-        records::count_derived(&mut *self.lock().await?, connection_id, table).await
+        retrying!(self, |g| records::count_derived(g, connection_id, table))
     }
 
     async fn parent_markers(
@@ -398,13 +507,16 @@ impl Store for PgStore {
         parent_stream: &str,
         ids: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
-        let mut g = self.lock().await?;
-        family::parent_markers(&mut g, connection_id, parent_stream, ids).await
+        retrying!(self, |g| family::parent_markers(
+            g,
+            connection_id,
+            parent_stream,
+            ids
+        ))
     }
 
     async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
-        let mut g = self.lock().await?;
-        family::commit_family(&mut g, &batch).await
+        retrying!(self, |g| family::commit_family(g, &batch))
     }
 
     async fn export_page(
@@ -422,7 +534,7 @@ impl Store for PgStore {
             limit,
             include_deleted,
         };
-        records::export_page(&mut *self.lock().await?, &q).await
+        retrying!(self, |g| records::export_page(g, &q))
     }
     async fn add_attachments(
         &self,
@@ -431,7 +543,13 @@ impl Store for PgStore {
         links: &[inlet_core::AttachmentLink],
         at: Timestamp,
     ) -> Result<u64, StoreError> {
-        attachments::add(&mut *self.lock().await?, connection_id, stream, links, at).await
+        retrying!(self, |g| attachments::add(
+            g,
+            connection_id,
+            stream,
+            links,
+            at
+        ))
     }
 
     async fn list_attachments(
@@ -441,14 +559,13 @@ impl Store for PgStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<inlet_core::Attachment>, StoreError> {
-        attachments::list(
-            &mut *self.lock().await?,
+        retrying!(self, |g| attachments::list(
+            g,
             connection_id,
             status,
             after,
             limit,
-        )
-        .await
+        ))
     }
 
     async fn update_attachment(
@@ -456,22 +573,22 @@ impl Store for PgStore {
         id: i64,
         update: &inlet_core::AttachmentUpdate,
     ) -> Result<(), StoreError> {
-        attachments::update(&mut *self.lock().await?, id, update).await
+        retrying!(self, |g| attachments::update(g, id, update))
     }
 
     async fn count_attachments(
         &self,
         connection_id: Option<i64>,
     ) -> Result<BTreeMap<inlet_core::AttachmentStatus, u64>, StoreError> {
-        attachments::count(&mut *self.lock().await?, connection_id).await
+        retrying!(self, |g| attachments::count(g, connection_id))
     }
 
     async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError> {
-        serve::delete_connection(&mut *self.lock().await?, id, tables).await
+        retrying!(self, |g| serve::delete_connection(g, id, tables))
     }
 
     async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError> {
-        serve::get_run(&mut *self.lock().await?, run_id).await
+        retrying!(self, |g| serve::get_run(g, run_id))
     }
 
     async fn try_acquire_lease(
@@ -481,7 +598,13 @@ impl Store for PgStore {
         at: Timestamp,
         ttl_ms: i64,
     ) -> Result<bool, StoreError> {
-        serve::try_acquire_lease(&mut *self.lock().await?, connection_id, holder, at, ttl_ms).await
+        retrying!(self, |g| serve::try_acquire_lease(
+            g,
+            connection_id,
+            holder,
+            at,
+            ttl_ms
+        ))
     }
 
     async fn renew_lease(
@@ -491,15 +614,21 @@ impl Store for PgStore {
         at: Timestamp,
         ttl_ms: i64,
     ) -> Result<bool, StoreError> {
-        serve::renew_lease(&mut *self.lock().await?, connection_id, holder, at, ttl_ms).await
+        retrying!(self, |g| serve::renew_lease(
+            g,
+            connection_id,
+            holder,
+            at,
+            ttl_ms
+        ))
     }
 
     async fn release_lease(&self, connection_id: i64, holder: &str) -> Result<(), StoreError> {
-        serve::release_lease(&mut *self.lock().await?, connection_id, holder).await
+        retrying!(self, |g| serve::release_lease(g, connection_id, holder))
     }
 
     async fn get_lease(&self, connection_id: i64) -> Result<Option<Lease>, StoreError> {
-        serve::get_lease(&mut *self.lock().await?, connection_id).await
+        retrying!(self, |g| serve::get_lease(g, connection_id))
     }
 
     async fn create_api_key(
@@ -509,18 +638,18 @@ impl Store for PgStore {
         hash: &str,
         at: Timestamp,
     ) -> Result<ApiKey, StoreError> {
-        serve::create_api_key(&mut *self.lock().await?, name, prefix, hash, at).await
+        retrying!(self, |g| serve::create_api_key(g, name, prefix, hash, at))
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        serve::list_api_keys(&mut *self.lock().await?).await
+        retrying!(self, |g| serve::list_api_keys(g))
     }
 
     async fn revoke_api_key(&self, id: i64, at: Timestamp) -> Result<(), StoreError> {
-        serve::revoke_api_key(&mut *self.lock().await?, id, at).await
+        retrying!(self, |g| serve::revoke_api_key(g, id, at))
     }
 
     async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        serve::find_api_key(&mut *self.lock().await?, hash).await
+        retrying!(self, |g| serve::find_api_key(g, hash))
     }
 }
