@@ -9,7 +9,9 @@ use crate::settings::Settings;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use inlet_connectors::reddit::{RedditConfig, RedditConnector, RedditCredentials};
-use inlet_core::{ConnectionStatus, Connector, RunMode, RunStatus, StreamSpec, Value};
+use inlet_core::{
+    ConnectionStatus, Connector, RunMode, RunStatus, StreamSpec, Value, escape_unsafe,
+};
 use inlet_engine::SyncOptions;
 use inlet_http::HttpConfig;
 use serde_json::json;
@@ -89,6 +91,15 @@ pub async fn connect(
     provider: ConnectProvider,
     out: &Output,
 ) -> Result<ExitCode> {
+    // The name rule is checked before anything is verified or written.
+    let (name, update) = match &provider {
+        ConnectProvider::Reddit(a) => (&a.name, a.update),
+        ConnectProvider::Github(a) => (&a.name, a.update),
+        ConnectProvider::Ebay(a) => (&a.name, a.update),
+    };
+    if !update {
+        app::check_name(name)?;
+    }
     let a = match provider {
         ConnectProvider::Reddit(a) => a,
         ConnectProvider::Github(a) => return crate::github_cmd::connect(settings, a, out).await,
@@ -173,7 +184,7 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
     if conns.is_empty() {
         bail!("there are no connections yet (add one with `inlet connect`)");
     }
-    let key = keys::load(&settings.key_file, false)?;
+    let key = keys::for_store(&*store, settings, false).await?;
     let engine = crate::attachments::wire(
         app::engine(store.clone(), key.clone()),
         &settings.attachments,
@@ -195,14 +206,22 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
             && conn.status != ConnectionStatus::Active
             && conn.status != ConnectionStatus::Failing
         {
-            out.note(&format!("{}: skipped ({})", conn.name, conn.status));
+            out.note(&format!(
+                "{}: skipped ({})",
+                escape_unsafe(&conn.name),
+                conn.status
+            ));
             continue;
         }
         let connector = match app::connector(conn, &key, HttpConfig::default()) {
             Ok(c) => c,
             Err(e) => {
                 failed = true;
-                out.note(&format!("{}: cannot sync: {e:#}", conn.name));
+                out.note(&format!(
+                    "{}: cannot sync: {}",
+                    escape_unsafe(&conn.name),
+                    escape_unsafe(&format!("{e:#}"))
+                ));
                 reports.push(
                     json!({"connection": conn.name, "status": "failed", "error": format!("{e:#}")}),
                 );
@@ -236,7 +255,11 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
             Err(e) => {
                 // The store failed under this connection's sync; report it and go on.
                 failed = true;
-                out.note(&format!("{}: sync failed: {e:#}", conn.name));
+                out.note(&format!(
+                    "{}: sync failed: {}",
+                    escape_unsafe(&conn.name),
+                    escape_unsafe(&format!("{e:#}"))
+                ));
                 reports.push(
                     json!({"connection": conn.name, "status": "failed", "error": format!("{e:#}")}),
                 );
@@ -293,18 +316,24 @@ fn spawn_ctrl_c(cancel: std::sync::Arc<std::sync::atomic::AtomicBool>) {
 
 /// `inlet status`.
 pub async fn status(settings: &Settings, out: &Output) -> Result<ExitCode> {
-    let store = app::open_store(settings, false).await?;
+    let store = app::open_store_read(settings).await?;
     let mut all = Vec::new();
     let mut text = format!("database: {} ({})\n", store.location(), store.backend());
     for conn in store.list_connections().await? {
         let states = store.sync_states(conn.id).await?;
         let mut streams = serde_json::Map::new();
+        // Names and notes from a database older than the name rule may hold control
+        // characters: escaped, so they cannot forge or hide lines.
         text.push_str(&format!(
             "{} (id {}, {}, workspace {}): {}\n",
-            conn.name, conn.id, conn.provider, conn.workspace, conn.status
+            escape_unsafe(&conn.name),
+            conn.id,
+            conn.provider,
+            escape_unsafe(&conn.workspace),
+            conn.status
         ));
         if let Some(d) = &conn.status_detail {
-            text.push_str(&format!("  note: {d}\n"));
+            text.push_str(&format!("  note: {}\n", escape_unsafe(d)));
         }
         let mut derived = Vec::new();
         for spec in specs_of(&conn.provider) {
@@ -355,7 +384,7 @@ pub async fn runs(
     limit: u32,
     out: &Output,
 ) -> Result<ExitCode> {
-    let store = app::open_store(settings, false).await?;
+    let store = app::open_store_read(settings).await?;
     let conns = store.list_connections().await?;
     let filter = match connection {
         Some(k) => Some(app::connection(&*store, k).await?.id),
@@ -417,7 +446,7 @@ pub struct ExportArgs {
 
 /// `inlet export`: streams keyset pages, never the whole table in memory.
 pub async fn export(settings: &Settings, a: &ExportArgs, out: &Output) -> Result<ExitCode> {
-    let store = app::open_store(settings, false).await?;
+    let store = app::open_store_read(settings).await?;
     let conn = app::connection(&*store, &a.connection).await?;
     let specs = specs_of(&conn.provider);
     let Some(spec) = specs.iter().find(|s| s.name == a.stream) else {

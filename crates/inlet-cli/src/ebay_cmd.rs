@@ -129,7 +129,7 @@ pub async fn refresh(settings: &Settings, a: &RefreshArgs, out: &Output) -> Resu
             conn.provider
         );
     }
-    let key = keys::load(&settings.key_file, false)?;
+    let key = keys::for_store(&*store, settings, false).await?;
     let connector = app::connector(&conn, &key, HttpConfig::default())?;
     let engine = app::engine(store.clone(), key);
     let outcome = engine

@@ -77,7 +77,8 @@ pub async fn import(settings: &Settings, source: ImportSource, out: &Output) -> 
             c.provider
         ),
         None => {
-            let key = keys::load(&settings.key_file, true)?;
+            app::check_name(&a.connection)?;
+            let key = keys::for_store(&*store, settings, true).await?;
             let new = NewConnection {
                 name: a.connection.clone(),
                 workspace: a.workspace.clone(),

@@ -77,7 +77,7 @@ fn options(a: &ServeArgs) -> Result<ServeOptions> {
 pub async fn serve(settings: &Settings, a: &ServeArgs, out: &Output) -> Result<ExitCode> {
     let opts = options(a)?;
     let store = app::open_store(settings, true).await?;
-    let secrets = keys::load(&settings.key_file, true)?;
+    let secrets = keys::for_store(&*store, settings, true).await?;
     if store
         .list_api_keys()
         .await?

@@ -197,6 +197,13 @@ pub trait Store: Send + Sync {
     /// A human description of where the data is (a file path or a redacted URL).
     fn location(&self) -> String;
 
+    /// A value the database keeps about itself (`inlet_meta`), e.g. the credentials key
+    /// check value or the `inlet demo` mark.
+    async fn meta_get(&self, name: &str) -> Result<Option<String>, StoreError>;
+    /// Store `value` under `name` unless a value is there already (atomically); returns
+    /// the value stored now: the earlier one, or `value`.
+    async fn meta_init(&self, name: &str, value: &str) -> Result<String, StoreError>;
+
     /// Create a connection (status active).
     async fn create_connection(
         &self,

@@ -76,7 +76,7 @@ impl PgStore {
         let location = redact_url(url);
         let mut config: Config = url
             .parse()
-            .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL {location}: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL {location}: {}", crate::error::pg_cause(&e))))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -118,15 +118,16 @@ fn host_port(config: &Config) -> String {
 async fn connect_client(config: &Config) -> Result<Client, StoreError> {
     let (client, connection) = config.connect(NoTls).await.map_err(|e| {
         StoreError::Unavailable(format!(
-            "cannot connect to PostgreSQL at {} (database {:?}, user {:?}): {e}",
+            "cannot connect to PostgreSQL at {} (database {:?}, user {:?}): {}",
             host_port(config),
             config.get_dbname().unwrap_or("(default)"),
-            config.get_user().unwrap_or("(default)")
+            config.get_user().unwrap_or("(default)"),
+            crate::error::pg_cause(&e)
         ))
     })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "PostgreSQL connection ended");
+            tracing::warn!(error = %crate::error::pg_cause(&e), "PostgreSQL connection ended");
         }
     });
     // Record tables grow from empty within one session: a generic plan cached while a
@@ -217,6 +218,14 @@ impl Store for PgStore {
 
     fn location(&self) -> String {
         self.location.clone()
+    }
+
+    async fn meta_get(&self, name: &str) -> Result<Option<String>, StoreError> {
+        meta::meta_get(&mut *self.lock().await?, name).await
+    }
+
+    async fn meta_init(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        meta::meta_init(&mut *self.lock().await?, name, value).await
     }
 
     async fn create_connection(
