@@ -37,8 +37,12 @@ pub struct EbayArgs {
     /// Token endpoint URL.
     #[arg(long, default_value = DEFAULT_TOKEN_URL)]
     pub token_url: String,
-    /// Conversation listings merged by id (repeatable): FROM_MEMBERS, FROM_OWNERS.
-    #[arg(long = "listing", default_values_t = vec!["FROM_MEMBERS".to_string()])]
+    /// Conversation listings merged by id (repeatable): FROM_MEMBERS (eBay's documented
+    /// type for buyer/seller messages) and FROM_OWNERS (undocumented; when eBay refuses it
+    /// the run says so and goes on). eBay's own mail (FROM_EBAY) is always read, as its
+    /// own stream.
+    #[arg(long = "listing", default_values_t = vec!["FROM_MEMBERS".to_string()],
+          value_parser = ["FROM_MEMBERS", "FROM_OWNERS"])]
     pub listings: Vec<String>,
     /// Every Nth sync lists all conversations instead of filtering by start_time.
     #[arg(long, default_value_t = 10)]

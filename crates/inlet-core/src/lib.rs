@@ -49,7 +49,7 @@ pub use names::{
 pub use record::{ContentHash, Record, Value};
 pub use serve::{ApiKey, Lease};
 pub use store::{
-    ExportRow, FamilyBatch, FamilyOutcome, PageBatch, PageOutcome, ReconcileBatch,
+    DerivedRow, ExportRow, FamilyBatch, FamilyOutcome, PageBatch, PageOutcome, ReconcileBatch,
     ReconcileOutcome, Store, StoreError, TombstoneBatch,
 };
 pub use stream::{Agg, ColType, Column, DerivedColumn, DerivedSpec, Scope, StopRule, StreamSpec};

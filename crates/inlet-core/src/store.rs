@@ -9,7 +9,7 @@
 
 use crate::{
     ApiKey, Attachment, AttachmentLink, AttachmentStatus, AttachmentUpdate, Connection,
-    ConnectionStatus, ContentHash, Lease, NewConnection, Record, Run, RunMode, RunStats, RunStatus,
+    ConnectionStatus, ContentHash, DerivedSpec, Lease, NewConnection, Record, Run, RunMode, RunStats, RunStatus,
     StreamSpec, StreamStats, SyncState, Timestamp, Trigger, Value,
 };
 use std::collections::BTreeMap;
@@ -168,6 +168,17 @@ pub struct FamilyOutcome {
     pub children: PageOutcome,
     /// Placeholder rows deleted.
     pub stubs_removed: u64,
+}
+
+/// A row of a derived table (e.g. `reddit_conversations`), for export.
+#[derive(Debug, Clone)]
+pub struct DerivedRow {
+    /// The row's key (the derived spec's key value, as text).
+    pub id: String,
+    /// Values of the derived spec's columns, in order.
+    pub values: Vec<Value>,
+    /// When inlet last changed the row.
+    pub updated_at: Timestamp,
 }
 
 /// A stored record, for export.
@@ -366,6 +377,16 @@ pub trait Store: Send + Sync {
         limit: u32,
         include_deleted: bool,
     ) -> Result<Vec<ExportRow>, StoreError>;
+
+    /// Up to `limit` rows of the derived table `derived` of one connection with keys
+    /// greater than `after`, ordered by key.
+    async fn export_derived_page(
+        &self,
+        connection_id: i64,
+        derived: &DerivedSpec,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DerivedRow>, StoreError>;
 
     /// Record attachment links of `stream` as `pending`; links already recorded for the
     /// same (connection, record, url) are left as they are. Returns how many were new.

@@ -14,7 +14,7 @@ use crate::migrate::{self, Applied, POSTGRES_MIGRATIONS};
 use crate::target::redact_url;
 use async_trait::async_trait;
 use inlet_core::{
-    ApiKey, Connection as Conn, ConnectionStatus, ExportRow, FamilyBatch, FamilyOutcome, Lease,
+    ApiKey, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec, ExportRow, FamilyBatch, FamilyOutcome, Lease,
     NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Run, RunMode,
     RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp,
     TombstoneBatch, Trigger,
@@ -414,6 +414,23 @@ impl Store for PgStore {
     async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
         let mut g = self.lock().await?;
         family::commit_family(&mut g, &batch).await
+    }
+
+    async fn export_derived_page(
+        &self,
+        connection_id: i64,
+        derived: &DerivedSpec,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DerivedRow>, StoreError> {
+        records::export_derived_page(
+            &mut *self.lock().await?,
+            connection_id,
+            derived,
+            after,
+            limit,
+        )
+        .await
     }
 
     async fn export_page(

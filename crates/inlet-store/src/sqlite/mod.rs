@@ -13,7 +13,7 @@ use crate::error::{join, sqlite as db_err};
 use crate::migrate::{self, Applied, SQLITE_MIGRATIONS};
 use async_trait::async_trait;
 use inlet_core::{
-    ApiKey, Connection as Conn, ConnectionStatus, ExportRow, FamilyBatch, FamilyOutcome, Lease,
+    ApiKey, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec, ExportRow, FamilyBatch, FamilyOutcome, Lease,
     NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Run, RunMode,
     RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp,
     TombstoneBatch, Trigger,
@@ -495,6 +495,20 @@ impl Store for SqliteStore {
     async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
         let f = family::OwnedFamily::from(batch);
         self.run(move |c| family::commit_family(c, &f)).await
+    }
+
+    async fn export_derived_page(
+        &self,
+        connection_id: i64,
+        derived: &DerivedSpec,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DerivedRow>, StoreError> {
+        let (der, after) = (*derived, after.map(str::to_string));
+        self.run(move |c| {
+            records::export_derived_page(c, connection_id, &der, after.as_deref(), limit)
+        })
+        .await
     }
 
     async fn export_page(
