@@ -66,15 +66,25 @@ pub async fn for_store(store: &dyn Store, settings: &Settings, create: bool) -> 
                 );
             }
             let hex = SecretBox::generate_hex()?;
-            write_private(key_file, &hex)?;
-            eprintln!(
-                "Created the credentials key {} (keep it: without it stored credentials cannot be read).",
-                key_file.display()
-            );
-            (
-                SecretBox::from_hex(&hex)?,
-                Source::File(key_file.to_path_buf()),
-            )
+            match write_private(key_file, &hex) {
+                Ok(()) => {
+                    eprintln!(
+                        "Created the credentials key {} (keep it: without it stored credentials cannot be read).",
+                        key_file.display()
+                    );
+                    (
+                        SecretBox::from_hex(&hex)?,
+                        Source::File(key_file.to_path_buf()),
+                    )
+                }
+                // Another inlet process created it a moment ago: use that one.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(key_file)?
+                    .with_context(|| format!("key file {} vanished", key_file.display()))?,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot create key file {}", key_file.display()));
+                }
+            }
         }
     };
     check(store, &key, &source, stored_check, create).await?;
@@ -182,7 +192,7 @@ fn warn_if_readable(key_file: &Path) {
     let _ = key_file;
 }
 
-fn write_private(path: &Path, contents: &str) -> Result<()> {
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     if let Some(dir) = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty() && !d.exists())
@@ -194,9 +204,11 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
             use std::os::unix::fs::DirBuilderExt;
             b.mode(0o700);
         }
-        b.create(dir)
-            .with_context(|| format!("cannot create the key directory {}", dir.display()))?;
+        b.create(dir)?;
     }
+    // Written in full under a temporary name, then linked into place: the link fails if
+    // another process made the key meanwhile, and nobody ever reads a half-written key.
+    let tmp = PathBuf::from(format!("{}.{}.tmp", path.display(), std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -204,12 +216,23 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot create key file {}", path.display()))?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()?;
-    Ok(())
+    let linked = opts
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(contents.as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        // A file system without hard links: create the key in place.
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists && !path.exists() => {
+            let mut f = opts.open(path)?;
+            f.write_all(contents.as_bytes())?;
+            f.sync_all()
+        }
+        other => other,
+    }
 }
 
 /// The associated data binding sealed credentials to their connection.
