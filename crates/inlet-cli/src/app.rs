@@ -42,10 +42,7 @@ pub async fn open_store_read(settings: &Settings) -> Result<Arc<dyn Store>> {
     // A file without write permission is read-only even for a user (root) the system
     // would let write it.
     let writable = std::fs::metadata(&path).is_ok_and(|m| !m.permissions().readonly())
-        && std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .is_ok();
+        && std::fs::OpenOptions::new().write(true).open(&path).is_ok();
     if writable {
         match open_store(settings, false).await {
             Err(e) if format!("{e:#}").contains("readonly") => {}

@@ -143,6 +143,11 @@ fn read(key_file: &Path) -> Result<Option<(SecretBox, Source)>> {
         let key = SecretBox::from_hex(&hex).context("INLET_SECRET_KEY is invalid")?;
         return Ok(Some((key, Source::Env)));
     }
+    if key_file.as_os_str().is_empty() {
+        bail!(
+            "no place for the PostgreSQL credentials key: neither XDG_CONFIG_HOME nor HOME is set; set INLET_SECRET_KEY or INLET_KEY_FILE"
+        );
+    }
     match std::fs::read_to_string(key_file) {
         Ok(hex) => {
             warn_if_readable(key_file);

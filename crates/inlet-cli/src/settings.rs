@@ -74,7 +74,7 @@ impl Settings {
             (None, Some(p)) => p,
             (None, None) => match target(&database_url)? {
                 Target::Sqlite(p) => PathBuf::from(format!("{}.key", p.display())),
-                Target::Postgres => default_pg_key_file()?,
+                Target::Postgres => default_pg_key_file(),
             },
         };
         let attachments = file
@@ -91,19 +91,18 @@ impl Settings {
 
 /// The key file for a PostgreSQL database when none is configured: one per user, in the
 /// user's configuration directory (`$XDG_CONFIG_HOME/inlet/inlet.key`, by default
-/// `~/.config/inlet/inlet.key`), so it does not depend on the working directory.
-pub fn default_pg_key_file() -> Result<PathBuf> {
+/// `~/.config/inlet/inlet.key`), so it does not depend on the working directory. Empty
+/// when neither `XDG_CONFIG_HOME` nor `HOME` is set.
+pub fn default_pg_key_file() -> PathBuf {
     let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
     if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").and_then(absolute) {
-        return Ok(dir.join("inlet").join("inlet.key"));
+        return dir.join("inlet").join("inlet.key");
     }
     match std::env::var_os("HOME").and_then(absolute) {
-        Some(home) => Ok(home.join(".config").join("inlet").join("inlet.key")),
-        // Never read: the key comes from the environment.
-        None if std::env::var_os("INLET_SECRET_KEY").is_some() => Ok(PathBuf::from("inlet.key")),
-        None => bail!(
-            "no place for the PostgreSQL credentials key: HOME is not set; set INLET_SECRET_KEY or INLET_KEY_FILE"
-        ),
+        Some(home) => home.join(".config").join("inlet").join("inlet.key"),
+        // No place: an empty path, refused by `keys` only when a key file is needed (so
+        // commands that need no key still work).
+        None => PathBuf::new(),
     }
 }
 

@@ -141,7 +141,14 @@ async fn demo_never_deletes_a_database_it_did_not_create() {
     let d = dir.path();
     // A real inlet database (made by `apikey create`), its key file and its images.
     let mut c = inlet(d);
-    c.args(["--database-url", "real.db", "apikey", "create", "--name", "t"]);
+    c.args([
+        "--database-url",
+        "real.db",
+        "apikey",
+        "create",
+        "--name",
+        "t",
+    ]);
     let o = run(c).await;
     assert!(o.status.success(), "{}", err(&o));
     std::fs::write(d.join("real.db.key"), KEY_A).expect("key");
@@ -158,10 +165,22 @@ async fn demo_never_deletes_a_database_it_did_not_create() {
     let before = snapshot(&refs);
     for target in ["real.db", "notes.txt"] {
         let mut c = inlet(d);
-        c.args(["demo", "--database", target, "--messages", "20", "--saved", "3"]);
+        c.args([
+            "demo",
+            "--database",
+            target,
+            "--messages",
+            "20",
+            "--saved",
+            "3",
+        ]);
         assert_one_line_error(&run(c).await, "is not a database made by `inlet demo`");
     }
-    assert_eq!(snapshot(&refs), before, "the demo touched files it did not make");
+    assert_eq!(
+        snapshot(&refs),
+        before,
+        "the demo touched files it did not make"
+    );
 
     // Its own database it replaces, run after run.
     for _ in 0..2 {
@@ -221,7 +240,11 @@ async fn key_must_match(db: &TestDb) {
     assert!(o.status.success(), "{}", err(&o));
 
     // The derived conversations table exports like a stream (item 13).
-    let o = run(with_key(KEY_A, strs(&["export", "r1", "reddit_conversations"]))).await;
+    let o = run(with_key(
+        KEY_A,
+        strs(&["export", "r1", "reddit_conversations"]),
+    ))
+    .await;
     assert!(o.status.success(), "{}", err(&o));
     let rows: Vec<Value> = out(&o)
         .lines()
@@ -292,11 +315,17 @@ async fn postgres_key_file_is_per_user_not_per_directory() {
     assert!(o.status.success(), "{}", err(&o));
     let key_file = config.join("inlet").join("inlet.key");
     assert!(key_file.is_file(), "no key at {}", key_file.display());
-    assert!(!w1.join("inlet.key").exists(), "key written to the working directory");
+    assert!(
+        !w1.join("inlet.key").exists(),
+        "key written to the working directory"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&key_file).expect("key").permissions().mode();
+        let mode = std::fs::metadata(&key_file)
+            .expect("key")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     // Another working directory finds the same key.
@@ -323,14 +352,23 @@ async fn names_rule_and_escaping(db: &TestDb) {
     let d = dir.path();
     let cfg = small();
     let sim = RedditSim::start(cfg.clone()).await.expect("sim");
-    for bad in ["a\nforged", "tab\tname", "evil\u{202e}gpj", "42", "x\u{200b}y"] {
+    for bad in [
+        "a\nforged",
+        "tab\tname",
+        "evil\u{202e}gpj",
+        "42",
+        "x\u{200b}y",
+    ] {
         let mut c = inlet(d);
         c.env("INLET_SECRET_KEY", KEY_A)
             .args(connect_args(&sim, &cfg, &db.url, bad));
         assert_one_line_error(&run(c).await, "invalid connection name");
     }
     if !db.url.starts_with("postgres") {
-        assert!(!Path::new(&db.url).exists(), "a refused name wrote a database");
+        assert!(
+            !Path::new(&db.url).exists(),
+            "a refused name wrote a database"
+        );
     }
     // A name an older inlet accepted, syncing against a path that answers 404 (the
     // stream fails at once and is logged with the connection's name).
@@ -392,10 +430,17 @@ async fn database_and_key_are_private_and_a_readable_key_warns() {
     assert_eq!(mode("inlet.db"), Some(0o600));
     assert_eq!(mode("inlet.db.key"), Some(0o600));
     for side in ["inlet.db-wal", "inlet.db-shm"] {
-        assert!(matches!(mode(side), None | Some(0o600)), "{side}: {:?}", mode(side));
+        assert!(
+            matches!(mode(side), None | Some(0o600)),
+            "{side}: {:?}",
+            mode(side)
+        );
     }
-    std::fs::set_permissions(d.join("inlet.db.key"), std::fs::Permissions::from_mode(0o644))
-        .expect("chmod");
+    std::fs::set_permissions(
+        d.join("inlet.db.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
     let mut c = inlet(d);
     c.args(["--database-url", "inlet.db", "sync"]);
     let o = run(c).await;
@@ -444,7 +489,11 @@ async fn read_commands_work_on_a_read_only_database() {
         assert!(o.status.success(), "{args:?}: {}", err(&o));
         assert!(!out(&o).is_empty(), "{args:?}");
     }
-    assert_eq!(std::fs::read(&db).expect("db"), before, "a read changed the file");
+    assert_eq!(
+        std::fs::read(&db).expect("db"),
+        before,
+        "a read changed the file"
+    );
 
     // An older schema on a read-only file: refused naming the file and the migration,
     // nothing applied.
@@ -477,7 +526,14 @@ async fn small_cli_items() {
     let d = dir.path();
     // `KEY=$(inlet apikey create)` captures the key alone.
     let mut c = inlet(d);
-    c.args(["--database-url", "inlet.db", "apikey", "create", "--name", "ci"]);
+    c.args([
+        "--database-url",
+        "inlet.db",
+        "apikey",
+        "create",
+        "--name",
+        "ci",
+    ]);
     let o = run(c).await;
     assert!(o.status.success(), "{}", err(&o));
     let stdout = out(&o);

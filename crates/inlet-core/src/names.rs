@@ -121,8 +121,18 @@ mod tests {
         ));
         assert_eq!(validate_connection_name(&"é".repeat(200)), Ok(()));
         for bad in [
-            "a\nb", "a\tb", "a\rb", "a\u{1b}[31m", "a\u{7f}", "a\u{85}", "evil\u{202e}gpj",
-            "a\u{200b}b", "a\u{2066}b", "\u{feff}a", "a\u{2028}b", "a\u{e0041}",
+            "a\nb",
+            "a\tb",
+            "a\rb",
+            "a\u{1b}[31m",
+            "a\u{7f}",
+            "a\u{85}",
+            "evil\u{202e}gpj",
+            "a\u{200b}b",
+            "a\u{2066}b",
+            "\u{feff}a",
+            "a\u{2028}b",
+            "a\u{e0041}",
         ] {
             assert!(
                 matches!(validate_connection_name(bad), Err(NameError::Control(_))),
@@ -137,6 +147,10 @@ mod tests {
         assert_eq!(escape_unsafe("a\nb\tc"), "a\\nb\\tc");
         assert_eq!(escape_unsafe("evil\u{202e}gpj"), "evil\\u{202e}gpj");
         assert_eq!(escape_unsafe("x\u{1b}[31m"), "x\\u{1b}[31m");
-        assert!(!escape_unsafe("a\u{2028}b\u{feff}").chars().any(is_unsafe_char));
+        assert!(
+            !escape_unsafe("a\u{2028}b\u{feff}")
+                .chars()
+                .any(is_unsafe_char)
+        );
     }
 }

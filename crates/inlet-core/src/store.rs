@@ -9,8 +9,8 @@
 
 use crate::{
     ApiKey, Attachment, AttachmentLink, AttachmentStatus, AttachmentUpdate, Connection,
-    ConnectionStatus, ContentHash, DerivedSpec, Lease, NewConnection, Record, Run, RunMode, RunStats, RunStatus,
-    StreamSpec, StreamStats, SyncState, Timestamp, Trigger, Value,
+    ConnectionStatus, ContentHash, DerivedSpec, Lease, NewConnection, Record, Run, RunMode,
+    RunStats, RunStatus, StreamSpec, StreamStats, SyncState, Timestamp, Trigger, Value,
 };
 use std::collections::BTreeMap;
 

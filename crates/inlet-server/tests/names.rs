@@ -29,7 +29,10 @@ async fn api_applies_the_one_name_rule(db: &TestDb) {
         "",
         " padded ",
     ] {
-        assert!(inlet_core::validate_connection_name(bad).is_err(), "{bad:?}");
+        assert!(
+            inlet_core::validate_connection_name(bad).is_err(),
+            "{bad:?}"
+        );
         let r = e
             .post("/v1/connections")
             .json(&e.new_connection(bad))

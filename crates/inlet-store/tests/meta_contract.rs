@@ -15,9 +15,15 @@ const T0: i64 = 1_718_800_000_123;
 store_test!(meta_values_are_set_once);
 async fn meta_values_are_set_once(db: Db) {
     assert_eq!(db.store.meta_get("k").await.expect("get"), None);
-    assert_eq!(db.store.meta_init("k", "first").await.expect("init"), "first");
+    assert_eq!(
+        db.store.meta_init("k", "first").await.expect("init"),
+        "first"
+    );
     // A second init keeps the first value and says so.
-    assert_eq!(db.store.meta_init("k", "second").await.expect("init"), "first");
+    assert_eq!(
+        db.store.meta_init("k", "second").await.expect("init"),
+        "first"
+    );
     assert_eq!(
         db.store.meta_get("k").await.expect("get").as_deref(),
         Some("first")
@@ -64,7 +70,9 @@ async fn derived_rows_export_in_key_pages(db: Db) {
         .expect("create")
         .id;
     let records: Vec<Record> = (0..5)
-        .flat_map(|c| (0..2).map(move |m| msg(&format!("t4_{c}{m}"), &format!("t4_c{c}"), 1000 + m)))
+        .flat_map(|c| {
+            (0..2).map(move |m| msg(&format!("t4_{c}{m}"), &format!("t4_c{c}"), 1000 + m))
+        })
         .collect();
     db.store
         .commit_page(PageBatch {
@@ -130,7 +138,10 @@ async fn read_only_open_writes_nothing_and_names_missing_migrations() {
     }
     let ro = inlet_store::open_read_only(&url).await.expect("read-only");
     assert_eq!(ro.meta_get("k").await.expect("get").as_deref(), Some("v"));
-    assert!(ro.meta_init("k2", "v").await.is_err(), "a read-only store wrote");
+    assert!(
+        ro.meta_init("k2", "v").await.is_err(),
+        "a read-only store wrote"
+    );
     drop(ro);
     // An older schema: refused with the migration named, and not applied.
     {
@@ -145,7 +156,9 @@ async fn read_only_open_writes_nothing_and_names_missing_migrations() {
     }
     let c = rusqlite::Connection::open(&path).expect("open");
     let applied: i64 = c
-        .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0))
+        .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
         .expect("max");
     assert_eq!(applied, 7);
 }

@@ -330,7 +330,11 @@ pub(super) async fn meta_get(g: &mut Inner, name: &str) -> Result<Option<String>
 }
 
 /// Insert `value` under `name` unless one is there; the value stored now.
-pub(super) async fn meta_init(g: &mut Inner, name: &str, value: &str) -> Result<String, StoreError> {
+pub(super) async fn meta_init(
+    g: &mut Inner,
+    name: &str,
+    value: &str,
+) -> Result<String, StoreError> {
     let sql = "INSERT INTO \"inlet_meta\" (\"name\", \"value\") VALUES ($1, $2) \
                ON CONFLICT (\"name\") DO NOTHING";
     execute(g, sql, &[&name, &value]).await?;

@@ -14,10 +14,10 @@ use crate::migrate::{self, Applied, POSTGRES_MIGRATIONS};
 use crate::target::redact_url;
 use async_trait::async_trait;
 use inlet_core::{
-    ApiKey, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec, ExportRow, FamilyBatch, FamilyOutcome, Lease,
-    NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Run, RunMode,
-    RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp,
-    TombstoneBatch, Trigger,
+    ApiKey, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec, ExportRow, FamilyBatch,
+    FamilyOutcome, Lease, NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome,
+    Run, RunMode, RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState,
+    Timestamp, TombstoneBatch, Trigger,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -74,9 +74,12 @@ impl PgStore {
     /// apply pending migrations.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
         let location = redact_url(url);
-        let mut config: Config = url
-            .parse()
-            .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL {location}: {}", crate::error::pg_cause(&e))))?;
+        let mut config: Config = url.parse().map_err(|e| {
+            StoreError::Unavailable(format!(
+                "bad PostgreSQL URL {location}: {}",
+                crate::error::pg_cause(&e)
+            ))
+        })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }

@@ -7,8 +7,8 @@ use crate::codec::{self, Existing, dedupe, from_system, plan, to_system};
 use crate::error::pg as db_err;
 use crate::sql::{self, Dialect::Postgres, q};
 use inlet_core::{
-    ColType, DerivedRow, DerivedSpec, ExportRow, PageBatch, PageOutcome, Record, StoreError, StreamSpec, TombstoneBatch,
-    Value,
+    ColType, DerivedRow, DerivedSpec, ExportRow, PageBatch, PageOutcome, Record, StoreError,
+    StreamSpec, TombstoneBatch, Value,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::time::SystemTime;

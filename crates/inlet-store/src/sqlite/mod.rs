@@ -13,10 +13,10 @@ use crate::error::{join, sqlite as db_err};
 use crate::migrate::{self, Applied, SQLITE_MIGRATIONS};
 use async_trait::async_trait;
 use inlet_core::{
-    ApiKey, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec, ExportRow, FamilyBatch, FamilyOutcome, Lease,
-    NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Run, RunMode,
-    RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp,
-    TombstoneBatch, Trigger,
+    ApiKey, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec, ExportRow, FamilyBatch,
+    FamilyOutcome, Lease, NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome,
+    Run, RunMode, RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState,
+    Timestamp, TombstoneBatch, Trigger,
 };
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::collections::BTreeMap;

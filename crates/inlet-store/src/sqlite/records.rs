@@ -6,8 +6,8 @@ use crate::codec::{self, Existing, dedupe, plan};
 use crate::error::sqlite as db_err;
 use crate::sql::{self, Dialect::Sqlite, q};
 use inlet_core::{
-    DerivedRow, DerivedSpec, ExportRow, PageBatch, PageOutcome, Record, StoreError, StreamSpec, SyncState, Timestamp,
-    TombstoneBatch,
+    DerivedRow, DerivedSpec, ExportRow, PageBatch, PageOutcome, Record, StoreError, StreamSpec,
+    SyncState, Timestamp, TombstoneBatch,
 };
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use std::collections::{BTreeSet, HashMap, HashSet};
