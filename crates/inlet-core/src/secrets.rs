@@ -107,7 +107,7 @@ impl SecretBox {
     /// Whether `check` (from [`SecretBox::key_check`]) was made with this key.
     pub fn matches_key_check(&self, check: &str) -> bool {
         let check = check.trim();
-        if check.len() % 2 != 0 {
+        if !check.len().is_multiple_of(2) {
             return false;
         }
         let bytes: Option<Vec<u8>> = (0..check.len())
