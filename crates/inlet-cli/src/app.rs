@@ -32,6 +32,37 @@ pub async fn open_store(settings: &Settings, create: bool) -> Result<Arc<dyn Sto
         .map_err(anyhow::Error::from)
 }
 
+/// Open the database for a command that only reads (`status`, `runs`, `export`): a SQLite
+/// file this process may not write is opened read-only (no migration applied; a schema
+/// that needs one is refused with the migrations named).
+pub async fn open_store_read(settings: &Settings) -> Result<Arc<dyn Store>> {
+    let Target::Sqlite(path) = target(&settings.database_url)? else {
+        return open_store(settings, false).await;
+    };
+    // A file without write permission is read-only even for a user (root) the system
+    // would let write it.
+    let writable = std::fs::metadata(&path).is_ok_and(|m| !m.permissions().readonly())
+        && std::fs::OpenOptions::new().write(true).open(&path).is_ok();
+    if writable {
+        match open_store(settings, false).await {
+            Err(e) if format!("{e:#}").contains("readonly") => {}
+            other => return other,
+        }
+    } else if !path.exists() {
+        return open_store(settings, false).await;
+    }
+    inlet_store::open_read_only(&settings.database_url)
+        .await
+        .map_err(anyhow::Error::from)
+}
+
+/// Refuse a new connection's name that breaks the one name rule
+/// ([`inlet_core::validate_connection_name`], shared with the HTTP API).
+pub fn check_name(name: &str) -> Result<()> {
+    inlet_core::validate_connection_name(name)
+        .with_context(|| format!("invalid connection name {name:?}"))
+}
+
 /// Find a connection by name or id.
 pub async fn connection(store: &dyn Store, key: &str) -> Result<Connection> {
     match store.get_connection(key).await? {
@@ -91,8 +122,11 @@ pub async fn store_connection(
     settings: &Settings,
     c: NewVerified<'_>,
 ) -> Result<(Arc<dyn Store>, Connection)> {
+    if !c.update {
+        check_name(c.name)?;
+    }
     let store = open_store(settings, true).await?;
-    let key = keys::load(&settings.key_file, true)?;
+    let key = keys::for_store(&*store, settings, true).await?;
     let sealed = seal(c.name, &c.credentials, &key)?;
     let now = SystemClock.now();
     let conn = match store.get_connection(c.name).await? {
@@ -163,8 +197,9 @@ pub struct RunReport<'a> {
     pub run: &'a Run,
 }
 
-/// One line about a run.
+/// One line about a run (control characters in the name or error escaped).
 pub fn run_line(name: &str, run: &Run) -> String {
+    let name = inlet_core::escape_unsafe(name);
     let s = &run.stats;
     let mut line = format!(
         "{name}: {} {} sync (run {}) — {} fetched: {} new, {} changed, {} unchanged, {} removed; {} requests ({} retries{}) in {:.2}s",
@@ -204,7 +239,7 @@ pub fn run_line(name: &str, run: &Run) -> String {
         ));
     }
     if let Some(e) = &run.error {
-        line.push_str(&format!("\n  error: {e}"));
+        line.push_str(&format!("\n  error: {}", inlet_core::escape_unsafe(e)));
     }
     line
 }

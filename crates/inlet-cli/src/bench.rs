@@ -138,7 +138,11 @@ pub async fn run(a: &BenchArgs, out: &Output) -> Result<ExitCode> {
                     }
                 ));
                 let m = run_child(b, n, p, &a.pg_url)?;
-                out.note(&format!("  {}", line(&m)));
+                // Each result once: on stdout as it is measured (text), or in the
+                // JSON array at the end.
+                if !out.json {
+                    println!("{}", line(&m));
+                }
                 if m.stored != m.messages {
                     bail!(
                         "the run lost messages: {} stored of {}",
@@ -150,9 +154,9 @@ pub async fn run(a: &BenchArgs, out: &Output) -> Result<ExitCode> {
             }
         }
     }
-    out.emit(&results, || {
-        results.iter().map(line).collect::<Vec<_>>().join("\n")
-    });
+    if out.json {
+        out.emit(&results, String::new);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -54,6 +54,10 @@ pub async fn run(a: &BenchArgs, out: &Output) -> Result<ExitCode> {
         b => vec![b],
     };
     let mut steps = Vec::new();
+    // Each result once: on stdout as it is measured (text), or in the JSON array at the end.
+    if !out.json {
+        println!("baseline (every thread re-read): {BASELINE} requests per sync");
+    }
     for b in backends {
         out.note(&format!(
             "bench: eBay, {CONVERSATIONS} conversations into {b:?} ..."
@@ -67,15 +71,15 @@ pub async fn run(a: &BenchArgs, out: &Output) -> Result<ExitCode> {
         let r = measure(b, &url).await;
         Cleanup::run(cleanup).await;
         for s in r? {
-            out.note(&format!("  {}", line(&s)));
+            if !out.json {
+                println!("{}", line(&s));
+            }
             steps.push(s);
         }
     }
-    out.emit(&steps, || {
-        let mut t = format!("baseline (every thread re-read): {BASELINE} requests per sync\n");
-        t.push_str(&steps.iter().map(line).collect::<Vec<_>>().join("\n"));
-        t
-    });
+    if out.json {
+        out.emit(&steps, String::new);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,7 +9,9 @@ use crate::settings::Settings;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use inlet_connectors::reddit::{RedditConfig, RedditConnector, RedditCredentials};
-use inlet_core::{ConnectionStatus, Connector, RunMode, RunStatus, StreamSpec, Value};
+use inlet_core::{
+    ConnectionStatus, Connector, RunMode, RunStatus, StreamSpec, Value, escape_unsafe,
+};
 use inlet_engine::SyncOptions;
 use inlet_engine::lease::{DEFAULT_LEASE_TTL_MS, SyncLease};
 use inlet_http::HttpConfig;
@@ -90,6 +92,15 @@ pub async fn connect(
     provider: ConnectProvider,
     out: &Output,
 ) -> Result<ExitCode> {
+    // The name rule is checked before anything is verified or written.
+    let (name, update) = match &provider {
+        ConnectProvider::Reddit(a) => (&a.name, a.update),
+        ConnectProvider::Github(a) => (&a.name, a.update),
+        ConnectProvider::Ebay(a) => (&a.name, a.update),
+    };
+    if !update {
+        app::check_name(name)?;
+    }
     let a = match provider {
         ConnectProvider::Reddit(a) => a,
         ConnectProvider::Github(a) => return crate::github_cmd::connect(settings, a, out).await,
@@ -174,7 +185,7 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
     if conns.is_empty() {
         bail!("there are no connections yet (add one with `inlet connect`)");
     }
-    let key = keys::load(&settings.key_file, false)?;
+    let key = keys::for_store(&*store, settings, false).await?;
     let engine = crate::attachments::wire(
         app::engine(store.clone(), key.clone()),
         &settings.attachments,
@@ -198,14 +209,22 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
             && conn.status != ConnectionStatus::Active
             && conn.status != ConnectionStatus::Failing
         {
-            out.note(&format!("{}: skipped ({})", conn.name, conn.status));
+            out.note(&format!(
+                "{}: skipped ({})",
+                escape_unsafe(&conn.name),
+                conn.status
+            ));
             continue;
         }
         let connector = match app::connector(conn, &key, HttpConfig::default()) {
             Ok(c) => c,
             Err(e) => {
                 failed = true;
-                out.note(&format!("{}: cannot sync: {e:#}", conn.name));
+                out.note(&format!(
+                    "{}: cannot sync: {}",
+                    escape_unsafe(&conn.name),
+                    escape_unsafe(&format!("{e:#}"))
+                ));
                 reports.push(
                     json!({"connection": conn.name, "status": "failed", "error": format!("{e:#}")}),
                 );
@@ -286,7 +305,11 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
             Err(e) => {
                 // The store failed under this connection's sync; report it and go on.
                 failed = true;
-                out.note(&format!("{}: sync failed: {e:#}", conn.name));
+                out.note(&format!(
+                    "{}: sync failed: {}",
+                    escape_unsafe(&conn.name),
+                    escape_unsafe(&format!("{e:#}"))
+                ));
                 reports.push(
                     json!({"connection": conn.name, "status": "failed", "error": format!("{e:#}")}),
                 );
@@ -360,18 +383,24 @@ fn spawn_sigterm(cancel: std::sync::Arc<std::sync::atomic::AtomicBool>) {
 
 /// `inlet status`.
 pub async fn status(settings: &Settings, out: &Output) -> Result<ExitCode> {
-    let store = app::open_store(settings, false).await?;
+    let store = app::open_store_read(settings).await?;
     let mut all = Vec::new();
     let mut text = format!("database: {} ({})\n", store.location(), store.backend());
     for conn in store.list_connections().await? {
         let states = store.sync_states(conn.id).await?;
         let mut streams = serde_json::Map::new();
+        // Names and notes from a database older than the name rule may hold control
+        // characters: escaped, so they cannot forge or hide lines.
         text.push_str(&format!(
             "{} (id {}, {}, workspace {}): {}\n",
-            conn.name, conn.id, conn.provider, conn.workspace, conn.status
+            escape_unsafe(&conn.name),
+            conn.id,
+            conn.provider,
+            escape_unsafe(&conn.workspace),
+            conn.status
         ));
         if let Some(d) = &conn.status_detail {
-            text.push_str(&format!("  note: {d}\n"));
+            text.push_str(&format!("  note: {}\n", escape_unsafe(d)));
         }
         let mut derived = Vec::new();
         for spec in specs_of(&conn.provider) {
@@ -422,7 +451,7 @@ pub async fn runs(
     limit: u32,
     out: &Output,
 ) -> Result<ExitCode> {
-    let store = app::open_store(settings, false).await?;
+    let store = app::open_store_read(settings).await?;
     let conns = store.list_connections().await?;
     let filter = match connection {
         Some(k) => Some(app::connection(&*store, k).await?.id),
@@ -484,11 +513,23 @@ pub struct ExportArgs {
 
 /// `inlet export`: streams keyset pages, never the whole table in memory.
 pub async fn export(settings: &Settings, a: &ExportArgs, out: &Output) -> Result<ExitCode> {
-    let store = app::open_store(settings, false).await?;
+    let store = app::open_store_read(settings).await?;
     let conn = app::connection(&*store, &a.connection).await?;
     let specs = specs_of(&conn.provider);
+    let derived = specs
+        .iter()
+        .filter_map(|s| s.derived)
+        .find(|d| d.table == a.stream);
+    if let Some(der) = derived {
+        return export_derived(&*store, &conn, der, a, out).await;
+    }
     let Some(spec) = specs.iter().find(|s| s.name == a.stream) else {
-        let names: Vec<&str> = specs.iter().map(|s| s.name).collect();
+        let mut names: Vec<&str> = specs.iter().map(|s| s.name).collect();
+        for d in specs.iter().filter_map(|s| s.derived) {
+            if !names.contains(&d.table) {
+                names.push(d.table);
+            }
+        }
         bail!(
             "{} has no stream {:?} (streams: {})",
             conn.provider,
@@ -529,6 +570,69 @@ pub async fn export(settings: &Settings, a: &ExportArgs, out: &Output) -> Result
     sink.flush()?;
     if a.output.is_some() || out.json {
         out.note(&format!("exported {n} records"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `inlet export CONNECTION <derived table>`: a table inlet computes from a stream (e.g.
+/// `reddit_conversations`), keyset pages as for a stream; no raw JSON or tombstones.
+async fn export_derived(
+    store: &dyn inlet_core::Store,
+    conn: &inlet_core::Connection,
+    der: &inlet_core::DerivedSpec,
+    a: &ExportArgs,
+    out: &Output,
+) -> Result<ExitCode> {
+    let sink: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let w = std::io::BufWriter::new(sink);
+    let mut sink = match a.format {
+        Format::Csv => {
+            let mut c = csv::Writer::from_writer(w);
+            let mut header = vec!["id"];
+            header.extend(der.columns.iter().map(|c| c.column.name));
+            header.push("updated_at");
+            c.write_record(&header)?;
+            Sink::Csv(Box::new(c))
+        }
+        Format::Jsonl => Sink::Jsonl(w),
+    };
+    let (mut after, mut n) = (None::<String>, 0u64);
+    loop {
+        let rows = store
+            .export_derived_page(conn.id, der, after.as_deref(), 1000)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id.clone());
+        for r in &rows {
+            n += 1;
+            match &mut sink {
+                Sink::Csv(c) => {
+                    let mut rec = vec![r.id.clone()];
+                    rec.extend(r.values.iter().map(cell));
+                    rec.push(r.updated_at.to_string());
+                    c.write_record(&rec)?;
+                }
+                Sink::Jsonl(w) => {
+                    let mut obj = serde_json::Map::new();
+                    obj.insert("id".into(), json!(r.id));
+                    for (col, v) in der.columns.iter().zip(&r.values) {
+                        obj.insert(col.column.name.into(), json_value(v));
+                    }
+                    obj.insert("updated_at".into(), json!(r.updated_at));
+                    serde_json::to_writer(&mut *w, &obj)?;
+                    w.write_all(b"\n")?;
+                }
+            }
+        }
+    }
+    sink.flush()?;
+    if a.output.is_some() || out.json {
+        out.note(&format!("exported {n} rows"));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@ use crate::keys;
 use crate::output::Output;
 use crate::progress::Bar;
 use crate::settings::Settings;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use inlet_connectors::reddit::{RedditConfig, RedditCredentials};
 use inlet_core::{Clock, Connection, NewConnection, Run, RunMode, Store, SystemClock};
@@ -30,7 +30,8 @@ pub struct DemoArgs {
     /// Saved posts and comments.
     #[arg(long, default_value_t = 40)]
     pub saved: u64,
-    /// The demo's SQLite database (recreated on every run).
+    /// The demo's SQLite database, recreated on every run. An existing file is replaced
+    /// only when an earlier `inlet demo` made it; any other file is refused, never deleted.
     #[arg(long, default_value = "inlet-demo.db")]
     pub database: PathBuf,
     /// Seed of the simulated data.
@@ -40,7 +41,7 @@ pub struct DemoArgs {
 
 /// Run the demo.
 pub async fn run(a: &DemoArgs, out: &Output) -> Result<ExitCode> {
-    remove_previous(&a.database)?;
+    remove_previous(&a.database).await?;
     let cfg = RedditSimConfig {
         seed: a.seed,
         messages: a.messages,
@@ -73,7 +74,8 @@ pub async fn run(a: &DemoArgs, out: &Output) -> Result<ExitCode> {
         },
     };
     let store = app::open_store(&settings, true).await?;
-    let key = keys::load(&settings.key_file, true)?;
+    store.meta_init(DEMO_MARK, DEMO_MARK_VALUE).await?;
+    let key = keys::for_store(&*store, &settings, true).await?;
     let conn = create_connection(&*store, &key, &sim, &cfg).await?;
     let engine = crate::attachments::wire(
         app::engine(store.clone(), key.clone()),
@@ -109,8 +111,40 @@ pub async fn run(a: &DemoArgs, out: &Output) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The demo database is the demo's own: remove the files (and images) an earlier demo left.
-fn remove_previous(db: &std::path::Path) -> Result<()> {
+/// The `inlet_meta` entry that marks a database made by `inlet demo`.
+const DEMO_MARK: &str = "demo";
+const DEMO_MARK_VALUE: &str = "made by inlet demo";
+
+/// The demo database is the demo's own: remove the files (and images) an earlier demo
+/// left — only when the database there carries the demo's mark. Any other file at that
+/// path (a real inlet database, another program's file) is refused and left untouched,
+/// and so are its key file and images.
+async fn remove_previous(db: &std::path::Path) -> Result<()> {
+    let url = db.display().to_string();
+    if crate::settings::target(&url)? != crate::settings::Target::Sqlite(db.to_path_buf()) {
+        bail!("--database must be a SQLite file path (the demo makes its own database)");
+    }
+    let refuse = |why: String| {
+        anyhow::anyhow!(
+            "{} exists and {why}: `inlet demo` replaces only a database an earlier demo made; \
+             choose another --database path (nothing was deleted)",
+            db.display()
+        )
+    };
+    match std::fs::symlink_metadata(db) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", db.display())),
+        Ok(m) if !m.is_file() => return Err(refuse("is not a regular file".into())),
+        Ok(_) => {}
+    }
+    let store = inlet_store::open_read_only(&url)
+        .await
+        .map_err(|e| refuse(format!("is not a database made by `inlet demo` ({e})")))?;
+    let mark = store.meta_get(DEMO_MARK).await;
+    drop(store);
+    if mark.ok().flatten().as_deref() != Some(DEMO_MARK_VALUE) {
+        return Err(refuse("is not a database made by `inlet demo`".into()));
+    }
     for suffix in ["", "-wal", "-shm", ".key"] {
         let p = PathBuf::from(format!("{}{suffix}", db.display()));
         match std::fs::remove_file(&p) {

@@ -37,8 +37,12 @@ pub struct EbayArgs {
     /// Token endpoint URL.
     #[arg(long, default_value = DEFAULT_TOKEN_URL)]
     pub token_url: String,
-    /// Conversation listings merged by id (repeatable): FROM_MEMBERS, FROM_OWNERS.
-    #[arg(long = "listing", default_values_t = vec!["FROM_MEMBERS".to_string()])]
+    /// Conversation listings merged by id (repeatable): FROM_MEMBERS (eBay's documented
+    /// type for buyer/seller messages) and FROM_OWNERS (undocumented; when eBay refuses it
+    /// the run says so and goes on). eBay's own mail (FROM_EBAY) is always read, as its
+    /// own stream.
+    #[arg(long = "listing", default_values_t = vec!["FROM_MEMBERS".to_string()],
+          value_parser = ["FROM_MEMBERS", "FROM_OWNERS"])]
     pub listings: Vec<String>,
     /// Every Nth sync lists all conversations instead of filtering by start_time.
     #[arg(long, default_value_t = 10)]
@@ -129,7 +133,7 @@ pub async fn refresh(settings: &Settings, a: &RefreshArgs, out: &Output) -> Resu
             conn.provider
         );
     }
-    let key = keys::load(&settings.key_file, false)?;
+    let key = keys::for_store(&*store, settings, false).await?;
     let connector = app::connector(&conn, &key, HttpConfig::default())?;
     let engine = app::engine(store.clone(), key);
     let outcome = engine

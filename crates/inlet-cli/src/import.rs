@@ -32,8 +32,9 @@ pub struct TiktokArgs {
     /// Workspace of a connection created by this import.
     #[arg(long, default_value = "default")]
     pub workspace: String,
-    /// Refuse files larger than this many megabytes.
-    #[arg(long = "max-size", value_name = "MB", default_value_t = tiktok::DEFAULT_MAX_BYTES >> 20)]
+    /// Refuse files larger than this many megabytes (at least 1).
+    #[arg(long = "max-size", value_name = "MB", default_value_t = tiktok::DEFAULT_MAX_BYTES >> 20,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub max_size_mb: u64,
     /// Apply the file even if it removes more than the safety valve's share of the
     /// stored favourites (default 50%).
@@ -53,9 +54,9 @@ pub async fn import(settings: &Settings, source: ImportSource, out: &Output) -> 
     }
     if meta.len() > max_bytes {
         bail!(
-            "{} is {} MB, more than the limit of {} MB (raise it with --max-size)",
+            "{} is {:.1} MB, more than the limit of {} MB (raise it with --max-size)",
             a.file.display(),
-            meta.len() >> 20,
+            meta.len() as f64 / (1u64 << 20) as f64,
             a.max_size_mb
         );
     }
@@ -77,7 +78,8 @@ pub async fn import(settings: &Settings, source: ImportSource, out: &Output) -> 
             c.provider
         ),
         None => {
-            let key = keys::load(&settings.key_file, true)?;
+            app::check_name(&a.connection)?;
+            let key = keys::for_store(&*store, settings, true).await?;
             let new = NewConnection {
                 name: a.connection.clone(),
                 workspace: a.workspace.clone(),

@@ -66,8 +66,8 @@ enum Command {
     Runs {
         /// Only this connection (name or id).
         connection: Option<String>,
-        /// How many runs.
-        #[arg(long, default_value_t = 20)]
+        /// How many runs (at least 1).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
     },
     /// Write a stream's records to stdout or a file.
@@ -184,14 +184,33 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn init_logs(format: LogFormat, server: bool) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::field::MakeExt;
     let default = if server { "info" } else { "warn" };
     let filter = EnvFilter::try_from_env("INLET_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours only for a person at a terminal, never in a file or a pipe.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => {
+            // Every field value (connection names from an older database, provider error
+            // texts) is printed with its control characters escaped: one event, one line,
+            // nothing hidden or reordered.
+            let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+                let text = format!("{value:?}");
+                let text = inlet_core::escape_unsafe(&text);
+                if field.name() == "message" {
+                    write!(w, "{text}")
+                } else {
+                    write!(w, "{}={text}", field.name())
+                }
+            })
+            .delimited(" ");
+            builder.fmt_fields(fields).init()
+        }
         LogFormat::Json => builder.json().init(),
     }
 }

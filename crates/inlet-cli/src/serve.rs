@@ -77,7 +77,7 @@ fn options(a: &ServeArgs) -> Result<ServeOptions> {
 pub async fn serve(settings: &Settings, a: &ServeArgs, out: &Output) -> Result<ExitCode> {
     let opts = options(a)?;
     let store = app::open_store(settings, true).await?;
-    let secrets = keys::load(&settings.key_file, true)?;
+    let secrets = keys::for_store(&*store, settings, true).await?;
     if store
         .list_api_keys()
         .await?
@@ -140,15 +140,15 @@ pub async fn apikey(settings: &Settings, cmd: &ApiKeyCommand, out: &Output) -> R
             let k = inlet_server::keys::generate()
                 .map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
             let stored = store.create_api_key(name, &k.prefix, &k.hash, now).await?;
+            // The key alone on stdout (`KEY=$(inlet apikey create ...)`), the notice on stderr.
             out.emit(
                 &json!({"id": stored.id, "name": stored.name, "key": k.key}),
-                || {
-                    format!(
-                        "{}\nAPI key {} ({:?}) created. It is shown only now; send it as `Authorization: Bearer <key>`.",
-                        k.key, stored.id, stored.name
-                    )
-                },
+                || k.key.clone(),
             );
+            out.note(&format!(
+                "API key {} ({:?}) created. It is shown only now; send it as `Authorization: Bearer <key>`.",
+                stored.id, stored.name
+            ));
         }
         ApiKeyCommand::List => {
             let keys = store.list_api_keys().await?;

@@ -74,7 +74,7 @@ impl Settings {
             (None, Some(p)) => p,
             (None, None) => match target(&database_url)? {
                 Target::Sqlite(p) => PathBuf::from(format!("{}.key", p.display())),
-                Target::Postgres => PathBuf::from("inlet.key"),
+                Target::Postgres => default_pg_key_file(),
             },
         };
         let attachments = file
@@ -86,6 +86,23 @@ impl Settings {
             key_file,
             attachments,
         })
+    }
+}
+
+/// The key file for a PostgreSQL database when none is configured: one per user, in the
+/// user's configuration directory (`$XDG_CONFIG_HOME/inlet/inlet.key`, by default
+/// `~/.config/inlet/inlet.key`), so it does not depend on the working directory. Empty
+/// when neither `XDG_CONFIG_HOME` nor `HOME` is set.
+pub fn default_pg_key_file() -> PathBuf {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").and_then(absolute) {
+        return dir.join("inlet").join("inlet.key");
+    }
+    match std::env::var_os("HOME").and_then(absolute) {
+        Some(home) => home.join(".config").join("inlet").join("inlet.key"),
+        // No place: an empty path, refused by `keys` only when a key file is needed (so
+        // commands that need no key still work).
+        None => PathBuf::new(),
     }
 }
 

@@ -16,6 +16,8 @@ fn inlet(dir: &Path) -> Command {
         .env_remove("INLET_SECRET_KEY")
         .env_remove("INLET_CONFIG")
         .env_remove("INLET_KEY_FILE")
+        // The PostgreSQL key file lives in the user's config directory: the test's own.
+        .env("XDG_CONFIG_HOME", dir.join(".config"))
         .env_remove("INLET_ATTACHMENTS_REWRITE_BASE")
         // The simulated messages link images on the real media hosts: tests never reach the
         // internet, so attachments are off here (tests/attachments_e2e.rs covers them

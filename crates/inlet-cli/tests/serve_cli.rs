@@ -13,6 +13,8 @@ fn inlet(dir: &Path) -> Command {
         .env_remove("INLET_SECRET_KEY")
         .env_remove("INLET_CONFIG")
         .env_remove("INLET_KEY_FILE")
+        // The PostgreSQL key file lives in the user's config directory: the test's own.
+        .env("XDG_CONFIG_HOME", dir.join(".config"))
         .env_remove("INLET_BIND")
         .stdin(Stdio::null());
     c

@@ -23,6 +23,7 @@ mod connector;
 mod duration;
 mod family;
 mod model;
+mod names;
 mod record;
 pub mod secrets;
 mod serve;
@@ -42,10 +43,13 @@ pub use model::{
     Checkpoint, Connection, ConnectionStatus, ENGINE_CONFIG_KEYS, NewConnection, Run, RunMode,
     RunStats, RunStatus, StreamStats, SyncState, Trigger, provider_config,
 };
+pub use names::{
+    MAX_NAME_CHARS, NameError, escape_unsafe, is_unsafe_char, validate_connection_name,
+};
 pub use record::{ContentHash, Record, Value};
 pub use serve::{ApiKey, Lease};
 pub use store::{
-    ExportRow, FamilyBatch, FamilyOutcome, PageBatch, PageOutcome, ReconcileBatch,
+    DerivedRow, ExportRow, FamilyBatch, FamilyOutcome, PageBatch, PageOutcome, ReconcileBatch,
     ReconcileOutcome, Store, StoreError, TombstoneBatch,
 };
 pub use stream::{Agg, ColType, Column, DerivedColumn, DerivedSpec, Scope, StopRule, StreamSpec};

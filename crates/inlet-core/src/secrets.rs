@@ -90,6 +90,40 @@ impl SecretBox {
     }
 }
 
+/// The known text a key check value seals, and the associated data it is sealed with.
+const KEY_CHECK_TEXT: &[u8] = b"inlet credentials key check v1";
+const KEY_CHECK_AAD: &[u8] = b"inlet:key-check";
+
+impl SecretBox {
+    /// A key check value for this key: a known text sealed with it, as hex. A database
+    /// stores it next to the credentials the key sealed, so a different key is noticed
+    /// before it seals anything (see [`SecretBox::matches_key_check`]). It reveals nothing
+    /// about the key.
+    pub fn key_check(&self) -> Result<String, SecretError> {
+        let sealed = self.seal(KEY_CHECK_TEXT, KEY_CHECK_AAD)?;
+        Ok(sealed.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Whether `check` (from [`SecretBox::key_check`]) was made with this key.
+    pub fn matches_key_check(&self, check: &str) -> bool {
+        let check = check.trim();
+        if !check.len().is_multiple_of(2) {
+            return false;
+        }
+        let bytes: Option<Vec<u8>> = (0..check.len())
+            .step_by(2)
+            .map(|i| {
+                check
+                    .get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect();
+        bytes
+            .and_then(|b| self.open(&b, KEY_CHECK_AAD).ok())
+            .is_some_and(|plain| plain == KEY_CHECK_TEXT)
+    }
+}
+
 /// The associated data that binds sealed credentials to their connection (by name), so
 /// a sealed value copied to another connection's row does not open.
 pub fn connection_aad(connection_name: &str) -> Vec<u8> {
@@ -115,5 +149,17 @@ mod tests {
             "nonce must be random"
         );
         assert!(SecretBox::from_hex("zz").is_err());
+    }
+
+    #[test]
+    fn key_check_tells_keys_apart() {
+        let a = SecretBox::new(&[1u8; 32]);
+        let b = SecretBox::new(&[2u8; 32]);
+        let check = a.key_check().unwrap();
+        assert!(a.matches_key_check(&check));
+        assert!(!b.matches_key_check(&check));
+        assert!(!a.matches_key_check("zz"));
+        assert!(!a.matches_key_check(""));
+        assert!(!a.matches_key_check(&check[..check.len() - 1]));
     }
 }

@@ -9,8 +9,8 @@
 
 use crate::{
     ApiKey, Attachment, AttachmentLink, AttachmentStatus, AttachmentUpdate, Connection,
-    ConnectionStatus, ContentHash, Lease, NewConnection, Record, Run, RunMode, RunStats, RunStatus,
-    StreamSpec, StreamStats, SyncState, Timestamp, Trigger, Value,
+    ConnectionStatus, ContentHash, DerivedSpec, Lease, NewConnection, Record, Run, RunMode,
+    RunStats, RunStatus, StreamSpec, StreamStats, SyncState, Timestamp, Trigger, Value,
 };
 use std::collections::BTreeMap;
 
@@ -175,6 +175,17 @@ pub struct FamilyOutcome {
     pub stubs_removed: u64,
 }
 
+/// A row of a derived table (e.g. `reddit_conversations`), for export.
+#[derive(Debug, Clone)]
+pub struct DerivedRow {
+    /// The row's key (the derived spec's key value, as text).
+    pub id: String,
+    /// Values of the derived spec's columns, in order.
+    pub values: Vec<Value>,
+    /// When inlet last changed the row.
+    pub updated_at: Timestamp,
+}
+
 /// A stored record, for export.
 #[derive(Debug, Clone)]
 pub struct ExportRow {
@@ -201,6 +212,13 @@ pub trait Store: Send + Sync {
     fn backend(&self) -> &'static str;
     /// A human description of where the data is (a file path or a redacted URL).
     fn location(&self) -> String;
+
+    /// A value the database keeps about itself (`inlet_meta`), e.g. the credentials key
+    /// check value or the `inlet demo` mark.
+    async fn meta_get(&self, name: &str) -> Result<Option<String>, StoreError>;
+    /// Store `value` under `name` unless a value is there already (atomically); returns
+    /// the value stored now: the earlier one, or `value`.
+    async fn meta_init(&self, name: &str, value: &str) -> Result<String, StoreError>;
 
     /// Create a connection (status active).
     async fn create_connection(
@@ -364,6 +382,16 @@ pub trait Store: Send + Sync {
         limit: u32,
         include_deleted: bool,
     ) -> Result<Vec<ExportRow>, StoreError>;
+
+    /// Up to `limit` rows of the derived table `derived` of one connection with keys
+    /// greater than `after`, ordered by key.
+    async fn export_derived_page(
+        &self,
+        connection_id: i64,
+        derived: &DerivedSpec,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DerivedRow>, StoreError>;
 
     /// Record attachment links of `stream` as `pending`; links already recorded for the
     /// same (connection, record, url) are left as they are. Returns how many were new.

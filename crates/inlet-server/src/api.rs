@@ -244,12 +244,10 @@ fn empty_object() -> Value {
 
 async fn create_connection(State(st): St, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
     let req: CreateConnection = parse_body(&headers, &body)?;
-    let name = req.name.trim();
-    if name.is_empty() || name.len() > 200 || name.parse::<i64>().is_ok() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "name must be 1-200 characters and not a number (numbers address connections by id)",
-        ));
+    // The one name rule, shared with the CLI.
+    let name = req.name.as_str();
+    if let Err(e) = inlet_core::validate_connection_name(name) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("name: {e}")));
     }
     if !inlet_connectors::build::PROVIDERS.contains(&req.provider.as_str()) {
         return Err(ApiError::new(

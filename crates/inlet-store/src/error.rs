@@ -33,14 +33,35 @@ pub(crate) fn sqlite_is_unique(e: &rusqlite::Error) -> bool {
         if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
 }
 
+/// What went wrong, in words: the server's own message for a server error (the driver's
+/// `Display` says only "db error"), else the driver's text followed by its causes.
+pub(crate) fn pg_cause(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_string(),
+        };
+    }
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg = format!("{msg}: {text}");
+        }
+        source = s.source();
+    }
+    msg
+}
+
 /// A tokio-postgres error as a store error.
 pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
     use tokio_postgres::error::SqlState;
     if pg_is_lost(&e) {
-        return StoreError::ConnectionLost(format!("PostgreSQL connection closed: {e}"));
+        return StoreError::ConnectionLost(format!("PostgreSQL connection closed: {}", pg_cause(&e)));
     }
     let Some(db) = e.as_db_error() else {
-        return StoreError::Db(e.to_string());
+        return StoreError::Db(pg_cause(&e));
     };
     let mut msg = db.message().to_string();
     if let Some(detail) = db.detail() {

@@ -43,6 +43,21 @@ pub use target::redact_url;
 use std::sync::Arc;
 use target::Target;
 
+/// Open the store a URL names for reading only: a SQLite file is opened read-only (see
+/// [`SqliteStore::open_read_only`]: nothing created, no migration applied); PostgreSQL is
+/// opened as by [`open`].
+pub async fn open_read_only(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    match target::parse(url)? {
+        Target::Postgres(url) => Ok(Arc::new(PgStore::connect(&url).await?)),
+        Target::Sqlite(path) => {
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open_read_only(&path))
+                .await
+                .map_err(error::join)??;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 /// Open the store a URL names: `postgres://` or `postgresql://` → [`PgStore`];
 /// `sqlite://PATH`, `sqlite:PATH` or a plain file path → [`SqliteStore`]. Any other
 /// scheme is an error, and nothing is created on disk for it.

@@ -67,6 +67,11 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         include_str!("../migrations/sqlite/0007_run_quota.sql"),
     ),
     Migration::new(
+        8,
+        "meta",
+        include_str!("../migrations/sqlite/0008_meta.sql"),
+    ),
+    Migration::new(
         9,
         "staging_by_run",
         include_str!("../migrations/sqlite/0009_staging_by_run.sql"),
@@ -109,6 +114,11 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         7,
         "run_quota",
         include_str!("../migrations/postgres/0007_run_quota.sql"),
+    ),
+    Migration::new(
+        8,
+        "meta",
+        include_str!("../migrations/postgres/0008_meta.sql"),
     ),
     Migration::new(
         9,

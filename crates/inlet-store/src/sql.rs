@@ -463,6 +463,25 @@ pub(crate) fn export(
     )
 }
 
+/// A keyset page of a derived table. Params: 1 connection, 2 limit, 3 `after` when
+/// `has_after`.
+pub(crate) fn export_derived(d: Dialect, der: &DerivedSpec, has_after: bool) -> String {
+    let after = if has_after {
+        format!(" AND \"id\" > {}", d.p(3))
+    } else {
+        String::new()
+    };
+    let cols: Vec<String> = der.columns.iter().map(|c| q(c.column.name)).collect();
+    format!(
+        "SELECT \"id\", {}, \"updated_at\" FROM {} WHERE \"connection_id\" = {}{after} \
+         ORDER BY \"id\" LIMIT {}",
+        cols.join(", "),
+        q(der.table),
+        d.p(1),
+        d.p(2),
+    )
+}
+
 #[cfg(test)]
 mod dump {
     #[test]

@@ -318,3 +318,27 @@ pub(super) async fn list_runs(
     };
     rows.iter().map(run_row).collect()
 }
+
+/// A value of `inlet_meta`.
+pub(super) async fn meta_get(g: &mut Inner, name: &str) -> Result<Option<String>, StoreError> {
+    let sql = "SELECT \"value\" FROM \"inlet_meta\" WHERE \"name\" = $1";
+    query(g, sql, &[&name])
+        .await?
+        .first()
+        .map(|r| get::<String>(r, 0))
+        .transpose()
+}
+
+/// Insert `value` under `name` unless one is there; the value stored now.
+pub(super) async fn meta_init(
+    g: &mut Inner,
+    name: &str,
+    value: &str,
+) -> Result<String, StoreError> {
+    let sql = "INSERT INTO \"inlet_meta\" (\"name\", \"value\") VALUES ($1, $2) \
+               ON CONFLICT (\"name\") DO NOTHING";
+    execute(g, sql, &[&name, &value]).await?;
+    meta_get(g, name)
+        .await?
+        .ok_or_else(|| StoreError::Db(format!("inlet_meta value {name:?} vanished")))
+}

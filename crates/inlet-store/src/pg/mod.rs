@@ -14,10 +14,10 @@ use crate::migrate::{self, Applied, POSTGRES_MIGRATIONS};
 use crate::target::redact_url;
 use async_trait::async_trait;
 use inlet_core::{
-    ApiKey, Connection as Conn, ConnectionStatus, ExportRow, FamilyBatch, FamilyOutcome, Lease,
-    NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Run, RunMode,
-    RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp,
-    TombstoneBatch, Trigger,
+    ApiKey, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec, ExportRow, FamilyBatch,
+    FamilyOutcome, Lease, NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome,
+    Run, RunMode, RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState,
+    Timestamp, TombstoneBatch, Trigger,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -80,9 +80,12 @@ impl PgStore {
     /// apply pending migrations.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
         let location = redact_url(url);
-        let mut config: Config = url
-            .parse()
-            .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL {location}: {e}")))?;
+        let mut config: Config = url.parse().map_err(|e| {
+            StoreError::Unavailable(format!(
+                "bad PostgreSQL URL {location}: {}",
+                crate::error::pg_cause(&e)
+            ))
+        })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -206,15 +209,16 @@ fn host_port(config: &Config) -> String {
 async fn connect_client(config: &Config) -> Result<Client, StoreError> {
     let (client, connection) = config.connect(NoTls).await.map_err(|e| {
         StoreError::Unavailable(format!(
-            "cannot connect to PostgreSQL at {} (database {:?}, user {:?}): {e}",
+            "cannot connect to PostgreSQL at {} (database {:?}, user {:?}): {}",
             host_port(config),
             config.get_dbname().unwrap_or("(default)"),
-            config.get_user().unwrap_or("(default)")
+            config.get_user().unwrap_or("(default)"),
+            crate::error::pg_cause(&e)
         ))
     })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "PostgreSQL connection ended");
+            tracing::warn!(error = %crate::error::pg_cause(&e), "PostgreSQL connection ended");
         }
     });
     // Record tables grow from empty within one session: a generic plan cached while a
@@ -305,6 +309,14 @@ impl Store for PgStore {
 
     fn location(&self) -> String {
         self.location.clone()
+    }
+
+    async fn meta_get(&self, name: &str) -> Result<Option<String>, StoreError> {
+        meta::meta_get(&mut *self.lock().await?, name).await
+    }
+
+    async fn meta_init(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        meta::meta_init(&mut *self.lock().await?, name, value).await
     }
 
     async fn create_connection(
@@ -517,6 +529,23 @@ impl Store for PgStore {
 
     async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
         retrying!(self, |g| family::commit_family(g, &batch))
+    }
+
+    async fn export_derived_page(
+        &self,
+        connection_id: i64,
+        derived: &DerivedSpec,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DerivedRow>, StoreError> {
+        records::export_derived_page(
+            &mut *self.lock().await?,
+            connection_id,
+            derived,
+            after,
+            limit,
+        )
+        .await
     }
 
     async fn export_page(

@@ -7,8 +7,8 @@ use crate::codec::{self, Existing, dedupe, from_system, plan, to_system};
 use crate::error::pg as db_err;
 use crate::sql::{self, Dialect::Postgres, q};
 use inlet_core::{
-    ColType, ExportRow, PageBatch, PageOutcome, Record, StoreError, StreamSpec, TombstoneBatch,
-    Value,
+    ColType, DerivedRow, DerivedSpec, ExportRow, PageBatch, PageOutcome, Record, StoreError,
+    StreamSpec, TombstoneBatch, Value,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::time::SystemTime;
@@ -409,4 +409,37 @@ fn export_row(r: &Row, spec: &StreamSpec) -> Result<ExportRow, StoreError> {
         values,
         id,
     })
+}
+
+/// One keyset page of a derived table.
+pub(super) async fn export_derived_page(
+    g: &mut Inner,
+    connection_id: i64,
+    der: &DerivedSpec,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<DerivedRow>, StoreError> {
+    let sql = sql::export_derived(Postgres, der, after.is_some());
+    let st = g.cache.get(&g.client, &sql).await?;
+    let limit = i64::from(limit);
+    let mut p: Vec<Param<'_>> = vec![&connection_id, &limit];
+    if let Some(a) = &after {
+        p.push(a);
+    }
+    let rows = g.client.query(&st, &p).await.map_err(db_err)?;
+    rows.iter()
+        .map(|r| {
+            let values = der
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| read_value(r, i + 1, c.column.ty))
+                .collect::<Result<_, _>>()?;
+            Ok(DerivedRow {
+                id: get(r, 0)?,
+                values,
+                updated_at: ts(r, der.columns.len() + 1)?,
+            })
+        })
+        .collect()
 }

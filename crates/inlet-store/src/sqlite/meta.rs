@@ -326,3 +326,25 @@ pub(super) fn list_runs(
     }
     Ok(out)
 }
+
+/// A value of `inlet_meta`.
+pub(super) fn meta_get(c: &mut Connection, name: &str) -> Result<Option<String>, StoreError> {
+    c.query_row(
+        "SELECT \"value\" FROM \"inlet_meta\" WHERE \"name\" = ?1",
+        [name],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(db_err)
+}
+
+/// Insert `value` under `name` unless one is there; the value stored now.
+pub(super) fn meta_init(c: &mut Connection, name: &str, value: &str) -> Result<String, StoreError> {
+    c.execute(
+        "INSERT INTO \"inlet_meta\" (\"name\", \"value\") VALUES (?1, ?2) \
+         ON CONFLICT (\"name\") DO NOTHING",
+        params![name, value],
+    )
+    .map_err(db_err)?;
+    meta_get(c, name)?.ok_or_else(|| StoreError::Db(format!("inlet_meta value {name:?} vanished")))
+}

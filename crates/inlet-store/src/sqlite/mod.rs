@@ -13,10 +13,10 @@ use crate::error::{join, sqlite as db_err};
 use crate::migrate::{self, Applied, SQLITE_MIGRATIONS};
 use async_trait::async_trait;
 use inlet_core::{
-    ApiKey, Connection as Conn, ConnectionStatus, ExportRow, FamilyBatch, FamilyOutcome, Lease,
-    NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Run, RunMode,
-    RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState, Timestamp,
-    TombstoneBatch, Trigger,
+    ApiKey, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec, ExportRow, FamilyBatch,
+    FamilyOutcome, Lease, NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome,
+    Run, RunMode, RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState,
+    Timestamp, TombstoneBatch, Trigger,
 };
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::collections::BTreeMap;
@@ -51,6 +51,7 @@ impl SqliteStore {
                 dir.display()
             )));
         }
+        create_private(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -60,8 +61,34 @@ impl SqliteStore {
                 path.display()
             ))
         })?;
-        configure(&conn)?;
-        migrate(&mut conn)?;
+        configure(&conn)
+            .and_then(|()| migrate(&mut conn))
+            .map_err(|e| naming_file(e, path))?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Open an existing SQLite file for reading only: nothing is created or written and
+    /// no migration is applied, so a read-only file (or a copy on read-only media) can be
+    /// inspected. A database whose schema is older than this binary's is refused with the
+    /// migrations it lacks named.
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Unavailable(format!(
+                "no SQLite database at {}",
+                path.display()
+            )));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot open SQLite database {} read-only: {e}",
+                path.display()
+            ))
+        })?;
+        check_schema_read_only(&conn, path).map_err(|e| naming_file(e, path))?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
@@ -87,6 +114,76 @@ impl SqliteStore {
         .await
         .map_err(join)?
     }
+}
+
+/// Create a missing database file empty with mode 0600 (it holds private messages), so
+/// SQLite, which gives its `-wal` and `-shm` files the database file's mode, never makes
+/// a readable one. An existing file is left as it is.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Unavailable(format!(
+            "cannot create SQLite database {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// An error met while opening `path`, with the file named (SQLite's own messages, such
+/// as "attempt to write a readonly database", do not say which file).
+fn naming_file(e: StoreError, path: &Path) -> StoreError {
+    let at = |m: String| format!("SQLite database {}: {m}", path.display());
+    match e {
+        StoreError::Db(m) if m.contains("readonly") => StoreError::Unavailable(at(format!(
+            "{m} (the file or its directory is not writable; read-only commands such as \
+             `inlet status` open it read-only)"
+        ))),
+        StoreError::Db(m) => StoreError::Db(at(m)),
+        StoreError::Unavailable(m) => StoreError::Unavailable(at(m)),
+        StoreError::Schema(m) => StoreError::Schema(at(m)),
+        StoreError::Corrupt(m) => StoreError::Corrupt(at(m)),
+        other => other,
+    }
+}
+
+/// The schema check of a read-only open: the migrations table must be there and every
+/// migration this binary knows applied.
+fn check_schema_read_only(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(5)).map_err(db_err)?;
+    let tables: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+    if tables == 0 {
+        return Err(StoreError::Schema(
+            "not an inlet database (it has no schema_migrations table)".into(),
+        ));
+    }
+    let pending = migrate::pending(SQLITE_MIGRATIONS, &applied(conn)?)?;
+    if !pending.is_empty() {
+        let names: Vec<String> = pending
+            .iter()
+            .map(|m| format!("{:04}_{}", m.version, m.name))
+            .collect();
+        return Err(StoreError::Schema(format!(
+            "the database needs schema migration(s) {} that a read-only open does not apply: \
+             run any writing command (e.g. `inlet sync`) once with write access to {}",
+            names.join(", "),
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Pragmas every connection gets.
@@ -173,6 +270,16 @@ impl Store for SqliteStore {
 
     fn location(&self) -> String {
         self.path.display().to_string()
+    }
+
+    async fn meta_get(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let name = name.to_string();
+        self.run(move |c| meta::meta_get(c, &name)).await
+    }
+
+    async fn meta_init(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        let (name, value) = (name.to_string(), value.to_string());
+        self.run(move |c| meta::meta_init(c, &name, &value)).await
     }
 
     async fn create_connection(
@@ -388,6 +495,20 @@ impl Store for SqliteStore {
     async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
         let f = family::OwnedFamily::from(batch);
         self.run(move |c| family::commit_family(c, &f)).await
+    }
+
+    async fn export_derived_page(
+        &self,
+        connection_id: i64,
+        derived: &DerivedSpec,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DerivedRow>, StoreError> {
+        let (der, after) = (*derived, after.map(str::to_string));
+        self.run(move |c| {
+            records::export_derived_page(c, connection_id, &der, after.as_deref(), limit)
+        })
+        .await
     }
 
     async fn export_page(

@@ -6,8 +6,8 @@ use crate::codec::{self, Existing, dedupe, plan};
 use crate::error::sqlite as db_err;
 use crate::sql::{self, Dialect::Sqlite, q};
 use inlet_core::{
-    ExportRow, PageBatch, PageOutcome, Record, StoreError, StreamSpec, SyncState, Timestamp,
-    TombstoneBatch,
+    DerivedRow, DerivedSpec, ExportRow, PageBatch, PageOutcome, Record, StoreError, StreamSpec,
+    SyncState, Timestamp, TombstoneBatch,
 };
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -400,4 +400,41 @@ fn export_row(r: &rusqlite::Row<'_>, spec: &StreamSpec) -> Result<ExportRow, Sto
         values,
         id,
     })
+}
+
+/// One keyset page of a derived table.
+pub(crate) fn export_derived_page(
+    c: &mut Connection,
+    connection_id: i64,
+    der: &DerivedSpec,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<DerivedRow>, StoreError> {
+    let sql = sql::export_derived(Sqlite, der, after.is_some());
+    let mut st = c.prepare_cached(&sql).map_err(db_err)?;
+    let mut p: Vec<&dyn rusqlite::ToSql> = vec![&connection_id, &limit];
+    if let Some(a) = &after {
+        p.push(a);
+    }
+    let mut rows = st.query(p.as_slice()).map_err(db_err)?;
+    let mut out = vec![];
+    while let Some(r) = rows.next().map_err(db_err)? {
+        let id: String = get(r, 0)?;
+        let mut values = Vec::with_capacity(der.columns.len());
+        for (i, c) in der.columns.iter().enumerate() {
+            values.push(read_value(
+                r,
+                i + 1,
+                c.column.ty,
+                &format!("{}.{} of {id:?}", der.table, c.column.name),
+            )?);
+        }
+        let updated_at = ts(r, der.columns.len() + 1, "updated_at")?;
+        out.push(DerivedRow {
+            id,
+            values,
+            updated_at,
+        });
+    }
+    Ok(out)
 }
