@@ -44,6 +44,7 @@ fn default_marketplace() -> String {
 }
 
 /// Settings of an eBay connection (stored in `connections.config`; no secrets).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EbayConfig {
@@ -143,6 +144,7 @@ impl EbayConfig {
 }
 
 /// Secrets of an eBay connection (sealed at rest).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EbayCredentials {
