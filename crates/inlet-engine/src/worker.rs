@@ -237,7 +237,7 @@ impl StartReporter {
             let mut c = lock(&self.counted);
             let last = c.0.entry(stream.to_string()).or_default();
             let d = counter_delta(totals, last);
-            *last = totals.clone();
+            *last = *totals;
             c.1.add(&d);
             d
         };
@@ -246,7 +246,7 @@ impl StartReporter {
 
     /// What this run has counted so far.
     fn counted(&self) -> RunStats {
-        lock(&self.counted).1.clone()
+        lock(&self.counted).1
     }
 }
 
