@@ -416,8 +416,33 @@ mod tests {
                 let name = r.rsplit('/').next().expect("name");
                 let fields = properties(&doc, name);
                 assert!(!fields.is_empty(), "{p} {part}");
+                if part == "credentials" {
+                    let secret = if *p == "github" {
+                        "token"
+                    } else {
+                        "refresh_token"
+                    };
+                    assert!(fields.iter().any(|f| f == secret), "{p}: {fields:?}");
+                } else {
+                    assert!(fields.iter().any(|f| f == "api_base"), "{p}: {fields:?}");
+                }
             }
         }
+        let create = &doc["paths"]["/v1/connections"]["post"];
+        assert_eq!(
+            create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/NewConnection"
+        );
+        assert_eq!(
+            create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Connection",
+            "the 201 answer has a schema"
+        );
+        assert_eq!(
+            doc["paths"]["/healthz"]["get"]["security"],
+            serde_json::json!([])
+        );
+        assert_eq!(doc["security"], serde_json::json!([{"bearer": []}]));
         let status = &doc["components"]["schemas"]["Connection"]["properties"]["provider"]["enum"];
         assert_eq!(
             status,

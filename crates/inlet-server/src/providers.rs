@@ -70,12 +70,11 @@ pub fn url_hosts(v: &Value, out: &mut Vec<(String, String)>, path: &str) {
         Value::String(s) => {
             let lower = s.trim().to_ascii_lowercase();
             if lower.starts_with("http://") || lower.starts_with("https://") {
-                let host = s
-                    .trim()
-                    .parse::<axum::http::Uri>()
+                // The parser the connectors use, so the host checked is the host fetched.
+                let host = reqwest::Url::parse(s.trim())
                     .ok()
                     .and_then(|u| {
-                        u.host()
+                        u.host_str()
                             .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
                     })
                     .unwrap_or_default();
@@ -153,6 +152,23 @@ mod tests {
         assert!(check_overrides(reddit, &local, &["127.0.0.1".into()]).is_ok());
         let metadata = json!({"token_url": "http://169.254.169.254/latest/meta-data"});
         assert!(check_overrides(reddit, &metadata, &["127.0.0.1".into()]).is_err());
+        for tricky in [
+            "http://oauth.reddit.com@evil.example/",
+            "https://evil.example\t/",
+            "HTTPS://EVIL.EXAMPLE/",
+            "http://[::1]:8080/",
+        ] {
+            let c = json!({ "api_base": tricky });
+            assert!(check_overrides(reddit, &c, &[]).is_err(), "{tricky}");
+        }
+        assert!(
+            check_overrides(
+                reddit,
+                &json!({"api_base": "http://[::1]:8080/"}),
+                &["::1".into()]
+            )
+            .is_ok()
+        );
         let nested = json!({"http": {"proxy": "http://10.0.0.1/"}});
         assert!(check_overrides(reddit, &nested, &[]).is_err());
         assert!(check_overrides(reddit, &json!({"page_size": 50}), &[]).is_ok());
