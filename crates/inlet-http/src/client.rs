@@ -370,9 +370,17 @@ impl HttpClient {
                 message: excerpt(&resp.body),
             });
         }
+        // A connector's parse message may quote the answer (serde quotes a bad string
+        // value whole): keep it short and printable too.
         Ok(match parse(&resp) {
             Parsed::Ok(v) => Outcome::Done(v),
-            Parsed::Retry(why) => Outcome::Retry { why, wait: None },
+            Parsed::Retry(why) => Outcome::Retry {
+                why: clip(&why, 2 * MAX_SNIPPET_CHARS),
+                wait: None,
+            },
+            Parsed::Fail(HttpError::Invalid(m)) => {
+                return Err(HttpError::Invalid(clip(&m, 2 * MAX_SNIPPET_CHARS)));
+            }
             Parsed::Fail(e) => return Err(e),
         })
     }
@@ -436,13 +444,18 @@ fn excerpt(body: &[u8]) -> String {
 /// space, at most [`MAX_SNIPPET_CHARS`] characters (`…` marks a cut). Errors built
 /// from answers use it, so they never carry a whole body or forge log lines.
 pub fn snippet(text: &str) -> String {
+    clip(text, MAX_SNIPPET_CHARS)
+}
+
+/// [`snippet`] with another length limit.
+fn clip(text: &str, max_chars: usize) -> String {
     let clean: String = text
         .chars()
         .map(|c| if c.is_whitespace() { ' ' } else { c })
         .filter(|c| !c.is_control() && !is_invisible_format(*c))
         .collect();
     let words = clean.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut out: String = words.chars().take(MAX_SNIPPET_CHARS).collect();
+    let mut out: String = words.chars().take(max_chars).collect();
     if out.len() < words.len() {
         out.push('…');
     }
@@ -517,5 +530,7 @@ mod snippet_tests {
         assert!(!s.chars().any(|c| c.is_control() || c == '\u{202E}'));
         assert_eq!(snippet("  short  answer "), "short answer");
         assert_eq!(excerpt("é".repeat(300).as_bytes()).chars().count(), 201);
+        let serde_msg = format!("invalid type: string \"{}\"", "y".repeat(100_000));
+        assert_eq!(clip(&serde_msg, 400).chars().count(), 401);
     }
 }

@@ -908,6 +908,71 @@ async fn config_urls_need_an_allowed_host_and_errors_quote_a_short_snippet(db: &
         "{err:?}"
     );
     server.abort();
+
+    // A 200 whose JSON is one huge string: the parse error (serde quotes the value)
+    // is cut short as well.
+    let hostile = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hostile_addr = hostile.local_addr().unwrap();
+    let app = axum::Router::new().fallback(|| async {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            format!("\"hostile {}\"", "y".repeat(1 << 20)),
+        )
+    });
+    let server = tokio::spawn(async move { axum::serve(hostile, app).await });
+    let body = json!({
+        "name": "hostile-json",
+        "provider": "github",
+        "config": {"api_base": format!("http://{hostile_addr}")},
+        "credentials": {"token": "ghp_test"}
+    });
+    let r = e.post("/v1/connections").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    // A server that gives up on transient faults quickly (the bad answer is retried).
+    let quick = start_server(
+        e.store.clone(),
+        inlet_server::ServeOptions {
+            http: inlet_http::HttpConfig {
+                retry: inlet_http::RetryPolicy {
+                    max_attempts: 2,
+                    base: Duration::from_millis(5),
+                    cap: Duration::from_millis(10),
+                    deadline: Duration::from_secs(5),
+                },
+                ..Default::default()
+            },
+            ..opts(false)
+        },
+    )
+    .await;
+    let r = e
+        .http
+        .post(format!(
+            "http://{}/v1/connections/hostile-json/sync",
+            quick.addr
+        ))
+        .bearer_auth(&e.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let run_id = r.json::<Value>().await.unwrap()["run_id"].as_i64().unwrap();
+    let run = e.wait_run(run_id).await;
+    quick.shutdown().await;
+    assert_ne!(run["status"], "success", "{run}");
+    let err = run["error"].as_str().unwrap_or_default().to_string();
+    let longest = run["streams"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|s| s["error"].as_str())
+        .chain([err.as_str()])
+        .map(|m| m.chars().count())
+        .max()
+        .unwrap_or(0);
+    assert!(err.contains("hostile"), "{run}");
+    assert!(longest <= 1000, "an error of {longest} characters");
+    server.abort();
     e.server.shutdown().await;
 }
 
