@@ -102,10 +102,12 @@ impl AttachmentSettings {
     }
 }
 
-/// `engine`, recording and downloading attachments when they are enabled.
-pub fn wire(engine: Engine, s: &AttachmentSettings) -> Result<Engine> {
+/// The engine's attachment options for these settings (`None` when disabled): the one
+/// place that builds the downloader and blob store, for `inlet sync` and `inlet serve`
+/// alike.
+pub fn options(s: &AttachmentSettings) -> Result<Option<AttachmentOptions>> {
     if !s.enabled {
-        return Ok(engine);
+        return Ok(None);
     }
     let downloader = Downloader::new(DownloadConfig {
         allowed_hosts: s.allowed_hosts.clone(),
@@ -114,11 +116,19 @@ pub fn wire(engine: Engine, s: &AttachmentSettings) -> Result<Engine> {
         ..Default::default()
     })
     .map_err(|e| anyhow::anyhow!("[attachments] {e}"))?;
-    Ok(engine.with_attachments(AttachmentOptions {
+    Ok(Some(AttachmentOptions {
         fetcher: Arc::new(downloader),
         blobs: Arc::new(FsBlobStore::new(s.blob_dir())),
         concurrency: s.concurrency,
     }))
+}
+
+/// `engine`, recording and downloading attachments when they are enabled.
+pub fn wire(engine: Engine, s: &AttachmentSettings) -> Result<Engine> {
+    Ok(match options(s)? {
+        Some(o) => engine.with_attachments(o),
+        None => engine,
+    })
 }
 
 /// `inlet attachments ...`.

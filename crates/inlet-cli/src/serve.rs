@@ -29,6 +29,17 @@ pub struct ServeArgs {
     /// Scheduled syncs running at once.
     #[arg(long, default_value_t = 8)]
     pub max_syncs: usize,
+    /// A host that connections created through the API may point `api_base`,
+    /// `token_url` or another config URL at, besides the provider's own hosts
+    /// (repeatable, or comma-separated in the variable). Without it such overrides are
+    /// refused with 400, so an API key cannot make the server fetch internal addresses.
+    #[arg(
+        long = "allow-override-host",
+        value_name = "HOST",
+        env = "INLET_ALLOWED_OVERRIDE_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_override_hosts: Vec<String>,
 }
 
 /// `inlet apikey ...`.
@@ -49,10 +60,24 @@ pub enum ApiKeyCommand {
     },
 }
 
-fn options(a: &ServeArgs) -> Result<ServeOptions> {
+fn options(settings: &Settings, a: &ServeArgs) -> Result<ServeOptions> {
+    let mut allowed = Vec::new();
+    for h in &a.allowed_override_hosts {
+        let h = h.trim().trim_start_matches('[').trim_end_matches(']');
+        let ip = h.parse::<std::net::IpAddr>().is_ok();
+        if h.is_empty() || (!ip && h.contains(['/', ':', ' ', '@'])) {
+            bail!(
+                "--allow-override-host {h:?}: expected a host name or IP address such as 127.0.0.1, not a URL"
+            );
+        }
+        allowed.push(h.to_ascii_lowercase());
+    }
     let mut o = ServeOptions {
         bind: a.bind,
         scheduler: !a.no_scheduler,
+        // The same downloader and blob store as `inlet sync`.
+        attachments: crate::attachments::options(&settings.attachments)?,
+        allowed_override_hosts: allowed,
         ..Default::default()
     };
     o.dispatcher.max_scheduled = a.max_syncs.max(1);
@@ -75,7 +100,7 @@ fn options(a: &ServeArgs) -> Result<ServeOptions> {
 
 /// `inlet serve`: runs until SIGTERM or SIGINT, then stops gracefully.
 pub async fn serve(settings: &Settings, a: &ServeArgs, out: &Output) -> Result<ExitCode> {
-    let opts = options(a)?;
+    let opts = options(settings, a)?;
     let store = app::open_store(settings, true).await?;
     let secrets = keys::for_store(&*store, settings, true).await?;
     if store

@@ -13,6 +13,8 @@ macro_rules! string_enum {
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vm])* $var),+ }
         impl $name {
+            /// Every value's text form, in declaration order.
+            pub const VALUES: &'static [&'static str] = &[$($s),+];
             /// The stored text form.
             pub fn as_str(self) -> &'static str { match self { $($name::$var => $s),+ } }
         }

@@ -16,8 +16,8 @@
 use crate::RefreshOutcome;
 use crate::sync::{Engine, EngineError, Progress, SyncOptions};
 use inlet_core::{
-    Connection, ConnectionStatus, Connector, ConnectorError, RunMode, RunStatus, StoreError,
-    Timestamp, Trigger,
+    Connection, ConnectionStatus, Connector, ConnectorError, RunMode, RunStats, RunStatus,
+    StoreError, StreamStats, Timestamp, Trigger,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -136,7 +136,9 @@ pub fn holder_id() -> String {
     format!("{host}:{}:{:08x}", std::process::id(), h.finish() as u32)
 }
 
-/// Counters since the process started, for `/metrics`.
+/// Counters since the process started, for `/metrics`. Record counts, requests, retries
+/// and rate-limit waits grow as each page commits; `runs` and `last_success` when a run
+/// ends.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Metrics {
     /// Finished runs by status.
@@ -203,12 +205,50 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Tells the waiting trigger the run id, and records how late a scheduled run started.
+/// Tells the waiting trigger the run id, records how late a scheduled run started, and
+/// adds each committed page's counts to the process metrics as it commits (so `/metrics`
+/// follows a long run instead of jumping at its end).
 struct StartReporter {
     state: Arc<watch::Sender<Start>>,
     due: Option<Timestamp>,
     engine: Arc<Engine>,
     delays: Arc<Inner>,
+    /// Per stream, its totals when last reported; and what was counted for this run.
+    counted: Mutex<(HashMap<String, RunStats>, RunStats)>,
+}
+
+/// The counters `/metrics` sums, `a - b` each (never below zero).
+fn counter_delta(a: &RunStats, b: &RunStats) -> RunStats {
+    RunStats {
+        fetched: a.fetched.saturating_sub(b.fetched),
+        inserted: a.inserted.saturating_sub(b.inserted),
+        updated: a.updated.saturating_sub(b.updated),
+        deleted: a.deleted.saturating_sub(b.deleted),
+        requests: a.requests.saturating_sub(b.requests),
+        retries: a.retries.saturating_sub(b.retries),
+        rate_limit_wait_ms: a.rate_limit_wait_ms.saturating_sub(b.rate_limit_wait_ms),
+        ..RunStats::default()
+    }
+}
+
+impl StartReporter {
+    /// Count what a stream committed since its last report.
+    fn stream_progress(&self, stream: &str, totals: &RunStats) {
+        let d = {
+            let mut c = lock(&self.counted);
+            let last = c.0.entry(stream.to_string()).or_default();
+            let d = counter_delta(totals, last);
+            *last = *totals;
+            c.1.add(&d);
+            d
+        };
+        lock(&self.delays.metrics).add_counts(&d);
+    }
+
+    /// What this run has counted so far.
+    fn counted(&self) -> RunStats {
+        lock(&self.counted).1
+    }
 }
 
 impl Progress for StartReporter {
@@ -220,6 +260,24 @@ impl Progress for StartReporter {
             }
         }
         self.state.send_replace(Start::Running(run_id));
+    }
+    fn page_committed(&self, stream: &str, stats: &StreamStats) {
+        self.stream_progress(stream, &stats.stats);
+    }
+    fn stream_finished(&self, stream: &str, stats: &StreamStats) {
+        self.stream_progress(stream, &stats.stats);
+    }
+}
+
+impl Metrics {
+    fn add_counts(&mut self, s: &RunStats) {
+        self.fetched += s.fetched;
+        self.inserted += s.inserted;
+        self.updated += s.updated;
+        self.deleted += s.deleted;
+        self.requests += s.requests;
+        self.retries += s.retries;
+        self.rate_limit_wait_ms += s.rate_limit_wait_ms;
     }
 }
 
@@ -532,6 +590,7 @@ impl Dispatcher {
             due,
             engine: engine.clone(),
             delays: self.inner.clone(),
+            counted: Mutex::new(Default::default()),
         };
         let result = engine.sync(conn, &*connector, &opts, &reporter).await;
         renewer.abort();
@@ -545,7 +604,7 @@ impl Dispatcher {
                     _ if cancel.load(Ordering::SeqCst) => Outcome::Cancelled,
                     _ => Outcome::Failed,
                 };
-                self.record(conn.id, &run);
+                self.record(conn.id, &run, &reporter.counted());
                 tracing::info!(connection = %conn.name, run_id = run.id, status = %run.status, fetched = run.stats.fetched, "Sync finished.");
                 (outcome, run.stats.fetched)
             }
@@ -564,17 +623,12 @@ impl Dispatcher {
         }
     }
 
-    fn record(&self, connection_id: i64, run: &inlet_core::Run) {
+    /// A run ended: count it, and whatever of its totals the page reports did not
+    /// already count (`counted`).
+    fn record(&self, connection_id: i64, run: &inlet_core::Run, counted: &RunStats) {
         let mut m = lock(&self.inner.metrics);
         *m.runs.entry(run.status.to_string()).or_default() += 1;
-        let s = &run.stats;
-        m.fetched += s.fetched;
-        m.inserted += s.inserted;
-        m.updated += s.updated;
-        m.deleted += s.deleted;
-        m.requests += s.requests;
-        m.retries += s.retries;
-        m.rate_limit_wait_ms += s.rate_limit_wait_ms;
+        m.add_counts(&counter_delta(&run.stats, counted));
         if matches!(run.status, RunStatus::Success | RunStatus::Partial) {
             m.last_success
                 .insert(connection_id, run.finished_at.unwrap_or(run.started_at));

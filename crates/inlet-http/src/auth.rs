@@ -237,7 +237,8 @@ fn parse_token(resp: &crate::Response) -> Parsed<TokenResponse> {
         Err(e) => return Parsed::Retry(format!("token endpoint sent invalid JSON: {e}")),
     };
     if let Some(err) = v.get("error") {
-        let err = err.as_str().map_or_else(|| err.to_string(), str::to_string);
+        let err =
+            crate::client::snippet(&err.as_str().map_or_else(|| err.to_string(), str::to_string));
         return Parsed::Fail(HttpError::Unauthorized(format!(
             "token endpoint refused the grant: {err}"
         )));

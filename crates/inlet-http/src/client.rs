@@ -370,9 +370,17 @@ impl HttpClient {
                 message: excerpt(&resp.body),
             });
         }
+        // A connector's parse message may quote the answer (serde quotes a bad string
+        // value whole): keep it short and printable too.
         Ok(match parse(&resp) {
             Parsed::Ok(v) => Outcome::Done(v),
-            Parsed::Retry(why) => Outcome::Retry { why, wait: None },
+            Parsed::Retry(why) => Outcome::Retry {
+                why: clip(&why, 2 * MAX_SNIPPET_CHARS),
+                wait: None,
+            },
+            Parsed::Fail(HttpError::Invalid(m)) => {
+                return Err(HttpError::Invalid(clip(&m, 2 * MAX_SNIPPET_CHARS)));
+            }
             Parsed::Fail(e) => return Err(e),
         })
     }
@@ -416,13 +424,52 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
 }
 
+/// Longest piece of a provider's answer quoted in an error, in characters.
+pub const MAX_SNIPPET_CHARS: usize = 200;
+
 fn excerpt(body: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    // A few bytes more than the snippet keeps, so a cut multi-byte character at the end
+    // does not matter; the rest of the body is never looked at.
+    let head = &body[..body.len().min(MAX_SNIPPET_CHARS * 4 + 4)];
+    let s = snippet(&String::from_utf8_lossy(head));
+    if body.len() > head.len() && !s.ends_with('…') {
+        format!("{s}…")
+    } else {
+        s
+    }
+}
+
+/// A short, printable quote of text from a provider (a response body, an error field):
+/// control and bidirectional-formatting characters removed, whitespace runs made one
+/// space, at most [`MAX_SNIPPET_CHARS`] characters (`…` marks a cut). Errors built
+/// from answers use it, so they never carry a whole body or forge log lines.
+pub fn snippet(text: &str) -> String {
+    clip(text, MAX_SNIPPET_CHARS)
+}
+
+/// [`snippet`] with another length limit.
+fn clip(text: &str, max_chars: usize) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .filter(|c| !c.is_control() && !is_invisible_format(*c))
+        .collect();
+    let words = clean.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out: String = words.chars().take(max_chars).collect();
+    if out.len() < words.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// Zero-width and bidirectional-override characters, which hide or reorder text.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// Per-connection HTTP settings a connection's config may carry (key `http`), applied over
 /// the defaults.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
@@ -465,5 +512,25 @@ impl HttpSettings {
         if let Some(s) = self.connect_timeout_secs {
             c.connect_timeout = Duration::from_secs(s.max(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod snippet_tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_or_hostile_body_is_quoted_short_and_printable() {
+        let mut body = b"internal\r\nadmin \x1b[31mpage\t\xe2\x80\xaeevil ".to_vec();
+        body.extend(std::iter::repeat_n(b'x', 1 << 20));
+        let s = excerpt(&body);
+        assert!(s.chars().count() <= MAX_SNIPPET_CHARS + 1, "{}", s.len());
+        assert!(s.starts_with("internal admin [31mpage evil x"), "{s}");
+        assert!(s.ends_with('…'));
+        assert!(!s.chars().any(|c| c.is_control() || c == '\u{202E}'));
+        assert_eq!(snippet("  short  answer "), "short answer");
+        assert_eq!(excerpt("é".repeat(300).as_bytes()).chars().count(), 201);
+        let serde_msg = format!("invalid type: string \"{}\"", "y".repeat(100_000));
+        assert_eq!(clip(&serde_msg, 400).chars().count(), 401);
     }
 }

@@ -32,7 +32,8 @@ mod retry;
 pub use auth::{AuthError, Grant, OAuth2Token, StaticToken, TokenSnapshot, TokenSource};
 pub use budget::{Quota, RateBudget, RateHeaders, ResetIn};
 pub use client::{
-    DEFAULT_MAX_IN_FLIGHT, HttpClient, HttpConfig, HttpError, HttpSettings, Parsed, Response,
+    DEFAULT_MAX_IN_FLIGHT, HttpClient, HttpConfig, HttpError, HttpSettings, MAX_SNIPPET_CHARS,
+    Parsed, Response, snippet,
 };
 pub use download::{
     DEFAULT_ALLOWED_HOSTS, DEFAULT_MAX_BYTES, DownloadConfig, DownloadStats, Downloader,

@@ -1,12 +1,15 @@
 //! The HTTP API: JSON in and out, errors as `{"error": "..."}` with a precise status.
 
-use crate::{AppState, keys, metrics, openapi};
+use crate::openapi::{
+    ConnectionDoc, ConnectionList, Deleted, ErrorBody, NewConnection as NewConnectionDoc,
+    RefreshRequest, RunList, SyncRequest, TriggeredDoc,
+};
+use crate::{AppState, keys, metrics, openapi, providers};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use inlet_core::secrets::connection_aad;
 use inlet_core::{
@@ -19,6 +22,9 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Largest request body accepted (1 MiB); larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -109,34 +115,44 @@ fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> ApiResu
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }
 
+/// Every route with its OpenAPI description: the public health checks and the routes
+/// behind the API key. [`router`] serves them; [`openapi::openapi`] documents them.
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    public_routes().merge(authed_routes())
+}
+
+fn public_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
+
+fn authed_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(metrics_text))
+        .routes(routes!(openapi_doc))
+        .routes(routes!(list_connections, create_connection))
+        .routes(routes!(show_connection, delete_connection))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(trigger_sync))
+        .routes(routes!(status))
+        .routes(routes!(refresh))
+        .routes(routes!(compare))
+        .routes(routes!(list_runs))
+        .routes(routes!(show_run))
+}
+
 /// The router with every route, the auth layer and the body limit.
 pub fn router(state: Arc<AppState>) -> Router {
-    let authed = Router::new()
-        .route("/metrics", get(metrics_text))
-        .route("/openapi.json", get(openapi_doc))
-        .route(
-            "/v1/connections",
-            get(list_connections).post(create_connection),
-        )
-        .route(
-            "/v1/connections/{id}",
-            get(show_connection).delete(delete_connection),
-        )
-        .route("/v1/connections/{id}/pause", post(pause))
-        .route("/v1/connections/{id}/resume", post(resume))
-        .route("/v1/connections/{id}/sync", post(trigger_sync))
-        .route("/v1/connections/{id}/status", get(status))
-        .route("/v1/connections/{id}/refresh", post(refresh))
-        .route("/v1/connections/{id}/compare", get(compare))
-        .route("/v1/runs", get(list_runs))
-        .route("/v1/runs/{id}", get(show_run))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    let (public, _) = public_routes().split_for_parts();
+    let (authed, _) = authed_routes().split_for_parts();
+    let authed = authed.route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+    public
         .merge(authed)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -148,13 +164,66 @@ async fn log_request(req: Request, next: Next) -> Response {
     res
 }
 
-async fn require_key(State(st): St, req: Request, next: Next) -> Response {
-    let token = req
+/// Longest error text taken over from a plain-text answer of axum or a rejection.
+const MAX_ERROR_TEXT: usize = 500;
+
+/// Every error answer is JSON `{"error": ...}`: answers made by axum itself (405, 413,
+/// query and path rejections) come as plain text or empty, so they are rewritten here,
+/// keeping their status and headers (`Allow`, `WWW-Authenticate`).
+async fn json_errors(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
         .headers()
-        .get(header::AUTHORIZATION)
+        .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let msg = if text.is_empty() {
+        let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+        match status {
+            StatusCode::METHOD_NOT_ALLOWED => {
+                let allow = parts
+                    .headers
+                    .get(header::ALLOW)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                format!("{reason} (allowed: {allow})")
+            }
+            _ => reason,
+        }
+    } else {
+        text.chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_ERROR_TEXT)
+            .collect()
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::to_vec(&json!({ "error": msg })).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// The key of an `Authorization: Bearer <key>` header; the scheme is case-insensitive
+/// (RFC 9110 §11.1).
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = v.split_once(char::is_whitespace)?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+async fn require_key(State(st): St, req: Request, next: Next) -> Response {
+    let token = bearer_token(req.headers());
     let denied = |msg: &str| {
         let mut r = ApiError::new(StatusCode::UNAUTHORIZED, msg).into_response();
         r.headers_mut()
@@ -173,10 +242,16 @@ async fn require_key(State(st): St, req: Request, next: Next) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "The process answers: {\"status\": \"ok\"}.", body = Object)))]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses(
+        (status = 200, description = "Ready: database reachable, scheduler alive (or disabled), not shutting down. {\"status\", \"database\", \"scheduler\"}.", body = Object),
+        (status = 503, description = "Not ready; same fields say why.", body = Object)))]
 async fn readyz(State(st): St) -> Response {
     let db = st.store.get_run(-1).await;
     let now = st.clock.now().0;
@@ -199,6 +274,10 @@ async fn readyz(State(st): St) -> Response {
     (code, Json(body)).into_response()
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text format; the metrics are listed in docs/ARCHITECTURE.md (\"Metrics\").", body = String, content_type = "text/plain"),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorBody)))]
 async fn metrics_text(State(st): St) -> ApiResult<Response> {
     let text = metrics::render(&st).await?;
     Ok((
@@ -211,9 +290,22 @@ async fn metrics_text(State(st): St) -> ApiResult<Response> {
         .into_response())
 }
 
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses(
+        (status = 200, description = "This document.", body = Object),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorBody)))]
 async fn openapi_doc() -> Json<Value> {
     Json(openapi::document())
 }
+
+/// The `{id}` of a connection route.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+#[allow(dead_code)]
+struct ConnId(
+    /// Connection name or numeric id.
+    String,
+);
 
 async fn find(st: &AppState, key: &str) -> ApiResult<Connection> {
     st.store
@@ -242,6 +334,16 @@ fn empty_object() -> Value {
     json!({})
 }
 
+#[utoipa::path(post, path = "/v1/connections", tag = "connections",
+    request_body(content = NewConnectionDoc, description = "The connection; config and credentials follow the provider's schemas."),
+    responses(
+        (status = 201, description = "Created.", body = ConnectionDoc),
+        (status = 400, description = "Malformed body, unknown provider, or a config URL pointing at a host the operator did not allow.", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorBody),
+        (status = 409, description = "The name is taken.", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB.", body = ErrorBody),
+        (status = 415, description = "Not application/json.", body = ErrorBody),
+        (status = 422, description = "Config or credentials unusable by the provider.", body = ErrorBody)))]
 async fn create_connection(State(st): St, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
     let req: CreateConnection = parse_body(&headers, &body)?;
     // The one name rule, shared with the CLI.
@@ -265,6 +367,17 @@ async fn create_connection(State(st): St, headers: HeaderMap, body: Bytes) -> Ap
             "config and credentials must be JSON objects",
         ));
     }
+    let Some(described) = providers::get(&req.provider) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "provider {:?} is not available through the API",
+                req.provider
+            ),
+        ));
+    };
+    providers::check_overrides(described, &req.config, &st.allowed_override_hosts)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     // Build the connector once to check config and credentials (no request is sent).
     let probe = Connection {
         id: 0,
@@ -309,12 +422,21 @@ async fn create_connection(State(st): St, headers: HeaderMap, body: Bytes) -> Ap
     Ok((StatusCode::CREATED, Json(json!(conn))).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/connections", tag = "connections",
+    responses(
+        (status = 200, description = "Every connection (never their credentials).", body = ConnectionList),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorBody)))]
 async fn list_connections(State(st): St) -> ApiResult<Json<Value>> {
     Ok(Json(
         json!({"connections": st.store.list_connections().await?}),
     ))
 }
 
+#[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections", params(ConnId),
+    responses(
+        (status = 200, description = "The connection.", body = ConnectionDoc),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorBody),
+        (status = 404, description = "No such connection.", body = ErrorBody)))]
 async fn show_connection(State(st): St, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     Ok(Json(json!(find(&st, &id).await?)))
 }
@@ -326,6 +448,15 @@ struct DeleteQuery {
     keep_data: bool,
 }
 
+#[utoipa::path(delete, path = "/v1/connections/{id}", tag = "connections",
+    description = "Delete a connection with its data, or with ?keep_data=true erase its credentials and stop it while its rows stay.",
+    params(ConnId, ("keep_data" = Option<bool>, Query, description = "keep the rows (default false)")),
+    responses(
+        (status = 200, description = "Deleted.", body = Deleted),
+        (status = 400, description = "Bad query string.", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorBody),
+        (status = 404, description = "No such connection.", body = ErrorBody),
+        (status = 409, description = "A sync is running.", body = ErrorBody)))]
 async fn delete_connection(
     State(st): St,
     Path(id): Path<String>,
@@ -361,6 +492,12 @@ async fn delete_connection(
     Ok(Json(json!({"deleted": conn.name, "data": "deleted"})))
 }
 
+#[utoipa::path(post, path = "/v1/connections/{id}/pause", tag = "connections",
+    description = "Pause: no scheduled or triggered syncs.", params(ConnId),
+    responses(
+        (status = 200, description = "The paused connection.", body = ConnectionDoc),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorBody),
+        (status = 404, description = "No such connection.", body = ErrorBody)))]
 async fn pause(State(st): St, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let conn = find(&st, &id).await?;
     st.store
@@ -369,6 +506,13 @@ async fn pause(State(st): St, Path(id): Path<String>) -> ApiResult<Json<Value>> 
     Ok(Json(json!(find(&st, &id).await?)))
 }
 
+#[utoipa::path(post, path = "/v1/connections/{id}/resume", tag = "connections",
+    description = "Resume a paused or failing connection.", params(ConnId),
+    responses(
+        (status = 200, description = "The active connection.", body = ConnectionDoc),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorBody),
+        (status = 404, description = "No such connection.", body = ErrorBody),
+        (status = 409, description = "Deleted with its data kept, or needs re-authentication.", body = ErrorBody)))]
 async fn resume(State(st): St, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let conn = find(&st, &id).await?;
     if conn.credentials.is_empty() {
@@ -395,6 +539,20 @@ struct SyncBody {
     mode: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/connections/{id}/sync", tag = "syncs",
+    description = "Trigger a sync; returns at once. While a sync runs the trigger is coalesced into one follow-up run (202 with the running run id), or refused with ?if_idle=true (409).",
+    params(ConnId,
+        ("if_idle" = Option<bool>, Query, description = "refuse instead of coalescing when a sync runs"),
+        ("mode" = Option<String>, Query, description = "delta (default), full or reconcile")),
+    request_body(content = Option<SyncRequest>, description = "Optional; `mode` here wins over the query."),
+    responses(
+        (status = 202, description = "Started, coalesced or queued.", body = TriggeredDoc),
+        (status = 400, description = "Bad mode, query or body.", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorBody),
+        (status = 404, description = "No such connection.", body = ErrorBody),
+        (status = 409, description = "Running (if_idle), paused or needs re-authentication.", body = ErrorBody),
+        (status = 422, description = "The connector cannot be built.", body = ErrorBody),
+        (status = 503, description = "Shutting down.", body = ErrorBody)))]
 async fn trigger_sync(
     State(st): St,
     Path(id): Path<String>,
@@ -446,6 +604,13 @@ async fn trigger_sync(
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/connections/{id}/status", tag = "syncs",
+    description = "Sync status: the connection, per-stream records and state, the running run, a queued follow-up, the next scheduled time and the last run.",
+    params(ConnId),
+    responses(
+        (status = 200, description = "{connection, syncing, running_run_id, follow_up_queued, next_scheduled_at, last_run, streams}.", body = Object),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorBody),
+        (status = 404, description = "No such connection.", body = ErrorBody)))]
 async fn status(State(st): St, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let conn = find(&st, &id).await?;
     let states = st.store.sync_states(conn.id).await?;
@@ -484,6 +649,17 @@ struct RefreshBody {
     id: String,
 }
 
+#[utoipa::path(post, path = "/v1/connections/{id}/refresh", tag = "syncs",
+    description = "Re-fetch one entity now (e.g. one conversation).", params(ConnId),
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "{connection, entity, id, outcome}.", body = Object),
+        (status = 400, description = "Malformed body.", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorBody),
+        (status = 404, description = "No such connection.", body = ErrorBody),
+        (status = 409, description = "A sync is running.", body = ErrorBody),
+        (status = 422, description = "The provider cannot refresh this entity.", body = ErrorBody),
+        (status = 502, description = "The provider failed.", body = ErrorBody)))]
 async fn refresh(
     State(st): St,
     Path(id): Path<String>,
@@ -514,6 +690,13 @@ async fn refresh(
     }
 }
 
+#[utoipa::path(get, path = "/v1/connections/{id}/compare", tag = "syncs",
+    description = "Records per stream in the store against the provider's count where the provider can count (source null with a reason otherwise).",
+    params(ConnId),
+    responses(
+        (status = 200, description = "{connection, streams: {name: {store, source, reason}}}.", body = Object),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorBody),
+        (status = 404, description = "No such connection.", body = ErrorBody)))]
 async fn compare(State(st): St, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let conn = find(&st, &id).await?;
     let mut streams = serde_json::Map::new();
@@ -538,6 +721,15 @@ struct RunsQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/v1/runs", tag = "syncs",
+    params(
+        ("connection" = Option<String>, Query, description = "only this connection (name or id)"),
+        ("limit" = Option<u32>, Query, description = "at most this many, 1..=1000 (default 50)")),
+    responses(
+        (status = 200, description = "Runs, newest first.", body = RunList),
+        (status = 400, description = "Bad query string.", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorBody),
+        (status = 404, description = "No such connection.", body = ErrorBody)))]
 async fn list_runs(State(st): St, Query(q): Query<RunsQuery>) -> ApiResult<Json<Value>> {
     let filter = match &q.connection {
         Some(k) => Some(find(&st, k).await?.id),
@@ -549,6 +741,13 @@ async fn list_runs(State(st): St, Query(q): Query<RunsQuery>) -> ApiResult<Json<
     ))
 }
 
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "syncs",
+    params(("id" = i64, Path, description = "run id")),
+    responses(
+        (status = 200, description = "{run, duration_ms}.", body = Object),
+        (status = 400, description = "Not a number.", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorBody),
+        (status = 404, description = "No such run.", body = ErrorBody)))]
 async fn show_run(State(st): St, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let id: i64 = id.parse().map_err(|_| {
         ApiError::new(

@@ -16,12 +16,13 @@ pub mod api;
 pub mod keys;
 mod metrics;
 pub mod openapi;
+pub mod providers;
 
 use inlet_core::secrets::{SecretBox, connection_aad};
 use inlet_core::{Clock, Connection, Connector, ConnectorError, Store};
-use inlet_engine::Engine;
 use inlet_engine::scheduler::{ScheduleConfig, Scheduler, SchedulerHandle, run_scheduler};
 use inlet_engine::worker::{ConnectorFactory, Dispatcher, DispatcherConfig};
+use inlet_engine::{AttachmentOptions, Engine};
 use inlet_http::HttpConfig;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +45,13 @@ pub struct ServeOptions {
     pub dispatcher: DispatcherConfig,
     /// HTTP settings of the connectors.
     pub http: HttpConfig,
+    /// Record and download attachments like `inlet sync` does (`None`: off). Build it
+    /// with the same code as the CLI (`inlet-cli`'s `attachments::options`).
+    pub attachments: Option<AttachmentOptions>,
+    /// Hosts a new connection's config may point its URLs at besides the provider's own
+    /// (`api_base`, `token_url`, ...); exact names, compared case-insensitively. Empty:
+    /// overrides are refused, so an API key cannot make the server fetch other hosts.
+    pub allowed_override_hosts: Vec<String>,
 }
 
 impl Default for ServeOptions {
@@ -55,6 +63,8 @@ impl Default for ServeOptions {
             schedule: ScheduleConfig::default(),
             dispatcher: DispatcherConfig::default(),
             http: HttpConfig::default(),
+            attachments: None,
+            allowed_override_hosts: Vec::new(),
         }
     }
 }
@@ -75,6 +85,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// HTTP settings used to validate new connections.
     pub http: HttpConfig,
+    /// Hosts a new connection's config URLs may point at besides the provider's own.
+    pub allowed_override_hosts: Vec<String>,
 }
 
 /// Builds connectors for stored connections by opening their sealed credentials.
@@ -126,7 +138,11 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(opts.bind).await?;
         let addr = listener.local_addr()?;
         let (fin_tx, fin_rx) = mpsc::unbounded_channel();
-        let engine = Arc::new(engine(store.clone(), clock.clone(), secrets.clone()));
+        let mut engine = engine(store.clone(), clock.clone(), secrets.clone());
+        if let Some(a) = opts.attachments.clone() {
+            engine = engine.with_attachments(a);
+        }
+        let engine = Arc::new(engine);
         let dispatcher = Dispatcher::new(
             engine,
             connector_factory(secrets.clone(), opts.http.clone()),
@@ -155,6 +171,7 @@ impl Server {
             tick: opts.tick,
             clock,
             http: opts.http,
+            allowed_override_hosts: opts.allowed_override_hosts,
         });
         let app = api::router(state);
         let mut rx = stop_rx;

@@ -1,109 +1,23 @@
-//! `/metrics` in the Prometheus text format, rendered by hand.
+//! `/metrics` in the Prometheus text format, rendered by `metrics-exporter-prometheus`
+//! from the dispatcher's counters (which grow as each page commits) and the store's
+//! connections. Each request fills a fresh recorder, so a deleted connection or a
+//! changed status leaves no stale series behind and servers in one process (tests)
+//! never mix their numbers. The names are stable; docs/ARCHITECTURE.md lists them.
 
 use crate::AppState;
 use inlet_core::StoreError;
-use std::fmt::Write;
+use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
+use metrics_exporter_prometheus::PrometheusBuilder;
 
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
+/// Run statuses always present in `inlet_runs_total`, even at zero.
+const RUN_STATUSES: &[&str] = &["success", "partial", "failed"];
 
 /// The exposition text.
 pub async fn render(st: &AppState) -> Result<String, StoreError> {
     let m = st.dispatcher.metrics();
     let now = st.clock.now();
-    let mut o = String::with_capacity(4096);
-    family(
-        &mut o,
-        "inlet_runs_total",
-        "counter",
-        "Sync runs finished by this process, by status.",
-    );
-    for status in ["success", "partial", "failed"] {
-        let n = m.runs.get(status).copied().unwrap_or(0);
-        let _ = writeln!(o, "inlet_runs_total{{status=\"{status}\"}} {n}");
-    }
-    for (name, help, v) in [
-        (
-            "inlet_records_fetched_total",
-            "Records received from providers.",
-            m.fetched,
-        ),
-        (
-            "inlet_records_inserted_total",
-            "New records written.",
-            m.inserted,
-        ),
-        (
-            "inlet_records_updated_total",
-            "Changed records rewritten.",
-            m.updated,
-        ),
-        (
-            "inlet_records_deleted_total",
-            "Records tombstoned.",
-            m.deleted,
-        ),
-        (
-            "inlet_http_requests_total",
-            "HTTP requests made to providers.",
-            m.requests,
-        ),
-        (
-            "inlet_http_retries_total",
-            "Provider requests retried.",
-            m.retries,
-        ),
-    ] {
-        family(&mut o, name, "counter", help);
-        let _ = writeln!(o, "{name} {v}");
-    }
-    family(
-        &mut o,
-        "inlet_rate_limit_wait_seconds_total",
-        "counter",
-        "Time spent waiting for provider rate limits.",
-    );
-    let _ = writeln!(
-        o,
-        "inlet_rate_limit_wait_seconds_total {:.3}",
-        m.rate_limit_wait_ms as f64 / 1000.0
-    );
-    family(
-        &mut o,
-        "inlet_syncs_active",
-        "gauge",
-        "Connections with a sync running in this process.",
-    );
-    let _ = writeln!(o, "inlet_syncs_active {}", st.dispatcher.active_count());
-    if let Some(h) = &st.scheduler {
-        let beat = h.heartbeat.load(std::sync::atomic::Ordering::SeqCst);
-        family(
-            &mut o,
-            "inlet_scheduler_heartbeat_age_seconds",
-            "gauge",
-            "Seconds since the scheduler's last tick.",
-        );
-        let age = if beat == 0 {
-            -1.0
-        } else {
-            (now.0 - beat) as f64 / 1000.0
-        };
-        let _ = writeln!(o, "inlet_scheduler_heartbeat_age_seconds {age:.3}");
-    }
-    family(
-        &mut o,
-        "inlet_connection_last_success_age_seconds",
-        "gauge",
-        "Seconds since the connection's last successful sync (-1: none yet).",
-    );
     let conns = st.store.list_connections().await?;
+    let mut lags = Vec::with_capacity(conns.len());
     for c in &conns {
         let last = match m.last_success.get(&c.id) {
             Some(t) => Some(*t),
@@ -116,13 +30,109 @@ pub async fn render(st: &AppState) -> Result<String, StoreError> {
                 .min(),
         };
         let age = last.map_or(-1.0, |t| (now.0 - t.0) as f64 / 1000.0);
-        let _ = writeln!(
-            o,
-            "inlet_connection_last_success_age_seconds{{connection=\"{}\",provider=\"{}\",status=\"{}\"}} {age:.3}",
-            esc(&c.name),
-            esc(&c.provider),
-            c.status
-        );
+        lags.push((
+            c.name.clone(),
+            c.provider.clone(),
+            c.status.to_string(),
+            age,
+        ));
     }
-    Ok(o)
+    let heartbeat_age = st.scheduler.as_ref().map(|h| {
+        let beat = h.heartbeat.load(std::sync::atomic::Ordering::SeqCst);
+        if beat == 0 {
+            -1.0
+        } else {
+            (now.0 - beat) as f64 / 1000.0
+        }
+    });
+    let active = st.dispatcher.active_count() as f64;
+
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        describe_counter!(
+            "inlet_runs_total",
+            "Sync runs finished by this process, by status."
+        );
+        for status in RUN_STATUSES {
+            counter!("inlet_runs_total", "status" => *status)
+                .absolute(m.runs.get(*status).copied().unwrap_or(0));
+        }
+        for (status, n) in &m.runs {
+            if !RUN_STATUSES.contains(&status.as_str()) {
+                counter!("inlet_runs_total", "status" => status.clone()).absolute(*n);
+            }
+        }
+        for (name, help, v) in [
+            (
+                "inlet_records_fetched_total",
+                "Records received from providers (counted as pages commit).",
+                m.fetched,
+            ),
+            (
+                "inlet_records_inserted_total",
+                "New records written (counted as pages commit).",
+                m.inserted,
+            ),
+            (
+                "inlet_records_updated_total",
+                "Changed records rewritten (counted as pages commit).",
+                m.updated,
+            ),
+            (
+                "inlet_records_deleted_total",
+                "Records tombstoned.",
+                m.deleted,
+            ),
+            (
+                "inlet_http_requests_total",
+                "HTTP requests made to providers.",
+                m.requests,
+            ),
+            (
+                "inlet_http_retries_total",
+                "Provider requests retried.",
+                m.retries,
+            ),
+        ] {
+            describe_counter!(name, help);
+            counter!(name).absolute(v);
+        }
+        // A float that only grows; the metrics crate's counters are integers, so it is
+        // exposed as a gauge under its established name.
+        describe_gauge!(
+            "inlet_rate_limit_wait_seconds_total",
+            Unit::Seconds,
+            "Time spent waiting for provider rate limits (only grows)."
+        );
+        gauge!("inlet_rate_limit_wait_seconds_total").set(m.rate_limit_wait_ms as f64 / 1000.0);
+        describe_gauge!(
+            "inlet_syncs_active",
+            "Connections with a sync running in this process."
+        );
+        gauge!("inlet_syncs_active").set(active);
+        if let Some(age) = heartbeat_age {
+            describe_gauge!(
+                "inlet_scheduler_heartbeat_age_seconds",
+                Unit::Seconds,
+                "Seconds since the scheduler's last tick."
+            );
+            gauge!("inlet_scheduler_heartbeat_age_seconds").set(age);
+        }
+        describe_gauge!(
+            "inlet_connection_last_success_age_seconds",
+            Unit::Seconds,
+            "Seconds since the connection's last successful sync (-1: none yet)."
+        );
+        for (name, provider, status, age) in lags {
+            gauge!(
+                "inlet_connection_last_success_age_seconds",
+                "connection" => name,
+                "provider" => provider,
+                "status" => status
+            )
+            .set(age);
+        }
+    });
+    Ok(handle.render())
 }

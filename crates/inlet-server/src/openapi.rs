@@ -1,9 +1,21 @@
-//! The OpenAPI 3.1 document served at `/openapi.json`, written by hand. A test checks
-//! that it lists exactly the routes the router serves ([`ROUTES`]).
+//! The OpenAPI 3.1 document served at `/openapi.json`, generated from the code: every
+//! route is registered once with its `#[utoipa::path]` description ([`crate::api`]), so
+//! the router and the document cannot list different routes; the providers, their config
+//! and credential fields come from [`crate::providers`] (the connectors' own types), and
+//! the enumerations from `inlet-core`. A test checks that the document lists exactly the
+//! routes the server answers ([`ROUTES`]).
 
-use serde_json::{Value, json};
+use crate::providers;
+use inlet_core::{ConnectionStatus, RunMode, RunStatus, Trigger};
+use serde_json::Value;
+use std::sync::OnceLock;
+use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{OpenApi, RefOr};
+use utoipa::{Modify, PartialSchema, ToSchema};
 
-/// Every (method, path) the router serves, in OpenAPI path syntax.
+/// Every (method, path) the router serves, in OpenAPI path syntax. Kept by hand on
+/// purpose: the tests send each of them to the server and compare them with the document.
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
@@ -23,112 +35,418 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/runs/{id}"),
 ];
 
-fn op(summary: &str, ok: &str, extra: Value) -> Value {
-    let mut o = json!({
-        "summary": summary,
-        "responses": {
-            ok: {"description": "OK", "content": {"application/json": {}}},
-            "401": {"$ref": "#/components/responses/Unauthorized"},
-            "404": {"$ref": "#/components/responses/Error"},
-        }
-    });
-    if let (Some(o), Some(e)) = (o.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            if k == "responses" {
-                if let (Some(r), Some(more)) = (
-                    o.get_mut("responses").and_then(Value::as_object_mut),
-                    v.as_object(),
-                ) {
-                    for (code, resp) in more {
-                        r.insert(code.clone(), resp.clone());
-                    }
-                }
-            } else {
-                o.insert(k.clone(), v.clone());
+/// The document as served (built once).
+pub fn document() -> Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        serde_json::to_value(openapi()).unwrap_or_else(|e| {
+            serde_json::json!({"openapi": "3.1.0", "info": {"title": "inlet", "version": env!("CARGO_PKG_VERSION"), "description": format!("the document could not be rendered: {e}")}, "paths": {}})
+        })
+    })
+    .clone()
+}
+
+/// The document: the registered routes plus the shared parts.
+pub fn openapi() -> OpenApi {
+    let mut doc = crate::api::routes().into_openapi();
+    // `security(())` marks a public route as `[{}]` ("no scheme needed"); say it plainly
+    // as `[]`, which overrides the document-wide bearer requirement.
+    for item in doc.paths.paths.values_mut() {
+        for op in [&mut item.get, &mut item.post, &mut item.delete]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(sec) = &mut op.security
+                && sec.iter().all(|r| *r == SecurityRequirement::default())
+            {
+                sec.clear();
             }
         }
     }
-    o
+    doc
 }
 
-fn id_param() -> Value {
-    json!([{"name": "id", "in": "path", "required": true, "description": "connection name or numeric id", "schema": {"type": "string"}}])
-}
+/// The parts of the document that are not routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "inlet",
+        description = "Keep a database you own in sync with Reddit, GitHub, eBay and other services. Every route except /healthz and /readyz needs `Authorization: Bearer <key>` (the scheme is case-insensitive; make a key with `inlet apikey create`). Every error answer is JSON: {\"error\": \"...\"}."
+    ),
+    security(("bearer" = [])),
+    components(schemas(ErrorBody, ConnectionDoc, ConnectionList, NewConnection, TriggeredDoc, SyncRequest, RefreshRequest, Deleted, RunList, RunDoc)),
+    modifiers(&Shared)
+)]
+pub struct ApiDoc;
 
-fn err(desc: &str) -> Value {
-    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
-}
+struct Shared;
 
-/// The document.
-pub fn document() -> Value {
-    let public = json!({"security": []});
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "inlet",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Keep a database you own in sync with Reddit and other services. Every route except /healthz and /readyz needs `Authorization: Bearer <key>` (make one with `inlet apikey create`). Errors are {\"error\": \"...\"}."
-        },
-        "security": [{"bearer": []}],
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}, "run_id": {"type": ["integer", "null"]}}},
-                "Connection": {"type": "object", "properties": {
-                    "id": {"type": "integer"}, "name": {"type": "string"}, "workspace": {"type": "string"},
-                    "provider": {"type": "string"}, "config": {"type": "object"},
-                    "status": {"enum": ["active", "paused", "needs_reauth", "failing"]},
-                    "status_detail": {"type": ["string", "null"]},
-                    "created_at": {"type": "string"}, "updated_at": {"type": "string"}}},
-                "NewConnection": {"type": "object", "required": ["name", "provider", "credentials"], "properties": {
-                    "name": {"type": "string"}, "workspace": {"type": "string", "default": "default"},
-                    "provider": {"enum": ["reddit"]}, "config": {"type": "object"},
-                    "credentials": {"type": "object", "description": "provider credentials; encrypted at rest, never returned"}}},
-                "Triggered": {"type": "object", "properties": {
-                    "status": {"enum": ["started", "coalesced", "queued"]}, "run_id": {"type": ["integer", "null"]},
-                    "connection": {"type": "string"}, "run": {"type": ["string", "null"]}}},
-            },
-            "responses": {
-                "Unauthorized": err("missing, invalid or revoked API key"),
-                "Error": err("not found"),
+impl Modify for Shared {
+    fn modify(&self, doc: &mut OpenApi) {
+        doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
+        doc.info.version = env!("CARGO_PKG_VERSION").into();
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        for p in providers::PROVIDERS {
+            for (name, schema) in (p.config)().into_iter().chain((p.credentials)()) {
+                components.schemas.entry(name).or_insert(schema);
             }
-        },
-        "paths": {
-            "/healthz": {"get": op("Liveness: the process answers.", "200", public.clone())},
-            "/readyz": {"get": op("Readiness: database reachable and scheduler alive.", "200",
-                json!({"security": [], "responses": {"503": err("not ready")}}))},
-            "/metrics": {"get": op("Prometheus metrics: runs by status, records, requests, retries, rate-limit waits, lag since last success per connection.", "200", json!({}))},
-            "/openapi.json": {"get": op("This document.", "200", json!({}))},
-            "/v1/connections": {
-                "get": op("List connections (never their credentials).", "200", json!({})),
-                "post": op("Create a connection; credentials are sealed at rest.", "201", json!({
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewConnection"}}}},
-                    "responses": {"400": err("malformed body"), "409": err("name taken"), "413": err("body over 1 MiB"), "422": err("config or credentials unusable")}}))
-            },
-            "/v1/connections/{id}": {
-                "get": op("Show a connection.", "200", json!({"parameters": id_param()})),
-                "delete": op("Delete a connection with its data, or with ?keep_data=true erase its credentials and stop it while its rows stay.", "200", json!({
-                    "parameters": [id_param()[0].clone(), {"name": "keep_data", "in": "query", "schema": {"type": "boolean", "default": false}}],
-                    "responses": {"409": err("a sync is running")}}))
-            },
-            "/v1/connections/{id}/pause": {"post": op("Pause: no scheduled or triggered syncs.", "200", json!({"parameters": id_param()}))},
-            "/v1/connections/{id}/resume": {"post": op("Resume a paused or failing connection.", "200", json!({"parameters": id_param(), "responses": {"409": err("needs re-authentication")}}))},
-            "/v1/connections/{id}/sync": {"post": op("Trigger a sync; returns at once. While a sync runs the trigger is coalesced into one follow-up run (202 with the running run id), or refused with ?if_idle=true (409).", "202", json!({
-                "parameters": [id_param()[0].clone(),
-                    {"name": "if_idle", "in": "query", "schema": {"type": "boolean", "default": false}},
-                    {"name": "mode", "in": "query", "schema": {"type": "string", "enum": ["delta", "full", "reconcile"]}}],
-                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"mode": {"type": "string", "enum": ["delta", "full", "reconcile"]}}}}}},
-                "responses": {"400": err("bad mode or body"), "409": err("running (if_idle) or paused / needs_reauth"), "422": err("connector cannot be built"), "503": err("shutting down")}}))},
-            "/v1/connections/{id}/status": {"get": op("Sync status: per-stream records and state, running run, queued follow-up, next scheduled time.", "200", json!({"parameters": id_param()}))},
-            "/v1/connections/{id}/refresh": {"post": op("Re-fetch one entity now (e.g. one conversation).", "200", json!({
-                "parameters": id_param(),
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["entity", "id"], "properties": {"entity": {"type": "string"}, "id": {"type": "string"}}}}}},
-                "responses": {"400": err("malformed body"), "409": err("a sync is running"), "422": err("the provider cannot refresh this entity"), "502": err("provider error")}}))},
-            "/v1/connections/{id}/compare": {"get": op("Records per stream in the store against the provider's count where the provider can count (source null with a reason otherwise).", "200", json!({"parameters": id_param()}))},
-            "/v1/runs": {"get": op("Runs, newest first.", "200", json!({"parameters": [
-                {"name": "connection", "in": "query", "schema": {"type": "string"}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50, "maximum": 1000}}]}))},
-            "/v1/runs/{id}": {"get": op("One run with its stats.", "200", json!({"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}]}))},
         }
-    })
+    }
+}
+
+fn string_enum(values: &[&str], description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .description(Some(description))
+        .into()
+}
+
+fn nullable(t: Type) -> SchemaType {
+    SchemaType::from_iter([t, Type::Null])
+}
+
+/// An error answer.
+#[derive(ToSchema)]
+#[schema(as = Error)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// What went wrong.
+    error: String,
+    /// The running run, when the error is about one (409 while a sync runs).
+    run_id: Option<i64>,
+}
+
+/// A connection as the API shows it (never its credentials).
+#[derive(ToSchema)]
+#[schema(as = Connection)]
+#[allow(dead_code)]
+pub struct ConnectionDoc {
+    /// Store-assigned id.
+    id: i64,
+    /// Unique name.
+    name: String,
+    /// Tenant / workspace.
+    workspace: String,
+    /// Provider.
+    #[schema(schema_with = provider_names)]
+    provider: String,
+    /// Provider settings (see the provider's config schema).
+    #[schema(value_type = Object)]
+    config: Value,
+    /// Whether it is synced.
+    #[schema(schema_with = connection_status)]
+    status: String,
+    /// Why the status is what it is (e.g. the re-authentication message).
+    status_detail: Option<String>,
+    /// Created (RFC 3339, UTC).
+    created_at: String,
+    /// Last changed (RFC 3339, UTC).
+    updated_at: String,
+}
+
+fn provider_names() -> RefOr<Schema> {
+    let names: Vec<&str> = providers::PROVIDERS.iter().map(|p| p.name).collect();
+    string_enum(&names, "a provider this server syncs")
+}
+
+fn connection_status() -> RefOr<Schema> {
+    string_enum(ConnectionStatus::VALUES, "whether the connection is synced")
+}
+
+fn run_mode() -> RefOr<Schema> {
+    string_enum(RunMode::VALUES, "what the sync reads")
+}
+
+fn optional_run_mode() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::String))
+        .enum_values(Some(RunMode::VALUES.iter().copied()))
+        .description(Some("what the sync reads (default delta)"))
+        .into()
+}
+
+/// `GET /v1/connections`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ConnectionList {
+    /// Every connection.
+    connections: Vec<ConnectionDoc>,
+}
+
+/// `POST /v1/connections`: one shape per provider, told apart by `provider`.
+pub struct NewConnection;
+
+impl PartialSchema for NewConnection {
+    fn schema() -> RefOr<Schema> {
+        let mut one_of = OneOfBuilder::new().description(Some(
+            "A new connection; `config` and `credentials` follow the provider's schemas. Credentials are sealed at rest and never returned. URLs in config must point at the provider's own hosts unless the operator allowed another (inlet serve --allow-override-host).",
+        ));
+        for p in providers::PROVIDERS {
+            let config = (p.config)().swap_remove(0).0;
+            let creds = (p.credentials)().swap_remove(0).0;
+            let shape = ObjectBuilder::new()
+                .title(Some(p.name))
+                .property("name", name_schema())
+                .required("name")
+                .property(
+                    "workspace",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .default(Some("default".into())),
+                )
+                .property(
+                    "provider",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([p.name])),
+                )
+                .required("provider")
+                .property(
+                    "config",
+                    RefOr::Ref(utoipa::openapi::Ref::from_schema_name(config)),
+                )
+                .property(
+                    "credentials",
+                    RefOr::Ref(utoipa::openapi::Ref::from_schema_name(creds)),
+                )
+                .required("credentials")
+                .additional_properties(Some(
+                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                ));
+            one_of = one_of.item(shape);
+        }
+        Schema::OneOf(one_of.build()).into()
+    }
+}
+
+fn name_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(200))
+        .description(Some(
+            "unique name; not a number (numbers address connections by id)",
+        ))
+        .build()
+}
+
+impl ToSchema for NewConnection {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        for p in providers::PROVIDERS {
+            schemas.extend((p.config)());
+            schemas.extend((p.credentials)());
+        }
+    }
+}
+
+/// What a sync trigger did (202).
+#[derive(ToSchema)]
+#[schema(as = Triggered)]
+#[allow(dead_code)]
+pub struct TriggeredDoc {
+    /// `started`: a new run; `coalesced`: one was running and a follow-up is queued;
+    /// `queued`: a scheduled run is waiting for a worker and will read everything.
+    #[schema(schema_with = trigger_status)]
+    status: String,
+    /// The run started or running (none when queued).
+    run_id: Option<i64>,
+    /// The connection's name.
+    connection: String,
+    /// Where to follow the run (`/v1/runs/{id}`).
+    run: Option<String>,
+}
+
+fn trigger_status() -> RefOr<Schema> {
+    string_enum(&["started", "coalesced", "queued"], "what the trigger did")
+}
+
+/// `POST /v1/connections/{id}/sync` body (optional).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SyncRequest {
+    /// Delta (default), full or reconcile.
+    #[schema(schema_with = optional_run_mode)]
+    mode: Option<String>,
+}
+
+/// `POST /v1/connections/{id}/refresh` body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RefreshRequest {
+    /// What to re-fetch, e.g. `conversation`.
+    entity: String,
+    /// Its provider id.
+    id: String,
+}
+
+/// `DELETE /v1/connections/{id}`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Deleted {
+    /// The connection's name.
+    deleted: String,
+    /// `kept` (credentials erased, rows kept) or `deleted`.
+    data: String,
+}
+
+/// One sync run with its counters.
+#[derive(ToSchema)]
+#[schema(as = Run)]
+#[allow(dead_code)]
+pub struct RunDoc {
+    /// Run id.
+    id: i64,
+    /// The connection's id.
+    connection_id: i64,
+    /// Mode.
+    #[schema(schema_with = run_mode)]
+    mode: String,
+    /// What started it.
+    #[schema(schema_with = run_trigger)]
+    trigger: String,
+    /// How it ended (or `running`).
+    #[schema(schema_with = run_status)]
+    status: String,
+    /// Started (RFC 3339, UTC).
+    started_at: String,
+    /// Finished (RFC 3339, UTC).
+    finished_at: Option<String>,
+    /// Counters: fetched, inserted, updated, unchanged, deleted, requests, retries, ...
+    #[schema(value_type = Object)]
+    stats: Value,
+    /// Per-stream counters and outcome.
+    #[schema(value_type = Object)]
+    streams: Value,
+    /// Why it failed or is partial.
+    error: Option<String>,
+}
+
+fn run_trigger() -> RefOr<Schema> {
+    string_enum(Trigger::VALUES, "what started the run")
+}
+
+fn run_status() -> RefOr<Schema> {
+    string_enum(RunStatus::VALUES, "how the run ended")
+}
+
+/// `GET /v1/runs`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RunList {
+    /// Newest first.
+    runs: Vec<RunDoc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inlet_core::{Connection, Run, RunStats, Timestamp};
+
+    fn properties(doc: &Value, schema: &str) -> Vec<String> {
+        let mut v: Vec<String> = doc["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{schema} has properties"))
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn keys(v: Value) -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    #[test]
+    fn shown_shapes_match_what_the_server_serializes() {
+        let doc = document();
+        let conn = Connection {
+            id: 1,
+            name: "n".into(),
+            workspace: "w".into(),
+            provider: "reddit".into(),
+            config: serde_json::json!({}),
+            credentials: vec![1],
+            status: ConnectionStatus::Active,
+            status_detail: None,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        };
+        assert_eq!(
+            properties(&doc, "Connection"),
+            keys(serde_json::to_value(&conn).expect("json"))
+        );
+        let run = Run {
+            id: 1,
+            connection_id: 1,
+            mode: RunMode::Delta,
+            trigger: Trigger::Api,
+            status: RunStatus::Success,
+            started_at: Timestamp(0),
+            finished_at: None,
+            stats: RunStats::default(),
+            streams: Default::default(),
+            error: None,
+        };
+        assert_eq!(
+            properties(&doc, "Run"),
+            keys(serde_json::to_value(&run).expect("json"))
+        );
+    }
+
+    #[test]
+    fn every_provider_appears_with_its_fields() {
+        let doc = document();
+        let shapes = doc["components"]["schemas"]["NewConnection"]["oneOf"]
+            .as_array()
+            .expect("oneOf")
+            .clone();
+        assert_eq!(shapes.len(), inlet_connectors::build::PROVIDERS.len());
+        for (p, shape) in inlet_connectors::build::PROVIDERS.iter().zip(&shapes) {
+            assert_eq!(shape["properties"]["provider"]["enum"][0], *p);
+            for part in ["config", "credentials"] {
+                let r = shape["properties"][part]["$ref"].as_str().expect("ref");
+                let name = r.rsplit('/').next().expect("name");
+                let fields = properties(&doc, name);
+                assert!(!fields.is_empty(), "{p} {part}");
+                if part == "credentials" {
+                    let secret = if *p == "github" {
+                        "token"
+                    } else {
+                        "refresh_token"
+                    };
+                    assert!(fields.iter().any(|f| f == secret), "{p}: {fields:?}");
+                } else {
+                    assert!(fields.iter().any(|f| f == "api_base"), "{p}: {fields:?}");
+                }
+            }
+        }
+        let create = &doc["paths"]["/v1/connections"]["post"];
+        assert_eq!(
+            create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/NewConnection"
+        );
+        assert_eq!(
+            create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Connection",
+            "the 201 answer has a schema"
+        );
+        assert_eq!(
+            doc["paths"]["/healthz"]["get"]["security"],
+            serde_json::json!([])
+        );
+        assert_eq!(doc["security"], serde_json::json!([{"bearer": []}]));
+        let status = &doc["components"]["schemas"]["Connection"]["properties"]["provider"]["enum"];
+        assert_eq!(
+            status,
+            &serde_json::json!(inlet_connectors::build::PROVIDERS)
+        );
+    }
 }

@@ -754,3 +754,331 @@ async fn a_trigger_for_a_run_waiting_for_a_worker_returns_at_once(db: &TestDb) {
     );
     server.shutdown().await;
 }
+
+both_backends!(auth_schemes_are_case_insensitive_and_every_error_is_json);
+async fn auth_schemes_are_case_insensitive_and_every_error_is_json(db: &TestDb) {
+    let e = env(db, small(), false).await;
+    let anon = reqwest::Client::new();
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let r = anon
+            .get(e.url("/v1/connections"))
+            .header("authorization", format!("{scheme} {}", e.key))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "scheme {scheme}");
+    }
+    for bad in [format!("Basic {}", e.key), e.key.clone(), "Bearer".into()] {
+        let r = anon
+            .get(e.url("/v1/connections"))
+            .header("authorization", bad.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{bad}");
+    }
+    e.create("r1").await;
+    /// Status and the JSON error of an answer.
+    async fn json_error(r: reqwest::Response) -> (u16, String) {
+        let status = r.status().as_u16();
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        let text = r.text().await.unwrap();
+        assert!(ct.starts_with("application/json"), "{status} {ct}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}"));
+        let msg = v["error"].as_str().unwrap_or_else(|| panic!("{text}"));
+        assert!(!msg.is_empty());
+        (status, msg.to_string())
+    }
+    let big = e
+        .post("/v1/connections")
+        .header("connection", "close")
+        .json(&json!({"blob": "a".repeat(2 << 20)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_error(big).await.0, 413);
+    let (s, m) = json_error(e.get("/v1/runs?limit=abc").send().await.unwrap()).await;
+    assert_eq!(s, 400);
+    assert!(m.contains("limit"), "{m}");
+    let (s, _) = json_error(e.delete("/v1/connections/r1?bogus=1").send().await.unwrap()).await;
+    assert_eq!(s, 400);
+    let (s, _) = json_error(e.get("/v1/nothing-here").send().await.unwrap()).await;
+    assert_eq!(s, 404);
+    let r = e
+        .http
+        .put(e.url("/v1/connections"))
+        .bearer_auth(&e.key)
+        .send()
+        .await
+        .unwrap();
+    let allow = r.headers().get("allow").cloned();
+    let (s, m) = json_error(r).await;
+    assert_eq!(s, 405);
+    assert!(allow.is_some(), "Allow kept");
+    assert!(m.contains("not allowed"), "{m}");
+    let (s, _) = json_error(anon.get(e.url("/v1/runs")).send().await.unwrap()).await;
+    assert_eq!(s, 401);
+    let (s, _) = json_error(e.get("/v1/runs/abc").send().await.unwrap()).await;
+    assert_eq!(s, 400);
+    e.server.shutdown().await;
+}
+
+both_backends!(config_urls_need_an_allowed_host_and_errors_quote_a_short_snippet);
+async fn config_urls_need_an_allowed_host_and_errors_quote_a_short_snippet(db: &TestDb) {
+    let e = env(db, small(), false).await;
+    // A second server on the same database whose operator allowed no host.
+    let strict = start_server(
+        e.store.clone(),
+        inlet_server::ServeOptions {
+            allowed_override_hosts: vec![],
+            ..opts(false)
+        },
+    )
+    .await;
+    let strict_url = format!("http://{}/v1/connections", strict.addr);
+    for (key, url) in [
+        ("api_base", "http://127.0.0.1:9/api".to_string()),
+        (
+            "token_url",
+            "http://169.254.169.254/latest/meta-data/".to_string(),
+        ),
+    ] {
+        let mut body = e.new_connection("evil");
+        body["config"] = json!({ key: url });
+        let r = e
+            .http
+            .post(&strict_url)
+            .bearer_auth(&e.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{key}");
+        let v: Value = r.json().await.unwrap();
+        let msg = v["error"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("config.{key}")) && msg.contains("allow-override-host"),
+            "{msg}"
+        );
+    }
+    // The provider's own hosts need no leave.
+    let mut own = e.new_connection("own");
+    own["config"] = json!({"api_base": "https://oauth.reddit.com", "page_size": 50});
+    let r = e
+        .http
+        .post(&strict_url)
+        .bearer_auth(&e.key)
+        .json(&own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    assert!(e.store.get_connection("evil").await.unwrap().is_none());
+    strict.shutdown().await;
+
+    // An allowed host that answers with a huge, hostile body: the run's error quotes at
+    // most a short printable snippet of it.
+    let hostile = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hostile_addr = hostile.local_addr().unwrap();
+    let app = axum::Router::new().fallback(|| async {
+        let mut body = String::from("hostile\u{1b}[2J\nsecret-internal-page \u{202e}reversed ");
+        body.push_str(&"x".repeat(1 << 20));
+        (axum::http::StatusCode::FORBIDDEN, body)
+    });
+    let server = tokio::spawn(async move { axum::serve(hostile, app).await });
+    let mut body = e.new_connection("hostile");
+    body["config"]["api_base"] = json!(format!("http://{hostile_addr}"));
+    body["config"]["token_url"] = json!(format!("http://{hostile_addr}/token"));
+    let r = e.post("/v1/connections").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let r = e.post("/v1/connections/hostile/sync").send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let run_id = r.json::<Value>().await.unwrap()["run_id"].as_i64().unwrap();
+    let run = e.wait_run(run_id).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let err = run["error"].as_str().unwrap();
+    assert!(err.contains("hostile"), "{err}");
+    assert!(
+        err.chars().count() <= 600,
+        "{} characters",
+        err.chars().count()
+    );
+    assert!(
+        !err.chars().any(|c| c.is_control() || c == '\u{202e}'),
+        "{err:?}"
+    );
+    server.abort();
+
+    // A 200 whose JSON is one huge string: the parse error (serde quotes the value)
+    // is cut short as well.
+    let hostile = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hostile_addr = hostile.local_addr().unwrap();
+    let app = axum::Router::new().fallback(|| async {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            format!("\"hostile {}\"", "y".repeat(1 << 20)),
+        )
+    });
+    let server = tokio::spawn(async move { axum::serve(hostile, app).await });
+    let body = json!({
+        "name": "hostile-json",
+        "provider": "github",
+        "config": {"api_base": format!("http://{hostile_addr}")},
+        "credentials": {"token": "ghp_test"}
+    });
+    let r = e.post("/v1/connections").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    // A server that gives up on transient faults quickly (the bad answer is retried).
+    let quick = start_server(
+        e.store.clone(),
+        inlet_server::ServeOptions {
+            http: inlet_http::HttpConfig {
+                retry: inlet_http::RetryPolicy {
+                    max_attempts: 2,
+                    base: Duration::from_millis(5),
+                    cap: Duration::from_millis(10),
+                    deadline: Duration::from_secs(5),
+                },
+                ..Default::default()
+            },
+            ..opts(false)
+        },
+    )
+    .await;
+    let r = e
+        .http
+        .post(format!(
+            "http://{}/v1/connections/hostile-json/sync",
+            quick.addr
+        ))
+        .bearer_auth(&e.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let run_id = r.json::<Value>().await.unwrap()["run_id"].as_i64().unwrap();
+    let run = e.wait_run(run_id).await;
+    quick.shutdown().await;
+    assert_ne!(run["status"], "success", "{run}");
+    let err = run["error"].as_str().unwrap_or_default().to_string();
+    let longest = run["streams"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|s| s["error"].as_str())
+        .chain([err.as_str()])
+        .map(|m| m.chars().count())
+        .max()
+        .unwrap_or(0);
+    assert!(err.contains("hostile"), "{run}");
+    assert!(longest <= 1000, "an error of {longest} characters");
+    server.abort();
+    e.server.shutdown().await;
+}
+
+/// The value of an unlabelled metric in `/metrics`.
+async fn metric(e: &Env, name: &str) -> f64 {
+    let text = e
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+both_backends!(metrics_count_records_as_pages_commit);
+async fn metrics_count_records_as_pages_commit(db: &TestDb) {
+    let cfg = RedditSimConfig {
+        messages: 600,
+        saved: 300,
+        ..Default::default()
+    };
+    let e = env(db, cfg, false).await;
+    e.create("r1").await;
+    assert_eq!(metric(&e, "inlet_records_fetched_total").await, 0.0);
+    e.sim.set_faults(Faults {
+        latency_ms: 100,
+        latency_prob: 1.0,
+        ..Default::default()
+    });
+    let t: Value = e
+        .post("/v1/connections/r1/sync?mode=full")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run_id = t["run_id"].as_i64().unwrap();
+    // While the run goes on, the committed pages already show (the inbox stream commits
+    // long before the sent and saved streams are read).
+    let mut seen_mid_run = None;
+    for _ in 0..600 {
+        let fetched = metric(&e, "inlet_records_fetched_total").await;
+        let running = e.get(&format!("/v1/runs/{run_id}")).send().await.unwrap();
+        let running = running.json::<Value>().await.unwrap()["run"]["status"] == "running";
+        if !running {
+            break;
+        }
+        if fetched > 0.0 {
+            seen_mid_run = Some(fetched);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mid = seen_mid_run.expect("records counted before the run ended");
+    assert!(metric(&e, "inlet_http_requests_total").await > 0.0);
+    assert!(
+        metric(&e, "inlet_syncs_active").await >= 1.0,
+        "still running"
+    );
+    let run = e.wait_run(run_id).await;
+    e.server.dispatcher.wait_idle().await;
+    let total = run["stats"]["fetched"].as_f64().unwrap();
+    assert!(mid < total, "{mid} of {total} mid-run");
+    // At the end every record is counted exactly once.
+    assert_eq!(metric(&e, "inlet_records_fetched_total").await, total);
+    assert_eq!(
+        metric(&e, "inlet_records_inserted_total").await,
+        run["stats"]["inserted"].as_f64().unwrap()
+    );
+    assert_eq!(
+        metric(&e, "inlet_http_requests_total").await,
+        run["stats"]["requests"].as_f64().unwrap()
+    );
+    let text = e
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "inlet_runs_total",
+        "inlet_records_fetched_total",
+        "inlet_records_inserted_total",
+        "inlet_records_updated_total",
+        "inlet_records_deleted_total",
+        "inlet_http_requests_total",
+        "inlet_http_retries_total",
+        "inlet_rate_limit_wait_seconds_total",
+        "inlet_syncs_active",
+        "inlet_connection_last_success_age_seconds",
+    ] {
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name}: {text}");
+    }
+    assert!(
+        text.contains("inlet_runs_total{status=\"success\"} 1"),
+        "{text}"
+    );
+    e.server.shutdown().await;
+}

@@ -64,6 +64,7 @@ pub enum EbayDelta {
 pub const LISTING_SORT: &str = "-last_modified_date";
 
 /// Settings of an eBay connection (stored in `connections.config`; no secrets).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EbayConfig {
@@ -167,6 +168,7 @@ impl EbayConfig {
 }
 
 /// Secrets of an eBay connection (sealed at rest).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EbayCredentials {

@@ -30,6 +30,7 @@ pub const DEFAULT_API_BASE: &str = "https://api.github.com";
 pub const STAR_MEDIA_TYPE: &str = "application/vnd.github.star+json";
 
 /// Settings of a GitHub connection (stored in `connections.config`; no secrets).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GithubConfig {
@@ -75,6 +76,7 @@ impl GithubConfig {
 }
 
 /// Secrets of a GitHub connection (sealed at rest).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GithubCredentials {

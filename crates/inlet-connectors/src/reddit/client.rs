@@ -23,6 +23,7 @@ fn default_page_size() -> u32 {
 }
 
 /// Settings of a Reddit connection (stored in `connections.config`; no secrets).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedditConfig {
@@ -98,6 +99,7 @@ impl RedditConfig {
 }
 
 /// Secrets of a Reddit connection (sealed at rest).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedditCredentials {

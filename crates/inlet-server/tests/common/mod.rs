@@ -112,6 +112,9 @@ pub fn opts(scheduler: bool) -> ServeOptions {
         bind: "127.0.0.1:0".parse().expect("addr"),
         scheduler,
         tick: Duration::from_millis(100),
+        // The simulators listen on 127.0.0.1, which connections reach through
+        // `api_base` / `token_url` overrides: the operator allows that host.
+        allowed_override_hosts: vec!["127.0.0.1".into()],
         ..Default::default()
     }
 }
