@@ -181,6 +181,7 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
     let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     spawn_ctrl_c(cancel.clone());
     let mut failed = false;
+    let mut waiting = false;
     let mut reports = Vec::new();
     if args.full && args.reconcile {
         bail!(
@@ -244,6 +245,7 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
             }
         };
         failed |= run.status == RunStatus::Failed;
+        waiting |= run.status == RunStatus::Waiting;
         if !out.json {
             println!("{}", run_line(&conn.name, &run));
         }
@@ -258,10 +260,16 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
     }
     Ok(if failed {
         ExitCode::FAILURE
+    } else if waiting {
+        // EX_TEMPFAIL: nothing failed, try again later (after the time printed).
+        ExitCode::from(EXIT_WAITING)
     } else {
         ExitCode::SUCCESS
     })
 }
+
+/// `inlet sync`'s exit code when a run ended waiting for the provider's rate limit.
+pub const EXIT_WAITING: u8 = 75;
 
 fn check_streams(connector: &dyn Connector, wanted: &[String]) -> Result<()> {
     let names: Vec<&str> = connector.streams().iter().map(|s| s.name).collect();

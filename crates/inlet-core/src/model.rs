@@ -80,6 +80,10 @@ string_enum!(
         Partial => "partial",
         /// Stopped by an error; committed pages stay committed.
         Failed => "failed",
+        /// Stopped because the provider's rate limit or call quota is spent until
+        /// `waiting_until`; the checkpoint is kept and the scheduler starts the connection
+        /// again after that time.
+        Waiting => "waiting",
     }
 );
 
@@ -278,6 +282,8 @@ pub struct Run {
     pub streams: BTreeMap<String, StreamStats>,
     /// Why it failed.
     pub error: Option<String>,
+    /// A `waiting` run: when the provider's limit frees up and the sync may go on.
+    pub waiting_until: Option<Timestamp>,
 }
 
 impl Run {

@@ -245,6 +245,15 @@ impl RateBudget {
         remaining_out
     }
 
+    /// The provider reported its budget outside the response headers (eBay's rate-limit
+    /// API): `remaining` requests until `reset_in` from `now`. Requests in flight are
+    /// counted as spent.
+    pub fn set_reported(&self, now: Instant, remaining: u64, reset_in: Duration) {
+        let mut st = self.lock();
+        st.remaining = Some(remaining as f64 - f64::from(st.in_flight));
+        st.reset_at = Some(now + reset_in);
+    }
+
     /// A 429 without usable headers: block for `d`.
     pub fn block_for(&self, now: Instant, d: Duration) {
         let mut st = self.lock();

@@ -66,6 +66,11 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         "run_quota",
         include_str!("../migrations/sqlite/0007_run_quota.sql"),
     ),
+    Migration::new(
+        10,
+        "run_waiting",
+        include_str!("../migrations/sqlite/0010_run_waiting.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, in order.
@@ -104,6 +109,11 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         7,
         "run_quota",
         include_str!("../migrations/postgres/0007_run_quota.sql"),
+    ),
+    Migration::new(
+        10,
+        "run_waiting",
+        include_str!("../migrations/postgres/0010_run_waiting.sql"),
     ),
 ];
 
