@@ -548,3 +548,74 @@ both_backends!(
     github_secondary_limit_without_retry_after,
     secondary_limit_waits
 );
+
+/// Issue 18 item 14 through the CLI, one process per command: a sync that meets the
+/// spent budget ends `waiting` (exit code 75) and prints when it frees up; the next
+/// `inlet sync` (another process) sends nothing before then; `inlet runs` shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_sync_waits_for_a_spent_budget() {
+    let sim = GithubSim::start(GithubSimConfig {
+        stars: 12,
+        rate_limit: 2,
+        ..Default::default()
+    })
+    .await
+    .expect("sim");
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("inlet.db");
+    let inlet = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_inlet"))
+            .args(args)
+            .env("INLET_DATABASE_URL", &db)
+            .env("INLET_KEY_FILE", dir.path().join("key"))
+            .env_remove("GITHUB_TOKEN")
+            .current_dir(dir.path())
+            .output()
+            .expect("run inlet")
+    };
+    let base = sim.api_base();
+    let out = inlet(&[
+        "connect",
+        "github",
+        "--name",
+        "gh",
+        "--token",
+        sim.token(),
+        "--api-base",
+        &base,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = inlet(&["sync", "gh"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sim.budget_used(), 2, "the hour's budget is spent");
+    // A new star changes page 1: its conditional request no longer answers a free 304.
+    sim.star_new();
+    let out = inlet(&["sync", "gh"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(75), "{stdout}");
+    assert!(stdout.contains("gh: waiting"), "{stdout}");
+    assert!(stdout.contains("frees up at"), "{stdout}");
+    assert_eq!(sim.rate_limit_violations(), 1, "one answer told the reset");
+    let sent = sim.requests().len();
+    let out = inlet(&["sync", "gh"]);
+    assert_eq!(out.status.code(), Some(75));
+    assert_eq!(sim.requests().len(), sent, "nothing sent before the reset");
+    assert_eq!(sim.rate_limit_violations(), 1);
+    let out = inlet(&["runs", "gh", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v[0]["status"], "waiting");
+    assert_eq!(v[1]["status"], "waiting");
+    assert!(v[0]["waiting_until"].is_string(), "{v}");
+    assert_eq!(v[0]["waiting_until"], v[1]["waiting_until"]);
+    let out = inlet(&["runs", "gh"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("frees up at"));
+    sim.shutdown();
+}
