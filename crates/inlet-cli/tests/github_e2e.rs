@@ -619,3 +619,84 @@ async fn cli_sync_waits_for_a_spent_budget() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("frees up at"));
     sim.shutdown();
 }
+
+/// Issue 18 item 14 under the scheduler: a scheduled sync that meets the spent budget
+/// is reported as waiting until the reset, and the scheduler makes the connection due
+/// just after it, not on the failure backoff.
+async fn scheduled_waiting(db: &TestDb) {
+    use inlet_engine::scheduler::{ScheduleConfig, Scheduler};
+    use inlet_engine::worker::{Dispatcher, DispatcherConfig, Outcome};
+    let sim = GithubSim::start(GithubSimConfig {
+        stars: 10,
+        rate_limit: 1,
+        ..Default::default()
+    })
+    .await
+    .expect("sim");
+    let store = db.store().await;
+    // Spend the hour's budget from elsewhere.
+    let (spender, sc) = gh_connection(
+        &store,
+        &sim,
+        "gh-spender",
+        format!("{}/", sim.api_base()),
+        http_config(),
+    )
+    .await;
+    let run = sync(&store, &spender, &sc, RunMode::Delta).await;
+    assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
+    let (conn, _) = gh_connection(&store, &sim, "gh-sched", sim.api_base(), http_config()).await;
+    let base = sim.api_base();
+    let token = sim.token().to_string();
+    let factory: inlet_engine::worker::ConnectorFactory = Arc::new(move |_c: &Connection| {
+        let config: GithubConfig =
+            serde_json::from_value(serde_json::json!({"api_base": base, "per_page": 50}))
+                .expect("config");
+        let creds = GithubCredentials {
+            token: token.clone(),
+        };
+        Ok(
+            Box::new(GithubConnector::new(config, &creds, http_config())?)
+                as Box<dyn inlet_core::Connector>,
+        )
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::new(
+        Arc::new(engine(store.clone())),
+        factory,
+        DispatcherConfig::default(),
+        Some(tx),
+    );
+    let mut scheduler = Scheduler::new(ScheduleConfig::default());
+    let now = SystemClock.now();
+    // Make the connection known to the scheduler, then start it on its slot as the loop
+    // would (GitHub's interval is 15 minutes).
+    let conns = std::slice::from_ref(&conn);
+    let mut due = scheduler.due(conns, now);
+    if due.is_empty() {
+        due = scheduler.due(conns, inlet_core::Timestamp(now.0 + 16 * 60_000));
+    }
+    assert_eq!(due.len(), 1);
+    dispatcher.schedule(conn.clone(), due[0].1);
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+        .await
+        .expect("finished in time")
+        .expect("finished");
+    let Outcome::Waiting { until } = finished.outcome else {
+        panic!("expected waiting, got {:?}", finished.outcome);
+    };
+    let last = store.list_runs(Some(conn.id), 1).await.expect("runs");
+    assert_eq!(last[0].status, RunStatus::Waiting);
+    assert_eq!(last[0].waiting_until, Some(until));
+    assert!(
+        until.0 > now.0 + 3_500_000,
+        "the reset is about an hour away: {until}"
+    );
+    scheduler.finished(conn.id, "github", finished.outcome, finished.at);
+    let entry = scheduler.entry(conn.id).expect("entry");
+    assert_eq!(entry.next_due.0, until.0 + 1000, "due just after the reset");
+    assert_eq!(entry.failures, 0);
+    dispatcher.shutdown().await;
+    sim.shutdown();
+}
+both_backends!(github_scheduled_sync_waits_for_the_reset, scheduled_waiting);

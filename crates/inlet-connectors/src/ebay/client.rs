@@ -203,7 +203,9 @@ impl EbayClient {
         let cached = creds.access_token.clone().zip(creds.expires_at_ms);
         let token = Arc::new(
             OAuth2Token::new(
-                base.clone(),
+                // The token endpoint is not part of the Message API's call limit: a spent
+                // limit must not hold a token refresh back.
+                base.unmetered(),
                 config.token_url.clone(),
                 creds.client_id.clone(),
                 creds.client_secret.clone(),
