@@ -397,6 +397,22 @@ mod tests {
     }
 
     #[test]
+    fn a_budget_reported_outside_the_headers_holds() {
+        // eBay's rate-limit API: 2 calls left, the window resets in an hour.
+        let b = RateBudget::new(None);
+        let now = Instant::now();
+        b.set_reported(now, 2, Duration::from_secs(3600));
+        assert_eq!(b.acquire(now), Duration::ZERO);
+        assert_eq!(b.acquire(now), Duration::ZERO);
+        let w = b.acquire(now);
+        assert!(
+            w > Duration::from_secs(3599),
+            "spent until the reset: {w:?}"
+        );
+        assert_eq!(b.acquire(now + Duration::from_secs(3600)), Duration::ZERO);
+    }
+
+    #[test]
     fn shared_budgets_are_one_per_key() {
         let a = RateBudget::shared("test:shared-a", Some(RateHeaders::REDDIT), None);
         let a2 = RateBudget::shared("test:shared-a", Some(RateHeaders::REDDIT), None);
