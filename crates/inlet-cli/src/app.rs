@@ -5,7 +5,8 @@ use crate::settings::{Settings, Target, target};
 use anyhow::{Context, Result, bail};
 use inlet_core::secrets::SecretBox;
 use inlet_core::{
-    Clock, Connection, ConnectionStatus, Connector, NewConnection, Run, Store, SystemClock,
+    Clock, Connection, ConnectionStatus, Connector, NewConnection, Run, RunStatus, Store,
+    SystemClock,
 };
 use inlet_engine::Engine;
 use inlet_http::HttpConfig;
@@ -236,6 +237,14 @@ pub fn run_line(name: &str, run: &Run) -> String {
         line.push_str(&format!(
             "; attachments: {} fetched, {} failed, {} skipped",
             s.attachments_fetched, s.attachments_failed, s.attachments_skipped
+        ));
+    }
+    if let Some(until) = run
+        .waiting_until
+        .filter(|_| run.status == RunStatus::Waiting)
+    {
+        line.push_str(&format!(
+            "\n  waiting: the provider's rate limit frees up at {until}; the next sync after that resumes from the checkpoint"
         ));
     }
     if let Some(e) = &run.error {

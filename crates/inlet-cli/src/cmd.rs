@@ -195,6 +195,7 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
     spawn_sigterm(cancel.clone());
     let holder = inlet_engine::worker::holder_id();
     let mut failed = false;
+    let mut waiting = false;
     let mut reports = Vec::new();
     if args.full && args.reconcile {
         bail!(
@@ -317,6 +318,7 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
             }
         };
         failed |= matches!(run.status, RunStatus::Failed | RunStatus::Interrupted);
+        waiting |= run.status == RunStatus::Waiting;
         if !out.json {
             println!("{}", run_line(&conn.name, &run));
         }
@@ -331,10 +333,16 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
     }
     Ok(if failed {
         ExitCode::FAILURE
+    } else if waiting {
+        // EX_TEMPFAIL: nothing failed, try again later (after the time printed).
+        ExitCode::from(EXIT_WAITING)
     } else {
         ExitCode::SUCCESS
     })
 }
+
+/// `inlet sync`'s exit code when a run ended waiting for the provider's rate limit.
+pub const EXIT_WAITING: u8 = 75;
 
 fn check_streams(connector: &dyn Connector, wanted: &[String]) -> Result<()> {
     let names: Vec<&str> = connector.streams().iter().map(|s| s.name).collect();

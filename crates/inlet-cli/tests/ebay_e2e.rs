@@ -822,3 +822,111 @@ async fn system_mail_progresses(db: &TestDb) {
     );
 }
 both_backends!(system_mail_variant, system_mail_progresses);
+
+/// The next midnight UTC after `t`, in ms.
+fn next_utc_day(t: Timestamp) -> i64 {
+    const DAY: i64 = 86_400_000;
+    (t.0.div_euclid(DAY) + 1) * DAY
+}
+
+/// Issue 18 item 16: the day's call limit runs out during a full sync with ten
+/// conversations in flight. The first 2001 stops the run at once (no retry into the
+/// limit): it ends `waiting` until the reset eBay's rate-limit API names, the checkpoint
+/// is kept, nothing more is sent before the reset (also by another process), and the
+/// next day's sync resumes and completes.
+async fn daily_limit_waits(db: &TestDb) {
+    // 60 conversations in pages of 10, one call per thread: 66 calls, 40 a day.
+    let cfg = EbaySimConfig {
+        call_limit: Some(inlet_sim::ebay::CallLimit {
+            calls: 40,
+            window_secs: 86_400,
+        }),
+        long_threads: 0,
+        system_conversations: 0,
+        ..account(60)
+    };
+    let (sim, store, conn) = setup_ebay(db, &cfg, |c| c.page_size = 10).await;
+    let t0 = SystemClock.now();
+    let run = sync_with(&store, &SyncOptions::new(RunMode::Full), &NoProgress).await;
+    assert_eq!(run.status, RunStatus::Waiting, "{:?}", run.error);
+    let violations = sim.call_limit_violations();
+    assert!(
+        (1..=10).contains(&violations),
+        "only the calls already in flight may meet the limit: {violations}"
+    );
+    assert_eq!(sim.rate_limit_api_calls(), 1, "the reset is asked once");
+    let until = run.waiting_until.expect("waiting_until");
+    assert!(
+        (until.0 - next_utc_day(t0)).abs() <= 2000,
+        "waits until the next UTC day: {until}"
+    );
+    assert_eq!(run.stats.quota_remaining, Some(0));
+    let state = store
+        .sync_state(conn.id, "conversations")
+        .await
+        .expect("state");
+    let cp = state.checkpoint.expect("the checkpoint is kept");
+    assert_eq!(
+        cp.pages, 3,
+        "three listing pages committed before the limit"
+    );
+
+    // Before the reset nothing is sent, by this process or another (a new connector).
+    let sent = sim.request_count();
+    let again = sync(&store).await;
+    assert_eq!(again.status, RunStatus::Waiting, "{:?}", again.error);
+    assert_eq!(again.waiting_until, Some(until));
+    assert_eq!(sim.request_count(), sent, "nothing sent before the reset");
+    assert_eq!(sim.call_limit_violations(), violations);
+
+    // The next day: the sync resumes from the checkpoint and completes.
+    sim.reset_call_window();
+    let (conn, connector) = ebay_connector(&store).await;
+    let tomorrow = inlet_core::ManualClock::new(Timestamp(until.0 + 1000));
+    let done = inlet_engine::Engine::new(store.clone(), Arc::new(tomorrow))
+        .sync(
+            &conn,
+            &connector,
+            &SyncOptions::new(RunMode::Full),
+            &NoProgress,
+        )
+        .await
+        .expect("sync");
+    assert_eq!(done.status, RunStatus::Success, "{:?}", done.error);
+    assert!(stream_stats(&done, "conversations").resumed);
+    assert_eq!(sim.call_limit_violations(), violations);
+    assert_equals_truth(&*store, conn.id, &sim).await;
+}
+both_backends!(daily_call_limit_ends_waiting_and_resumes, daily_limit_waits);
+
+/// Without eBay's rate-limit API the 2001 alone stops the run: it waits for the next
+/// UTC day, and the calls in flight are the only ones over the limit.
+async fn daily_limit_without_rate_limit_api(db: &TestDb) {
+    let cfg = EbaySimConfig {
+        call_limit: Some(inlet_sim::ebay::CallLimit {
+            calls: 30,
+            window_secs: 86_400,
+        }),
+        ..account(60)
+    };
+    let (sim, store, _conn) = setup_ebay(db, &cfg, |_| {}).await;
+    sim.set_rate_limit_api(false);
+    let t0 = SystemClock.now();
+    let run = sync(&store).await;
+    assert_eq!(run.status, RunStatus::Waiting, "{:?}", run.error);
+    let violations = sim.call_limit_violations();
+    assert!((1..=10).contains(&violations), "{violations}");
+    let until = run.waiting_until.expect("waiting_until");
+    assert!(
+        (until.0 - next_utc_day(t0)).abs() <= 2000,
+        "the next UTC day: {until}"
+    );
+    let sent = sim.request_count();
+    let again = sync(&store).await;
+    assert_eq!(again.status, RunStatus::Waiting);
+    assert_eq!(sim.request_count(), sent);
+}
+both_backends!(
+    daily_call_limit_without_the_rate_limit_api,
+    daily_limit_without_rate_limit_api
+);

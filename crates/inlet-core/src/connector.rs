@@ -82,6 +82,15 @@ pub enum ConnectorError {
     /// The provider or connector cannot do what was asked (e.g. refresh one entity).
     #[error("not supported: {0}")]
     Unsupported(String),
+    /// The provider's rate limit or call quota is spent until later than the run may
+    /// wait: the run ends `waiting` and is started again after `retry_in`.
+    #[error("rate limited: {message}")]
+    RateLimited {
+        /// What the provider said.
+        message: String,
+        /// How long until it accepts requests again.
+        retry_in: std::time::Duration,
+    },
 }
 
 /// A provider, mapped onto streams. Implementations only build requests, parse pages,

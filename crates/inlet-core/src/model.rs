@@ -86,6 +86,10 @@ string_enum!(
         /// its process dying; committed pages stay committed and the next sync resumes
         /// from the checkpoint.
         Interrupted => "interrupted",
+        /// Stopped because the provider's rate limit or call quota is spent until
+        /// `waiting_until`; the checkpoint is kept and the scheduler starts the connection
+        /// again after that time.
+        Waiting => "waiting",
     }
 );
 
@@ -284,6 +288,8 @@ pub struct Run {
     pub streams: BTreeMap<String, StreamStats>,
     /// Why it failed.
     pub error: Option<String>,
+    /// A `waiting` run: when the provider's limit frees up and the sync may go on.
+    pub waiting_until: Option<Timestamp>,
 }
 
 impl Run {

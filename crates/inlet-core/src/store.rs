@@ -280,6 +280,12 @@ pub trait Store: Send + Sync {
         error: Option<&str>,
         finished_at: Option<Timestamp>,
     ) -> Result<(), StoreError>;
+    /// Record when a `waiting` run may go on (`None`: clear it).
+    async fn set_run_waiting_until(
+        &self,
+        run_id: i64,
+        until: Option<Timestamp>,
+    ) -> Result<(), StoreError>;
     /// Runs, newest first, optionally of one connection.
     async fn list_runs(
         &self,

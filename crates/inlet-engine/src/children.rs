@@ -291,7 +291,11 @@ impl<'a> FamilyPass<'a> {
                     .await
                 {
                     Ok(p) => p,
-                    Err(e @ ConnectorError::NeedsReauth(_)) => return Err(Fail::Connector(e)),
+                    // Bad credentials and a spent rate limit stop the run; other listings
+                    // would meet the same.
+                    Err(
+                        e @ (ConnectorError::NeedsReauth(_) | ConnectorError::RateLimited { .. }),
+                    ) => return Err(Fail::Connector(e)),
                     Err(e) => {
                         self.listing_failed(&listing, first, e, st);
                         break;

@@ -7,8 +7,10 @@
 //! 10-minute interval are spread evenly over those 10 minutes, and a restart keeps each
 //! connection's slot. After a success the next due time is the next slot; after a
 //! failure it is `finish + min(base * 2^(failures-1), cap)`, and the first success puts
-//! it back on its slot. Only `active` and `failing` connections are scheduled; `paused`
-//! and `needs_reauth` ones never are.
+//! it back on its slot. A run that ended `waiting` (the provider's rate limit or call
+//! quota spent) is due again just after the time its limit frees up, without counting
+//! as a failure. Only `active` and `failing` connections are scheduled; `paused` and
+//! `needs_reauth` ones never are.
 
 use crate::worker::{Dispatcher, Finished, Outcome};
 use inlet_core::{Clock, Connection, ConnectionStatus, Store, Timestamp};
@@ -178,6 +180,11 @@ impl Scheduler {
             Outcome::Failed => {
                 e.failures += 1;
                 e.next_due = Timestamp(at.0 + self.config.backoff_ms(e.failures));
+            }
+            // The provider's limit is spent: start again once it frees up (a second
+            // after, so the run does not find it still spent), not on failure backoff.
+            Outcome::Waiting { until } => {
+                e.next_due = Timestamp(until.0.saturating_add(1000).max(at.0));
             }
             // Stopped by shutdown or busy elsewhere: try again a little later.
             Outcome::Cancelled | Outcome::NotStarted => {

@@ -191,9 +191,17 @@ impl Engine {
             stats: RunStats::default(),
             streams: BTreeMap::new(),
             error: None,
+            waiting_until: None,
         };
-        let result = match policy {
-            Ok(policy) => {
+        let known_wait = self.known_wait(conn.id, run_id).await?;
+        let result = match (known_wait, policy) {
+            // An earlier run found the provider's limit spent until later than now: send
+            // nothing before then (another process's budget knows nothing about it).
+            (Some((until, why)), _) => {
+                run.waiting_until = Some(until);
+                Ok((RunStatus::Waiting, Some(waiting_message(until, &why))))
+            }
+            (None, Ok(policy)) => {
                 let plan = Reconcile {
                     policy,
                     streams: reconcile,
@@ -202,7 +210,7 @@ impl Engine {
                 self.sync_streams(conn, connector, opts, &plan, progress, &mut run)
                     .await
             }
-            Err(msg) => Ok((RunStatus::Failed, Some(msg))),
+            (None, Err(msg)) => Ok((RunStatus::Failed, Some(msg))),
         };
         let cancelled = opts
             .cancel
@@ -328,6 +336,18 @@ impl Engine {
                         Some("interrupted; the next sync resumes from the checkpoint".into()),
                     ));
                 }
+                StreamEnd::Failed(ConnectorError::RateLimited { message, retry_in }) => {
+                    // The provider takes no requests until later than this run may wait:
+                    // stop here, keep every checkpoint, and say when to go on.
+                    let ms = i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX);
+                    let until = Timestamp(self.clock.now().0.saturating_add(ms));
+                    let msg = waiting_message(until, &message);
+                    tracing::info!(connection = %conn.name, stream = stream.name, until = %until, "{msg}");
+                    st.error = Some(msg.clone());
+                    run.streams.insert(stream.name.to_string(), st);
+                    run.waiting_until = Some(until);
+                    return Ok((RunStatus::Waiting, Some(msg)));
+                }
                 StreamEnd::Failed(ConnectorError::NeedsReauth(msg)) => {
                     st.error = Some(msg.clone());
                     run.streams.insert(stream.name.to_string(), st);
@@ -380,6 +400,34 @@ impl Engine {
                 .await?;
         }
         Ok((status, (!errors.is_empty()).then(|| errors.join("; "))))
+    }
+
+    /// When the connection's last finished run ended `waiting` until a time still to
+    /// come: that time and the provider's message.
+    async fn known_wait(
+        &self,
+        connection_id: i64,
+        this_run: i64,
+    ) -> Result<Option<(Timestamp, String)>, EngineError> {
+        let now = self.clock.now();
+        let last = self
+            .store
+            .list_runs(Some(connection_id), 5)
+            .await?
+            .into_iter()
+            .find(|r| r.id != this_run && r.status != RunStatus::Running);
+        Ok(last.and_then(|r| match (r.status, r.waiting_until) {
+            (RunStatus::Waiting, Some(until)) if until > now => {
+                let why = r
+                    .error
+                    .as_deref()
+                    .and_then(|e| e.split_once(": "))
+                    .map_or("the provider's limit is spent", |(_, why)| why)
+                    .to_string();
+                Some((until, why))
+            }
+            _ => None,
+        }))
     }
 
     /// Runs left `running` by a process that died (or lost its database) can never
@@ -453,6 +501,11 @@ impl Engine {
                 run.finished_at,
             )
             .await?;
+        if run.waiting_until.is_some() {
+            self.store
+                .set_run_waiting_until(run.id, run.waiting_until)
+                .await?;
+        }
         Ok(())
     }
 
@@ -552,6 +605,11 @@ impl Engine {
             Err(PassError::Connector(e)) => Ok(StreamEnd::Failed(e)),
         }
     }
+}
+
+/// The error of a run that ends `waiting`.
+fn waiting_message(until: Timestamp, why: &str) -> String {
+    format!("waiting for the provider's rate limit until {until}: {why}")
 }
 
 /// The streams a sync reconciles and the connection's reconcile policy.

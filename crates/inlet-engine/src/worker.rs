@@ -41,6 +41,12 @@ pub enum Outcome {
     Cancelled,
     /// Never started: another process holds the lease, or a run was already active.
     NotStarted,
+    /// Stopped because the provider's rate limit or call quota is spent until `until`
+    /// (the run is `waiting`, its checkpoint kept).
+    Waiting {
+        /// When the provider takes requests again.
+        until: Timestamp,
+    },
 }
 
 /// A sync attempt ended.
@@ -601,6 +607,9 @@ impl Dispatcher {
             Ok(run) => {
                 let outcome = match run.status {
                     RunStatus::Success | RunStatus::Partial => Outcome::Success,
+                    RunStatus::Waiting => Outcome::Waiting {
+                        until: run.waiting_until.unwrap_or_else(|| engine.now()),
+                    },
                     _ if cancel.load(Ordering::SeqCst) => Outcome::Cancelled,
                     _ => Outcome::Failed,
                 };

@@ -288,6 +288,15 @@ impl RateBudget {
         remaining_out
     }
 
+    /// The provider reported its budget outside the response headers (eBay's rate-limit
+    /// API): `remaining` requests until `reset_in` from `now`. Requests in flight are
+    /// counted as spent.
+    pub fn set_reported(&self, now: Instant, remaining: u64, reset_in: Duration) {
+        let mut st = self.lock();
+        st.remaining = Some(remaining as f64 - f64::from(st.in_flight));
+        st.reset_at = Some(now + reset_in);
+    }
+
     /// A 429 without usable headers: block for `d`.
     pub fn block_for(&self, now: Instant, d: Duration) {
         let mut st = self.lock();
@@ -518,6 +527,22 @@ mod tests {
             // Three windows of 300: the budget is used, not only held.
             assert!(sent >= 2 * 300, "seed {seed}: only {sent} sent");
         }
+    }
+
+    #[test]
+    fn a_budget_reported_outside_the_headers_holds() {
+        // eBay's rate-limit API: 2 calls left, the window resets in an hour.
+        let b = RateBudget::new(None);
+        let now = Instant::now();
+        b.set_reported(now, 2, Duration::from_secs(3600));
+        assert_eq!(b.acquire(now), Duration::ZERO);
+        assert_eq!(b.acquire(now), Duration::ZERO);
+        let w = b.acquire(now);
+        assert!(
+            w > Duration::from_secs(3599),
+            "spent until the reset: {w:?}"
+        );
+        assert_eq!(b.acquire(now + Duration::from_secs(3600)), Duration::ZERO);
     }
 
     #[test]

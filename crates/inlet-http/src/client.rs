@@ -31,7 +31,23 @@ pub struct HttpConfig {
     pub budget_key: Option<String>,
     /// Requests this client (one connection) has in flight at most.
     pub max_in_flight: usize,
+    /// The shortest wait after a rate-limit answer that names no wait (a 429, or a 403
+    /// the provider marks as a rate limit, without `Retry-After` and with budget left),
+    /// doubling with each such answer to the same request (GitHub documents "at least one
+    /// minute, then back off exponentially"). `None`: the ordinary backoff.
+    pub rate_limit_floor: Option<Duration>,
+    /// Recognises an answer saying the provider's call quota is spent (eBay's 429 with
+    /// errorId 2001) and returns how long until it resets: nothing more is sent on this
+    /// budget until then and the request ends at once with [`HttpError::RateLimited`].
+    pub quota_spent: Option<fn(&Response) -> Option<Duration>>,
+    /// The longest a request waits for a spent rate budget to reset (Reddit's windows
+    /// are 10 minutes); a longer reset (GitHub's hour, eBay's day) ends the request at
+    /// once with [`HttpError::RateLimited`] and nothing is sent.
+    pub max_rate_wait: Duration,
 }
+
+/// The longest wait for a rate budget in place, by default.
+pub const DEFAULT_MAX_RATE_WAIT: Duration = Duration::from_secs(15 * 60);
 
 impl Default for HttpConfig {
     fn default() -> Self {
@@ -45,6 +61,9 @@ impl Default for HttpConfig {
             documented: None,
             budget_key: None,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            rate_limit_floor: None,
+            quota_spent: None,
+            max_rate_wait: DEFAULT_MAX_RATE_WAIT,
         }
     }
 }
@@ -81,6 +100,15 @@ pub enum HttpError {
     /// The client could not be built.
     #[error("cannot build HTTP client: {0}")]
     Build(String),
+    /// The provider's rate limit or call quota is spent and frees up later than this
+    /// request may wait (its retry deadline); nothing is sent on the budget until then.
+    #[error("{reason}; the provider's limit frees up in {}s", retry_in.as_secs())]
+    RateLimited {
+        /// How long until the provider accepts requests again.
+        retry_in: Duration,
+        /// What said so.
+        reason: String,
+    },
 }
 
 /// A complete response: status, headers, the whole body.
@@ -142,6 +170,9 @@ struct Shared {
 pub struct HttpClient {
     shared: Arc<Shared>,
     auth: Option<Arc<dyn TokenSource>>,
+    /// Requests wait for and count against the rate budget (false: a call the provider
+    /// does not count, like eBay's rate-limit API).
+    metered: bool,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -156,7 +187,12 @@ const NO_QUOTA: u64 = u64::MAX;
 
 enum Outcome<T> {
     Done(T),
-    Retry { why: String, wait: Option<Duration> },
+    /// `limited`: a rate-limit answer (its wait is the provider's, not a fault's backoff).
+    Retry {
+        why: String,
+        wait: Option<Duration>,
+        limited: bool,
+    },
     Refresh(String),
 }
 
@@ -188,6 +224,7 @@ impl HttpClient {
                 config,
             }),
             auth: None,
+            metered: true,
         })
     }
 
@@ -196,6 +233,17 @@ impl HttpClient {
         HttpClient {
             shared: self.shared.clone(),
             auth: Some(auth),
+            metered: self.metered,
+        }
+    }
+
+    /// The same client for calls the provider does not count against its quota (eBay's
+    /// rate-limit API): they neither wait for nor spend the rate budget, so they go
+    /// even while it is spent.
+    pub fn unmetered(&self) -> Self {
+        HttpClient {
+            metered: false,
+            ..self.clone()
         }
     }
 
@@ -213,6 +261,18 @@ impl HttpClient {
         }
     }
 
+    /// The provider said, outside its response headers (eBay's rate-limit API), that
+    /// `remaining` requests are left on this client's budget for `reset_in`.
+    pub fn report_budget(&self, remaining: u64, reset_in: Duration) {
+        self.shared
+            .budget
+            .set_reported(Instant::now(), remaining, reset_in);
+        self.shared
+            .stats
+            .quota_remaining
+            .store(remaining, Ordering::Relaxed);
+    }
+
     /// Send the request `build` makes, retrying transient faults, and hand the response to
     /// `parse`. `build` is called once per attempt.
     pub async fn execute<T>(
@@ -223,6 +283,8 @@ impl HttpClient {
         let sh = &*self.shared;
         let started = Instant::now();
         let mut attempt: u32 = 0;
+        // Rate-limit answers without a wait, for the doubling floor.
+        let mut floored: u32 = 0;
         let mut refreshed = false;
         // Held for the whole exchange, retries and waits included.
         let _permit = sh
@@ -235,7 +297,9 @@ impl HttpClient {
                 Some(a) => Some(a.token().await.map_err(auth_error)?),
                 None => None,
             };
-            self.wait_for_budget().await;
+            if self.metered {
+                self.wait_for_budget().await?;
+            }
             let mut rb = build(&sh.client).header(USER_AGENT, &sh.config.user_agent);
             if let Some(t) = &token {
                 rb = rb.bearer_auth(t);
@@ -244,8 +308,14 @@ impl HttpClient {
             let outcome = match self.send(rb).await {
                 Ok(resp) => self.classify(resp, &parse)?,
                 Err(why) => {
-                    sh.budget.abandon();
-                    Outcome::Retry { why, wait: None }
+                    if self.metered {
+                        sh.budget.abandon();
+                    }
+                    Outcome::Retry {
+                        why,
+                        wait: None,
+                        limited: false,
+                    }
                 }
             };
             match outcome {
@@ -258,10 +328,36 @@ impl HttpClient {
                     auth.refresh(stale).await.map_err(auth_error)?;
                     sh.stats.retries.fetch_add(1, Ordering::Relaxed);
                 }
-                Outcome::Retry { why, wait } => {
+                Outcome::Retry {
+                    why,
+                    mut wait,
+                    limited,
+                } => {
                     attempt += 1;
+                    if let (None, true, Some(floor)) = (wait, limited, sh.config.rate_limit_floor) {
+                        // No wait named and budget left (GitHub's secondary limit): at
+                        // least the floor, doubling, and every request on this budget
+                        // pauses with this one.
+                        let d = floor.saturating_mul(1u32 << floored.min(10));
+                        floored += 1;
+                        sh.budget.block_for(Instant::now(), d);
+                        wait = Some(d);
+                    }
                     // A wait the provider asked for is honoured as asked; our own is capped.
                     let delay = wait.unwrap_or_else(|| sh.backoff.delay(attempt - 1));
+                    if limited
+                        && let Some(w) = wait
+                        && (w > sh.config.max_rate_wait
+                            || started.elapsed() + w > sh.config.retry.deadline)
+                    {
+                        // Waiting longer than a request may: stop now and say when the
+                        // provider takes requests again (the budget holds everything
+                        // else back until then).
+                        return Err(HttpError::RateLimited {
+                            retry_in: w,
+                            reason: why,
+                        });
+                    }
                     if attempt >= sh.config.retry.max_attempts
                         || started.elapsed() + delay > sh.config.retry.deadline
                     {
@@ -283,14 +379,23 @@ impl HttpClient {
         }
     }
 
-    /// Wait until the budget lets one more request go, and count it.
-    async fn wait_for_budget(&self) {
+    /// Wait until the budget lets one more request go, and count it. A budget known to
+    /// be spent for longer than [`HttpConfig::max_rate_wait`] sends nothing:
+    /// [`HttpError::RateLimited`].
+    async fn wait_for_budget(&self) -> Result<(), HttpError> {
         let sh = &*self.shared;
         loop {
             let wait = sh.budget.acquire(Instant::now());
             if wait.is_zero() {
                 sh.stats.waiting_until.store(0, Ordering::Relaxed);
-                return;
+                return Ok(());
+            }
+            if wait > sh.config.max_rate_wait {
+                sh.stats.waiting_until.store(0, Ordering::Relaxed);
+                return Err(HttpError::RateLimited {
+                    retry_in: wait,
+                    reason: "the provider's rate limit is spent".into(),
+                });
             }
             if wait >= Duration::from_secs(1) {
                 tracing::info!(
@@ -331,11 +436,32 @@ impl HttpClient {
         let sh = &*self.shared;
         let now = Instant::now();
         let retry_after = retry_after(&resp.headers);
-        let reported = sh.budget.observe(now, &resp.headers, retry_after);
+        let reported = if self.metered {
+            sh.budget.observe(now, &resp.headers, retry_after)
+        } else {
+            None
+        };
         if let Some(rem) = reported {
             sh.stats.quota_remaining.store(rem, Ordering::Relaxed);
         }
         let status = resp.status;
+        if let Some(d) = sh
+            .config
+            .quota_spent
+            .filter(|_| self.metered)
+            .and_then(|f| f(&resp))
+        {
+            // Every request on this budget stops here, also those queued behind this one.
+            sh.budget.block_for(now, d);
+            return Err(HttpError::RateLimited {
+                retry_in: d,
+                reason: format!(
+                    "HTTP {} call limit reached: {}",
+                    status.as_u16(),
+                    excerpt(&resp.body)
+                ),
+            });
+        }
         if status == StatusCode::UNAUTHORIZED {
             return Ok(Outcome::Refresh(format!(
                 "HTTP 401: {}",
@@ -343,9 +469,10 @@ impl HttpClient {
             )));
         }
         // GitHub signals its primary and secondary limits with 403 (or 429) plus either
-        // `Retry-After` or a spent `X-RateLimit-Remaining`: a wait, not a failure.
-        let limited_403 =
-            status == StatusCode::FORBIDDEN && (retry_after.is_some() || reported == Some(0));
+        // `Retry-After`, a spent `X-RateLimit-Remaining` or a message naming the rate
+        // limit ("You have exceeded a secondary rate limit"): a wait, not a failure.
+        let limited_403 = status == StatusCode::FORBIDDEN
+            && (retry_after.is_some() || reported == Some(0) || mentions_rate_limit(&resp.body));
         if status == StatusCode::TOO_MANY_REQUESTS || limited_403 {
             let wait = retry_after
                 .or_else(|| sh.budget.reset_if_exhausted(now))
@@ -356,12 +483,14 @@ impl HttpClient {
             return Ok(Outcome::Retry {
                 why: format!("HTTP {} rate limited", status.as_u16()),
                 wait,
+                limited: true,
             });
         }
         if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
             return Ok(Outcome::Retry {
                 why: format!("HTTP {}", status.as_u16()),
                 wait: None,
+                limited: false,
             });
         }
         if status.is_client_error() {
@@ -377,6 +506,7 @@ impl HttpClient {
             Parsed::Retry(why) => Outcome::Retry {
                 why: clip(&why, 2 * MAX_SNIPPET_CHARS),
                 wait: None,
+                limited: false,
             },
             Parsed::Fail(HttpError::Invalid(m)) => {
                 return Err(HttpError::Invalid(clip(&m, 2 * MAX_SNIPPET_CHARS)));
@@ -426,6 +556,13 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
 
 /// Longest piece of a provider's answer quoted in an error, in characters.
 pub const MAX_SNIPPET_CHARS: usize = 200;
+
+/// Whether an error body names a rate limit (GitHub's secondary-limit 403 says "You have
+/// exceeded a secondary rate limit").
+fn mentions_rate_limit(body: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(&body[..body.len().min(1024)]).to_ascii_lowercase();
+    head.contains("rate limit")
+}
 
 fn excerpt(body: &[u8]) -> String {
     // A few bytes more than the snippet keeps, so a cut multi-byte character at the end

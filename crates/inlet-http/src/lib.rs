@@ -10,7 +10,11 @@
 //!   `needs_reauth`.
 //! * **Retries** — connection errors, timeouts, 5xx, 429, truncated bodies and unparsable
 //!   JSON retry with exponential backoff and full jitter, a cap per wait and a total
-//!   deadline. 400/403/404 never retry.
+//!   deadline. 400/403/404 never retry, except a 403 that is a rate limit. A rate-limit
+//!   answer without `Retry-After` waits at least [`HttpConfig::rate_limit_floor`],
+//!   doubling; a provider's "quota spent" answer ([`HttpConfig::quota_spent`]) and a
+//!   limit that frees up later than the request may wait end it with
+//!   [`HttpError::RateLimited`] without sending more.
 //! * **Rate limits** — [`RateBudget`] reads the provider's remaining/reset headers and
 //!   `Retry-After`, and pauses before the budget runs dry instead of after; while a
 //!   provider reports nothing it keeps the documented [`Quota`] (at most N requests in
@@ -32,8 +36,8 @@ mod retry;
 pub use auth::{AuthError, Grant, OAuth2Token, StaticToken, TokenSnapshot, TokenSource};
 pub use budget::{Quota, RateBudget, RateHeaders, ResetIn};
 pub use client::{
-    DEFAULT_MAX_IN_FLIGHT, HttpClient, HttpConfig, HttpError, HttpSettings, MAX_SNIPPET_CHARS,
-    Parsed, Response, snippet,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_RATE_WAIT, HttpClient, HttpConfig, HttpError, HttpSettings,
+    MAX_SNIPPET_CHARS, Parsed, Response, snippet,
 };
 pub use download::{
     DEFAULT_ALLOWED_HOSTS, DEFAULT_MAX_BYTES, DownloadConfig, DownloadStats, Downloader,

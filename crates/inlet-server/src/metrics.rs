@@ -9,8 +9,14 @@ use inlet_core::StoreError;
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
-/// Run statuses always present in `inlet_runs_total`, even at zero.
-const RUN_STATUSES: &[&str] = &["success", "partial", "failed"];
+/// Run statuses always present in `inlet_runs_total`, even at zero: every way a run
+/// ends (all but `running`).
+fn run_statuses() -> impl Iterator<Item = &'static str> {
+    inlet_core::RunStatus::VALUES
+        .iter()
+        .copied()
+        .filter(|s| *s != "running")
+}
 
 /// The exposition text.
 pub async fn render(st: &AppState) -> Result<String, StoreError> {
@@ -54,12 +60,12 @@ pub async fn render(st: &AppState) -> Result<String, StoreError> {
             "inlet_runs_total",
             "Sync runs finished by this process, by status."
         );
-        for status in RUN_STATUSES {
-            counter!("inlet_runs_total", "status" => *status)
-                .absolute(m.runs.get(*status).copied().unwrap_or(0));
+        for status in run_statuses() {
+            counter!("inlet_runs_total", "status" => status)
+                .absolute(m.runs.get(status).copied().unwrap_or(0));
         }
         for (status, n) in &m.runs {
-            if !RUN_STATUSES.contains(&status.as_str()) {
+            if !run_statuses().any(|s| s == status.as_str()) {
                 counter!("inlet_runs_total", "status" => status.clone()).absolute(*n);
             }
         }

@@ -324,6 +324,8 @@ pub struct RunDoc {
     streams: Value,
     /// Why it failed or is partial.
     error: Option<String>,
+    /// A `waiting` run: when the provider's rate limit or quota frees up (RFC 3339, UTC).
+    waiting_until: Option<String>,
 }
 
 fn run_trigger() -> RefOr<Schema> {
@@ -394,6 +396,7 @@ mod tests {
             stats: RunStats::default(),
             streams: Default::default(),
             error: None,
+            waiting_until: None,
         };
         assert_eq!(
             properties(&doc, "Run"),

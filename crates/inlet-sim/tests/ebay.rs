@@ -365,3 +365,69 @@ async fn call_limit_faults_and_log() {
     })
     .await;
 }
+
+/// ebay.md §7: over the limit eBay answers 429 with errorId 2001 and neither rate headers
+/// nor `Retry-After`; the Developer Analytics API's user_rate_limit tells the remaining
+/// calls and the reset and costs no quota.
+#[tokio::test]
+async fn call_limit_answer_and_rate_limit_api() {
+    bounded(async {
+        let cfg = EbaySimConfig {
+            call_limit: Some(CallLimit {
+                calls: 2,
+                window_secs: 86_400,
+            }),
+            ..small()
+        };
+        let sim = EbaySim::start(cfg.clone()).await.expect("sim");
+        let tok = access(&sim, &cfg).await;
+        let limits = || async {
+            let r = http()
+                .get(format!(
+                    "{}/developer/analytics/v1_beta/user_rate_limit/?api_context=commerce&api_name=message",
+                    sim.api_root()
+                ))
+                .bearer_auth(&tok)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.expect("json");
+            v["rateLimits"][0]["resources"][0]["rates"][0].clone()
+        };
+        let rate = limits().await;
+        assert_eq!((rate["limit"].as_u64(), rate["remaining"].as_u64()), (Some(2), Some(2)));
+        assert_eq!(rate["timeWindow"], 86_400);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let midnight = (now_ms / 86_400_000 + 1) * 86_400_000;
+        let reset = inlet_core::Timestamp::parse_rfc3339(rate["reset"].as_str().expect("reset"))
+            .expect("RFC 3339");
+        assert_eq!(reset.0, midnight, "a daily window resets at midnight UTC");
+        let q = "/conversation?conversation_type=FROM_MEMBERS";
+        for _ in 0..2 {
+            assert_eq!(get(&sim, &tok, q).await.0, 200);
+        }
+        assert_eq!(limits().await["remaining"], 0, "asking costs no quota");
+        let r = http()
+            .get(format!("{}{q}", sim.api_base()))
+            .bearer_auth(&tok)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 429);
+        for h in ["retry-after", "x-ratelimit-remaining", "x-ratelimit-reset"] {
+            assert!(r.headers().get(h).is_none(), "{h} is not sent");
+        }
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(v["errors"][0]["errorId"], 2001);
+        assert_eq!(sim.call_limit_violations(), 1);
+        assert_eq!(sim.rate_limit_api_calls(), 2);
+        sim.set_rate_limit_api(false);
+        sim.reset_call_window();
+        assert_eq!(get(&sim, &tok, q).await.0, 200, "a new window");
+    })
+    .await;
+}

@@ -76,6 +76,11 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         "staging_by_run",
         include_str!("../migrations/sqlite/0009_staging_by_run.sql"),
     ),
+    Migration::new(
+        10,
+        "run_waiting",
+        include_str!("../migrations/sqlite/0010_run_waiting.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, in order.
@@ -124,6 +129,11 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         9,
         "staging_by_run",
         include_str!("../migrations/postgres/0009_staging_by_run.sql"),
+    ),
+    Migration::new(
+        10,
+        "run_waiting",
+        include_str!("../migrations/postgres/0010_run_waiting.sql"),
     ),
 ];
 

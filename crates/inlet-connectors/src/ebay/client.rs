@@ -1,9 +1,10 @@
 //! eBay configuration, credentials and the authenticated client.
 
-use inlet_core::ConnectorError;
-use inlet_http::{Grant, HttpClient, HttpConfig, HttpError, OAuth2Token};
+use inlet_core::{ConnectorError, Timestamp};
+use inlet_http::{Grant, HttpClient, HttpConfig, HttpError, OAuth2Token, Parsed, Response};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// The real Message API.
 pub const DEFAULT_API_BASE: &str = "https://api.ebay.com/commerce/message/v1";
@@ -45,6 +46,7 @@ fn default_marketplace() -> String {
 
 /// How a delta sync finds the member conversations that changed
 /// (`shared/providers/ebay.md` §6).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EbayDelta {
@@ -218,11 +220,19 @@ impl EbayClient {
                 "eBay credentials need a client id, a client secret and a refresh token".into(),
             ));
         }
+        let http = HttpConfig {
+            // eBay's call limit answers 429 with errorId 2001 and no rate headers: stop at
+            // once instead of retrying into the limit.
+            quota_spent: http.quota_spent.or(Some(quota_spent)),
+            ..http
+        };
         let base = HttpClient::new(http).map_err(|e| ConnectorError::Config(e.to_string()))?;
         let cached = creds.access_token.clone().zip(creds.expires_at_ms);
         let token = Arc::new(
             OAuth2Token::new(
-                base.clone(),
+                // The token endpoint is not part of the Message API's call limit: a spent
+                // limit must not hold a token refresh back.
+                base.unmetered(),
                 config.token_url.clone(),
                 creds.client_id.clone(),
                 creds.client_secret.clone(),
@@ -238,6 +248,93 @@ impl EbayClient {
             token,
         })
     }
+}
+
+/// eBay's "call limit reached" answer: HTTP 429 with errorId 2001 ("Too many requests").
+/// eBay sends neither rate headers nor `Retry-After`; its daily quotas reset at the start
+/// of the next UTC day, so that is how long to wait (the rate-limit API may say more
+/// exactly: [`rate_limit_url`]).
+pub fn quota_spent(r: &Response) -> Option<Duration> {
+    if r.status.as_u16() != 429 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+    let limit = v
+        .get("errors")?
+        .as_array()?
+        .iter()
+        .any(|e| e.get("errorId").and_then(serde_json::Value::as_i64) == Some(2001));
+    limit.then(|| until_next_utc_day(SystemTime::now()))
+}
+
+/// From `now` to the next midnight UTC.
+pub fn until_next_utc_day(now: SystemTime) -> Duration {
+    const DAY: u64 = 86_400_000;
+    let ms = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Duration::from_millis(DAY - ms % DAY)
+}
+
+/// The Developer Analytics API's `user_rate_limit` resource next to a Message API base
+/// (`https://api.ebay.com/commerce/message/v1` →
+/// `https://api.ebay.com/developer/analytics/v1_beta/user_rate_limit/`); `None` for a
+/// base of another shape.
+pub fn rate_limit_url(api_base: &str) -> Option<String> {
+    let root = api_base
+        .trim_end_matches('/')
+        .strip_suffix("/commerce/message/v1")?;
+    Some(format!(
+        "{root}/developer/analytics/v1_beta/user_rate_limit/"
+    ))
+}
+
+/// The Message API's call limit in a `getUserRateLimits` answer (`rateLimits[]` of
+/// apiContext `commerce`, apiName `message`, their `resources[].rates[]`): the rate with
+/// the fewest calls left, as (remaining, time until its reset). `Ok(None)` when the
+/// answer names no such rate.
+pub fn parse_rate_limits(r: &Response, now: SystemTime) -> Parsed<Option<(u64, Duration)>> {
+    let v: serde_json::Value = match serde_json::from_slice(&r.body) {
+        Ok(v) => v,
+        Err(e) => return Parsed::Fail(HttpError::Invalid(format!("eBay rate limits: {e}"))),
+    };
+    let now_ms = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let is = |x: &serde_json::Value, key: &str, want: &str| {
+        x.get(key)
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|s| s.eq_ignore_ascii_case(want))
+    };
+    let mut best: Option<(u64, Duration)> = None;
+    let apis = v.get("rateLimits").and_then(serde_json::Value::as_array);
+    for api in apis.into_iter().flatten() {
+        if !(is(api, "apiContext", "commerce") && is(api, "apiName", "message")) {
+            continue;
+        }
+        let resources = api.get("resources").and_then(serde_json::Value::as_array);
+        for res in resources.into_iter().flatten() {
+            let rates = res.get("rates").and_then(serde_json::Value::as_array);
+            for rate in rates.into_iter().flatten() {
+                let Some(remaining) = rate.get("remaining").and_then(serde_json::Value::as_u64)
+                else {
+                    continue;
+                };
+                let reset_in = rate
+                    .get("reset")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(Timestamp::parse_rfc3339)
+                    .map_or_else(
+                        || until_next_utc_day(now),
+                        |t| Duration::from_millis(t.0.saturating_sub(now_ms).max(0) as u64),
+                    );
+                if best.is_none_or(|(r, _)| remaining < r) {
+                    best = Some((remaining, reset_in));
+                }
+            }
+        }
+    }
+    Parsed::Ok(best)
 }
 
 /// Map a failed request onto the engine's error kinds.
@@ -257,6 +354,10 @@ pub fn connector_error(e: HttpError) -> ConnectorError {
         }
         HttpError::Exhausted { .. } => ConnectorError::Transient(e.to_string()),
         HttpError::Invalid(m) => ConnectorError::Parse(m),
+        HttpError::RateLimited { retry_in, reason } => ConnectorError::RateLimited {
+            message: reason,
+            retry_in,
+        },
         other => ConnectorError::Config(other.to_string()),
     }
 }

@@ -46,6 +46,8 @@ pub struct EbayConnector {
     /// The listing each conversation was first seen in: its thread is read with that
     /// conversation type.
     listed_as: Mutex<HashMap<String, String>>,
+    /// What the rate-limit API said after the call limit was first met (asked once).
+    quota: tokio::sync::OnceCell<Option<(u64, std::time::Duration)>>,
 }
 
 impl EbayConnector {
@@ -61,6 +63,7 @@ impl EbayConnector {
             creds: Mutex::new(creds.clone()),
             client,
             listed_as: Mutex::new(HashMap::new()),
+            quota: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -71,7 +74,8 @@ impl EbayConnector {
         parse: impl Fn(&Response) -> Parsed<T> + Send + Sync,
     ) -> Result<T, HttpError> {
         let market = self.config.marketplace.as_str();
-        self.client
+        let res = self
+            .client
             .http
             .execute(
                 |c| {
@@ -82,7 +86,47 @@ impl EbayConnector {
                 },
                 parse,
             )
-            .await
+            .await;
+        match res {
+            Err(HttpError::RateLimited { retry_in, reason }) => Err(HttpError::RateLimited {
+                retry_in: self.quota_reset().await.unwrap_or(retry_in),
+                reason,
+            }),
+            other => other,
+        }
+    }
+
+    /// After the call limit was met: when it resets, as eBay's rate-limit API (which
+    /// costs no quota) tells, asked once per connector. The budget learns the remaining
+    /// count and reset, so nothing more is sent before then. `None` when the API did not
+    /// answer or names no Message API limit (the next UTC day is assumed).
+    async fn quota_reset(&self) -> Option<std::time::Duration> {
+        let known = self
+            .quota
+            .get_or_init(|| async {
+                let url = client::rate_limit_url(&self.config.api_base)?;
+                let q = [("api_context", "commerce"), ("api_name", "message")];
+                let res = self
+                    .client
+                    .http
+                    .unmetered()
+                    .execute(
+                        |c| c.get(&url).query(&q).header("Accept", "application/json"),
+                        |r| client::parse_rate_limits(r, std::time::SystemTime::now()),
+                    )
+                    .await;
+                match res {
+                    Ok(found) => found,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "eBay's rate-limit API did not answer.");
+                        None
+                    }
+                }
+            })
+            .await;
+        let (remaining, reset_in) = (*known)?;
+        self.client.http.report_budget(remaining, reset_in);
+        Some(reset_in)
     }
 
     async fn listing(

@@ -161,3 +161,59 @@ fn config_is_validated() {
 fn path_segments_are_encoded() {
     assert_eq!(encode_segment("c-88/12 3"), "c-88%2F12%203");
 }
+
+/// ebay.md §7: a 429 with errorId 2001 is the call limit (until the next UTC day); other
+/// answers are not.
+#[test]
+fn call_limit_answer_is_recognised() {
+    let limit = r#"{"errors": [{"errorId": 2001, "domain": "ACCESS", "category": "REQUEST", "message": "Too many requests", "longMessage": "Too many requests"}]}"#;
+    let mut r = response(limit);
+    assert_eq!(client::quota_spent(&r), None, "a 200 is no limit");
+    r.status = reqwest::StatusCode::TOO_MANY_REQUESTS;
+    let wait = client::quota_spent(&r).expect("the call limit");
+    assert!(wait > std::time::Duration::ZERO && wait <= std::time::Duration::from_secs(86_400));
+    let mut other = response(r#"{"errors": [{"errorId": 10001}]}"#);
+    other.status = reqwest::StatusCode::TOO_MANY_REQUESTS;
+    assert_eq!(client::quota_spent(&other), None);
+    let mut html = response("<html>busy</html>");
+    html.status = reqwest::StatusCode::TOO_MANY_REQUESTS;
+    assert_eq!(client::quota_spent(&html), None);
+    // 2024-06-19T23:00:00Z: one hour to the next UTC day.
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_718_838_000);
+    assert_eq!(
+        client::until_next_utc_day(t),
+        std::time::Duration::from_secs(3600)
+    );
+}
+
+/// The Developer Analytics API's getUserRateLimits answer (the developer.ebay.com
+/// example's shape): the Message API's rate with the fewest calls left, and its reset.
+#[test]
+fn rate_limit_api_answer() {
+    assert_eq!(
+        client::rate_limit_url("https://api.ebay.com/commerce/message/v1").as_deref(),
+        Some("https://api.ebay.com/developer/analytics/v1_beta/user_rate_limit/")
+    );
+    assert_eq!(client::rate_limit_url("https://example.com/other"), None);
+    let body = r#"{"rateLimits": [
+      {"apiContext": "buy", "apiName": "Browse", "apiVersion": "v1",
+       "resources": [{"name": "buy.browse", "rates": [{"limit": 5000, "remaining": 0, "reset": "2024-06-20T00:00:00.000Z", "timeWindow": 86400}]}]},
+      {"apiContext": "commerce", "apiName": "Message", "apiVersion": "v1",
+       "resources": [{"name": "commerce.message", "rates": [
+         {"count": 4990, "limit": 5000, "remaining": 10, "reset": "2024-06-20T00:00:00.000Z", "timeWindow": 86400},
+         {"count": 300, "limit": 300, "remaining": 0, "reset": "2024-06-19T23:30:00.000Z", "timeWindow": 3600}]}]}
+    ]}"#;
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_718_838_000);
+    match client::parse_rate_limits(&response(body), now) {
+        Parsed::Ok(found) => assert_eq!(
+            found,
+            Some((0, std::time::Duration::from_secs(1800))),
+            "the hourly rate is spent, not Browse's"
+        ),
+        other => panic!("{other:?}"),
+    }
+    match client::parse_rate_limits(&response(r#"{"rateLimits": []}"#), now) {
+        Parsed::Ok(found) => assert_eq!(found, None),
+        other => panic!("{other:?}"),
+    }
+}

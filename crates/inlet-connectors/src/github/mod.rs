@@ -8,7 +8,10 @@
 //!   `304 Not Modified` means no new star and no change on page 1, costs no rate-limit
 //!   budget, and ends the delta at once. Full and resumed passes are never conditional.
 //! * `X-RateLimit-*` headers and secondary-limit 403s with `Retry-After` are honoured by
-//!   the shared HTTP client ([`RateHeaders::GITHUB`]).
+//!   the shared HTTP client ([`RateHeaders::GITHUB`]); a secondary limit (403 or 429)
+//!   without `Retry-After` waits at least a minute, doubling ([`SECONDARY_LIMIT_FLOOR`]);
+//!   a primary budget spent until a reset beyond the run's patience ends the run
+//!   `waiting` without sending.
 //! * Unstars are invisible to a delta: the stream takes part in reconcile, whose id
 //!   listing reads every page unconditionally.
 
@@ -26,6 +29,9 @@ use std::sync::{Arc, Mutex};
 
 /// The public API.
 pub const DEFAULT_API_BASE: &str = "https://api.github.com";
+/// The shortest wait after a rate-limit answer naming no wait (GitHub's documented
+/// "at least one minute").
+pub const SECONDARY_LIMIT_FLOOR: std::time::Duration = std::time::Duration::from_secs(60);
 /// The media type that carries `starred_at`.
 pub const STAR_MEDIA_TYPE: &str = "application/vnd.github.star+json";
 
@@ -111,6 +117,9 @@ impl GithubConnector {
         }
         let mut http = HttpConfig {
             rate_headers: Some(RateHeaders::GITHUB),
+            // GitHub: a secondary limit without `Retry-After` waits at least a minute,
+            // then backs off exponentially.
+            rate_limit_floor: http.rate_limit_floor.or(Some(SECONDARY_LIMIT_FLOOR)),
             documented: http.documented.or(Some(Quota::GITHUB)),
             // GitHub counts per token: every connection with this token shares one budget
             // (keyed by a hash, so the token itself is not kept in the key).
@@ -307,6 +316,10 @@ pub fn connector_error(e: HttpError) -> ConnectorError {
         }
         HttpError::Exhausted { .. } => ConnectorError::Transient(e.to_string()),
         HttpError::Invalid(m) => ConnectorError::Parse(m),
+        HttpError::RateLimited { retry_in, reason } => ConnectorError::RateLimited {
+            message: reason,
+            retry_in,
+        },
         other => ConnectorError::Config(other.to_string()),
     }
 }

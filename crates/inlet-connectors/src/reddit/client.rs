@@ -210,6 +210,10 @@ pub fn connector_error(e: HttpError) -> ConnectorError {
         }
         HttpError::Exhausted { .. } => ConnectorError::Transient(e.to_string()),
         HttpError::Invalid(m) => ConnectorError::Parse(m),
+        HttpError::RateLimited { retry_in, reason } => ConnectorError::RateLimited {
+            message: reason,
+            retry_in,
+        },
         other => ConnectorError::Config(other.to_string()),
     }
 }

@@ -186,3 +186,41 @@ fn a_running_connection_is_not_started_twice_and_intervals_are_configurable() {
     let next = s.entry(1).expect("entry").next_due;
     assert!(next.0 > clock.now().0 && next.0 - clock.now().0 <= 2 * MIN);
 }
+
+#[test]
+fn a_waiting_run_starts_again_after_the_reset_not_on_failure_backoff() {
+    let clock = ManualClock::new(Timestamp(T0));
+    let mut s = Scheduler::new(ScheduleConfig::default());
+    let conns = vec![conn(1, "github", ConnectionStatus::Active)];
+    // The provider's budget resets in 47 minutes; the run ends waiting each time it is
+    // started before that.
+    let reset = T0 + 47 * MIN;
+    let fired = drive(&mut s, &conns, &clock, 2 * 60 * 60, |_| {
+        if clock.now().0 < reset {
+            Outcome::Waiting {
+                until: Timestamp(reset),
+            }
+        } else {
+            Outcome::Success
+        }
+    });
+    let times: Vec<i64> = fired.iter().map(|f| f.2).collect();
+    assert!(times[0] < reset, "{times:?}");
+    // Not 1, 2, 4, ... minutes of failure backoff: the next start is the reset itself.
+    assert!(
+        times[1] >= reset,
+        "started again before the reset: {times:?}"
+    );
+    assert!(
+        times[1] - reset <= 2000,
+        "started {} ms after the reset",
+        times[1] - reset
+    );
+    assert_eq!(
+        s.entry(1).expect("entry").failures,
+        0,
+        "waiting is no failure"
+    );
+    // Then back on the 15-minute interval.
+    assert!(times[2..].windows(2).all(|w| w[1] - w[0] == 15 * MIN));
+}

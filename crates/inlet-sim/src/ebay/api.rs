@@ -1,7 +1,7 @@
 //! HTTP endpoints: the token endpoint, authentication, call limits and the Message API.
 
 use super::data::Model;
-use super::{API_PREFIX, State, TOKEN_PATH};
+use super::{ANALYTICS_PATH, API_PREFIX, State, TOKEN_PATH};
 use crate::reddit::LoggedRequest;
 use crate::reddit::faults::Injected;
 use crate::server::{Handler, Reply, Request, Response};
@@ -116,7 +116,13 @@ impl State {
                 &error(1001, "OAuth", "REQUEST", "Invalid access token"),
             );
         }
+        if req.path.trim_end_matches('/') == ANALYTICS_PATH.trim_end_matches('/') {
+            // getUserRateLimits: costs no quota.
+            return self.user_rate_limit(resp, now_ms);
+        }
         if self.over_limit(now_ms) {
+            // eBay's call limit (ebay.md §7): 429, errorId 2001, no rate headers and no
+            // Retry-After.
             self.counters.violations.fetch_add(1, Ordering::Relaxed);
             return resp.json(429, &error(2001, "ACCESS", "REQUEST", "Too many requests"));
         }
@@ -162,6 +168,42 @@ impl State {
                 .tokens
                 .get(token.trim())
                 .is_some_and(|exp| *exp > now_ms)
+    }
+
+    /// The Developer Analytics API's getUserRateLimits for the Message API (ebay.md §7):
+    /// `rateLimits[].resources[].rates[] = {count, limit, remaining, reset, timeWindow}`.
+    fn user_rate_limit(&self, resp: &mut Response, now_ms: i64) {
+        self.counters
+            .rate_limit_calls
+            .fetch_add(1, Ordering::Relaxed);
+        let Some(limit) = self
+            .cfg
+            .call_limit
+            .filter(|_| self.rate_limit_api.load(Ordering::Relaxed))
+        else {
+            return resp.json(
+                404,
+                &error(1002, "API_ANALYTICS", "REQUEST", "Resource not found"),
+            );
+        };
+        let window_ms = limit.window_secs.max(1) as i64 * 1000;
+        let index = now_ms.div_euclid(window_ms);
+        let used = {
+            let w = lock(&self.window);
+            if w.0 == index { w.1 } else { 0 }
+        };
+        let reset = Timestamp((index + 1) * window_ms);
+        let body = json!({"rateLimits": [{
+            "apiContext": "commerce", "apiName": "message", "apiVersion": "v1",
+            "resources": [{"name": "commerce.message", "rates": [{
+                "count": used.min(limit.calls),
+                "limit": limit.calls,
+                "remaining": limit.calls.saturating_sub(used),
+                "reset": reset.to_string(),
+                "timeWindow": limit.window_secs,
+            }]}],
+        }]});
+        resp.json(200, &body.to_string());
     }
 
     /// Counts one call against the fixed window; true when the quota is exceeded.

@@ -3,7 +3,9 @@
 //! and FROM_EBAY, `limit` ≤ 50, `offset`, `start_time`/`end_time`, absolute `next` links),
 //! `GET /conversation/{id}` (paged messages, `conversation_type` must match), eBay REST
 //! error bodies, user tokens refreshed with `grant_type=refresh_token` (no new refresh
-//! token), a call quota answered with 429 (counted as violations), and faults.
+//! token), a call quota answered with 429 and errorId 2001, no rate headers (counted as
+//! violations), the Developer Analytics API's `user_rate_limit` for it (no quota), and
+//! faults.
 //!
 //! The `start_time` quirk is on by default: a time filter only matches threads where the
 //! other party (the buyer) wrote in the window — the account's own replies do not count.
@@ -41,6 +43,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 const TOKEN_PATH: &str = "/identity/v1/oauth2/token";
 const API_PREFIX: &str = "/commerce/message/v1";
+/// The Developer Analytics API's getUserRateLimits (costs no quota).
+const ANALYTICS_PATH: &str = "/developer/analytics/v1_beta/user_rate_limit/";
 
 /// A call quota: `calls` per fixed window of `window_secs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +111,7 @@ impl Default for EbaySimConfig {
 struct Counters {
     requests: AtomicU64,
     violations: AtomicU64,
+    rate_limit_calls: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -119,6 +124,7 @@ pub(crate) struct State {
     failing: Mutex<HashSet<String>>,
     start_time_quirk: AtomicBool,
     owner_listing: AtomicBool,
+    rate_limit_api: AtomicBool,
     log: Mutex<Vec<LoggedRequest>>,
     counters: Counters,
 }
@@ -164,6 +170,7 @@ impl EbaySim {
             failing: Mutex::new(HashSet::new()),
             start_time_quirk: AtomicBool::new(true),
             owner_listing: AtomicBool::new(false),
+            rate_limit_api: AtomicBool::new(true),
             log: Mutex::new(Vec::new()),
             counters: Counters::default(),
             model: RwLock::new(model),
@@ -345,6 +352,30 @@ impl EbaySim {
     /// Calls answered 429 because the quota was exceeded.
     pub fn call_limit_violations(&self) -> u64 {
         self.state().counters.violations.load(Ordering::Relaxed)
+    }
+
+    /// Calls to the Developer Analytics rate-limit API (they cost no quota).
+    pub fn rate_limit_api_calls(&self) -> u64 {
+        self.state()
+            .counters
+            .rate_limit_calls
+            .load(Ordering::Relaxed)
+    }
+
+    /// Switches the Developer Analytics rate-limit API (on by default; off: 404).
+    pub fn set_rate_limit_api(&self, on: bool) {
+        self.state().rate_limit_api.store(on, Ordering::Relaxed);
+    }
+
+    /// A new quota window: the calls counted so far are forgotten (eBay's next day).
+    pub fn reset_call_window(&self) {
+        *lock(&self.state().window) = (0, 0);
+    }
+
+    /// `https://api.ebay.com` as this simulator serves it (the Developer Analytics API
+    /// lives under it).
+    pub fn api_root(&self) -> String {
+        format!("http://{}", self.inner.server.addr())
     }
 
     /// Replaces the active faults.

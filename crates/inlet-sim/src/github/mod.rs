@@ -72,6 +72,8 @@ pub struct LoggedRequest {
     pub status: u16,
     /// Whether it carried `If-None-Match`.
     pub conditional: bool,
+    /// When it arrived (the simulator's clock, ms).
+    pub at_ms: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -100,7 +102,10 @@ struct Star {
 #[derive(Debug, Default)]
 struct Faults {
     secondary_next: u32,
-    retry_after_secs: u64,
+    /// `Retry-After` of the secondary-limit answers (`None`: not sent).
+    retry_after_secs: Option<u64>,
+    /// Status of the secondary-limit answers (403 or 429).
+    secondary_status: u16,
     http_502_next: u32,
 }
 
@@ -347,7 +352,18 @@ impl GithubSim {
     pub fn secondary_limit_next(&self, n: u32, retry_after_secs: u64) {
         let mut m = self.model();
         m.faults.secondary_next = n;
-        m.faults.retry_after_secs = retry_after_secs;
+        m.faults.retry_after_secs = Some(retry_after_secs);
+        m.faults.secondary_status = 403;
+    }
+
+    /// The next `n` requests get a secondary-limit answer with `status` (403 or 429) and
+    /// no `Retry-After`, while the primary budget has requests left (GitHub's docs: wait
+    /// at least a minute, then back off exponentially).
+    pub fn secondary_limit_without_retry_after_next(&self, n: u32, status: u16) {
+        let mut m = self.model();
+        m.faults.secondary_next = n;
+        m.faults.retry_after_secs = None;
+        m.faults.secondary_status = status;
     }
 
     /// The next `n` requests get a 502.
@@ -397,7 +413,8 @@ fn error(resp: &mut Response, status: u16, message: &str) {
 
 impl Handler for State {
     fn handle(&self, req: &Request<'_>, resp: &mut Response) -> Reply {
-        let now = self.cfg.clock.now().secs();
+        let now_ms = self.cfg.clock.now().0;
+        let now = now_ms.div_euclid(1000);
         let mut m = self.model.lock().unwrap_or_else(|p| p.into_inner());
         let conditional = req.header("if-none-match").is_some();
         self.answer(&mut m, req, resp, now);
@@ -406,6 +423,7 @@ impl Handler for State {
             query: req.query.to_string(),
             status: resp.status,
             conditional,
+            at_ms: now_ms,
         });
         Reply::default()
     }
@@ -456,11 +474,12 @@ impl State {
             m.faults.secondary_next -= 1;
             error(
                 resp,
-                403,
+                m.faults.secondary_status,
                 "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
             );
-            resp.headers
-                .push(("retry-after", m.faults.retry_after_secs.to_string()));
+            if let Some(secs) = m.faults.retry_after_secs {
+                resp.headers.push(("retry-after", secs.to_string()));
+            }
             headers(resp, m.used);
             return;
         }

@@ -293,7 +293,23 @@ pub(super) fn run_row(r: &Row) -> Result<Run, StoreError> {
         },
         streams: parse_streams(get(r, 7)?)?,
         error: get(r, 8 + crate::codec::N_STATS)?,
+        waiting_until: opt_ts(r, 10 + crate::codec::N_STATS)?,
     })
+}
+
+pub(super) async fn set_run_waiting_until(
+    g: &mut Inner,
+    run_id: i64,
+    until: Option<Timestamp>,
+) -> Result<(), StoreError> {
+    let until = until.map(to_system);
+    let n = execute(
+        g,
+        "UPDATE \"runs\" SET \"waiting_until\" = $2 WHERE \"id\" = $1",
+        &[&run_id, &until],
+    )
+    .await?;
+    changed_one(n, format!("run {run_id}"))
 }
 
 pub(super) async fn list_runs(
@@ -308,7 +324,7 @@ pub(super) async fn list_runs(
     };
     let sql = format!(
         "SELECT \"id\", \"connection_id\", \"mode\", \"trigger\", \"status\", \"started_at\", \"finished_at\", \
-         \"streams\"::text, {}, \"error\", \"quota_remaining\" FROM \"runs\" {filter} ORDER BY \"id\" DESC LIMIT $1",
+         \"streams\"::text, {}, \"error\", \"quota_remaining\", \"waiting_until\" FROM \"runs\" {filter} ORDER BY \"id\" DESC LIMIT $1",
         RUN_STAT_COLUMNS.map(|c| format!("\"{c}\"")).join(", ")
     );
     let limit = i64::from(limit);

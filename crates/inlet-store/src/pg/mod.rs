@@ -415,6 +415,14 @@ impl Store for PgStore {
         retrying!(self, |g| meta::update_run(g, &up))
     }
 
+    async fn set_run_waiting_until(
+        &self,
+        run_id: i64,
+        until: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        meta::set_run_waiting_until(&mut *self.lock().await?, run_id, until).await
+    }
+
     async fn list_runs(
         &self,
         connection_id: Option<i64>,

@@ -41,7 +41,7 @@ pub(super) async fn delete_connection(
 pub(super) async fn get_run(g: &mut Inner, run_id: i64) -> Result<Option<Run>, StoreError> {
     let sql = format!(
         "SELECT \"id\", \"connection_id\", \"mode\", \"trigger\", \"status\", \"started_at\", \"finished_at\", \
-         \"streams\"::text, {}, \"error\", \"quota_remaining\" FROM \"runs\" WHERE \"id\" = $1",
+         \"streams\"::text, {}, \"error\", \"quota_remaining\", \"waiting_until\" FROM \"runs\" WHERE \"id\" = $1",
         RUN_STAT_COLUMNS.map(|c| format!("\"{c}\"")).join(", ")
     );
     query(g, &sql, &[&run_id])

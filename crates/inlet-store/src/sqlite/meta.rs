@@ -304,7 +304,22 @@ pub(super) fn run_row(r: &Row<'_>) -> Result<Run, StoreError> {
         },
         streams: codec::parse_streams(&streams)?,
         error: get(r, 8 + crate::codec::N_STATS)?,
+        waiting_until: opt_ts(r, 10 + crate::codec::N_STATS, "runs.waiting_until")?,
     })
+}
+
+pub(super) fn set_run_waiting_until(
+    c: &mut Connection,
+    run_id: i64,
+    until: Option<Timestamp>,
+) -> Result<(), StoreError> {
+    let n = c
+        .execute(
+            "UPDATE \"runs\" SET \"waiting_until\" = ?2 WHERE \"id\" = ?1",
+            params![run_id, ts_text(until)],
+        )
+        .map_err(db_err)?;
+    changed_one(n, format!("run {run_id}"))
 }
 
 pub(super) fn list_runs(
@@ -314,7 +329,7 @@ pub(super) fn list_runs(
 ) -> Result<Vec<Run>, StoreError> {
     let sql = format!(
         "SELECT \"id\", \"connection_id\", \"mode\", \"trigger\", \"status\", \"started_at\", \"finished_at\", \
-         \"streams\", {}, \"error\", \"quota_remaining\" FROM \"runs\" WHERE (?1 IS NULL OR \"connection_id\" = ?1) \
+         \"streams\", {}, \"error\", \"quota_remaining\", \"waiting_until\" FROM \"runs\" WHERE (?1 IS NULL OR \"connection_id\" = ?1) \
          ORDER BY \"id\" DESC LIMIT ?2",
         RUN_STAT_COLUMNS.map(|c| format!("\"{c}\"")).join(", ")
     );

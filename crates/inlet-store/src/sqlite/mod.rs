@@ -379,6 +379,15 @@ impl Store for SqliteStore {
         self.run(move |c| meta::update_run(c, &up)).await
     }
 
+    async fn set_run_waiting_until(
+        &self,
+        run_id: i64,
+        until: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        self.run(move |c| meta::set_run_waiting_until(c, run_id, until))
+            .await
+    }
+
     async fn list_runs(
         &self,
         connection_id: Option<i64>,

@@ -35,7 +35,7 @@ pub(super) fn delete_connection(
 pub(super) fn get_run(c: &mut Connection, run_id: i64) -> Result<Option<Run>, StoreError> {
     let sql = format!(
         "SELECT \"id\", \"connection_id\", \"mode\", \"trigger\", \"status\", \"started_at\", \"finished_at\", \
-         \"streams\", {}, \"error\", \"quota_remaining\" FROM \"runs\" WHERE \"id\" = ?1",
+         \"streams\", {}, \"error\", \"quota_remaining\", \"waiting_until\" FROM \"runs\" WHERE \"id\" = ?1",
         RUN_STAT_COLUMNS.map(|c| format!("\"{c}\"")).join(", ")
     );
     let mut st = c.prepare_cached(&sql).map_err(db_err)?;
