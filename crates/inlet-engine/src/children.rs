@@ -284,6 +284,8 @@ impl<'a> FamilyPass<'a> {
                 {
                     Ok(p) => p,
                     Err(e @ ConnectorError::NeedsReauth(_)) => return Err(Fail::Connector(e)),
+                    // A request cut off by the cancellation: not a failed listing.
+                    Err(_) if Self::cancelled(opts) => return Ok(StreamEnd::Cancelled),
                     Err(e) => {
                         self.listing_failed(&listing, first, e, st);
                         break;

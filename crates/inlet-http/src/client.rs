@@ -5,7 +5,7 @@ use inlet_core::HttpStats;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER, USER_AGENT};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Settings of an [`HttpClient`].
@@ -81,6 +81,10 @@ pub enum HttpError {
     /// The client could not be built.
     #[error("cannot build HTTP client: {0}")]
     Build(String),
+    /// The sync was cancelled ([`HttpClient::set_cancel`]) while this request waited or
+    /// was in flight.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// A complete response: status, headers, the whole body.
@@ -135,6 +139,8 @@ struct Shared {
     permits: tokio::sync::Semaphore,
     stats: Stats,
     epoch: Instant,
+    /// Set: stop waiting and sending (see [`HttpClient::set_cancel`]).
+    cancel: std::sync::Mutex<Option<Arc<AtomicBool>>>,
 }
 
 /// The shared HTTP client. Clones share the connection pool, budget and accounting.
@@ -142,6 +148,9 @@ struct Shared {
 pub struct HttpClient {
     shared: Arc<Shared>,
     auth: Option<Arc<dyn TokenSource>>,
+    /// A request in flight is abandoned when the sync is cancelled (false for token
+    /// exchanges: their answer may carry a rotated refresh token).
+    abandon_on_cancel: bool,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -185,9 +194,11 @@ impl HttpClient {
                 permits: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
                 stats,
                 epoch: Instant::now(),
+                cancel: std::sync::Mutex::new(None),
                 config,
             }),
             auth: None,
+            abandon_on_cancel: true,
         })
     }
 
@@ -196,6 +207,55 @@ impl HttpClient {
         HttpClient {
             shared: self.shared.clone(),
             auth: Some(auth),
+            abandon_on_cancel: self.abandon_on_cancel,
+        }
+    }
+
+    /// The same client, except that a request already sent is always awaited, even when
+    /// the sync is cancelled (its waits still end at once). For token exchanges: an
+    /// abandoned answer could hold a rotated refresh token, and the old one is then dead.
+    pub fn awaiting_answers(&self) -> Self {
+        HttpClient {
+            abandon_on_cancel: false,
+            ..self.clone()
+        }
+    }
+
+    /// Set (or with `None` clear) the cancel flag of this client and every clone of it.
+    /// While the flag is set, [`HttpClient::execute`] ends its waits (in-flight permit,
+    /// rate budget, retry backoff) and abandons a request in flight with
+    /// [`HttpError::Cancelled`]; the flag is polled every 50 ms.
+    pub fn set_cancel(&self, flag: Option<Arc<AtomicBool>>) {
+        *self.shared.cancel.lock().unwrap_or_else(|p| p.into_inner()) = flag;
+    }
+
+    fn cancel_flag(&self) -> Option<Arc<AtomicBool>> {
+        self.shared
+            .cancel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancel_flag().is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    /// Run `f` unless the cancel flag is set first; `Err(Cancelled)` then (and `f` is
+    /// dropped).
+    async fn unless_cancelled<T>(
+        &self,
+        f: impl std::future::Future<Output = T>,
+    ) -> Result<T, HttpError> {
+        let Some(flag) = self.cancel_flag() else {
+            return Ok(f.await);
+        };
+        if flag.load(Ordering::SeqCst) {
+            return Err(HttpError::Cancelled);
+        }
+        tokio::select! {
+            v = f => Ok(v),
+            () = until_set(&flag) => Err(HttpError::Cancelled),
         }
     }
 
@@ -225,23 +285,34 @@ impl HttpClient {
         let mut attempt: u32 = 0;
         let mut refreshed = false;
         // Held for the whole exchange, retries and waits included.
-        let _permit = sh
-            .permits
-            .acquire()
-            .await
+        let _permit = self
+            .unless_cancelled(sh.permits.acquire())
+            .await?
             .map_err(|_| HttpError::Build("client closed".into()))?;
         loop {
             let token = match &self.auth {
-                Some(a) => Some(a.token().await.map_err(auth_error)?),
+                Some(a) => Some(a.token().await.map_err(|e| self.auth_failed(e))?),
                 None => None,
             };
-            self.wait_for_budget().await;
+            self.wait_for_budget().await?;
             let mut rb = build(&sh.client).header(USER_AGENT, &sh.config.user_agent);
             if let Some(t) = &token {
                 rb = rb.bearer_auth(t);
             }
             sh.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let outcome = match self.send(rb).await {
+            let sent = if self.abandon_on_cancel {
+                match self.unless_cancelled(self.send(rb)).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // Abandoned in flight: no answer will be counted for it.
+                        sh.budget.abandon();
+                        return Err(e);
+                    }
+                }
+            } else {
+                self.send(rb).await
+            };
+            let outcome = match sent {
                 Ok(resp) => self.classify(resp, &parse)?,
                 Err(why) => {
                     sh.budget.abandon();
@@ -255,7 +326,7 @@ impl HttpClient {
                         return Err(HttpError::Unauthorized(why));
                     };
                     refreshed = true;
-                    auth.refresh(stale).await.map_err(auth_error)?;
+                    auth.refresh(stale).await.map_err(|e| self.auth_failed(e))?;
                     sh.stats.retries.fetch_add(1, Ordering::Relaxed);
                 }
                 Outcome::Retry { why, wait } => {
@@ -277,20 +348,33 @@ impl HttpClient {
                             .wait_ms
                             .fetch_add(delay.as_millis() as u64, Ordering::Relaxed);
                     }
-                    tokio::time::sleep(delay).await;
+                    self.unless_cancelled(tokio::time::sleep(delay)).await?;
                 }
             }
         }
     }
 
-    /// Wait until the budget lets one more request go, and count it.
-    async fn wait_for_budget(&self) {
+    /// A token could not be had: cancelled when the sync was, else the auth error.
+    fn auth_failed(&self, e: crate::AuthError) -> HttpError {
+        if self.is_cancelled() {
+            return HttpError::Cancelled;
+        }
+        auth_error(e)
+    }
+
+    /// Wait until the budget lets one more request go, and count it; `Err(Cancelled)`
+    /// when the sync is cancelled first.
+    async fn wait_for_budget(&self) -> Result<(), HttpError> {
         let sh = &*self.shared;
         loop {
+            if self.is_cancelled() {
+                sh.stats.waiting_until.store(0, Ordering::Relaxed);
+                return Err(HttpError::Cancelled);
+            }
             let wait = sh.budget.acquire(Instant::now());
             if wait.is_zero() {
                 sh.stats.waiting_until.store(0, Ordering::Relaxed);
-                return;
+                return Ok(());
             }
             if wait >= Duration::from_secs(1) {
                 tracing::info!(
@@ -301,10 +385,14 @@ impl HttpClient {
             let until = (sh.epoch.elapsed() + wait).as_millis() as u64;
             sh.stats.waiting_until.store(until, Ordering::Relaxed);
             let t0 = Instant::now();
-            tokio::time::sleep(wait).await;
+            let slept = self.unless_cancelled(tokio::time::sleep(wait)).await;
             sh.stats
                 .wait_ms
                 .fetch_add(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
+            if slept.is_err() {
+                sh.stats.waiting_until.store(0, Ordering::Relaxed);
+            }
+            slept?;
         }
     }
 
@@ -375,6 +463,14 @@ impl HttpClient {
             Parsed::Retry(why) => Outcome::Retry { why, wait: None },
             Parsed::Fail(e) => return Err(e),
         })
+    }
+}
+
+/// Resolves once `flag` is set (polled every 50 ms: the flag is a plain atomic set from
+/// a signal handler or another task).
+async fn until_set(flag: &AtomicBool) {
+    while !flag.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -119,6 +119,10 @@ impl Connector for RedditConnector {
         self.client.http.stats()
     }
 
+    fn set_cancel(&self, flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>) {
+        self.client.http.set_cancel(flag);
+    }
+
     /// Image links in the record's markdown `body` (messages, comments, self text).
     fn attachment_links(&self, stream: &StreamSpec, record: &Record) -> Vec<String> {
         stream
