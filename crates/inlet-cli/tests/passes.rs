@@ -340,3 +340,93 @@ both_backends!(
     saved_delta_pages_past_new_saves
 );
 
+/// The stored row of message `name` as the export of `stream` shows it.
+async fn exported(
+    store: &Arc<dyn inlet_core::Store>,
+    conn: i64,
+    stream: &str,
+    name: &str,
+) -> Option<inlet_core::ExportRow> {
+    let mut after: Option<String> = None;
+    loop {
+        let rows = store
+            .export_page(conn, spec(stream), after.as_deref(), 500, false)
+            .await
+            .expect("export");
+        let last = rows.last()?.id.clone();
+        if let Some(r) = rows.into_iter().find(|r| r.id == name) {
+            return Some(r);
+        }
+        after = Some(last);
+    }
+}
+
+async fn message_to_self_is_one_row(db: &TestDb) {
+    let cfg = RedditSimConfig {
+        seed: 209,
+        messages: 40,
+        comment_replies: 0,
+        saved: 0,
+        ..Default::default()
+    };
+    let (sim, store, conn) = setup(db, &cfg).await;
+    let sync = || {
+        let store = store.clone();
+        let conn = conn.clone();
+        async move {
+            let run = engine(store)
+                .sync(
+                    &conn,
+                    &connector(&conn),
+                    &SyncOptions::new(RunMode::Delta),
+                    &NoProgress,
+                )
+                .await
+                .expect("sync");
+            assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
+            run
+        }
+    };
+    sync().await;
+    let name = sim.add_message_to_self("a note to self");
+    assert!(sim.truth_inbox().iter().any(|m| m["name"] == name.as_str()));
+    assert!(sim.truth_sent().iter().any(|m| m["name"] == name.as_str()));
+    let second = sync().await;
+    let (inbox, sent) = (
+        &second.streams["inbox"].stats,
+        &second.streams["sent"].stats,
+    );
+    assert_eq!(
+        (inbox.inserted, inbox.updated, sent.inserted, sent.updated),
+        (1, 0, 0, 0),
+        "written once, by the first stream that lists it"
+    );
+    let row = exported(&store, conn.id, "inbox", &name)
+        .await
+        .expect("listed as inbox");
+    let folder = spec("inbox").column_index("folder").expect("folder");
+    assert_eq!(
+        row.values[folder],
+        inlet_core::Value::Text("inbox,sent".into()),
+        "one row with both memberships"
+    );
+    let in_sent = exported(&store, conn.id, "sent", &name)
+        .await
+        .expect("listed as sent");
+    assert_eq!(in_sent.content_hash, row.content_hash);
+    // Later syncs read it again from both listings and leave it alone.
+    let third = sync().await;
+    for s in ["inbox", "sent"] {
+        assert_eq!(third.streams[s].stats.updated, 0, "{s} rewrote nothing");
+    }
+    let after = exported(&store, conn.id, "inbox", &name)
+        .await
+        .expect("still there");
+    assert_eq!(after.updated_at, row.updated_at, "not rewritten");
+    assert_equals_truth(&*store, conn.id, &sim).await;
+    sim.shutdown();
+}
+both_backends!(
+    a_message_to_self_is_one_row_in_both_folders_written_once,
+    message_to_self_is_one_row
+);
