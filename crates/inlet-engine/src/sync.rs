@@ -51,7 +51,9 @@ pub struct SyncOptions {
     pub trigger: Trigger,
     /// Only these streams (all when `None`).
     pub streams: Option<Vec<String>>,
-    /// Set to stop at the next page boundary (the checkpoint stays committed).
+    /// Set to stop at the next page boundary: the connector's waits and a page request in
+    /// flight end at once, and the pages fetched so far are committed with the checkpoint
+    /// after them.
     pub cancel: Option<Arc<AtomicBool>>,
     /// Let a reconcile tombstone more than the safety valve's share of a stream.
     pub force: bool,
