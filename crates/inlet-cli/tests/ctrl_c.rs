@@ -72,7 +72,7 @@ async fn ctrl_c_twice_during_a_long_retry_after_keeps_the_fetched_pages() {
         path_contains: Some("/message/inbox".into()),
         ..Default::default()
     });
-    let mut child = inlet(dir.path())
+    let child = inlet(dir.path())
         .args(["--database-url", "inlet.db", "sync", "r1"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
