@@ -246,6 +246,71 @@ both_backends!(
     cancel_cuts_a_long_retry_after_short
 );
 
+async fn cancel_cuts_a_long_budget_wait_short(db: &TestDb) {
+    // The provider's window allows 6 requests per 286 s and says so in its headers: after
+    // a few pages the client waits for the window to reset.
+    let cfg = RedditSimConfig {
+        rate_limit: Some(inlet_sim::reddit::RateLimit {
+            budget: 6,
+            window_secs: 286,
+        }),
+        ..inbox_account(211)
+    };
+    let (sim, store, _) = setup(db, &cfg).await;
+    let (conn, connector) = small_pages(&store, http_config()).await;
+    let connector = Arc::new(connector);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut opts = inbox_only(RunMode::Full);
+    opts.cancel = Some(cancel.clone());
+    let cancelled_at = Arc::new(Mutex::new(None::<Instant>));
+    let watcher = {
+        let (c, cancel, at) = (connector.clone(), cancel.clone(), cancelled_at.clone());
+        tokio::spawn(async move {
+            while c.http_stats().waiting_ms < 60_000 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            *at.lock().expect("lock") = Some(Instant::now());
+            cancel.store(true, Ordering::SeqCst);
+        })
+    };
+    let eng = engine(store.clone()).with_batch_time(Duration::from_secs(3600));
+    let sync = eng.sync(&conn, &*connector, &opts, &NoProgress);
+    let run = tokio::time::timeout(Duration::from_secs(120), sync)
+        .await
+        .expect("the cancellation ends the budget wait")
+        .expect("sync");
+    watcher.await.expect("watcher");
+    let stopped_in = cancelled_at
+        .lock()
+        .expect("lock")
+        .expect("cancelled during the wait")
+        .elapsed();
+    assert!(
+        stopped_in < Duration::from_secs(30),
+        "stopped {stopped_in:?} after the cancellation, not after the window"
+    );
+    assert!(
+        run.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("interrupted")),
+        "{:?}",
+        run.error
+    );
+    let pages = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/message/inbox") && r.status == 200)
+        .count();
+    assert!(pages >= 1, "some pages came before the wait");
+    kept_newest(&store, conn.id, &sim, pages * 25).await;
+    assert_eq!(sim.rate_limit_violations(), 0);
+    sim.shutdown();
+}
+both_backends!(
+    a_cancel_during_a_long_rate_limit_window_stops_at_once_and_keeps_the_pages,
+    cancel_cuts_a_long_budget_wait_short
+);
+
 /// Inbox pages committed so far, one entry per commit.
 #[derive(Default)]
 struct Commits(Mutex<Vec<u64>>);
