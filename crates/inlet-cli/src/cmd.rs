@@ -358,6 +358,9 @@ fn check_streams(connector: &dyn Connector, wanted: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// After a second Ctrl-C, how long a sync may still take to commit what it fetched.
+const ABORT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn spawn_ctrl_c(cancel: std::sync::Arc<std::sync::atomic::AtomicBool>) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -366,6 +369,17 @@ fn spawn_ctrl_c(cancel: std::sync::Arc<std::sync::atomic::AtomicBool>) {
             );
             cancel.store(true, std::sync::atomic::Ordering::SeqCst);
             if tokio::signal::ctrl_c().await.is_ok() {
+                // The sync stops within moments of the first Ctrl-C (waits and requests in
+                // flight are cut short); give it that long to commit the pages it fetched,
+                // then quit, or at once on a third Ctrl-C.
+                eprintln!(
+                    "Aborting once the pages fetched so far are saved (at most {} s; Ctrl-C again to quit at once).",
+                    ABORT_GRACE.as_secs()
+                );
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    () = tokio::time::sleep(ABORT_GRACE) => {}
+                }
                 std::process::exit(130);
             }
         }

@@ -202,4 +202,12 @@ pub trait Connector: Send + Sync {
     async fn take_updated_credentials(&self) -> Option<serde_json::Value> {
         None
     }
+    /// Set (or with `None` clear) the flag that stops the sync under way. Once it is set,
+    /// the connector's waits (rate limit, retry backoff) and page requests in flight end
+    /// at once with an error, so the engine can commit what it fetched and stop; a token
+    /// exchange is never cut off (a rotated refresh token must not be lost). The engine
+    /// sets it at the start of a sync and clears it at the end.
+    fn set_cancel(&self, flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>) {
+        let _ = flag;
+    }
 }

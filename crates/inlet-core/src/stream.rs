@@ -41,6 +41,10 @@ pub struct Scope {
     pub column: &'static str,
     /// The value of this stream's rows.
     pub value: &'static str,
+    /// A value marking rows that belong to every stream of the table (one row listed by
+    /// two streams, e.g. a message the user sent to themselves: `folder = 'inbox,sent'`);
+    /// `None` when each row belongs to one stream.
+    pub shared: Option<&'static str>,
 }
 
 /// Where a delta sync of a newest-first listing stops.

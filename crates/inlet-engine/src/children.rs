@@ -296,6 +296,8 @@ impl<'a> FamilyPass<'a> {
                     Err(
                         e @ (ConnectorError::NeedsReauth(_) | ConnectorError::RateLimited { .. }),
                     ) => return Err(Fail::Connector(e)),
+                    // A request cut off by the cancellation: not a failed listing.
+                    Err(_) if Self::cancelled(opts) => return Ok(StreamEnd::Cancelled),
                     Err(e) => {
                         self.listing_failed(&listing, first, e, st);
                         break;

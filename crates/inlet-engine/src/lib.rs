@@ -7,12 +7,14 @@
 //! pass is under way, a *checkpoint* — the provider's cursor of the next page, the pass's
 //! mode and its *watermark* (the time the pass started).
 //!
-//! Pages are gathered into chunks (5,000 records or 4 MB of raw JSON by default, one page at a time where
-//! the stop rule needs to see what was stored), and a chunk's records and the checkpoint
+//! Pages are gathered into chunks (5,000 records, 4 MB of raw JSON or 3 seconds by default, whichever
+//! comes first; one page at a time where the stop rule needs to see what was stored), and a chunk's records and the checkpoint
 //! that follows them are committed in ONE transaction ([`Store::commit_page`]) while the
 //! next chunk is fetched. Whatever kills the process, the store holds either the chunk
 //! and the checkpoint after it, or neither; the next run resumes from the checkpoint and
-//! re-fetches at most the chunk that was in flight. Upserts are idempotent and unchanged
+//! re-fetches at most the chunk that was in flight. A cancellation (checked before every
+//! page, and cutting the connector's waits short) or a failed page ends a chunk early: the
+//! pages read so far are committed with their checkpoint before the pass stops. Upserts are idempotent and unchanged
 //! records (same content hash) are not rewritten, so a replayed page costs one request
 //! and no writes.
 //!
@@ -60,6 +62,6 @@ pub use reconcile::{
 };
 pub use refresh::RefreshOutcome;
 pub use sync::{
-    DEFAULT_BATCH_RECORDS, Engine, EngineError, MAX_BATCH_RAW_BYTES, NoProgress, Progress, Sealer,
-    SyncOptions,
+    DEFAULT_BATCH_RECORDS, DEFAULT_BATCH_TIME, Engine, EngineError, MAX_BATCH_RAW_BYTES,
+    NoProgress, Progress, Sealer, SyncOptions,
 };

@@ -51,7 +51,9 @@ pub struct SyncOptions {
     pub trigger: Trigger,
     /// Only these streams (all when `None`).
     pub streams: Option<Vec<String>>,
-    /// Set to stop at the next page boundary (the checkpoint stays committed).
+    /// Set to stop at the next page boundary: the connector's waits and a page request in
+    /// flight end at once, and the pages fetched so far are committed with the checkpoint
+    /// after them.
     pub cancel: Option<Arc<AtomicBool>>,
     /// Let a reconcile tombstone more than the safety valve's share of a stream.
     pub force: bool,
@@ -86,6 +88,9 @@ pub struct Engine {
     /// Records per transaction during long passes: pages are gathered until this many,
     /// then committed with the checkpoint after the last of them.
     batch_records: usize,
+    /// A chunk is also committed once this long has passed since its first page was
+    /// asked for (by the engine's clock), so slow or capped listings checkpoint too.
+    batch_time_ms: i64,
     /// Record and download attachments (see `attachments.rs`); off when `None`.
     pub(crate) attachments: Option<crate::AttachmentOptions>,
 }
@@ -100,6 +105,12 @@ pub const DEFAULT_BATCH_RECORDS: usize = 5000;
 /// large items keep memory flat: two chunks are in memory at once (one being written,
 /// one being fetched).
 pub const MAX_BATCH_RAW_BYTES: usize = 4 << 20;
+
+/// A chunk also ends once this long has passed since it started, whichever of records,
+/// bytes and time comes first: a Reddit listing stops at 1,000 items (one fifth of a
+/// chunk) and a rate-limited listing may take minutes, so without it such a stream would
+/// never checkpoint mid-way and a kill would re-fetch all of it.
+pub const DEFAULT_BATCH_TIME: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Errors a stream ended with, kept apart so the run can say what happened.
 pub(crate) enum StreamEnd {
@@ -119,6 +130,7 @@ impl Engine {
             sealer: None,
             max_seen: 50_000,
             batch_records: DEFAULT_BATCH_RECORDS,
+            batch_time_ms: DEFAULT_BATCH_TIME.as_millis() as i64,
             attachments: None,
         }
     }
@@ -132,6 +144,13 @@ impl Engine {
     /// Records per transaction (at least one page is always committed whole).
     pub fn with_batch_records(mut self, n: usize) -> Self {
         self.batch_records = n.max(1);
+        self
+    }
+
+    /// Time per transaction: a chunk is committed once this long has passed since it
+    /// started, even when it holds fewer records (at least one page per chunk).
+    pub fn with_batch_time(mut self, d: std::time::Duration) -> Self {
+        self.batch_time_ms = d.as_millis().min(i64::MAX as u128) as i64;
         self
     }
 
@@ -193,6 +212,8 @@ impl Engine {
             error: None,
             waiting_until: None,
         };
+        // Waits and requests in flight end at once when the sync is cancelled.
+        connector.set_cancel(opts.cancel.clone());
         let known_wait = self.known_wait(conn.id, run_id).await?;
         let result = match (known_wait, policy) {
             // An earlier run found the provider's limit spent until later than now: send
@@ -212,6 +233,7 @@ impl Engine {
             }
             (None, Err(msg)) => Ok((RunStatus::Failed, Some(msg))),
         };
+        connector.set_cancel(None);
         let cancelled = opts
             .cancel
             .as_ref()
@@ -309,6 +331,9 @@ impl Engine {
             if crate::children::is_child(&families, stream.name) {
                 continue;
             }
+            if cancelled(opts) {
+                return Ok((RunStatus::Interrupted, Some(INTERRUPTED.into())));
+            }
             let mut st = StreamStats::default();
             let end = match families.iter().find(|f| f.parent == stream.name) {
                 Some(fam) => {
@@ -327,14 +352,20 @@ impl Engine {
             };
             progress.stream_finished(stream.name, &st);
             run.stats.add(&st.stats);
+            // A request cut off by the cancellation fails; that is the interruption.
+            let end = match end {
+                StreamEnd::Failed(e)
+                    if cancelled(opts) && !matches!(e, ConnectorError::NeedsReauth(_)) =>
+                {
+                    StreamEnd::Cancelled
+                }
+                end => end,
+            };
             match end {
                 StreamEnd::Done => {}
                 StreamEnd::Cancelled => {
                     run.streams.insert(stream.name.to_string(), st);
-                    return Ok((
-                        RunStatus::Interrupted,
-                        Some("interrupted; the next sync resumes from the checkpoint".into()),
-                    ));
+                    return Ok((RunStatus::Interrupted, Some(INTERRUPTED.into())));
                 }
                 StreamEnd::Failed(ConnectorError::RateLimited { message, retry_in }) => {
                     // The provider takes no requests until later than this run may wait:
@@ -612,6 +643,16 @@ fn waiting_message(until: Timestamp, why: &str) -> String {
     format!("waiting for the provider's rate limit until {until}: {why}")
 }
 
+/// The error of a run stopped by its cancel flag.
+const INTERRUPTED: &str = "interrupted; the next sync resumes from the checkpoint";
+
+/// The sync's cancel flag is set.
+pub(crate) fn cancelled(opts: &SyncOptions) -> bool {
+    opts.cancel
+        .as_ref()
+        .is_some_and(|c| c.load(Ordering::SeqCst))
+}
+
 /// The streams a sync reconciles and the connection's reconcile policy.
 struct Reconcile {
     policy: ReconcilePolicy,
@@ -667,28 +708,71 @@ struct Chunk {
     last: bool,
     /// It ends because the listing ended (not because a delta reached its stop point).
     listing_ended: bool,
+    /// The pass stops after this chunk is committed: cancelled or failed on the page
+    /// after it.
+    halt: Option<Halt>,
 }
 
-/// Read pages from `cursor` until `batch` records (or [`MAX_BATCH_RAW_BYTES`] of raw
-/// JSON), the end of the listing, or a page holding an item created at or before
-/// `stop_before`.
+/// Why a pass stops before its end.
+enum Halt {
+    Cancelled,
+    Failed(ConnectorError),
+}
+
+/// When a chunk is full: records, raw bytes or time since it started, whichever first.
+struct ChunkRules<'a> {
+    records: usize,
+    time_ms: i64,
+    clock: &'a dyn Clock,
+    cancel: Option<&'a AtomicBool>,
+}
+
+impl ChunkRules<'_> {
+    fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::SeqCst))
+    }
+}
+
+/// Read pages from `cursor` until `rules` say the chunk is full, the end of the listing,
+/// or a page holding an item created at or before `stop_before`. Cancellation (checked
+/// before every page) and a failed page end the chunk early with what was read so far,
+/// for the caller to commit before it stops.
 async fn gather(
     connector: &dyn Connector,
     stream: &StreamSpec,
     mut cursor: Option<String>,
     stop_before: Option<Timestamp>,
-    batch: usize,
-) -> Result<Chunk, ConnectorError> {
+    rules: &ChunkRules<'_>,
+) -> Chunk {
     let mut chunk = Chunk {
         records: Vec::new(),
-        next: None,
+        next: cursor.clone(),
         pages: 0,
         last: false,
         listing_ended: false,
+        halt: None,
     };
+    let started = rules.clock.now();
     let mut raw_bytes = 0;
     loop {
-        let page = connector.fetch_page(stream, cursor.as_deref()).await?;
+        if rules.cancelled() {
+            chunk.halt = Some(Halt::Cancelled);
+            return chunk;
+        }
+        let page = match connector.fetch_page(stream, cursor.as_deref()).await {
+            Ok(p) => p,
+            Err(e) => {
+                // A request cut off by the cancellation is the cancellation, except a
+                // refused credential, which the connection must remember.
+                let cut = rules.cancelled() && !matches!(e, ConnectorError::NeedsReauth(_));
+                chunk.halt = Some(if cut {
+                    Halt::Cancelled
+                } else {
+                    Halt::Failed(e)
+                });
+                return chunk;
+            }
+        };
         chunk.pages += 1;
         raw_bytes += page.records.iter().map(|r| r.raw.len()).sum::<usize>();
         let hit_stop = stop_before.is_some_and(|t| {
@@ -704,9 +788,13 @@ async fn gather(
             chunk.records.extend(page.records);
         }
         cursor = page.next;
-        if chunk.last || chunk.records.len() >= batch || raw_bytes >= MAX_BATCH_RAW_BYTES {
-            chunk.next = cursor;
-            return Ok(chunk);
+        chunk.next = cursor.clone();
+        if chunk.last
+            || chunk.records.len() >= rules.records
+            || raw_bytes >= MAX_BATCH_RAW_BYTES
+            || rules.clock.now().0 - started.0 >= rules.time_ms
+        {
+            return chunk;
         }
     }
 }
@@ -830,23 +918,30 @@ impl<'a> Pass<'a> {
             // Interrupted between the last page and the derived recomputation.
             return self.finish_deferred(engine, connector, st, false).await;
         }
+        let rules = ChunkRules {
+            records: batch,
+            time_ms: engine.batch_time_ms,
+            clock: &*engine.clock,
+            cancel: opts.cancel.as_deref(),
+        };
         let mut pending = gather(
             connector,
             self.stream,
             self.cp.next.clone(),
             self.stop_before,
-            batch,
+            &rules,
         )
         .await;
         loop {
-            if opts
-                .cancel
-                .as_ref()
-                .is_some_and(|c| c.load(Ordering::SeqCst))
-            {
-                return Ok(StreamEnd::Cancelled);
+            let mut chunk = pending;
+            let halt = chunk.halt.take();
+            if chunk.pages == 0 {
+                // Nothing was fetched since the last commit: stop where it left off.
+                return match halt {
+                    Some(Halt::Failed(e)) => Err(PassError::Connector(e)),
+                    Some(Halt::Cancelled) | None => Ok(StreamEnd::Cancelled),
+                };
             }
-            let chunk = pending.map_err(PassError::Connector)?;
             let n = chunk.records.len() as u64;
             st.stats.fetched += n;
             self.note_seen(&chunk.records);
@@ -890,17 +985,17 @@ impl<'a> Pass<'a> {
                 at: now,
                 refresh_derived: !defer_derived,
             });
-            let outcome = if chunk.last || stop_needs_commit {
-                pending = Err(ConnectorError::Config("no further pages".into()));
-                commit.await?
+            // The next chunk: fetched while this one is written, unless the pass stops
+            // here or its stop rule must see this commit first.
+            let (outcome, next) = if chunk.last || stop_needs_commit || halt.is_some() {
+                (commit.await?, None)
             } else {
-                // Fetch the next chunk while this one is written.
                 let next = gather(
                     connector,
                     self.stream,
                     self.cp.next.clone(),
                     self.stop_before,
-                    batch,
+                    &rules,
                 );
                 let t0 = std::time::Instant::now();
                 let ((c, commit_t), (f, fetch_t)) =
@@ -911,8 +1006,7 @@ impl<'a> Pass<'a> {
                     fetch_ms = fetch_t.as_millis() as u64,
                     "Chunk committed while the next was fetched."
                 );
-                pending = f;
-                c?
+                (c?, Some(f))
             };
             self.state = state;
             st.stats.pages += chunk.pages;
@@ -934,6 +1028,11 @@ impl<'a> Pass<'a> {
                 }
                 return Ok(StreamEnd::Done);
             }
+            match halt {
+                Some(Halt::Cancelled) => return Ok(StreamEnd::Cancelled),
+                Some(Halt::Failed(e)) => return Err(PassError::Connector(e)),
+                None => {}
+            }
             if stop_needs_commit && outcome.known() > 0 {
                 self.state = self.finished_state(engine.clock.now());
                 store
@@ -941,6 +1040,20 @@ impl<'a> Pass<'a> {
                     .await?;
                 return Ok(StreamEnd::Done);
             }
+            pending = match next {
+                Some(chunk) => chunk,
+                // A page that was all new: the delta goes on to the next one.
+                None => {
+                    gather(
+                        connector,
+                        self.stream,
+                        self.cp.next.clone(),
+                        self.stop_before,
+                        &rules,
+                    )
+                    .await
+                }
+            };
         }
     }
 

@@ -131,7 +131,7 @@ impl OAuth2Token {
         cached: Option<(String, i64)>,
     ) -> Self {
         OAuth2Token {
-            http,
+            http: http.awaiting_answers(),
             token_url,
             client_id,
             client_secret,

@@ -5,7 +5,7 @@ use inlet_core::HttpStats;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER, USER_AGENT};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Settings of an [`HttpClient`].
@@ -109,6 +109,10 @@ pub enum HttpError {
         /// What said so.
         reason: String,
     },
+    /// The sync was cancelled ([`HttpClient::set_cancel`]) while this request waited or
+    /// was in flight.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// A complete response: status, headers, the whole body.
@@ -163,6 +167,8 @@ struct Shared {
     permits: tokio::sync::Semaphore,
     stats: Stats,
     epoch: Instant,
+    /// Set: stop waiting and sending (see [`HttpClient::set_cancel`]).
+    cancel: std::sync::Mutex<Option<Arc<AtomicBool>>>,
 }
 
 /// The shared HTTP client. Clones share the connection pool, budget and accounting.
@@ -173,6 +179,9 @@ pub struct HttpClient {
     /// Requests wait for and count against the rate budget (false: a call the provider
     /// does not count, like eBay's rate-limit API).
     metered: bool,
+    /// A request in flight is abandoned when the sync is cancelled (false for token
+    /// exchanges: their answer may carry a rotated refresh token).
+    abandon_on_cancel: bool,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -221,10 +230,12 @@ impl HttpClient {
                 permits: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
                 stats,
                 epoch: Instant::now(),
+                cancel: std::sync::Mutex::new(None),
                 config,
             }),
             auth: None,
             metered: true,
+            abandon_on_cancel: true,
         })
     }
 
@@ -234,6 +245,7 @@ impl HttpClient {
             shared: self.shared.clone(),
             auth: Some(auth),
             metered: self.metered,
+            abandon_on_cancel: self.abandon_on_cancel,
         }
     }
 
@@ -244,6 +256,54 @@ impl HttpClient {
         HttpClient {
             metered: false,
             ..self.clone()
+        }
+    }
+
+    /// The same client, except that a request already sent is always awaited, even when
+    /// the sync is cancelled (its waits still end at once). For token exchanges: an
+    /// abandoned answer could hold a rotated refresh token, and the old one is then dead.
+    pub fn awaiting_answers(&self) -> Self {
+        HttpClient {
+            abandon_on_cancel: false,
+            ..self.clone()
+        }
+    }
+
+    /// Set (or with `None` clear) the cancel flag of this client and every clone of it.
+    /// While the flag is set, [`HttpClient::execute`] ends its waits (in-flight permit,
+    /// rate budget, retry backoff) and abandons a request in flight with
+    /// [`HttpError::Cancelled`]; the flag is polled every 50 ms.
+    pub fn set_cancel(&self, flag: Option<Arc<AtomicBool>>) {
+        *self.shared.cancel.lock().unwrap_or_else(|p| p.into_inner()) = flag;
+    }
+
+    fn cancel_flag(&self) -> Option<Arc<AtomicBool>> {
+        self.shared
+            .cancel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancel_flag().is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    /// Run `f` unless the cancel flag is set first; `Err(Cancelled)` then (and `f` is
+    /// dropped).
+    async fn unless_cancelled<T>(
+        &self,
+        f: impl std::future::Future<Output = T>,
+    ) -> Result<T, HttpError> {
+        let Some(flag) = self.cancel_flag() else {
+            return Ok(f.await);
+        };
+        if flag.load(Ordering::SeqCst) {
+            return Err(HttpError::Cancelled);
+        }
+        tokio::select! {
+            v = f => Ok(v),
+            () = until_set(&flag) => Err(HttpError::Cancelled),
         }
     }
 
@@ -287,14 +347,13 @@ impl HttpClient {
         let mut floored: u32 = 0;
         let mut refreshed = false;
         // Held for the whole exchange, retries and waits included.
-        let _permit = sh
-            .permits
-            .acquire()
-            .await
+        let _permit = self
+            .unless_cancelled(sh.permits.acquire())
+            .await?
             .map_err(|_| HttpError::Build("client closed".into()))?;
         loop {
             let token = match &self.auth {
-                Some(a) => Some(a.token().await.map_err(auth_error)?),
+                Some(a) => Some(a.token().await.map_err(|e| self.auth_failed(e))?),
                 None => None,
             };
             if self.metered {
@@ -305,7 +364,19 @@ impl HttpClient {
                 rb = rb.bearer_auth(t);
             }
             sh.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let outcome = match self.send(rb).await {
+            let sent = if self.abandon_on_cancel {
+                match self.unless_cancelled(self.send(rb)).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // Abandoned in flight: no answer will be counted for it.
+                        sh.budget.abandon();
+                        return Err(e);
+                    }
+                }
+            } else {
+                self.send(rb).await
+            };
+            let outcome = match sent {
                 Ok(resp) => self.classify(resp, &parse)?,
                 Err(why) => {
                     if self.metered {
@@ -325,7 +396,7 @@ impl HttpClient {
                         return Err(HttpError::Unauthorized(why));
                     };
                     refreshed = true;
-                    auth.refresh(stale).await.map_err(auth_error)?;
+                    auth.refresh(stale).await.map_err(|e| self.auth_failed(e))?;
                     sh.stats.retries.fetch_add(1, Ordering::Relaxed);
                 }
                 Outcome::Retry {
@@ -373,18 +444,30 @@ impl HttpClient {
                             .wait_ms
                             .fetch_add(delay.as_millis() as u64, Ordering::Relaxed);
                     }
-                    tokio::time::sleep(delay).await;
+                    self.unless_cancelled(tokio::time::sleep(delay)).await?;
                 }
             }
         }
     }
 
-    /// Wait until the budget lets one more request go, and count it. A budget known to
-    /// be spent for longer than [`HttpConfig::max_rate_wait`] sends nothing:
-    /// [`HttpError::RateLimited`].
+    /// A token could not be had: cancelled when the sync was, else the auth error.
+    fn auth_failed(&self, e: crate::AuthError) -> HttpError {
+        if self.is_cancelled() {
+            return HttpError::Cancelled;
+        }
+        auth_error(e)
+    }
+
+    /// Wait until the budget lets one more request go, and count it; `Err(Cancelled)`
+    /// when the sync is cancelled first. A budget known to be spent for longer than
+    /// [`HttpConfig::max_rate_wait`] sends nothing: [`HttpError::RateLimited`].
     async fn wait_for_budget(&self) -> Result<(), HttpError> {
         let sh = &*self.shared;
         loop {
+            if self.is_cancelled() {
+                sh.stats.waiting_until.store(0, Ordering::Relaxed);
+                return Err(HttpError::Cancelled);
+            }
             let wait = sh.budget.acquire(Instant::now());
             if wait.is_zero() {
                 sh.stats.waiting_until.store(0, Ordering::Relaxed);
@@ -406,10 +489,14 @@ impl HttpClient {
             let until = (sh.epoch.elapsed() + wait).as_millis() as u64;
             sh.stats.waiting_until.store(until, Ordering::Relaxed);
             let t0 = Instant::now();
-            tokio::time::sleep(wait).await;
+            let slept = self.unless_cancelled(tokio::time::sleep(wait)).await;
             sh.stats
                 .wait_ms
                 .fetch_add(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
+            if slept.is_err() {
+                sh.stats.waiting_until.store(0, Ordering::Relaxed);
+            }
+            slept?;
         }
     }
 
@@ -513,6 +600,14 @@ impl HttpClient {
             }
             Parsed::Fail(e) => return Err(e),
         })
+    }
+}
+
+/// Resolves once `flag` is set (polled every 50 ms: the flag is a plain atomic set from
+/// a signal handler or another task).
+async fn until_set(flag: &AtomicBool) {
+    while !flag.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -78,10 +78,17 @@ fn key_expr(spec: &StreamSpec) -> String {
     }
 }
 
-/// `AND "scope" = $n` when the stream is scoped.
+/// `AND "scope" = $n` when the stream is scoped (`IN ($n, 'shared')` when rows may
+/// belong to every stream of the table).
 pub(crate) fn scope_filter(d: Dialect, spec: &StreamSpec, n: usize) -> String {
-    spec.scope.map_or(String::new(), |s| {
-        format!(" AND {} = {}", q(s.column), d.p(n))
+    spec.scope.map_or(String::new(), |s| match s.shared {
+        None => format!(" AND {} = {}", q(s.column), d.p(n)),
+        Some(v) => format!(
+            " AND {} IN ({}, '{}')",
+            q(s.column),
+            d.p(n),
+            v.replace('\'', "''")
+        ),
     })
 }
 

@@ -402,6 +402,10 @@ impl Connector for EbayConnector {
         self.client.http.stats()
     }
 
+    fn set_cancel(&self, flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>) {
+        self.client.http.set_cancel(flag);
+    }
+
     async fn take_updated_credentials(&self) -> Option<serde_json::Value> {
         let snap = self.client.token.take_snapshot().await?;
         let mut creds = self.creds.lock().unwrap_or_else(|p| p.into_inner());

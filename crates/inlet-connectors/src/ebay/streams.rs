@@ -60,6 +60,7 @@ pub static STREAMS: [StreamSpec; 3] = [
         scope: Some(Scope {
             column: "conversation_type",
             value: "FROM_MEMBERS",
+            shared: None,
         }),
         // Delta listings ask for activity since the last sync's start minus 10 minutes.
         stop: StopRule::CreatedBefore { lookback_secs: 600 },
@@ -74,6 +75,7 @@ pub static STREAMS: [StreamSpec; 3] = [
         scope: Some(Scope {
             column: "conversation_type",
             value: "FROM_EBAY",
+            shared: None,
         }),
         stop: StopRule::Never,
         listing_cap: None,

@@ -352,6 +352,10 @@ impl Connector for GithubConnector {
         self.http.stats()
     }
 
+    fn set_cancel(&self, flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>) {
+        self.http.set_cancel(flag);
+    }
+
     fn reconciles(&self, stream: &StreamSpec) -> bool {
         stream.name == "starred"
     }

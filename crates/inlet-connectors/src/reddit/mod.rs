@@ -119,6 +119,10 @@ impl Connector for RedditConnector {
         self.client.http.stats()
     }
 
+    fn set_cancel(&self, flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>) {
+        self.client.http.set_cancel(flag);
+    }
+
     /// Image links in the record's markdown `body` (messages, comments, self text).
     fn attachment_links(&self, stream: &StreamSpec, record: &Record) -> Vec<String> {
         stream
@@ -216,7 +220,15 @@ fn map_child(child: &Child, stream: &StreamSpec) -> Result<Record, String> {
             .clone()
             .unwrap_or_else(|| m.name.clone())
     });
-    let folder = stream.scope.map_or("inbox", |s| s.value);
+    // A message sent to oneself is listed in the inbox and in sent with the same data:
+    // both listings map it to the same row, so neither rewrites what the other stored.
+    let to_self = child.kind == "t4"
+        && matches!((&m.author, &m.dest), (Some(a), Some(d)) if a.eq_ignore_ascii_case(d));
+    let folder = match stream.scope {
+        Some(s) if to_self => s.shared.unwrap_or(s.value),
+        Some(s) => s.value,
+        None => "inbox",
+    };
     let values = vec![
         Value::Text(child.kind.clone()),
         Value::Text(folder.into()),

@@ -11,6 +11,10 @@ pub const LISTING_CAP: u64 = 1000;
 /// Overlap of a delta over the previous watermark, for late items and clock skew.
 pub const LOOKBACK_SECS: i64 = 300;
 
+/// `folder` of a message listed by both the inbox and the sent listing (one the user sent
+/// to themselves): one row that belongs to both streams.
+pub const BOTH_FOLDERS: &str = "inbox,sent";
+
 /// Typed columns of `reddit_messages`.
 pub const MESSAGE_COLUMNS: &[Column] = &[
     Column::new(
@@ -18,7 +22,11 @@ pub const MESSAGE_COLUMNS: &[Column] = &[
         Text,
         "`t4` private message or `t1` comment reply / mention (inbox only)",
     ),
-    Column::new("folder", Text, "`inbox` (received) or `sent`"),
+    Column::new(
+        "folder",
+        Text,
+        "`inbox` (received), `sent`, or `inbox,sent` for a message the user sent to themselves (listed by both, stored once)",
+    ),
     Column::new(
         "conversation_id",
         Text,
@@ -144,6 +152,7 @@ pub static STREAMS: [StreamSpec; 3] = [
         scope: Some(Scope {
             column: "folder",
             value: "inbox",
+            shared: Some(BOTH_FOLDERS),
         }),
         stop: StopRule::CreatedBefore {
             lookback_secs: LOOKBACK_SECS,
@@ -159,6 +168,7 @@ pub static STREAMS: [StreamSpec; 3] = [
         scope: Some(Scope {
             column: "folder",
             value: "sent",
+            shared: Some(BOTH_FOLDERS),
         }),
         stop: StopRule::CreatedBefore {
             lookback_secs: LOOKBACK_SECS,

@@ -50,6 +50,8 @@ pub(crate) enum Listing {
 pub(crate) struct Added {
     pub root: u64,
     pub from_me: bool,
+    /// Sent to the user by the user: listed in the sent listing and in the inbox.
+    pub to_me: bool,
     pub created: i64,
     pub body: String,
     pub partner: String,
@@ -144,6 +146,11 @@ impl Model {
         }
     }
 
+    /// Whether message `idx` was sent by the user to the user.
+    pub(crate) fn to_me(&self, idx: u64) -> bool {
+        self.added.get(&idx).is_some_and(|a| a.to_me)
+    }
+
     /// The conversation root of message `idx`.
     pub(crate) fn root_of(&self, idx: u64) -> u64 {
         match self.added.get(&idx) {
@@ -204,7 +211,8 @@ impl Model {
         if self.is_deleted(idv) || matches!(item, Item::Saved(_)) {
             return false;
         }
-        let sent = matches!(item, Item::Msg(i) if self.by_me(i));
+        // A message the user sent (to someone else) is never unread.
+        let sent = matches!(item, Item::Msg(i) if self.by_me(i) && !self.to_me(i));
         let e = self.edits.entry(idv).or_default();
         if let Some(b) = body {
             e.body = Some(b.to_string());
@@ -358,7 +366,9 @@ impl Model {
         match (listing, item) {
             (Listing::Saved, Item::Saved(k)) => self.save_order(k).is_some(),
             (Listing::Inbox, Item::Reply(j)) => !self.is_deleted(T1_REPLY_BASE + j),
-            (Listing::Inbox, Item::Msg(i)) => !self.by_me(i) && !self.is_deleted(T4_BASE + i),
+            (Listing::Inbox, Item::Msg(i)) => {
+                (!self.by_me(i) || self.to_me(i)) && !self.is_deleted(T4_BASE + i)
+            }
             (Listing::Sent, Item::Msg(i)) => self.by_me(i) && !self.is_deleted(T4_BASE + i),
             _ => false,
         }

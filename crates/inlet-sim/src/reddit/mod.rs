@@ -226,6 +226,7 @@ impl RedditSim {
         let idx = m.add_message(Added {
             root,
             from_me,
+            to_me: false,
             created,
             body: body.to_string(),
             partner: partner_name,
@@ -236,6 +237,28 @@ impl RedditSim {
             let (p, s) = (render::partner(idx), render::root_subject(m.seed, idx));
             m.set_added_conversation(idx, p, s);
         }
+        m.fullname(Item::Msg(idx))
+    }
+
+    /// Adds a private message the user sent to themselves, created now, starting a new
+    /// conversation. Like on Reddit it is listed twice, with the same fullname and the same
+    /// data: in the sent listing (the user wrote it) and in the inbox (the user received
+    /// it, unread). Returns its fullname.
+    pub fn add_message_to_self(&self, body: &str) -> String {
+        let created = self.state().cfg.clock.now().0.div_euclid(1000);
+        let mut m = write(&self.state().model);
+        let idx = m.add_message(Added {
+            root: u64::MAX,
+            from_me: true,
+            to_me: true,
+            created,
+            body: body.to_string(),
+            partner: String::new(),
+            subject: String::new(),
+            new: true,
+        });
+        let (me, subject) = (m.username.clone(), render::root_subject(m.seed, idx));
+        m.set_added_conversation(idx, me, subject);
         m.fullname(Item::Msg(idx))
     }
 
