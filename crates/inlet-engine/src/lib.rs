@@ -41,6 +41,11 @@
 //! page's parents, children, markers and checkpoint commit in one transaction
 //! (`Store::commit_family`).
 //!
+//! Sources that push change events instead of being paged ([`inlet_core::ChangeFeed`])
+//! run a long-lived loop, described in `realtime.rs`: a full resync on every (re)connect
+//! and periodically, events applied in small idempotent batches in between
+//! ([`Engine::run_realtime`]).
+//!
 //! Attachments (images linked from records) are recorded as pending rows with the chunk
 //! that links them and downloaded after the streams, see [`AttachmentOptions`].
 #![deny(missing_docs)]
@@ -48,6 +53,7 @@
 mod attachments;
 mod children;
 pub mod lease;
+mod realtime;
 mod reconcile;
 mod refresh;
 pub mod scheduler;
@@ -56,6 +62,7 @@ pub mod worker;
 
 pub use attachments::{AttachmentOptions, DEFAULT_ATTACHMENT_CONCURRENCY};
 pub use inlet_core::{StopRule, Store, SyncState};
+pub use realtime::{DEFAULT_FEED_BATCH, DEFAULT_RESYNC_EVERY, RealtimeOptions};
 pub use reconcile::{
     DEFAULT_MAX_TOMBSTONE_SHARE, DEFAULT_RECONCILE_EVERY, ENGINE_CONFIG_KEYS, ReconcilePolicy,
     provider_config,
