@@ -42,8 +42,8 @@ pub use attachment::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{Connector, ConnectorError, EntityPage, HttpStats, IdPage, Page};
 pub use duration::parse_duration;
-pub use feed::{ChangeFeed, FeedEvent, FeedSession};
 pub use family::{Family, ProgressivePages, STUB_PREFIX, StubRule};
+pub use feed::{ChangeFeed, FeedEvent, FeedSession};
 pub use model::{
     Checkpoint, Connection, ConnectionStatus, ENGINE_CONFIG_KEYS, NewConnection, Run, RunMode,
     RunStats, RunStatus, StreamStats, SyncState, Trigger, provider_config,

@@ -1,21 +1,33 @@
 //! Realtime: apply a change feed's events as they arrive, paired with full resyncs.
 //!
-//! A [`ChangeFeed`] pushes upserts and deletes, but its events are hints: whatever is
-//! published while the session is down is lost. So the loop ([`Engine::run_realtime`]):
+//! A [`ChangeFeed`] pushes changes, but its events are hints: whatever is published while
+//! the session is down is lost, and events may repeat or come out of order. So the loop
+//! ([`Engine::run_realtime`]):
 //!
-//! 1. connects (subscribes first, so the feed buffers what changes meanwhile);
-//! 2. runs a **full resync** of every stream: the snapshot's pages are upserted
-//!    ([`Store::commit_page`]: unchanged rows are not rewritten) and their ids staged;
-//!    once the listing ended, the rows it lacks are tombstoned in ONE transaction
-//!    ([`Store::apply_reconcile`]), behind the same safety valve as a reconcile run;
-//! 3. applies events in small batches (the last event of an id wins): upserts in one
-//!    [`Store::commit_page`], deletes as tombstones — so a replayed event writes nothing;
-//! 4. resyncs again every [`RealtimeOptions::resync_every`] (by the engine's clock), when
-//!    the session reports lost events ([`FeedEvent::Lost`]), and after every reconnect.
+//! 1. connects (the feed subscribes first and buffers what changes meanwhile), handing the
+//!    feed the last position it committed, if the feed has positions;
+//! 2. unless the session resumed from that position, runs a **full resync** of every
+//!    stream: the snapshot's pages are upserted ([`Store::commit_page`]: unchanged rows
+//!    are not rewritten) and their ids staged; once the listing ended, the rows it lacks
+//!    are tombstoned in ONE transaction ([`Store::apply_reconcile`]), behind the same
+//!    safety valve as a reconcile run. Events are not applied during a resync: they wait
+//!    in the session and are applied after it, so the snapshot never undoes them;
+//! 3. applies events in batches (the last event of an id wins): ids that only changed
+//!    ([`FeedEvent::Changed`]) are read again ([`ChangeFeed::fetch`]; an id it no longer
+//!    returns is gone), upserts commit in one [`Store::commit_page`] per stream, deletes
+//!    as tombstones — so a repeated event writes nothing; then the session's position is
+//!    saved (the cursor of the feed's first stream), never ahead of committed events;
+//! 4. resyncs again every [`RealtimeOptions::resync_every`] (by the engine's clock) and
+//!    when the session reports lost events ([`FeedEvent::Lost`]); the saved position is
+//!    cleared first, so an interrupted resync is run again on the next start;
+//! 5. on a session or source error connects again after a backoff (doubling from
+//!    [`RealtimeOptions::reconnect_delay`] to [`RealtimeOptions::max_reconnect_delay`]);
+//!    errors no reconnect fixes (credentials, configuration) end the run.
 //!
 //! The run is one row (mode `reconcile`, trigger `realtime`) whose stats grow while the
 //! loop runs; it ends `success` when cancelled, `failed` on an error a reconnect cannot
-//! fix, `partial` when the safety valve stopped a resync.
+//! fix, `partial` when the safety valve stopped a resync. Like [`Engine::sync`], the
+//! caller holds the connection's lease: the loop is the connection's only writer.
 //!
 //! [`Store::commit_page`]: inlet_core::Store::commit_page
 //! [`Store::apply_reconcile`]: inlet_core::Store::apply_reconcile
@@ -24,8 +36,8 @@ use crate::reconcile::ReconcilePolicy;
 use crate::sync::{Engine, EngineError};
 use inlet_core::{
     ChangeFeed, Connection, ConnectorError, FeedEvent, FeedSession, PageBatch, ReconcileBatch,
-    Record, Run, RunMode, RunStats, RunStatus, StoreError, StreamSpec, StreamStats,
-    TombstoneBatch, Trigger,
+    Record, Run, RunMode, RunStats, RunStatus, StoreError, StreamSpec, StreamStats, TombstoneBatch,
+    Trigger,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -38,6 +50,8 @@ pub const DEFAULT_RESYNC_EVERY: Duration = Duration::from_secs(3600);
 pub const DEFAULT_FEED_BATCH: usize = 500;
 /// Ids staged per store call during a resync.
 const STAGE_CHUNK: usize = 10_000;
+/// Ids read again per [`ChangeFeed::fetch`] call at most.
+const FETCH_CHUNK: usize = 500;
 /// Rows per page when listing a stream's live ids (to apply deletes).
 const LIVE_PAGE: u32 = 10_000;
 
@@ -73,6 +87,16 @@ impl Default for RealtimeOptions {
             force: false,
         }
     }
+}
+
+/// What an id's last event in a batch asks for.
+enum Change {
+    /// Write this content.
+    Put(Record),
+    /// Tombstone the id.
+    Gone,
+    /// Read the id's current content from the feed.
+    Read,
 }
 
 /// Why the loop stopped.
@@ -120,6 +144,10 @@ impl Engine {
             run_id,
             max_share: None,
             resyncs: 0,
+            reconnects: 0,
+            resumes: 0,
+            losses: 0,
+            position: None,
             streams: BTreeMap::new(),
         };
         let end = match ReconcilePolicy::from_config(&conn.config) {
@@ -140,6 +168,14 @@ impl Engine {
             }
         };
         rt.save(status, error.as_deref(), true).await?;
+        tracing::info!(
+            connection = %conn.name,
+            resyncs = rt.resyncs,
+            reconnects = rt.reconnects,
+            resumes = rt.resumes,
+            losses = rt.losses,
+            "The change feed's run ended."
+        );
         store
             .get_run(run_id)
             .await?
@@ -157,6 +193,12 @@ struct Realtime<'a> {
     max_share: Option<f64>,
     /// Resyncs started (names their staging tokens).
     resyncs: u64,
+    /// Sessions that broke, sessions that resumed, loss reports.
+    reconnects: u64,
+    resumes: u64,
+    losses: u64,
+    /// The saved position as last read or written (`None`: not read yet).
+    position: Option<Option<String>>,
     streams: BTreeMap<String, StreamStats>,
 }
 
@@ -184,7 +226,12 @@ impl Realtime<'_> {
     }
 
     /// Save the run's totals and per-stream stats.
-    async fn save(&self, status: RunStatus, error: Option<&str>, fin: bool) -> Result<(), StoreError> {
+    async fn save(
+        &self,
+        status: RunStatus,
+        error: Option<&str>,
+        fin: bool,
+    ) -> Result<(), StoreError> {
         let mut totals = RunStats::default();
         for st in self.streams.values() {
             totals.add(&st.stats);
@@ -207,18 +254,20 @@ impl Realtime<'_> {
             if self.cancelled() {
                 return Ok(Stop::Cancelled);
             }
-            let end = match self.feed.connect().await {
+            let resume = self.saved_position().await?;
+            let end = match self.feed.connect(resume.as_deref()).await {
                 Ok(mut session) => self.serve(&mut *session, &mut delay).await?,
-                Err(e) if reconnectable(&e) => End::Lost(e),
-                Err(e) => End::Stop(Stop::Fatal(e.to_string())),
+                Err(e) => self.source_error(e),
             };
             match end {
                 End::Stop(s) => return Ok(s),
                 End::Lost(e) => {
+                    self.reconnects += 1;
                     tracing::warn!(
                         connection = %self.conn.name,
                         error = %e,
-                        "The change feed's session broke; reconnecting, then a full resync."
+                        delay_ms = delay.as_millis() as u64,
+                        "The change feed's session broke; reconnecting."
                     );
                     if !self.pause(delay).await {
                         return Ok(Stop::Cancelled);
@@ -229,18 +278,76 @@ impl Realtime<'_> {
         }
     }
 
-    /// One session: a full resync first, then events, with periodic resyncs.
+    /// How a source error ends the session.
+    fn source_error(&self, e: ConnectorError) -> End {
+        if reconnectable(&e) {
+            End::Lost(e)
+        } else {
+            End::Stop(Stop::Fatal(e.to_string()))
+        }
+    }
+
+    /// The feed's stream that keeps the saved position (its cursor).
+    fn position_stream(&self) -> Option<&'static str> {
+        self.feed.streams().first().map(|s| s.name)
+    }
+
+    /// The position the last committed events end at.
+    async fn saved_position(&mut self) -> Result<Option<String>, StoreError> {
+        if let Some(p) = &self.position {
+            return Ok(p.clone());
+        }
+        let Some(name) = self.position_stream() else {
+            return Ok(None);
+        };
+        let saved = self
+            .engine
+            .store()
+            .sync_state(self.conn.id, name)
+            .await?
+            .cursor;
+        self.position = Some(saved.clone());
+        Ok(saved)
+    }
+
+    /// Save `position` (`None`: forget it), after the events it covers are committed.
+    async fn save_position(&mut self, position: Option<String>) -> Result<(), StoreError> {
+        let Some(name) = self.position_stream() else {
+            return Ok(());
+        };
+        if self.saved_position().await? == position {
+            return Ok(());
+        }
+        let store = self.engine.store().clone();
+        let mut state = store.sync_state(self.conn.id, name).await?;
+        state.cursor = position.clone();
+        store.put_sync_state(self.conn.id, name, &state).await?;
+        self.position = Some(position);
+        Ok(())
+    }
+
+    /// A resync of `only` (or every stream) with the saved position cleared first, so a
+    /// resync cut short is run again by the next start instead of being resumed past.
+    async fn resync_unresumable(&mut self, only: Option<&str>) -> Result<Option<End>, StoreError> {
+        self.save_position(None).await?;
+        self.resync(only).await
+    }
+
+    /// One session: a full resync first (unless it resumed), then events, with periodic
+    /// resyncs.
     async fn serve(
         &mut self,
         session: &mut dyn FeedSession,
         delay: &mut Duration,
     ) -> Result<End, StoreError> {
-        if let Some(end) = self.resync(None).await? {
+        if session.resumed() {
+            self.resumes += 1;
+        } else if let Some(end) = self.resync_unresumable(None).await? {
             return Ok(end);
         }
-        *delay = self.opts.reconnect_delay;
         let every = self.opts.resync_every.as_millis().min(i64::MAX as u128) as i64;
         let mut next_resync = self.engine.now().0.saturating_add(every);
+        let mut healthy = false;
         loop {
             if self.cancelled() {
                 return Ok(End::Stop(Stop::Cancelled));
@@ -274,25 +381,30 @@ impl Realtime<'_> {
                     }
                 }
             }
+            if broke.is_none() && !healthy {
+                // The session reads: the next break starts the backoff afresh.
+                healthy = true;
+                *delay = self.opts.reconnect_delay;
+            }
             // Events received before a loss or a break are still true: apply them.
-            self.apply(batch).await?;
+            if let Some(end) = self.apply(batch).await? {
+                return Ok(end);
+            }
             if let Some(e) = broke {
-                return Ok(if reconnectable(&e) {
-                    End::Lost(e)
-                } else {
-                    End::Stop(Stop::Fatal(e.to_string()))
-                });
+                return Ok(self.source_error(e));
             }
             if let Some(stream) = lost {
+                self.losses += 1;
                 tracing::warn!(
                     connection = %self.conn.name,
                     stream = stream.unwrap_or("*"),
                     "The change feed lost events; resyncing."
                 );
-                if let Some(end) = self.resync(stream).await? {
+                if let Some(end) = self.resync_unresumable(stream).await? {
                     return Ok(end);
                 }
             }
+            self.save_position(session.position()).await?;
         }
     }
 
@@ -414,25 +526,24 @@ impl Realtime<'_> {
         Ok(())
     }
 
-    /// Apply a batch of events: per stream, the last event of each id wins; upserts in
-    /// one transaction, then deletes as tombstones.
-    async fn apply(&mut self, batch: Vec<FeedEvent>) -> Result<(), StoreError> {
+    /// Apply a batch of events: per stream, the last event of each id wins; ids that only
+    /// changed are read again; upserts commit in one transaction, then deletes as
+    /// tombstones. `Some` when reading ids again failed (the session must end).
+    async fn apply(&mut self, batch: Vec<FeedEvent>) -> Result<Option<End>, StoreError> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let mut by_stream: BTreeMap<&'static str, BTreeMap<String, Option<Record>>> =
-            BTreeMap::new();
+        let mut by_stream: BTreeMap<&'static str, BTreeMap<String, Change>> = BTreeMap::new();
         for ev in batch {
-            match ev {
+            let (stream, id, change) = match ev {
+                FeedEvent::Changed { stream, id } => (stream, id, Change::Read),
                 FeedEvent::Upsert { stream, record } => {
-                    let id = record.id.clone();
-                    by_stream.entry(stream).or_default().insert(id, Some(record));
+                    (stream, record.id.clone(), Change::Put(record))
                 }
-                FeedEvent::Delete { stream, id } => {
-                    by_stream.entry(stream).or_default().insert(id, None);
-                }
-                FeedEvent::Lost { .. } => {}
-            }
+                FeedEvent::Delete { stream, id } => (stream, id, Change::Gone),
+                FeedEvent::Lost { .. } => continue,
+            };
+            by_stream.entry(stream).or_default().insert(id, change);
         }
         for (name, changes) in by_stream {
             let Some(spec) = self.feed.streams().iter().find(|s| s.name == name) else {
@@ -446,20 +557,51 @@ impl Realtime<'_> {
             };
             let mut upserts = Vec::new();
             let mut deletes = Vec::new();
+            let mut reads = Vec::new();
             for (id, change) in changes {
                 match change {
-                    Some(r) => upserts.push(r),
-                    None => deletes.push(id),
+                    Change::Put(r) => upserts.push(r),
+                    Change::Gone => deletes.push(id),
+                    Change::Read => reads.push(id),
                 }
             }
-            self.upsert(spec, upserts).await?;
-            if !deletes.is_empty() {
-                self.stats(spec.name).stats.fetched += deletes.len() as u64;
-                let n = self.tombstone(spec, &deletes).await?;
-                self.stats(spec.name).stats.deleted += n;
+            for chunk in reads.chunks(FETCH_CHUNK) {
+                let found = match self.feed.fetch(spec, chunk).await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        // What the batch held before is committed below; the resync
+                        // after the reconnect reads these ids again.
+                        self.upsert(spec, upserts).await?;
+                        self.delete(spec, &deletes).await?;
+                        return Ok(Some(self.source_error(e)));
+                    }
+                };
+                let asked: HashSet<&str> = chunk.iter().map(String::as_str).collect();
+                let mut present = HashSet::new();
+                for r in found {
+                    // A record the feed was not asked for is not trusted.
+                    if asked.contains(r.id.as_str()) && present.insert(r.id.clone()) {
+                        upserts.push(r);
+                    }
+                }
+                deletes.extend(chunk.iter().filter(|id| !present.contains(*id)).cloned());
             }
+            self.upsert(spec, upserts).await?;
+            self.delete(spec, &deletes).await?;
         }
-        self.save(RunStatus::Running, None, false).await
+        self.save(RunStatus::Running, None, false).await?;
+        Ok(None)
+    }
+
+    /// Tombstone `ids` (those live) and count them.
+    async fn delete(&mut self, spec: &StreamSpec, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.stats(spec.name).stats.fetched += ids.len() as u64;
+        let n = self.tombstone(spec, ids).await?;
+        self.stats(spec.name).stats.deleted += n;
+        Ok(())
     }
 
     /// Tombstone the live rows among `ids` in one transaction; ids already tombstoned or

@@ -1,35 +1,61 @@
-//! An in-memory change feed ([`inlet_core::ChangeFeed`]): the test double of a source that
-//! pushes changes (Redis keyspace notifications, webhooks).
+//! An in-memory change feed ([`inlet_core::ChangeFeed`]): the deterministic test double of
+//! a source that pushes changes (Redis keyspace notifications, webhooks).
 //!
 //! The feed holds the truth per stream. Changing it ([`MemoryFeed::upsert`],
-//! [`MemoryFeed::delete`]) publishes an event to the open session — unless the session is
-//! disconnected or events are being dropped, exactly the losses a real feed has. Tests
-//! can also replay events ([`MemoryFeed::emit`]), report lost events
-//! ([`MemoryFeed::report_lost`]) and make connects fail. Snapshots list the truth in id
-//! order, [`MemoryFeed::with_page_size`] records per page.
+//! [`MemoryFeed::delete`]) publishes an event to the open session: the record itself
+//! (payload mode, like a webhook) or only its id ([`MemoryFeed::with_hints`], like Redis,
+//! whose notifications carry no values). Faults are switched on and off by the test, so
+//! a run is the same every time:
+//!
+//! * [`MemoryFeed::disconnect`]: the session breaks; changes until the next connect
+//!   publish nothing (lost), [`MemoryFeed::fail_connects`] makes reconnects fail;
+//! * [`MemoryFeed::set_dropping`]: changes publish nothing while the session stays open;
+//! * [`MemoryFeed::set_duplicating`]: every event is delivered twice;
+//! * [`MemoryFeed::set_reordering`]: events are delivered in swapped pairs;
+//! * [`MemoryFeed::report_lost`], [`MemoryFeed::emit`]: a loss report, a replayed event;
+//! * [`MemoryFeed::on_snapshot_page`]: a change made while a snapshot is being listed.
+//!
+//! With [`MemoryFeed::with_log`] the feed also keeps a bounded log of its events, numbered
+//! from 1 (a Redis Stream): a session reports the number of the last event it returned as
+//! its position, and a connect given a position the log still holds replays what followed
+//! it and says it resumed. Snapshots list the truth in id order,
+//! [`MemoryFeed::with_page_size`] records per page.
 
-use inlet_core::{
-    ChangeFeed, ConnectorError, FeedEvent, FeedSession, Page, Record, StreamSpec,
-};
+use inlet_core::{ChangeFeed, ConnectorError, FeedEvent, FeedSession, Page, Record, StreamSpec};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// A change made by [`MemoryFeed::on_snapshot_page`]'s hook.
+type Hook = Box<dyn FnOnce(&MemoryFeed) + Send>;
+
 #[derive(Default)]
 struct Inner {
     truth: BTreeMap<&'static str, BTreeMap<String, Record>>,
-    /// Events published to the open session and not yet read.
-    queue: VecDeque<FeedEvent>,
+    /// Events delivered to the open session and not yet read, with their log numbers.
+    queue: VecDeque<(Option<u64>, FeedEvent)>,
+    /// An event held back to be delivered after the next one (reordering).
+    held: Option<(Option<u64>, FeedEvent)>,
     /// The open session's number; a session with another number is broken.
     session: u64,
     connected: bool,
-    /// Changes publish no event (while still connected).
     dropping: bool,
+    duplicating: bool,
+    reordering: bool,
     /// Connect attempts left that fail.
     failing_connects: u32,
+    /// The log (with [`MemoryFeed::with_log`]): its capacity, numbered events, last number.
+    log_cap: Option<usize>,
+    log: VecDeque<(u64, FeedEvent)>,
+    log_seq: u64,
+    /// Run after the given page (0 = first) of the next snapshot listing is served.
+    hooks: Vec<(usize, Hook)>,
     connects: u64,
+    resumes: u64,
     snapshots: u64,
+    fetches: u64,
+    published: u64,
 }
 
 /// An in-memory change feed; clones share the same state.
@@ -39,16 +65,18 @@ pub struct MemoryFeed {
     inner: Arc<Mutex<Inner>>,
     notify: Arc<Notify>,
     page_size: usize,
+    hints: bool,
 }
 
 impl MemoryFeed {
-    /// A feed offering `streams`, all empty.
+    /// A feed offering `streams`, all empty, publishing records (payload mode).
     pub fn new(streams: &'static [StreamSpec]) -> Self {
         MemoryFeed {
             streams,
             inner: Arc::default(),
             notify: Arc::new(Notify::new()),
             page_size: 100,
+            hints: false,
         }
     }
 
@@ -58,14 +86,55 @@ impl MemoryFeed {
         self
     }
 
+    /// Publish only ids ([`FeedEvent::Changed`]) instead of records and deletes.
+    pub fn with_hints(mut self) -> Self {
+        self.hints = true;
+        self
+    }
+
+    /// Keep the last `capacity` events in a log a session can resume from.
+    pub fn with_log(self, capacity: usize) -> Self {
+        self.lock().log_cap = Some(capacity.max(1));
+        self
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn publish(&self, inner: &mut Inner, ev: FeedEvent) {
-        if inner.connected && !inner.dropping {
-            inner.queue.push_back(ev);
-            self.notify.notify_one();
+    fn deliver(&self, g: &mut Inner, item: (Option<u64>, FeedEvent)) {
+        let copies = if g.duplicating { 2 } else { 1 };
+        for _ in 0..copies {
+            if g.reordering {
+                match g.held.take() {
+                    Some(first) => {
+                        g.queue.push_back(item.clone());
+                        g.queue.push_back(first);
+                    }
+                    None => g.held = Some(item.clone()),
+                }
+            } else {
+                g.queue.push_back(item.clone());
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    fn publish(&self, g: &mut Inner, ev: FeedEvent) {
+        let seq = match g.log_cap {
+            Some(cap) => {
+                g.log_seq += 1;
+                g.log.push_back((g.log_seq, ev.clone()));
+                while g.log.len() > cap {
+                    g.log.pop_front();
+                }
+                Some(g.log_seq)
+            }
+            None => None,
+        };
+        if g.connected && !g.dropping {
+            g.published += 1;
+            self.deliver(g, (seq, ev));
         }
     }
 
@@ -76,7 +145,7 @@ impl MemoryFeed {
             .map_or("unknown", |s| s.name)
     }
 
-    /// Create or change a record (publishes an upsert).
+    /// Create or change a record (publishes an upsert, or its id with hints).
     pub fn upsert(&self, stream: &str, record: Record) {
         let name = self.stream_name(stream);
         let mut g = self.lock();
@@ -84,27 +153,32 @@ impl MemoryFeed {
             .entry(name)
             .or_default()
             .insert(record.id.clone(), record.clone());
-        self.publish(
-            &mut g,
+        let ev = if self.hints {
+            FeedEvent::Changed {
+                stream: name,
+                id: record.id,
+            }
+        } else {
             FeedEvent::Upsert {
                 stream: name,
                 record,
-            },
-        );
+            }
+        };
+        self.publish(&mut g, ev);
     }
 
-    /// Remove a record (publishes a delete when it existed).
+    /// Remove a record (publishes a delete, or its id with hints, when it existed).
     pub fn delete(&self, stream: &str, id: &str) {
         let name = self.stream_name(stream);
         let mut g = self.lock();
         if g.truth.entry(name).or_default().remove(id).is_some() {
-            self.publish(
-                &mut g,
-                FeedEvent::Delete {
-                    stream: name,
-                    id: id.to_string(),
-                },
-            );
+            let id = id.to_string();
+            let ev = if self.hints {
+                FeedEvent::Changed { stream: name, id }
+            } else {
+                FeedEvent::Delete { stream: name, id }
+            };
+            self.publish(&mut g, ev);
         }
     }
 
@@ -114,12 +188,13 @@ impl MemoryFeed {
         self.publish(&mut g, ev);
     }
 
-    /// Break the open session: its next read fails, and changes until the next connect
-    /// publish nothing (they are lost).
+    /// Break the open session: its next read fails, what it had not read is gone, and
+    /// changes until the next connect reach no session (the log still keeps them).
     pub fn disconnect(&self) {
         let mut g = self.lock();
         g.connected = false;
         g.queue.clear();
+        g.held = None;
         self.notify.notify_one();
     }
 
@@ -128,12 +203,28 @@ impl MemoryFeed {
         self.lock().dropping = on;
     }
 
+    /// While `on`, every event is delivered twice.
+    pub fn set_duplicating(&self, on: bool) {
+        self.lock().duplicating = on;
+    }
+
+    /// While `on`, events are delivered in swapped pairs (the second of a pair first);
+    /// switching it off delivers an event still held back.
+    pub fn set_reordering(&self, on: bool) {
+        let mut g = self.lock();
+        g.reordering = on;
+        if !on && let Some(item) = g.held.take() {
+            g.queue.push_back(item);
+            self.notify.notify_one();
+        }
+    }
+
     /// Tell the session that events of `stream` (`None`: all) were lost.
     pub fn report_lost(&self, stream: Option<&str>) {
         let stream = stream.map(|s| self.stream_name(s));
         let mut g = self.lock();
         if g.connected {
-            g.queue.push_back(FeedEvent::Lost { stream });
+            g.queue.push_back((None, FeedEvent::Lost { stream }));
             self.notify.notify_one();
         }
     }
@@ -141,6 +232,19 @@ impl MemoryFeed {
     /// The next `n` connects fail with a transient error.
     pub fn fail_connects(&self, n: u32) {
         self.lock().failing_connects = n;
+    }
+
+    /// Forget the log (as a Redis Stream trimmed past a reader): the next connect cannot
+    /// resume.
+    pub fn trim_log(&self) {
+        self.lock().log.clear();
+    }
+
+    /// Run `hook` once `page` more snapshot pages (of any stream) and then one more have
+    /// been served (0: after the next page): a change made while the engine reads a
+    /// snapshot.
+    pub fn on_snapshot_page(&self, page: usize, hook: impl FnOnce(&MemoryFeed) + Send + 'static) {
+        self.lock().hooks.push((page, Box::new(hook)));
     }
 
     /// The truth of a stream, by id.
@@ -154,14 +258,30 @@ impl MemoryFeed {
         self.lock().connects
     }
 
+    /// Connects that resumed from a position so far.
+    pub fn resumes(&self) -> u64 {
+        self.lock().resumes
+    }
+
     /// Snapshot listings started so far (first pages served).
     pub fn snapshots(&self) -> u64 {
         self.lock().snapshots
     }
 
-    /// Events published and not yet read.
+    /// Fetch calls so far.
+    pub fn fetches(&self) -> u64 {
+        self.lock().fetches
+    }
+
+    /// Changes published to an open session so far (before duplication).
+    pub fn published(&self) -> u64 {
+        self.lock().published
+    }
+
+    /// Events delivered and not yet read.
     pub fn pending(&self) -> usize {
-        self.lock().queue.len()
+        let g = self.lock();
+        g.queue.len() + usize::from(g.held.is_some())
     }
 }
 
@@ -169,6 +289,8 @@ impl MemoryFeed {
 struct MemorySession {
     feed: MemoryFeed,
     session: u64,
+    position: Option<u64>,
+    resumed: bool,
 }
 
 #[async_trait::async_trait]
@@ -176,20 +298,32 @@ impl FeedSession for MemorySession {
     async fn next_event(&mut self, wait: Duration) -> Result<Option<FeedEvent>, ConnectorError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
+            // Registered before the check, so a notification in between is not missed.
+            let notified = self.feed.notify.notified();
             {
                 let mut g = self.feed.lock();
                 if !g.connected || g.session != self.session {
                     return Err(ConnectorError::Transient("feed connection reset".into()));
                 }
-                if let Some(ev) = g.queue.pop_front() {
+                if let Some((seq, ev)) = g.queue.pop_front() {
+                    if seq.is_some() {
+                        self.position = seq.max(self.position);
+                    }
                     return Ok(Some(ev));
                 }
             }
-            let notified = self.feed.notify.notified();
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Ok(None);
             }
         }
+    }
+
+    fn position(&self) -> Option<String> {
+        self.position.map(|p| p.to_string())
+    }
+
+    fn resumed(&self) -> bool {
+        self.resumed
     }
 }
 
@@ -203,19 +337,50 @@ impl ChangeFeed for MemoryFeed {
         self.streams
     }
 
-    async fn connect(&self) -> Result<Box<dyn FeedSession>, ConnectorError> {
+    async fn connect(&self, resume: Option<&str>) -> Result<Box<dyn FeedSession>, ConnectorError> {
         let mut g = self.lock();
         if g.failing_connects > 0 {
             g.failing_connects -= 1;
-            return Err(ConnectorError::Transient("feed refused the connection".into()));
+            return Err(ConnectorError::Transient(
+                "feed refused the connection".into(),
+            ));
         }
         g.session += 1;
         g.connected = true;
         g.queue.clear();
+        g.held = None;
         g.connects += 1;
+        // Resume when the log still holds every event after the position.
+        let from = resume.and_then(|r| r.parse::<u64>().ok());
+        let mut resumed = false;
+        let mut position = None;
+        if g.log_cap.is_some()
+            && let Some(p) = from
+            && p <= g.log_seq
+            && g.log
+                .front()
+                .map_or(p == g.log_seq, |(first, _)| *first <= p + 1)
+        {
+            let replay: Vec<_> = g
+                .log
+                .iter()
+                .filter(|(s, _)| *s > p)
+                .map(|(s, e)| (Some(*s), e.clone()))
+                .collect();
+            g.queue.extend(replay);
+            g.resumes += 1;
+            resumed = true;
+            position = Some(p);
+        }
+        if !resumed && g.log_cap.is_some() {
+            // A fresh subscription starts at the log's end.
+            position = Some(g.log_seq);
+        }
         Ok(Box::new(MemorySession {
             feed: self.clone(),
             session: g.session,
+            position,
+            resumed,
         }))
     }
 
@@ -224,25 +389,72 @@ impl ChangeFeed for MemoryFeed {
         stream: &StreamSpec,
         cursor: Option<&str>,
     ) -> Result<Page, ConnectorError> {
-        let from = match cursor {
-            None => 0,
-            Some(c) => c
-                .parse::<usize>()
-                .map_err(|_| ConnectorError::Parse(format!("bad snapshot cursor {c:?}")))?,
+        // The cursor is the last id served: a change made meanwhile shifts no page.
+        let page = {
+            let mut g = self.lock();
+            let all = g.truth.get(stream.name);
+            let records: Vec<Record> = all
+                .map(|t| {
+                    let range = match cursor {
+                        None => t.range::<String, _>(..),
+                        Some(c) => t.range::<String, _>((
+                            std::ops::Bound::Excluded(c.to_string()),
+                            std::ops::Bound::Unbounded,
+                        )),
+                    };
+                    range
+                        .take(self.page_size + 1)
+                        .map(|(_, r)| r.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if cursor.is_none() {
+                g.snapshots += 1;
+            }
+            let mut records = records;
+            let more = records.len() > self.page_size;
+            records.truncate(self.page_size);
+            let next = more.then(|| records.last().map(|r| r.id.clone())).flatten();
+            Page { records, next }
         };
+        self.run_hooks();
+        Ok(page)
+    }
+
+    async fn fetch(
+        &self,
+        stream: &StreamSpec,
+        ids: &[String],
+    ) -> Result<Vec<Record>, ConnectorError> {
         let mut g = self.lock();
-        if from == 0 {
-            g.snapshots += 1;
+        g.fetches += 1;
+        let Some(t) = g.truth.get(stream.name) else {
+            return Ok(Vec::new());
+        };
+        Ok(ids.iter().filter_map(|id| t.get(id).cloned()).collect())
+    }
+}
+
+impl MemoryFeed {
+    /// A page was served: run the hooks due.
+    fn run_hooks(&self) {
+        let due: Vec<Hook> = {
+            let mut g = self.lock();
+            let mut due = Vec::new();
+            let mut keep = Vec::new();
+            for (page, hook) in std::mem::take(&mut g.hooks) {
+                if page == 0 {
+                    due.push(hook);
+                } else {
+                    keep.push((page, hook));
+                }
+            }
+            // Hooks for later pages move one page closer.
+            g.hooks = keep.into_iter().map(|(p, h)| (p - 1, h)).collect();
+            due
+        };
+        for hook in due {
+            hook(self);
         }
-        let all = g.truth.get(stream.name);
-        let records: Vec<Record> = all
-            .map(|t| t.values().skip(from).take(self.page_size).cloned().collect())
-            .unwrap_or_default();
-        let total = all.map_or(0, BTreeMap::len);
-        let end = from + records.len();
-        Ok(Page {
-            records,
-            next: (end < total).then(|| end.to_string()),
-        })
     }
 }
