@@ -64,12 +64,15 @@ pub struct RealtimeOptions {
     pub batch_events: usize,
     /// How long to wait for an event before checking the cancel flag and the clock.
     pub wait: Duration,
-    /// Wait before the first reconnect; doubles up to `max_reconnect_delay`, and is reset
-    /// by a resync that completes.
+    /// Wait before the first reconnect; doubles with every reconnect up to
+    /// `max_reconnect_delay`, and is reset once a session (after its resync) reads events
+    /// without an error.
     pub reconnect_delay: Duration,
     /// The longest wait between reconnects.
     pub max_reconnect_delay: Duration,
-    /// Set to stop: the loop ends after the batch in hand, or at once while it waits.
+    /// Set to stop: the loop ends after the batch in hand, within `wait` while it waits
+    /// for events, or before the next snapshot page of a resync (whose staged ids are
+    /// dropped; pages already upserted stay).
     pub cancel: Option<Arc<AtomicBool>>,
     /// Let a resync tombstone more than the safety valve's share of a stream.
     pub force: bool,
