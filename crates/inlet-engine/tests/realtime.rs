@@ -393,6 +393,7 @@ async fn hints_reordered(db: &TestDb) {
         feed.upsert("stars", rec(&format!("s{i:03}"), 0));
     }
     let run = start(&h, &feed);
+    wait_for("the first resync", || feed.snapshots() == 2).await;
     settle(&h, &feed).await;
     let snapshots = feed.snapshots();
 
@@ -515,6 +516,7 @@ async fn dropped_healed(db: &TestDb) {
         feed.upsert("stars", rec(&format!("s{i:03}"), 1));
     }
     let run = start(&h, &feed);
+    wait_for("the first resync", || feed.snapshots() == 2).await;
     settle(&h, &feed).await;
     feed.set_dropping(true);
     feed.upsert("stars", rec("s001", 2));
@@ -570,6 +572,7 @@ async fn resume(db: &TestDb) {
         feed.upsert("stars", rec(&format!("s{i}"), 1));
     }
     let run = start(&h, &feed);
+    wait_for("the first resync", || feed.snapshots() == 2).await;
     settle(&h, &feed).await;
     feed.upsert("stars", rec("s9", 1));
     settle(&h, &feed).await;
@@ -592,6 +595,7 @@ async fn resume(db: &TestDb) {
     feed.upsert("stars", rec("s3", 5));
     feed.trim_log();
     let run = start(&h, &feed);
+    wait_for("the resync", || feed.snapshots() == 4).await;
     settle(&h, &feed).await;
     let (run, _) = run.stop().await;
     assert_eq!(feed.resumes(), 1);
@@ -609,6 +613,7 @@ async fn cancel(db: &TestDb) {
         feed.upsert("stars", rec(&format!("s{i:03}"), 1));
     }
     let run = start(&h, &feed);
+    wait_for("the resync of both streams", || feed.snapshots() == 2).await;
     settle(&h, &feed).await;
     let (run, took) = run.stop().await;
     assert_eq!(run.status, RunStatus::Success);
@@ -618,7 +623,7 @@ async fn cancel(db: &TestDb) {
 
     // Cancelled while a writer keeps the feed busy.
     let run = start(&h, &feed);
-    wait_for("the resync", || feed.snapshots() >= 4).await;
+    wait_for("the resync", || feed.snapshots() == 4).await;
     let writer_feed = feed.clone();
     let stop_writer = Arc::new(AtomicBool::new(false));
     let stop = stop_writer.clone();
@@ -651,3 +656,31 @@ async fn cancel(db: &TestDb) {
     );
 }
 both_backends!(a_cancel_stops_promptly_and_keeps_commits, cancel);
+
+/// An error no reconnect fixes (revoked credentials) ends the run `failed` at once, with
+/// what was committed before kept.
+async fn fatal(db: &TestDb) {
+    let h = harness(db).await;
+    let feed = MemoryFeed::new(&STREAMS);
+    feed.upsert("stars", rec("a", 1));
+    let run = start(&h, &feed);
+    settle(&h, &feed).await;
+    feed.set_rejecting(true);
+    feed.disconnect();
+    let t = Instant::now();
+    let run = tokio::time::timeout(Duration::from_secs(10), run.task)
+        .await
+        .expect("the loop ends by itself")
+        .expect("task");
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(
+        run.error
+            .as_deref()
+            .is_some_and(|e| e.contains("credentials")),
+        "{:?}",
+        run.error
+    );
+    assert_eq!(live(&*h.store, h.conn.id, "stars").await.len(), 1);
+}
+both_backends!(revoked_credentials_end_the_run_failed, fatal);

@@ -45,6 +45,8 @@ struct Inner {
     reordering: bool,
     /// Connect attempts left that fail.
     failing_connects: u32,
+    /// Connects are refused for bad credentials (an error no reconnect fixes).
+    rejecting: bool,
     /// The log (with [`MemoryFeed::with_log`]): its capacity, numbered events, last number.
     log_cap: Option<usize>,
     log: VecDeque<(u64, FeedEvent)>,
@@ -234,6 +236,12 @@ impl MemoryFeed {
         self.lock().failing_connects = n;
     }
 
+    /// While `on`, connects fail as if the credentials were revoked
+    /// ([`ConnectorError::NeedsReauth`]).
+    pub fn set_rejecting(&self, on: bool) {
+        self.lock().rejecting = on;
+    }
+
     /// Forget the log (as a Redis Stream trimmed past a reader): the next connect cannot
     /// resume.
     pub fn trim_log(&self) {
@@ -339,6 +347,11 @@ impl ChangeFeed for MemoryFeed {
 
     async fn connect(&self, resume: Option<&str>) -> Result<Box<dyn FeedSession>, ConnectorError> {
         let mut g = self.lock();
+        if g.rejecting {
+            return Err(ConnectorError::NeedsReauth(
+                "feed refused the credentials".into(),
+            ));
+        }
         if g.failing_connects > 0 {
             g.failing_connects -= 1;
             return Err(ConnectorError::Transient(
@@ -456,5 +469,133 @@ impl MemoryFeed {
         for hook in due {
             hook(self);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inlet_core::StopRule;
+
+    static STREAMS: [StreamSpec; 1] = [StreamSpec {
+        name: "items",
+        table: "items",
+        doc: "test",
+        columns: &[],
+        scope: None,
+        stop: StopRule::Never,
+        listing_cap: None,
+        derived: None,
+    }];
+
+    fn rec(id: &str, v: u32) -> Record {
+        Record::new(id, Vec::new(), format!("{{\"v\":{v}}}"))
+    }
+
+    async fn drain(s: &mut Box<dyn FeedSession>) -> Vec<FeedEvent> {
+        let mut out = Vec::new();
+        while let Some(ev) = s.next_event(Duration::ZERO).await.expect("session") {
+            out.push(ev);
+        }
+        out
+    }
+
+    fn ids(evs: &[FeedEvent]) -> Vec<String> {
+        evs.iter()
+            .map(|e| match e {
+                FeedEvent::Changed { id, .. } | FeedEvent::Delete { id, .. } => id.clone(),
+                FeedEvent::Upsert { record, .. } => record.id.clone(),
+                FeedEvent::Lost { .. } => "lost".into(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn faults_shape_the_delivered_events() {
+        let feed = MemoryFeed::new(&STREAMS).with_hints();
+        feed.upsert("items", rec("before", 1)); // no session yet: lost
+        let mut s = feed.connect(None).await.expect("connect");
+        assert!(!s.resumed());
+        feed.set_duplicating(true);
+        feed.upsert("items", rec("a", 1));
+        feed.set_duplicating(false);
+        feed.set_reordering(true);
+        feed.upsert("items", rec("b", 1));
+        feed.upsert("items", rec("c", 1));
+        feed.upsert("items", rec("d", 1));
+        feed.set_reordering(false);
+        feed.set_dropping(true);
+        feed.delete("items", "a");
+        feed.set_dropping(false);
+        feed.report_lost(None);
+        assert_eq!(ids(&drain(&mut s).await), ["a", "a", "c", "b", "d", "lost"]);
+        assert_eq!(feed.truth("items").len(), 4);
+        feed.disconnect();
+        assert!(s.next_event(Duration::ZERO).await.is_err());
+        feed.fail_connects(1);
+        assert!(feed.connect(None).await.is_err());
+        assert!(feed.connect(None).await.is_ok());
+        feed.set_rejecting(true);
+        assert!(matches!(
+            feed.connect(None).await.err(),
+            Some(ConnectorError::NeedsReauth(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_log_resumes_until_trimmed() {
+        let feed = MemoryFeed::new(&STREAMS).with_log(3);
+        let mut s = feed.connect(None).await.expect("connect");
+        feed.upsert("items", rec("a", 1));
+        assert_eq!(drain(&mut s).await.len(), 1);
+        let at = s.position().expect("position");
+        feed.disconnect();
+        feed.upsert("items", rec("b", 1));
+        feed.delete("items", "a");
+        let mut s = feed.connect(Some(&at)).await.expect("connect");
+        assert!(s.resumed());
+        let evs = drain(&mut s).await;
+        assert_eq!(ids(&evs), ["b", "a"]);
+        assert!(matches!(evs[1], FeedEvent::Delete { .. }));
+        assert_eq!(s.position().as_deref(), Some("3"));
+        feed.disconnect();
+        for i in 0..4 {
+            feed.upsert("items", rec(&format!("x{i}"), 1));
+        }
+        // Four events after position 3 and a log of three: event 4 is gone.
+        let s = feed.connect(Some("3")).await.expect("connect");
+        assert!(!s.resumed());
+        assert_eq!(s.position().as_deref(), Some("7"));
+    }
+
+    #[tokio::test]
+    async fn snapshots_page_by_id_and_fetch_reads_the_truth() {
+        let feed = MemoryFeed::new(&STREAMS).with_page_size(2);
+        for id in ["a", "b", "c", "d", "e"] {
+            feed.upsert("items", rec(id, 1));
+        }
+        feed.on_snapshot_page(0, |f| f.upsert("items", rec("a0", 1)));
+        let mut got = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = feed
+                .snapshot_page(&STREAMS[0], cursor.as_deref())
+                .await
+                .expect("page");
+            got.extend(page.records.into_iter().map(|r| r.id));
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        // "a0" was added behind the cursor during the listing: missed, like SCAN may.
+        assert_eq!(got, ["a", "b", "c", "d", "e"]);
+        assert_eq!(feed.snapshots(), 1);
+        let found = feed
+            .fetch(&STREAMS[0], &["a0".into(), "zz".into()])
+            .await
+            .expect("fetch");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].id, "a0");
     }
 }
