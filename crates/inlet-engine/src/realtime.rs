@@ -26,18 +26,19 @@
 //!
 //! The run is one row (mode `reconcile`, trigger `realtime`) whose stats grow while the
 //! loop runs; it ends `success` when cancelled, `failed` on an error a reconnect cannot
-//! fix, `partial` when the safety valve stopped a resync. Like [`Engine::sync`], the
+//! fix (the connection is then marked `needs_reauth` for refused credentials, else
+//! `failing`), `partial` when the safety valve stopped a resync. Like [`Engine::sync`], the
 //! caller holds the connection's lease: the loop is the connection's only writer.
 //!
 //! [`Store::commit_page`]: inlet_core::Store::commit_page
 //! [`Store::apply_reconcile`]: inlet_core::Store::apply_reconcile
 
 use crate::reconcile::ReconcilePolicy;
-use crate::sync::{Engine, EngineError};
+use crate::sync::{Engine, EngineError, reauth_hint};
 use inlet_core::{
-    ChangeFeed, Connection, ConnectorError, FeedEvent, FeedSession, PageBatch, ReconcileBatch,
-    Record, Run, RunMode, RunStats, RunStatus, StoreError, StreamSpec, StreamStats, TombstoneBatch,
-    Trigger,
+    ChangeFeed, Connection, ConnectionStatus, ConnectorError, FeedEvent, FeedSession, PageBatch,
+    ReconcileBatch, Record, Run, RunMode, RunStats, RunStatus, StoreError, StreamSpec, StreamStats,
+    TombstoneBatch, Trigger,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -105,7 +106,9 @@ enum Change {
 /// Why the loop stopped.
 enum Stop {
     Cancelled,
-    /// An error no reconnect can fix (credentials, configuration).
+    /// The source refused the credentials: the connection needs them renewed.
+    Reauth(String),
+    /// An error no reconnect can fix (configuration, an unsupported call).
     Fatal(String),
     /// The safety valve stopped a resync; nothing was tombstoned.
     Refused(String),
@@ -162,7 +165,32 @@ impl Engine {
         };
         let (status, error) = match end {
             Ok(Stop::Cancelled) => (RunStatus::Success, None),
-            Ok(Stop::Fatal(e)) => (RunStatus::Failed, Some(e)),
+            Ok(Stop::Reauth(msg)) => {
+                // As a pulled sync does: the connection is marked until new credentials.
+                let msg = format!("{msg}; {}", reauth_hint(&conn.provider, &conn.name));
+                store
+                    .set_connection_status(
+                        conn.id,
+                        ConnectionStatus::NeedsReauth,
+                        Some(&msg),
+                        self.now(),
+                    )
+                    .await?;
+                (RunStatus::Failed, Some(msg))
+            }
+            Ok(Stop::Fatal(e)) => {
+                if conn.status != ConnectionStatus::Paused {
+                    store
+                        .set_connection_status(
+                            conn.id,
+                            ConnectionStatus::Failing,
+                            Some(&e),
+                            self.now(),
+                        )
+                        .await?;
+                }
+                (RunStatus::Failed, Some(e))
+            }
             Ok(Stop::Refused(e)) => (RunStatus::Partial, Some(e)),
             Err(e) => {
                 let msg = e.to_string();
@@ -283,10 +311,10 @@ impl Realtime<'_> {
 
     /// How a source error ends the session.
     fn source_error(&self, e: ConnectorError) -> End {
-        if reconnectable(&e) {
-            End::Lost(e)
-        } else {
-            End::Stop(Stop::Fatal(e.to_string()))
+        match e {
+            ConnectorError::NeedsReauth(msg) => End::Stop(Stop::Reauth(msg)),
+            e if reconnectable(&e) => End::Lost(e),
+            e => End::Stop(Stop::Fatal(e.to_string())),
         }
     }
 
@@ -447,11 +475,7 @@ impl Realtime<'_> {
                 Ok(p) => p,
                 Err(e) => {
                     store.drop_staged(&token).await?;
-                    return Ok(Some(if reconnectable(&e) {
-                        End::Lost(e)
-                    } else {
-                        End::Stop(Stop::Fatal(e.to_string()))
-                    }));
+                    return Ok(Some(self.source_error(e)));
                 }
             };
             buf.extend(page.records.iter().map(|r| r.id.clone()));

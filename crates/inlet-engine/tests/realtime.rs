@@ -6,8 +6,8 @@
 
 use inlet_core::ColType::{Int, Text};
 use inlet_core::{
-    Clock, Column, Connection, FeedEvent, ManualClock, NewConnection, Record, RunStatus, StopRule,
-    Store, StreamSpec, Timestamp, Value,
+    Clock, Column, Connection, ConnectionStatus, FeedEvent, ManualClock, NewConnection, Record,
+    RunStatus, StopRule, Store, StreamSpec, Timestamp, Value,
 };
 use inlet_engine::{Engine, RealtimeOptions};
 use inlet_sim::feed::MemoryFeed;
@@ -682,5 +682,12 @@ async fn fatal(db: &TestDb) {
         run.error
     );
     assert_eq!(live(&*h.store, h.conn.id, "stars").await.len(), 1);
+    let conn = h
+        .store
+        .get_connection(&h.conn.name)
+        .await
+        .expect("get")
+        .expect("connection");
+    assert_eq!(conn.status, ConnectionStatus::NeedsReauth);
 }
 both_backends!(revoked_credentials_end_the_run_failed, fatal);
