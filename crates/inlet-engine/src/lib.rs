@@ -46,10 +46,12 @@
 #![deny(missing_docs)]
 
 mod attachments;
-mod children;
+mod context;
 pub mod lease;
+mod passes;
 mod reconcile;
 mod refresh;
+mod run;
 pub mod scheduler;
 mod sync;
 pub mod worker;

@@ -30,7 +30,8 @@
 //! ([`Family::progressive`]) instead reads a few pages per run from a stored offset and
 //! wraps to the start at the end; a full run reads its (larger) budget from the start.
 
-use crate::sync::{Engine, EngineError, Progress, StreamEnd, SyncOptions, set_http};
+use crate::context::{StreamEnd, set_http};
+use crate::sync::{Engine, EngineError, Progress, SyncOptions};
 use futures_util::stream::{self, StreamExt};
 use inlet_core::{
     Checkpoint, Connection, Connector, ConnectorError, Family, FamilyBatch, FamilyOutcome,
