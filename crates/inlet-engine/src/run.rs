@@ -1,11 +1,12 @@
 //! One sync of one connection: the run row, the streams in order, how it ends.
 
-use crate::context::{INTERRUPTED, Reconcile, StreamEnd, cancelled, staging_token};
+use crate::context::{INTERRUPTED, Limits, RunContext, StreamEnd, cancelled, staging_token};
+use crate::passes::{family, flat};
 use crate::reconcile::ReconcilePolicy;
 use crate::sync::{Engine, EngineError, Progress, SyncOptions};
 use inlet_core::{
     Connection, ConnectionStatus, Connector, ConnectorError, Run, RunMode, RunStats, RunStatus,
-    StreamSpec, StreamStats, Timestamp,
+    Store, StreamSpec, StreamStats, Timestamp,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -65,13 +66,20 @@ impl Engine {
                 Ok((RunStatus::Waiting, Some(waiting_message(until, &why))))
             }
             (None, Ok(policy)) => {
-                let plan = Reconcile {
-                    policy,
-                    streams: reconcile,
+                let ctx = RunContext {
+                    store: &*self.store,
+                    clock: &*self.clock,
+                    conn,
+                    connector,
+                    opts,
+                    progress,
                     run_id,
+                    policy,
+                    reconcile,
+                    limits: self.limits(),
+                    attachments: self.attachments.is_some(),
                 };
-                self.sync_streams(conn, connector, opts, &plan, progress, &mut run)
-                    .await
+                sync_streams(&ctx, &mut run).await
             }
             (None, Err(msg)) => Ok((RunStatus::Failed, Some(msg))),
         };
@@ -141,138 +149,13 @@ impl Engine {
             .collect())
     }
 
-    async fn sync_streams(
-        &self,
-        conn: &Connection,
-        connector: &dyn Connector,
-        opts: &SyncOptions,
-        plan: &Reconcile,
-        progress: &dyn Progress,
-        run: &mut Run,
-    ) -> Result<(RunStatus, Option<String>), EngineError> {
-        // Child streams of a family are synced through their parent (see `children`):
-        // asking for a child stream syncs its parents.
-        let families = connector.families();
-        let streams: Vec<&StreamSpec> = connector
-            .streams()
-            .iter()
-            .filter(|s| {
-                opts.streams.as_ref().is_none_or(|only| {
-                    only.iter().any(|n| {
-                        n == s.name || families.iter().any(|f| f.parent == s.name && f.child == n)
-                    })
-                })
-            })
-            .collect();
-        let (mut failed, mut refused, mut errors) = (0usize, 0usize, Vec::new());
-        let ran = streams
-            .iter()
-            .filter(|s| !crate::passes::family::is_child(&families, s.name))
-            .count();
-        for stream in &streams {
-            if crate::passes::family::is_child(&families, stream.name) {
-                continue;
-            }
-            if cancelled(opts) {
-                return Ok((RunStatus::Interrupted, Some(INTERRUPTED.into())));
-            }
-            let mut st = StreamStats::default();
-            let end = match families.iter().find(|f| f.parent == stream.name) {
-                Some(fam) => {
-                    let (end, cst) = self
-                        .sync_family(conn, connector, fam, stream, opts, progress, &mut st)
-                        .await?;
-                    run.stats.add(&cst.stats);
-                    let entry = run.streams.entry(fam.child.to_string()).or_default();
-                    crate::passes::family::merge_child(entry, &cst);
-                    end
-                }
-                None => {
-                    self.sync_stream(conn, connector, stream, opts, plan, progress, &mut st)
-                        .await?
-                }
-            };
-            progress.stream_finished(stream.name, &st);
-            run.stats.add(&st.stats);
-            // A request cut off by the cancellation fails; that is the interruption.
-            let end = match end {
-                StreamEnd::Failed(e)
-                    if cancelled(opts) && !matches!(e, ConnectorError::NeedsReauth(_)) =>
-                {
-                    StreamEnd::Cancelled
-                }
-                end => end,
-            };
-            match end {
-                StreamEnd::Done => {}
-                StreamEnd::Cancelled => {
-                    run.streams.insert(stream.name.to_string(), st);
-                    return Ok((RunStatus::Interrupted, Some(INTERRUPTED.into())));
-                }
-                StreamEnd::Failed(ConnectorError::RateLimited { message, retry_in }) => {
-                    // The provider takes no requests until later than this run may wait:
-                    // stop here, keep every checkpoint, and say when to go on.
-                    let ms = i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX);
-                    let until = Timestamp(self.clock.now().0.saturating_add(ms));
-                    let msg = waiting_message(until, &message);
-                    tracing::info!(connection = %conn.name, stream = stream.name, until = %until, "{msg}");
-                    st.error = Some(msg.clone());
-                    run.streams.insert(stream.name.to_string(), st);
-                    run.waiting_until = Some(until);
-                    return Ok((RunStatus::Waiting, Some(msg)));
-                }
-                StreamEnd::Failed(ConnectorError::NeedsReauth(msg)) => {
-                    st.error = Some(msg.clone());
-                    run.streams.insert(stream.name.to_string(), st);
-                    let at = self.clock.now();
-                    self.store
-                        .set_connection_status(
-                            conn.id,
-                            ConnectionStatus::NeedsReauth,
-                            Some(&msg),
-                            at,
-                        )
-                        .await?;
-                    return Ok((RunStatus::Failed, Some(msg)));
-                }
-                StreamEnd::Refused(msg) => {
-                    tracing::warn!(connection = %conn.name, stream = stream.name, "{msg}");
-                    errors.push(msg.clone());
-                    st.error = Some(msg);
-                    refused += 1;
-                }
-                StreamEnd::Failed(e) => {
-                    tracing::warn!(connection = %conn.name, stream = stream.name, error = %e, "Stream failed.");
-                    st.error = Some(e.to_string());
-                    errors.push(format!("{}: {e}", stream.name));
-                    failed += 1;
-                }
-            }
-            run.streams.insert(stream.name.to_string(), st);
-            self.save_progress(run).await?;
+    /// The bounds the engine puts on one pass.
+    fn limits(&self) -> Limits {
+        Limits {
+            batch_records: self.batch_records,
+            batch_time_ms: self.batch_time_ms,
+            max_seen: self.max_seen,
         }
-        let status = match failed {
-            0 if run.stats.items_skipped_with_error > 0 || refused > 0 => RunStatus::Partial,
-            0 => RunStatus::Success,
-            n if n < ran => RunStatus::Partial,
-            _ => RunStatus::Failed,
-        };
-        let next = if status == RunStatus::Failed {
-            ConnectionStatus::Failing
-        } else {
-            ConnectionStatus::Active
-        };
-        if next != conn.status && conn.status != ConnectionStatus::Paused {
-            self.store
-                .set_connection_status(
-                    conn.id,
-                    next,
-                    errors.first().map(String::as_str),
-                    self.clock.now(),
-                )
-                .await?;
-        }
-        Ok((status, (!errors.is_empty()).then(|| errors.join("; "))))
     }
 
     /// When the connection's last finished run ended `waiting` until a time still to
@@ -382,20 +265,6 @@ impl Engine {
         Ok(())
     }
 
-    async fn save_progress(&self, run: &Run) -> Result<(), EngineError> {
-        self.store
-            .update_run(
-                run.id,
-                RunStatus::Running,
-                &run.stats,
-                &run.streams,
-                None,
-                None,
-            )
-            .await?;
-        Ok(())
-    }
-
     async fn save_credentials(&self, conn: &Connection, connector: &dyn Connector) {
         let (Some(sealer), Some(creds)) =
             (&self.sealer, connector.take_updated_credentials().await)
@@ -416,6 +285,144 @@ impl Engine {
             tracing::error!(connection = %conn.name, error = %e, "Could not store refreshed credentials.");
         }
     }
+}
+
+/// Run the streams of one sync in order, each through its pass; returns how the run ends.
+async fn sync_streams(
+    ctx: &RunContext<'_>,
+    run: &mut Run,
+) -> Result<(RunStatus, Option<String>), EngineError> {
+    let &RunContext {
+        store,
+        conn,
+        connector,
+        opts,
+        progress,
+        ..
+    } = ctx;
+    // Child streams of a family are synced through their parent (see `children`):
+    // asking for a child stream syncs its parents.
+    let families = connector.families();
+    let streams: Vec<&StreamSpec> = connector
+        .streams()
+        .iter()
+        .filter(|s| {
+            opts.streams.as_ref().is_none_or(|only| {
+                only.iter().any(|n| {
+                    n == s.name || families.iter().any(|f| f.parent == s.name && f.child == n)
+                })
+            })
+        })
+        .collect();
+    let (mut failed, mut refused, mut errors) = (0usize, 0usize, Vec::new());
+    let ran = streams
+        .iter()
+        .filter(|s| !family::is_child(&families, s.name))
+        .count();
+    for stream in &streams {
+        if family::is_child(&families, stream.name) {
+            continue;
+        }
+        if cancelled(opts) {
+            return Ok((RunStatus::Interrupted, Some(INTERRUPTED.into())));
+        }
+        let mut st = StreamStats::default();
+        let end = match families.iter().find(|f| f.parent == stream.name) {
+            Some(fam) => {
+                let (end, cst) = family::sync_family(ctx, fam, stream, &mut st).await?;
+                run.stats.add(&cst.stats);
+                let entry = run.streams.entry(fam.child.to_string()).or_default();
+                family::merge_child(entry, &cst);
+                end
+            }
+            None => flat::sync_stream(ctx, stream, &mut st).await?,
+        };
+        progress.stream_finished(stream.name, &st);
+        run.stats.add(&st.stats);
+        // A request cut off by the cancellation fails; that is the interruption.
+        let end = match end {
+            StreamEnd::Failed(e)
+                if cancelled(opts) && !matches!(e, ConnectorError::NeedsReauth(_)) =>
+            {
+                StreamEnd::Cancelled
+            }
+            end => end,
+        };
+        match end {
+            StreamEnd::Done => {}
+            StreamEnd::Cancelled => {
+                run.streams.insert(stream.name.to_string(), st);
+                return Ok((RunStatus::Interrupted, Some(INTERRUPTED.into())));
+            }
+            StreamEnd::Failed(ConnectorError::RateLimited { message, retry_in }) => {
+                // The provider takes no requests until later than this run may wait:
+                // stop here, keep every checkpoint, and say when to go on.
+                let ms = i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX);
+                let until = Timestamp(ctx.now().0.saturating_add(ms));
+                let msg = waiting_message(until, &message);
+                tracing::info!(connection = %conn.name, stream = stream.name, until = %until, "{msg}");
+                st.error = Some(msg.clone());
+                run.streams.insert(stream.name.to_string(), st);
+                run.waiting_until = Some(until);
+                return Ok((RunStatus::Waiting, Some(msg)));
+            }
+            StreamEnd::Failed(ConnectorError::NeedsReauth(msg)) => {
+                st.error = Some(msg.clone());
+                run.streams.insert(stream.name.to_string(), st);
+                let at = ctx.now();
+                store
+                    .set_connection_status(conn.id, ConnectionStatus::NeedsReauth, Some(&msg), at)
+                    .await?;
+                return Ok((RunStatus::Failed, Some(msg)));
+            }
+            StreamEnd::Refused(msg) => {
+                tracing::warn!(connection = %conn.name, stream = stream.name, "{msg}");
+                errors.push(msg.clone());
+                st.error = Some(msg);
+                refused += 1;
+            }
+            StreamEnd::Failed(e) => {
+                tracing::warn!(connection = %conn.name, stream = stream.name, error = %e, "Stream failed.");
+                st.error = Some(e.to_string());
+                errors.push(format!("{}: {e}", stream.name));
+                failed += 1;
+            }
+        }
+        run.streams.insert(stream.name.to_string(), st);
+        save_progress(store, run).await?;
+    }
+    let status = match failed {
+        0 if run.stats.items_skipped_with_error > 0 || refused > 0 => RunStatus::Partial,
+        0 => RunStatus::Success,
+        n if n < ran => RunStatus::Partial,
+        _ => RunStatus::Failed,
+    };
+    let next = if status == RunStatus::Failed {
+        ConnectionStatus::Failing
+    } else {
+        ConnectionStatus::Active
+    };
+    if next != conn.status && conn.status != ConnectionStatus::Paused {
+        store
+            .set_connection_status(conn.id, next, errors.first().map(String::as_str), ctx.now())
+            .await?;
+    }
+    Ok((status, (!errors.is_empty()).then(|| errors.join("; "))))
+}
+
+/// Record a running run's totals so far.
+async fn save_progress(store: &dyn Store, run: &Run) -> Result<(), EngineError> {
+    store
+        .update_run(
+            run.id,
+            RunStatus::Running,
+            &run.stats,
+            &run.streams,
+            None,
+            None,
+        )
+        .await?;
+    Ok(())
 }
 
 /// The error of a run that ends `waiting`.

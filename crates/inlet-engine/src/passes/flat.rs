@@ -1,76 +1,67 @@
 //! The flat pass: one stream read page by page, committed in chunks with its checkpoint.
 
-use crate::context::{PassError, Reconcile, StreamEnd, set_http, staging_token};
+use crate::context::{PassError, RunContext, StreamEnd, set_http, staging_token};
 use crate::passes::reconcile;
-use crate::reconcile::ReconcilePolicy;
-use crate::sync::{Engine, EngineError, MAX_BATCH_RAW_BYTES, Progress, SyncOptions};
+use crate::sync::{EngineError, MAX_BATCH_RAW_BYTES};
 use inlet_core::{
-    Checkpoint, Clock, Connection, Connector, ConnectorError, HttpStats, PageBatch, ReconcileBatch,
-    Record, RunMode, StopRule, StoreError, StreamSpec, StreamStats, SyncState, Timestamp,
+    Checkpoint, Clock, ConnectorError, HttpStats, PageBatch, ReconcileBatch, Record, RunMode,
+    StopRule, StoreError, StreamSpec, StreamStats, SyncState, Timestamp,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 
-impl Engine {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn sync_stream(
-        &self,
-        conn: &Connection,
-        connector: &dyn Connector,
-        stream: &StreamSpec,
-        opts: &SyncOptions,
-        plan: &Reconcile,
-        progress: &dyn Progress,
-        st: &mut StreamStats,
-    ) -> Result<StreamEnd, EngineError> {
-        let http_before = connector.http_stats();
-        // A reconcile run's pass is a delta; the id listing follows it.
-        let mode = match opts.mode {
-            RunMode::Reconcile => RunMode::Delta,
-            m => m,
+/// Run the flat pass over `stream` (and its reconcile when the run plans one).
+pub(crate) async fn sync_stream(
+    ctx: &RunContext<'_>,
+    stream: &StreamSpec,
+    st: &mut StreamStats,
+) -> Result<StreamEnd, EngineError> {
+    let &RunContext {
+        conn,
+        connector,
+        opts,
+        progress,
+        ..
+    } = ctx;
+    let http_before = connector.http_stats();
+    // A reconcile run's pass is a delta; the id listing follows it.
+    let mode = match opts.mode {
+        RunMode::Reconcile => RunMode::Delta,
+        m => m,
+    };
+    let mut pass = Pass::begin(ctx, stream, mode).await?;
+    // Cache validators (ETags) only for a delta from the top; a full or resumed pass
+    // must read its pages.
+    let validator = if pass.cp.mode == RunMode::Delta && pass.cp.next.is_none() {
+        ctx.store.stream_validator(conn.id, stream.name).await?
+    } else {
+        None
+    };
+    connector.set_validator(stream, validator.as_deref());
+    st.resumed = pass.resumed;
+    progress.stream_started(stream.name, pass.resumed);
+    let mut end = pass.run(ctx, st, http_before).await;
+    if matches!(end, Ok(StreamEnd::Done)) {
+        let v = connector.validator(stream);
+        if v != validator {
+            ctx.store
+                .put_stream_validator(conn.id, stream.name, v.as_deref())
+                .await?;
+        }
+    }
+    if matches!(end, Ok(StreamEnd::Done)) && ctx.reconcile.contains(stream.name) {
+        end = match reconcile::reconcile_stream(ctx, stream, st).await {
+            Ok(reconcile::Outcome::Done) => Ok(StreamEnd::Done),
+            Ok(reconcile::Outcome::Refused(msg)) => Ok(StreamEnd::Refused(msg)),
+            Ok(reconcile::Outcome::Cancelled) => Ok(StreamEnd::Cancelled),
+            Ok(reconcile::Outcome::Failed(e)) => Err(PassError::Connector(e)),
+            Err(e) => Err(PassError::Store(e)),
         };
-        let mut pass = Pass::begin(self, conn.id, stream, mode).await?;
-        pass.policy = plan.policy;
-        pass.force = opts.force;
-        pass.run_id = plan.run_id;
-        // Cache validators (ETags) only for a delta from the top; a full or resumed pass
-        // must read its pages.
-        let validator = if pass.cp.mode == RunMode::Delta && pass.cp.next.is_none() {
-            self.store.stream_validator(conn.id, stream.name).await?
-        } else {
-            None
-        };
-        connector.set_validator(stream, validator.as_deref());
-        st.resumed = pass.resumed;
-        progress.stream_started(stream.name, pass.resumed);
-        let mut end = pass
-            .run(self, connector, opts, progress, st, http_before)
-            .await;
-        if matches!(end, Ok(StreamEnd::Done)) {
-            let v = connector.validator(stream);
-            if v != validator {
-                self.store
-                    .put_stream_validator(conn.id, stream.name, v.as_deref())
-                    .await?;
-            }
-        }
-        if matches!(end, Ok(StreamEnd::Done)) && plan.streams.contains(stream.name) {
-            end = match self
-                .reconcile_stream(conn, connector, stream, opts, plan.run_id, &plan.policy, st)
-                .await
-            {
-                Ok(reconcile::Outcome::Done) => Ok(StreamEnd::Done),
-                Ok(reconcile::Outcome::Refused(msg)) => Ok(StreamEnd::Refused(msg)),
-                Ok(reconcile::Outcome::Cancelled) => Ok(StreamEnd::Cancelled),
-                Ok(reconcile::Outcome::Failed(e)) => Err(PassError::Connector(e)),
-                Err(e) => Err(PassError::Store(e)),
-            };
-        }
-        set_http(&mut st.stats, http_before, connector.http_stats());
-        match end {
-            Ok(end) => Ok(end),
-            Err(PassError::Store(e)) => Err(e.into()),
-            Err(PassError::Connector(e)) => Ok(StreamEnd::Failed(e)),
-        }
+    }
+    set_http(&mut st.stats, http_before, connector.http_stats());
+    match end {
+        Ok(end) => Ok(end),
+        Err(PassError::Store(e)) => Err(e.into()),
+        Err(PassError::Connector(e)) => Ok(StreamEnd::Failed(e)),
     }
 }
 
@@ -123,7 +114,7 @@ impl ChunkRules<'_> {
 /// before every page) and a failed page end the chunk early with what was read so far,
 /// for the caller to commit before it stops.
 async fn gather(
-    connector: &dyn Connector,
+    connector: &dyn inlet_core::Connector,
     stream: &StreamSpec,
     mut cursor: Option<String>,
     stop_before: Option<Timestamp>,
@@ -196,23 +187,17 @@ struct Pass<'a> {
     /// Ids seen since the first page, while the pass may still prove to be complete.
     seen: Option<Vec<String>>,
     max_seen: usize,
-    /// The connection's safety valve for tombstones.
-    policy: ReconcilePolicy,
-    /// The valve is overridden.
-    force: bool,
-    /// The run, whose staging token this pass uses.
-    run_id: i64,
 }
 
 impl<'a> Pass<'a> {
     async fn begin(
-        engine: &Engine,
-        connection_id: i64,
+        ctx: &RunContext<'_>,
         stream: &'a StreamSpec,
         mode: RunMode,
     ) -> Result<Pass<'a>, StoreError> {
-        let mut state = engine.store.sync_state(connection_id, stream.name).await?;
-        let now = engine.clock.now();
+        let connection_id = ctx.conn.id;
+        let mut state = ctx.store.sync_state(connection_id, stream.name).await?;
+        let now = ctx.now();
         let (cp, resumed) = match state.checkpoint.clone() {
             // A full pass is always finished; a delta is resumed unless a full was asked for.
             Some(cp) if cp.mode == RunMode::Full || mode == RunMode::Delta => (cp, true),
@@ -244,8 +229,7 @@ impl<'a> Pass<'a> {
         };
         state.last_sync_at = Some(now);
         state.checkpoint = Some(cp.clone());
-        engine
-            .store
+        ctx.store
             .put_sync_state(connection_id, stream.name, &state)
             .await?;
         let seen = cp.next.is_none().then(Vec::new);
@@ -259,12 +243,9 @@ impl<'a> Pass<'a> {
             seen,
             // Ids are only useful while the listing can still prove complete: below the
             // provider's cap and the engine's bound.
-            max_seen: stream.listing_cap.map_or(engine.max_seen, |cap| {
-                engine.max_seen.min(cap.saturating_sub(1) as usize)
+            max_seen: stream.listing_cap.map_or(ctx.limits.max_seen, |cap| {
+                ctx.limits.max_seen.min(cap.saturating_sub(1) as usize)
             }),
-            policy: ReconcilePolicy::default(),
-            run_id: 0,
-            force: false,
         })
     }
 
@@ -280,34 +261,36 @@ impl<'a> Pass<'a> {
 
     async fn run(
         &mut self,
-        engine: &Engine,
-        connector: &dyn Connector,
-        opts: &SyncOptions,
-        progress: &dyn Progress,
+        ctx: &RunContext<'_>,
         st: &mut StreamStats,
         http_before: HttpStats,
     ) -> Result<StreamEnd, PassError> {
-        let store = &engine.store;
+        let &RunContext {
+            store,
+            connector,
+            progress,
+            ..
+        } = ctx;
         // KnownId deltas decide their stop from what the commit found: one page at a time.
         let stop_needs_commit =
             self.cp.mode == RunMode::Delta && matches!(self.stream.stop, StopRule::KnownId);
         let batch = if stop_needs_commit {
             1
         } else {
-            engine.batch_records
+            ctx.limits.batch_records
         };
         // A full pass rewrites derived rows once at its end, from an ordered walk of the
         // keys, instead of refreshing the scattered groups each chunk touches.
         let defer_derived = self.cp.mode == RunMode::Full && self.stream.derived.is_some();
         if self.cp.fetched_all {
             // Interrupted between the last page and the derived recomputation.
-            return self.finish_deferred(engine, connector, st, false).await;
+            return self.finish_deferred(ctx, st, false).await;
         }
         let rules = ChunkRules {
             records: batch,
-            time_ms: engine.batch_time_ms,
-            clock: &*engine.clock,
-            cancel: opts.cancel.as_deref(),
+            time_ms: ctx.limits.batch_time_ms,
+            clock: ctx.clock,
+            cancel: ctx.opts.cancel.as_deref(),
         };
         let mut pending = gather(
             connector,
@@ -333,7 +316,7 @@ impl<'a> Pass<'a> {
             self.cp.next = chunk.next.clone();
             self.cp.pages += chunk.pages;
             self.cp.records += n;
-            let now = engine.clock.now();
+            let now = ctx.now();
             let state = if chunk.last && defer_derived {
                 // Keep the pass open until the derived rows are recomputed, so a crash in
                 // between redoes the recomputation instead of leaving them stale.
@@ -353,14 +336,7 @@ impl<'a> Pass<'a> {
                     ..self.state.clone()
                 }
             };
-            engine
-                .note_attachments(
-                    connector,
-                    self.connection_id,
-                    self.stream,
-                    &chunk.records,
-                    now,
-                )
+            ctx.note_attachments(self.stream, &chunk.records, now)
                 .await?;
             let commit = store.commit_page(PageBatch {
                 connection_id: self.connection_id,
@@ -403,13 +379,11 @@ impl<'a> Pass<'a> {
             set_http(&mut st.stats, http_before, connector.http_stats());
             progress.page_committed(self.stream.name, st);
             if chunk.last && defer_derived {
-                return self
-                    .finish_deferred(engine, connector, st, chunk.listing_ended)
-                    .await;
+                return self.finish_deferred(ctx, st, chunk.listing_ended).await;
             }
             if chunk.last {
                 if chunk.listing_ended {
-                    return self.tombstone_if_complete(engine, connector, st).await;
+                    return self.tombstone_if_complete(ctx, st).await;
                 }
                 return Ok(StreamEnd::Done);
             }
@@ -419,7 +393,7 @@ impl<'a> Pass<'a> {
                 None => {}
             }
             if stop_needs_commit && outcome.known() > 0 {
-                self.state = self.finished_state(engine.clock.now());
+                self.state = self.finished_state(ctx.now());
                 store
                     .put_sync_state(self.connection_id, self.stream.name, &self.state)
                     .await?;
@@ -445,23 +419,22 @@ impl<'a> Pass<'a> {
     /// Recompute the derived rows a full pass deferred, then close the pass.
     async fn finish_deferred(
         &mut self,
-        engine: &Engine,
-        connector: &dyn Connector,
+        ctx: &RunContext<'_>,
         st: &mut StreamStats,
         listing_ended: bool,
     ) -> Result<StreamEnd, PassError> {
-        let store = &engine.store;
+        let store = ctx.store;
         let (ins, upd) = store
-            .refresh_derived_all(self.connection_id, self.stream, engine.clock.now())
+            .refresh_derived_all(self.connection_id, self.stream, ctx.now())
             .await?;
         st.stats.derived_inserted += ins;
         st.stats.derived_updated += upd;
-        self.state = self.finished_state(engine.clock.now());
+        self.state = self.finished_state(ctx.now());
         store
             .put_sync_state(self.connection_id, self.stream.name, &self.state)
             .await?;
         if listing_ended {
-            return self.tombstone_if_complete(engine, connector, st).await;
+            return self.tombstone_if_complete(ctx, st).await;
         }
         Ok(StreamEnd::Done)
     }
@@ -481,14 +454,13 @@ impl<'a> Pass<'a> {
     /// in reconcile leave deletions to their reconcile runs.
     async fn tombstone_if_complete(
         &mut self,
-        engine: &Engine,
-        connector: &dyn Connector,
+        ctx: &RunContext<'_>,
         st: &mut StreamStats,
     ) -> Result<StreamEnd, PassError> {
         let Some(seen) = self.seen.take() else {
             return Ok(StreamEnd::Done);
         };
-        if connector.reconciles(self.stream)
+        if ctx.connector.reconciles(self.stream)
             || self
                 .stream
                 .listing_cap
@@ -496,18 +468,18 @@ impl<'a> Pass<'a> {
         {
             return Ok(StreamEnd::Done);
         }
-        let now = engine.clock.now();
+        let now = ctx.now();
         let mut state = self.state.clone();
         state.last_reconciled_at = Some(now);
-        let token = staging_token(self.connection_id, self.stream.name, self.run_id);
-        engine.store.stage_ids(&token, &seen).await?;
-        let out = engine
+        let token = staging_token(self.connection_id, self.stream.name, ctx.run_id);
+        ctx.store.stage_ids(&token, &seen).await?;
+        let out = ctx
             .store
             .apply_reconcile(ReconcileBatch {
                 connection_id: self.connection_id,
                 stream: self.stream,
                 token: &token,
-                max_share: (!self.force).then_some(self.policy.max_share),
+                max_share: (!ctx.opts.force).then_some(ctx.policy.max_share),
                 state: &state,
                 at: now,
             })
@@ -516,7 +488,7 @@ impl<'a> Pass<'a> {
             return Ok(StreamEnd::Refused(reconcile::refusal(
                 self.stream,
                 &out,
-                self.policy.max_share,
+                ctx.policy.max_share,
             )));
         }
         self.state = state;

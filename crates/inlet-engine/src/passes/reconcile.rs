@@ -15,13 +15,8 @@
 //! [`Store::apply_reconcile`]: inlet_core::Store::apply_reconcile
 //! [`IdPage::records`]: inlet_core::IdPage::records
 
-use crate::reconcile::ReconcilePolicy;
-use crate::sync::{Engine, SyncOptions};
-use inlet_core::{
-    Connection, Connector, ConnectorError, PageBatch, ReconcileBatch, StoreError, StreamSpec,
-    StreamStats,
-};
-use std::sync::atomic::Ordering;
+use crate::context::RunContext;
+use inlet_core::{ConnectorError, PageBatch, ReconcileBatch, StoreError, StreamSpec, StreamStats};
 
 /// Listed ids staged per store call.
 const STAGE_CHUNK: usize = 10_000;
@@ -38,128 +33,118 @@ pub(crate) enum Outcome {
     Cancelled,
 }
 
-impl Engine {
-    /// List every id of `stream`, staging them in the store, then apply the diff.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn reconcile_stream(
-        &self,
-        conn: &Connection,
-        connector: &dyn Connector,
-        stream: &StreamSpec,
-        opts: &SyncOptions,
-        run_id: i64,
-        policy: &ReconcilePolicy,
-        st: &mut StreamStats,
-    ) -> Result<Outcome, StoreError> {
-        let store = self.store();
-        // One token per run: a concurrent run of the same connection (without a lease)
-        // stages its own ids. What a crashed run staged is dropped when its run is closed
-        // (`close_abandoned_runs`).
-        let token = crate::context::staging_token(conn.id, stream.name, run_id);
-        let mut cursor: Option<String> = None;
-        let mut buf: Vec<String> = Vec::new();
-        let mut listed = 0u64;
-        loop {
-            if opts
-                .cancel
-                .as_ref()
-                .is_some_and(|c| c.load(Ordering::SeqCst))
-            {
-                store.drop_staged(&token).await?;
-                return Ok(Outcome::Cancelled);
-            }
-            let page = match connector.fetch_id_page(stream, cursor.as_deref()).await {
-                Ok(p) => p,
-                Err(e) => {
-                    store.drop_staged(&token).await?;
-                    return Ok(Outcome::Failed(e));
-                }
-            };
-            listed += page.ids.len() as u64;
-            if !page.records.is_empty() {
-                self.upsert_listed(conn, connector, stream, page.records, st)
-                    .await?;
-            }
-            buf.extend(page.ids);
-            if buf.len() >= STAGE_CHUNK {
-                store.stage_ids(&token, &buf).await?;
-                buf.clear();
-            }
-            match page.next {
-                Some(n) => cursor = Some(n),
-                None => break,
-            }
-        }
-        if !buf.is_empty() {
-            store.stage_ids(&token, &buf).await?;
-        }
-        if stream.listing_cap.is_some_and(|cap| listed >= cap) {
+/// List every id of `stream`, staging them in the store, then apply the diff.
+pub(crate) async fn reconcile_stream(
+    ctx: &RunContext<'_>,
+    stream: &StreamSpec,
+    st: &mut StreamStats,
+) -> Result<Outcome, StoreError> {
+    let &RunContext {
+        store,
+        conn,
+        connector,
+        opts,
+        run_id,
+        ref policy,
+        ..
+    } = ctx;
+    // One token per run: a concurrent run of the same connection (without a lease)
+    // stages its own ids. What a crashed run staged is dropped when its run is closed
+    // (`close_abandoned_runs`).
+    let token = crate::context::staging_token(conn.id, stream.name, run_id);
+    let mut cursor: Option<String> = None;
+    let mut buf: Vec<String> = Vec::new();
+    let mut listed = 0u64;
+    loop {
+        if ctx.cancelled() {
             store.drop_staged(&token).await?;
-            tracing::warn!(
-                connection = %conn.name,
-                stream = stream.name,
-                listed,
-                "The id listing reached the provider's cap, so it cannot prove deletions; nothing tombstoned."
-            );
-            return Ok(Outcome::Done);
+            return Ok(Outcome::Cancelled);
         }
-        let now = self.now();
-        let mut state = store.sync_state(conn.id, stream.name).await?;
-        state.last_reconciled_at = Some(now);
-        let out = store
-            .apply_reconcile(ReconcileBatch {
-                connection_id: conn.id,
-                stream,
-                token: &token,
-                max_share: (!opts.force).then_some(policy.max_share),
-                state: &state,
-                at: now,
-            })
-            .await?;
-        if out.refused {
-            return Ok(Outcome::Refused(refusal(stream, &out, policy.max_share)));
+        let page = match connector.fetch_id_page(stream, cursor.as_deref()).await {
+            Ok(p) => p,
+            Err(e) => {
+                store.drop_staged(&token).await?;
+                return Ok(Outcome::Failed(e));
+            }
+        };
+        listed += page.ids.len() as u64;
+        if !page.records.is_empty() {
+            upsert_listed(ctx, stream, page.records, st).await?;
         }
-        st.complete_listing = true;
-        st.stats.deleted += out.tombstoned;
-        st.stats.updated += out.revived;
-        Ok(Outcome::Done)
+        buf.extend(page.ids);
+        if buf.len() >= STAGE_CHUNK {
+            store.stage_ids(&token, &buf).await?;
+            buf.clear();
+        }
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
     }
+    if !buf.is_empty() {
+        store.stage_ids(&token, &buf).await?;
+    }
+    if stream.listing_cap.is_some_and(|cap| listed >= cap) {
+        store.drop_staged(&token).await?;
+        tracing::warn!(
+            connection = %conn.name,
+            stream = stream.name,
+            listed,
+            "The id listing reached the provider's cap, so it cannot prove deletions; nothing tombstoned."
+        );
+        return Ok(Outcome::Done);
+    }
+    let now = ctx.now();
+    let mut state = store.sync_state(conn.id, stream.name).await?;
+    state.last_reconciled_at = Some(now);
+    let out = store
+        .apply_reconcile(ReconcileBatch {
+            connection_id: conn.id,
+            stream,
+            token: &token,
+            max_share: (!opts.force).then_some(policy.max_share),
+            state: &state,
+            at: now,
+        })
+        .await?;
+    if out.refused {
+        return Ok(Outcome::Refused(refusal(stream, &out, policy.max_share)));
+    }
+    st.complete_listing = true;
+    st.stats.deleted += out.tombstoned;
+    st.stats.updated += out.revived;
+    Ok(Outcome::Done)
 }
 
-impl Engine {
-    /// Upsert the records of a full id page (unchanged rows are not rewritten). The
-    /// stream's sync state is written back as it is: the reconcile follows a completed
-    /// pass, and only its final diff moves `last_reconciled_at`.
-    async fn upsert_listed(
-        &self,
-        conn: &Connection,
-        connector: &dyn Connector,
-        stream: &StreamSpec,
-        records: Vec<inlet_core::Record>,
-        st: &mut StreamStats,
-    ) -> Result<(), StoreError> {
-        let store = self.store();
-        let state = store.sync_state(conn.id, stream.name).await?;
-        let now = self.now();
-        self.note_attachments(connector, conn.id, stream, &records, now)
-            .await?;
-        let out = store
-            .commit_page(PageBatch {
-                connection_id: conn.id,
-                stream,
-                records,
-                state: &state,
-                refresh_derived: true,
-                at: now,
-            })
-            .await?;
-        st.stats.inserted += out.inserted;
-        st.stats.updated += out.updated;
-        st.stats.unchanged += out.unchanged;
-        st.stats.derived_inserted += out.derived_inserted;
-        st.stats.derived_updated += out.derived_updated;
-        Ok(())
-    }
+/// Upsert the records of a full id page (unchanged rows are not rewritten). The
+/// stream's sync state is written back as it is: the reconcile follows a completed
+/// pass, and only its final diff moves `last_reconciled_at`.
+async fn upsert_listed(
+    ctx: &RunContext<'_>,
+    stream: &StreamSpec,
+    records: Vec<inlet_core::Record>,
+    st: &mut StreamStats,
+) -> Result<(), StoreError> {
+    let &RunContext { store, conn, .. } = ctx;
+    let state = store.sync_state(conn.id, stream.name).await?;
+    let now = ctx.now();
+    ctx.note_attachments(stream, &records, now).await?;
+    let out = store
+        .commit_page(PageBatch {
+            connection_id: conn.id,
+            stream,
+            records,
+            state: &state,
+            refresh_derived: true,
+            at: now,
+        })
+        .await?;
+    st.stats.inserted += out.inserted;
+    st.stats.updated += out.updated;
+    st.stats.unchanged += out.unchanged;
+    st.stats.derived_inserted += out.derived_inserted;
+    st.stats.derived_updated += out.derived_updated;
+    Ok(())
 }
 
 /// Why the safety valve stopped a reconcile, in one line.
