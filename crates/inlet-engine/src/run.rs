@@ -3,7 +3,7 @@
 use crate::context::{INTERRUPTED, Limits, RunContext, StreamEnd, cancelled, staging_token};
 use crate::passes::{family, flat};
 use crate::reconcile::ReconcilePolicy;
-use crate::sync::{Engine, EngineError, Progress, SyncOptions};
+use crate::sync::{Engine, EngineError, Progress, SyncOptions, reauth_hint};
 use inlet_core::{
     Connection, ConnectionStatus, Connector, ConnectorError, Run, RunMode, RunStats, RunStatus,
     Store, StreamSpec, StreamStats, Timestamp,
@@ -367,6 +367,7 @@ async fn sync_streams(
                 return Ok((RunStatus::Waiting, Some(msg)));
             }
             StreamEnd::Failed(ConnectorError::NeedsReauth(msg)) => {
+                let msg = format!("{msg}; {}", reauth_hint(&conn.provider, &conn.name));
                 st.error = Some(msg.clone());
                 run.streams.insert(stream.name.to_string(), st);
                 let at = ctx.now();

@@ -304,9 +304,7 @@ impl<'a> FamilyPass<'a> {
                     checkpoint: Some(self.cp.clone()),
                     ..self.state.clone()
                 };
-                let reached_old = self
-                    .process_page(page.records, state, st, cst)
-                    .await?;
+                let reached_old = self.process_page(page.records, state, st, cst).await?;
                 progress.page_committed(self.parent.name, st);
                 match next {
                     Some(_) if reached_old => {
