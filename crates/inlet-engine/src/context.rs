@@ -122,6 +122,8 @@ pub(crate) fn set_http(stats: &mut RunStats, before: HttpStats, after: HttpStats
     stats.quota_remaining = after.quota_remaining;
 }
 
+/// What stops a pass with an error: the store failed (the run fails), or the provider
+/// did (the stream ends `failed`).
 pub(crate) enum PassError {
     Store(StoreError),
     Connector(ConnectorError),

@@ -30,7 +30,7 @@
 //! ([`Family::progressive`]) instead reads a few pages per run from a stored offset and
 //! wraps to the start at the end; a full run reads its (larger) budget from the start.
 
-use crate::context::{RunContext, StreamEnd, set_http};
+use crate::context::{PassError, RunContext, StreamEnd, set_http};
 use crate::sync::EngineError;
 use futures_util::stream::{self, StreamExt};
 use inlet_core::{
@@ -51,17 +51,6 @@ struct FamilyCursor {
     next: Option<String>,
     /// The pass reads the listings whole (no `since` filter).
     scan: bool,
-}
-
-enum Fail {
-    Store(StoreError),
-    Connector(ConnectorError),
-}
-
-impl From<StoreError> for Fail {
-    fn from(e: StoreError) -> Self {
-        Fail::Store(e)
-    }
 }
 
 /// The stream names that are children of a family (synced only through their parent).
@@ -99,8 +88,8 @@ pub(crate) async fn sync_family(
     set_http(&mut st.stats, http_before, connector.http_stats());
     match end {
         Ok(end) => Ok((end, cst)),
-        Err(Fail::Store(e)) => Err(e.into()),
-        Err(Fail::Connector(e)) => Ok((StreamEnd::Failed(e), cst)),
+        Err(PassError::Store(e)) => Err(e.into()),
+        Err(PassError::Connector(e)) => Ok((StreamEnd::Failed(e), cst)),
     }
 }
 
@@ -225,7 +214,7 @@ impl<'a> FamilyPass<'a> {
         &mut self,
         st: &mut StreamStats,
         cst: &mut StreamStats,
-    ) -> Result<StreamEnd, Fail> {
+    ) -> Result<StreamEnd, PassError> {
         let end = if self.fam.progressive.is_some() {
             self.run_progressive(st, cst).await?
         } else {
@@ -246,7 +235,7 @@ impl<'a> FamilyPass<'a> {
         &mut self,
         st: &mut StreamStats,
         cst: &mut StreamStats,
-    ) -> Result<StreamEnd, Fail> {
+    ) -> Result<StreamEnd, PassError> {
         let (connector, progress) = (self.ctx.connector, self.ctx.progress);
         let start = self.cur.listing;
         for li in start..self.fam.listings.len() {
@@ -275,7 +264,7 @@ impl<'a> FamilyPass<'a> {
                     // would meet the same.
                     Err(
                         e @ (ConnectorError::NeedsReauth(_) | ConnectorError::RateLimited { .. }),
-                    ) => return Err(Fail::Connector(e)),
+                    ) => return Err(PassError::Connector(e)),
                     // A request cut off by the cancellation: not a failed listing.
                     Err(_) if self.ctx.cancelled() => return Ok(StreamEnd::Cancelled),
                     Err(e) => {
@@ -357,7 +346,7 @@ impl<'a> FamilyPass<'a> {
         &mut self,
         st: &mut StreamStats,
         cst: &mut StreamStats,
-    ) -> Result<StreamEnd, Fail> {
+    ) -> Result<StreamEnd, PassError> {
         let (connector, progress) = (self.ctx.connector, self.ctx.progress);
         let Some(p) = self.fam.progressive else {
             return Ok(StreamEnd::Done);
@@ -383,7 +372,7 @@ impl<'a> FamilyPass<'a> {
             let page = connector
                 .fetch_listing(self.parent, &listing, None, cursor.as_deref())
                 .await
-                .map_err(Fail::Connector)?;
+                .map_err(PassError::Connector)?;
             // The offset after this page; the end of the listing wraps to its start.
             let next = page.next.clone();
             let state = SyncState {
@@ -415,7 +404,7 @@ impl<'a> FamilyPass<'a> {
         state: SyncState,
         st: &mut StreamStats,
         cst: &mut StreamStats,
-    ) -> Result<bool, Fail> {
+    ) -> Result<bool, PassError> {
         let connector = self.ctx.connector;
         let recs: Vec<Record> = records
             .into_iter()
@@ -490,7 +479,7 @@ impl<'a> FamilyPass<'a> {
                     leave_out.insert(i);
                     self.skip_item(&recs[i].id, &msg, st);
                 }
-                Err(e) => return Err(Fail::Connector(e)),
+                Err(e) => return Err(PassError::Connector(e)),
             }
         }
         for (i, kids) in samples {
@@ -543,7 +532,7 @@ impl<'a> FamilyPass<'a> {
         kids: Vec<Record>,
         st: &mut StreamStats,
         cst: &mut StreamStats,
-    ) -> Result<(), Fail> {
+    ) -> Result<(), PassError> {
         st.parents_sampled += 1;
         let out = self
             .ctx
@@ -579,7 +568,7 @@ impl<'a> FamilyPass<'a> {
         &mut self,
         st: &mut StreamStats,
         cst: &mut StreamStats,
-    ) -> Result<(), Fail> {
+    ) -> Result<(), PassError> {
         if st.parents_sampled > 0 {
             return Ok(());
         }
@@ -595,7 +584,7 @@ impl<'a> FamilyPass<'a> {
                 self.skip_item(&rec.id, &msg, st);
                 Ok(())
             }
-            Err(e) => Err(Fail::Connector(e)),
+            Err(e) => Err(PassError::Connector(e)),
         }
     }
 
