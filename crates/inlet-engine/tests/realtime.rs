@@ -691,3 +691,29 @@ async fn fatal(db: &TestDb) {
     assert_eq!(conn.status, ConnectionStatus::NeedsReauth);
 }
 both_backends!(revoked_credentials_end_the_run_failed, fatal);
+
+/// Failed reconnects back off, doubling from `reconnect_delay` (10 ms) up to
+/// `max_reconnect_delay` (80 ms): four failures wait 10 + 20 + 40 + 80 + 80 ms in all.
+async fn backoff(db: &TestDb) {
+    let h = harness(db).await;
+    let feed = MemoryFeed::new(&STREAMS);
+    feed.upsert("stars", rec("a", 1));
+    let run = start(&h, &feed);
+    wait_for("the first resync", || feed.snapshots() == 2).await;
+    settle(&h, &feed).await;
+    feed.fail_connects(4);
+    let t = Instant::now();
+    feed.disconnect();
+    feed.upsert("stars", rec("b", 1)); // lost: found by the resync after the reconnect
+    wait_for("the reconnect", || feed.connects() == 2).await;
+    let took = t.elapsed();
+    settle(&h, &feed).await;
+    let (run, _) = run.stop().await;
+    assert!(
+        took >= Duration::from_millis(230),
+        "reconnected after {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "reconnected after {took:?}");
+    assert_eq!(run.status, RunStatus::Success);
+}
+both_backends!(failed_reconnects_back_off, backoff);
