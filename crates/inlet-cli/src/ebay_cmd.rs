@@ -72,14 +72,16 @@ pub async fn connect(settings: &Settings, a: EbayArgs, out: &Output) -> Result<E
         ..Default::default()
     };
     if !a.no_verify {
-        let conn = EbayConnector::new(config.clone(), &creds, HttpConfig::default())?;
-        let spec = &inlet_connectors::ebay::streams::STREAMS[0];
-        conn.fetch_page(spec, None)
+        // The provider's own check: one listing call; keeps a rotated refresh token.
+        let verified = inlet_connectors::ebay::PROVIDER
+            .verify(
+                serde_json::to_value(&config)?,
+                serde_json::to_value(&creds)?,
+                HttpConfig::default(),
+            )
             .await
             .context("could not verify the credentials with eBay")?;
-        if let Some(updated) = conn.take_updated_credentials().await {
-            creds = serde_json::from_value(updated)?;
-        }
+        creds = serde_json::from_value(verified.credentials)?;
     }
     let (store, conn) = app::store_connection(
         settings,
