@@ -131,24 +131,15 @@ pub async fn connect(
         ..Default::default()
     };
     if !a.no_verify {
-        // A person is waiting: a few quick retries, not a sync's patience.
-        let http = HttpConfig {
-            retry: inlet_http::RetryPolicy {
-                max_attempts: 5,
-                deadline: std::time::Duration::from_secs(15),
-                ..Default::default()
-            },
-            ..HttpConfig::default()
-        };
         // The provider's own check: names the account, keeps a rotated refresh token.
         let verified = inlet_connectors::reddit::PROVIDER
             .verify(
                 serde_json::to_value(&config)?,
                 serde_json::to_value(&creds)?,
-                http,
+                connect_http(),
             )
             .await
-            .context("could not verify the credentials with Reddit")?;
+            .with_context(|| verify_failed("Reddit"))?;
         config = serde_json::from_value(verified.config)?;
         creds = serde_json::from_value(verified.credentials)?;
     } else {
@@ -174,6 +165,31 @@ pub async fn connect(
         format!("Connected {:?} (id {}) as u/{who}; stored in {}.", conn.name, conn.id, store.location())
     });
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long `inlet connect` keeps trying to verify credentials, rate-limit waits included.
+pub const CONNECT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// HTTP settings for verifying credentials in `inlet connect`: a person is waiting, so a
+/// few quick retries on faults, not a sync's patience; waits the provider asks for
+/// (`Retry-After`) are honoured as everywhere, up to [`CONNECT_DEADLINE`].
+pub fn connect_http() -> HttpConfig {
+    HttpConfig {
+        retry: inlet_http::RetryPolicy {
+            max_attempts: 5,
+            deadline: CONNECT_DEADLINE,
+            ..Default::default()
+        },
+        ..HttpConfig::default()
+    }
+}
+
+/// The context of a failed verification in `inlet connect`.
+pub fn verify_failed(provider: &str) -> String {
+    format!(
+        "could not verify the credentials with {provider} (rate-limit waits it asks for are honoured for up to {} s)",
+        CONNECT_DEADLINE.as_secs()
+    )
 }
 
 /// `inlet sync`: every connection's outcome is reported; the exit code says if any failed.

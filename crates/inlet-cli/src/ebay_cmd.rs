@@ -7,8 +7,7 @@ use crate::settings::Settings;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use inlet_connectors::ebay::client::{DEFAULT_API_BASE, DEFAULT_TOKEN_URL};
-use inlet_connectors::ebay::{EbayConfig, EbayConnector, EbayCredentials};
-use inlet_core::Connector;
+use inlet_connectors::ebay::{EbayConfig, EbayCredentials};
 use inlet_http::HttpConfig;
 use serde_json::json;
 use std::process::ExitCode;
@@ -77,10 +76,10 @@ pub async fn connect(settings: &Settings, a: EbayArgs, out: &Output) -> Result<E
             .verify(
                 serde_json::to_value(&config)?,
                 serde_json::to_value(&creds)?,
-                HttpConfig::default(),
+                crate::cmd::connect_http(),
             )
             .await
-            .context("could not verify the credentials with eBay")?;
+            .with_context(|| crate::cmd::verify_failed("eBay"))?;
         creds = serde_json::from_value(verified.credentials)?;
     }
     let (store, conn) = app::store_connection(

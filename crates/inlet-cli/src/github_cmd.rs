@@ -6,7 +6,6 @@ use crate::settings::Settings;
 use anyhow::{Context, Result};
 use clap::Args;
 use inlet_connectors::github::{DEFAULT_API_BASE, GithubConfig, GithubCredentials};
-use inlet_http::HttpConfig;
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -53,10 +52,15 @@ pub async fn connect(settings: &Settings, a: GithubArgs, out: &Output) -> Result
             .verify(
                 serde_json::to_value(&config)?,
                 serde_json::to_value(&creds)?,
-                HttpConfig::default(),
+                crate::cmd::connect_http(),
             )
             .await
-            .context("could not verify the token with GitHub")?;
+            .with_context(|| {
+                format!(
+                    "could not verify the token with GitHub (rate-limit waits it asks for are honoured for up to {} s)",
+                    crate::cmd::CONNECT_DEADLINE.as_secs()
+                )
+            })?;
     }
     let (store, conn) = app::store_connection(
         settings,

@@ -112,6 +112,7 @@ pub fn check_overrides(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn every_provider_of_the_build_is_described() {
