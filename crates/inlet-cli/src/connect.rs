@@ -176,7 +176,9 @@ impl Subcommand for ConnectProvider {
 /// and verifies them, then the connection is written; a failure writes nothing.
 pub async fn connect(settings: &Settings, a: ConnectProvider, out: &Output) -> Result<ExitCode> {
     let def = a.def;
-    // The name rule is checked before anything is verified or written.
+    // The database URL and the name rule are checked before anything is verified or
+    // written, with the words every command uses.
+    crate::settings::target(&settings.database_url)?;
     if !a.update {
         app::check_name(&a.name)?;
     }
