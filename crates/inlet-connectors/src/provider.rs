@@ -420,3 +420,90 @@ pub fn build(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flags `inlet connect` adds to every provider's own.
+    const COMMON_FLAGS: &[&str] = &["name", "workspace", "no-verify", "update", "help"];
+
+    #[test]
+    fn names_flags_and_tables_are_unique() {
+        let mut names = Vec::new();
+        let mut tables: Vec<&str> = Vec::new();
+        for def in REGISTRY {
+            assert!(!names.contains(&def.name), "{} registered twice", def.name);
+            names.push(def.name);
+            let mut flags: Vec<&str> = COMMON_FLAGS.to_vec();
+            for p in def.params {
+                assert!(!flags.contains(&p.flag), "{}: --{} twice", def.name, p.flag);
+                flags.push(p.flag);
+            }
+            for t in def.tables() {
+                assert!(!tables.contains(&t), "{}: table {t} is another's", def.name);
+                tables.push(t);
+            }
+            if def.syncs() {
+                assert!(def.interval_minutes > 0, "{}", def.name);
+                assert!(!def.params.is_empty(), "{}", def.name);
+            }
+        }
+    }
+
+    /// Every synced provider makes a config and credentials from its flags (defaults,
+    /// and a value for each required or secret flag) that its own builder accepts,
+    /// without sending a request.
+    #[test]
+    fn flags_make_a_connection_the_builder_accepts() {
+        for def in REGISTRY.iter().filter(|d| d.syncs()) {
+            let mut flags = Flags::default();
+            for p in def.params {
+                match p.default {
+                    Some(d) => flags.set(p.flag, vec![d.to_string()]),
+                    None if p.required || p.secret => flags.set(p.flag, vec!["x".into()]),
+                    None => {}
+                }
+            }
+            let input = def
+                .from_flags(&flags)
+                .unwrap_or_else(|e| panic!("{}: {e}", def.name));
+            let conn = Connection {
+                id: 1,
+                name: "c".into(),
+                workspace: "default".into(),
+                provider: def.name.into(),
+                config: input.config,
+                credentials: vec![],
+                status: inlet_core::ConnectionStatus::Active,
+                status_detail: None,
+                created_at: inlet_core::Timestamp(0),
+                updated_at: inlet_core::Timestamp(0),
+            };
+            build(&conn, input.credentials, HttpConfig::default())
+                .unwrap_or_else(|e| panic!("{}: {e}", def.name));
+        }
+    }
+
+    #[test]
+    fn a_bad_flag_value_names_the_flag_and_import_only_providers_refuse_flags() {
+        let github = find("github").expect("github");
+        let mut flags = Flags::default();
+        flags.set("token", vec!["t".into()]);
+        flags.set("api-base", vec!["https://api.github.com".into()]);
+        flags.set("per-page", vec!["many".into()]);
+        let e = github.from_flags(&flags).expect_err("not a number");
+        assert!(e.to_string().contains("--per-page \"many\""), "{e}");
+        let tiktok = find("tiktok").expect("tiktok");
+        assert!(!tiktok.syncs());
+        let e = tiktok
+            .from_flags(&Flags::default())
+            .expect_err("import only");
+        assert!(e.to_string().contains("inlet import tiktok"), "{e}");
+        assert_eq!(github.credential_noun(), "token");
+        assert_eq!(
+            find("reddit").expect("reddit").credential_noun(),
+            "credentials"
+        );
+    }
+}
