@@ -6,10 +6,12 @@ use crate::output::Output;
 use crate::settings::Settings;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use inlet_connectors::tiktok::{self, ImportError};
-use inlet_core::{Clock, NewConnection, SystemClock, Timestamp, parse_duration};
+use inlet_connectors::tiktok::{self, ImportError, ImportOutcome, ParseError, Scan};
+use inlet_core::{Clock, Connection, NewConnection, Store, SystemClock, Timestamp, parse_duration};
 use inlet_engine::ReconcilePolicy;
+use inlet_engine::import::{self as pass, ImportEnd, Snapshot};
 use serde_json::json;
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -93,7 +95,7 @@ pub async fn import(settings: &Settings, source: ImportSource, out: &Output) -> 
     let policy = ReconcilePolicy::from_config(&conn.config)
         .map_err(|e| anyhow::anyhow!("connection {:?}: {e}", conn.name))?;
     let max_share = (!a.force).then_some(policy.max_share);
-    let outcome = match tiktok::apply(&*store, &conn, &scan, open, max_bytes, max_share, now).await
+    let outcome = match import_tiktok(&*store, &conn, &scan, open, max_bytes, max_share, now).await
     {
         Ok(o) => o,
         Err(e @ ImportError::Refused { .. }) => bail!("{e}"),
@@ -112,6 +114,43 @@ pub async fn import(settings: &Settings, source: ImportSource, out: &Output) -> 
         )
     });
     Ok(ExitCode::SUCCESS)
+}
+
+/// Apply the TikTok export `scan` describes (read again from `open`, at most
+/// `max_bytes`) to `conn`'s favourites through the engine's import pass, which keeps the
+/// stream's sync state and the safety valve (`max_share`; `None`: forced).
+pub async fn import_tiktok<R, F>(
+    store: &dyn Store,
+    conn: &Connection,
+    scan: &Scan,
+    open: F,
+    max_bytes: u64,
+    max_share: Option<f64>,
+    at: Timestamp,
+) -> Result<ImportOutcome, ImportError>
+where
+    R: io::Read,
+    F: FnOnce() -> io::Result<R> + Send + 'static,
+{
+    let (source, reading) = tiktok::read(scan, open, max_bytes);
+    let snapshot = Snapshot {
+        conn,
+        stream: &tiktok::STREAMS[0],
+        source,
+        reading,
+        max_share,
+        at,
+    };
+    match pass::import::<_, ParseError>(store, snapshot).await {
+        Ok(ImportEnd::Applied(n)) => Ok(ImportOutcome::new(scan, n.inserted, n.tombstoned)),
+        Ok(ImportEnd::Refused { would_remove, live }) => Err(ImportError::Refused {
+            removed: would_remove,
+            live,
+            pct: max_share.unwrap_or(1.0) * 100.0,
+        }),
+        Err(pass::ImportError::Read(e)) => Err(ImportError::Parse(e)),
+        Err(pass::ImportError::Store(e)) => Err(ImportError::Store(e)),
+    }
 }
 
 /// `inlet purge`.

@@ -9,49 +9,6 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn inlet(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_inlet"));
-    c.current_dir(dir)
-        .env_remove("INLET_DATABASE_URL")
-        .env_remove("INLET_SECRET_KEY")
-        .env_remove("INLET_CONFIG")
-        .env_remove("INLET_KEY_FILE")
-        // The PostgreSQL key file lives in the user's config directory: the test's own.
-        .env("XDG_CONFIG_HOME", dir.join(".config"))
-        .env_remove("INLET_ATTACHMENTS_REWRITE_BASE")
-        // The simulated messages link images on the real media hosts: tests never reach the
-        // internet, so attachments are off here (tests/attachments_e2e.rs covers them
-        // against the image host simulator).
-        .env("INLET_ATTACHMENTS_ENABLED", "false")
-        .stdin(Stdio::null());
-    c
-}
-
-async fn run(mut c: Command) -> Output {
-    tokio::task::spawn_blocking(move || c.output().expect("run inlet"))
-        .await
-        .expect("join")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A failure: non-zero exit and exactly one `error:` line on stderr.
-fn assert_one_line_error(o: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success(),
-        "expected failure, got success; stderr: {err}"
-    );
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line expected: {err}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{needle:?} not in {err}"
-    );
-}
-
 fn files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .expect("dir")

@@ -1,48 +1,11 @@
 //! `inlet connect ebay`, `inlet sync`, `inlet refresh` and `inlet export` against the eBay
 //! simulator, as a user runs them; bad input gives one-line errors and writes nothing.
 
+mod common;
+
+use common::*;
 use inlet_sim::ebay::{EbaySim, EbaySimConfig};
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn inlet(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_inlet"));
-    c.current_dir(dir)
-        .env_remove("INLET_DATABASE_URL")
-        .env_remove("INLET_SECRET_KEY")
-        .env_remove("INLET_CONFIG")
-        .env_remove("INLET_KEY_FILE")
-        // The PostgreSQL key file lives in the user's config directory: the test's own.
-        .env("XDG_CONFIG_HOME", dir.join(".config"))
-        .env_remove("EBAY_CLIENT_ID")
-        .env_remove("EBAY_CLIENT_SECRET")
-        .env_remove("EBAY_REFRESH_TOKEN")
-        .stdin(Stdio::null());
-    c
-}
-
-async fn run(mut c: Command) -> Output {
-    tokio::task::spawn_blocking(move || c.output().expect("run inlet"))
-        .await
-        .expect("join")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn one_line_error(o: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "expected failure; stderr: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line expected: {err}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{needle:?} not in {err}"
-    );
-}
 
 fn connect_args(sim: &EbaySim, cfg: &EbaySimConfig, refresh: &str) -> Vec<String> {
     [
@@ -79,7 +42,7 @@ async fn connect_sync_refresh_export() {
     // A refresh token eBay rejects: one line, nothing written.
     let mut c = inlet(dir.path());
     c.args(connect_args(&sim, &cfg, "revoked-token"));
-    one_line_error(&run(c).await, "could not verify the credentials with eBay");
+    assert_one_line_error(&run(c).await, "could not verify the credentials with eBay");
     assert!(!dir.path().join("inlet.db").exists(), "nothing written");
 
     let mut c = inlet(dir.path());
@@ -124,8 +87,8 @@ async fn connect_sync_refresh_export() {
     // Bad input: wrong provider word, unknown entity.
     let mut c = inlet(dir.path());
     c.args(["refresh", "shop", "reddit", "conversation", &conv]);
-    one_line_error(&run(c).await, "uses provider ebay, not reddit");
+    assert_one_line_error(&run(c).await, "uses provider ebay, not reddit");
     let mut c = inlet(dir.path());
     c.args(["refresh", "shop", "order", "1"]);
-    one_line_error(&run(c).await, "could not refresh order 1");
+    assert_one_line_error(&run(c).await, "could not refresh order 1");
 }

@@ -10,33 +10,10 @@ use inlet_core::{Clock, NewConnection, Store, SystemClock};
 use inlet_sim::reddit::{RedditSim, RedditSimConfig};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 const KEY_A: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 const KEY_B: &str = "2222222222222222222222222222222222222222222222222222222222222222";
-
-/// The binary in `dir`, with a per-test configuration directory (so a PostgreSQL key
-/// file never lands in the real home directory).
-fn inlet(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_inlet"));
-    c.current_dir(dir)
-        .env_remove("INLET_DATABASE_URL")
-        .env_remove("INLET_SECRET_KEY")
-        .env_remove("INLET_CONFIG")
-        .env_remove("INLET_KEY_FILE")
-        .env_remove("INLET_LOG")
-        .env_remove("INLET_ATTACHMENTS_REWRITE_BASE")
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("INLET_ATTACHMENTS_ENABLED", "false")
-        .stdin(Stdio::null());
-    c
-}
-
-async fn run(mut c: Command) -> Output {
-    tokio::task::spawn_blocking(move || c.output().expect("run inlet"))
-        .await
-        .expect("join")
-}
 
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -44,18 +21,6 @@ fn out(o: &Output) -> String {
 
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A failure: non-zero exit and exactly one `error:` line on stderr containing `needle`.
-fn assert_one_line_error(o: &Output, needle: &str) {
-    let e = err(o);
-    assert!(!o.status.success(), "expected failure; stderr: {e}");
-    let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line expected: {e}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{needle:?} not in {e}"
-    );
 }
 
 fn connect_args<'a>(

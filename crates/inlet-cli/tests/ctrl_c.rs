@@ -6,21 +6,8 @@ mod common;
 
 use common::*;
 use inlet_sim::reddit::{Faults, RedditSim, RedditSimConfig};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn inlet(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_inlet"));
-    c.current_dir(dir)
-        .env_remove("INLET_DATABASE_URL")
-        .env_remove("INLET_SECRET_KEY")
-        .env_remove("INLET_CONFIG")
-        .env_remove("INLET_KEY_FILE")
-        .env("INLET_ATTACHMENTS_ENABLED", "false")
-        .stdin(Stdio::null());
-    c
-}
 
 fn sigint(pid: u32) {
     let st = Command::new("kill")

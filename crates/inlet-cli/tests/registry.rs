@@ -5,24 +5,12 @@
 
 mod common;
 
+use common::inlet;
 use inlet_connectors::provider::{Flags, Input, Kind, Param, ProviderDef, REGISTRY};
 use inlet_core::{ColType, ConnectorError, StreamSpec};
 use inlet_engine::scheduler::ScheduleConfig;
 use serde_json::Value;
-use std::path::Path;
 use std::process::{Command, Output};
-
-fn inlet(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_inlet"));
-    c.current_dir(dir)
-        .env_remove("INLET_DATABASE_URL")
-        .env_remove("INLET_SECRET_KEY")
-        .env_remove("INLET_CONFIG")
-        .env_remove("INLET_KEY_FILE")
-        .env_remove("GITHUB_TOKEN")
-        .env("XDG_CONFIG_HOME", dir.join(".config"));
-    c
-}
 
 fn output(mut c: Command) -> Output {
     c.output().expect("run inlet")
@@ -289,10 +277,7 @@ async fn cli_database(db: &common::TestDb) {
     let mut c = inlet(dir.path());
     c.args(["--database-url", &db.url, "connect", "github"])
         .args(["--name", "g", "--token", "ghp_x", "--no-verify"]);
-    let o = tokio::task::spawn_blocking(move || output(c))
-        .await
-        .expect("join");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::ok(&common::run(c).await);
 }
 
 async fn columns(db: &common::TestDb, table: &str) -> Vec<(String, String)> {

@@ -13,20 +13,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn inlet(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_inlet"));
-    c.current_dir(dir)
-        .env_remove("INLET_DATABASE_URL")
-        .env_remove("INLET_SECRET_KEY")
-        .env_remove("INLET_CONFIG")
-        .env_remove("INLET_KEY_FILE")
-        // The PostgreSQL key file lives in the user's config directory: the test's own.
-        .env("XDG_CONFIG_HOME", dir.join(".config"))
-        .env_remove("INLET_BIND")
-        .stdin(Stdio::null());
-    c
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apikey_then_serve_then_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -150,18 +136,6 @@ fn inlet_media(dir: &Path, db_url: &str, media: &MediaSim) -> Command {
         .env("INLET_ATTACHMENTS_REWRITE_BASE", media.base())
         .args(["--database-url", db_url]);
     c
-}
-
-/// Run to the end off the runtime's threads (the simulators answer on them).
-async fn run(mut c: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || c.output().expect("run inlet"))
-        .await
-        .expect("join")
-}
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 async fn done_attachments(db_url: &str, connection: &str) -> (u64, u64) {

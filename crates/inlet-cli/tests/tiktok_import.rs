@@ -4,8 +4,9 @@
 mod common;
 
 use common::*;
-use inlet_connectors::tiktok::{self, ImportError, ParseError};
+use inlet_connectors::tiktok::{self, ImportError, ParseError, Scan};
 use inlet_core::{Clock, Connection, NewConnection, Store, SystemClock, Timestamp};
+use inlet_engine::import::{self as pass, ImportEnd, Snapshot};
 use std::collections::BTreeSet;
 use std::io::Write;
 
@@ -67,22 +68,52 @@ async fn live_ids(store: &dyn Store, conn: i64) -> BTreeSet<String> {
     out
 }
 
+/// The file `scan` describes, read again from `bytes`, through the engine's import pass
+/// (what `inlet import tiktok` does).
+async fn apply(
+    store: &dyn Store,
+    conn: &Connection,
+    scan: &Scan,
+    bytes: Vec<u8>,
+    max_share: Option<f64>,
+) -> Result<tiktok::ImportOutcome, ImportError> {
+    let (source, reading) = tiktok::read(scan, move || Ok(std::io::Cursor::new(bytes)), MAX);
+    let snapshot = Snapshot {
+        conn,
+        stream: &tiktok::STREAMS[0],
+        source,
+        reading,
+        max_share,
+        at: Timestamp(SystemClock.now().0),
+    };
+    match pass::import::<_, ParseError>(store, snapshot).await {
+        Ok(ImportEnd::Applied(n)) => Ok(tiktok::ImportOutcome::new(scan, n.inserted, n.tombstoned)),
+        Ok(ImportEnd::Refused { would_remove, live }) => Err(ImportError::Refused {
+            removed: would_remove,
+            live,
+            pct: max_share.unwrap_or(1.0) * 100.0,
+        }),
+        Err(pass::ImportError::Read(e)) => Err(ImportError::Parse(e)),
+        Err(pass::ImportError::Store(e)) => Err(ImportError::Store(e)),
+    }
+}
+
 async fn import(
     store: &dyn Store,
     conn: &Connection,
     text: &str,
     force: bool,
 ) -> Result<tiktok::ImportOutcome, ImportError> {
-    let bytes = std::sync::Arc::new(text.as_bytes().to_vec());
-    tiktok::import(
-        store,
-        conn,
-        move || Ok(std::io::Cursor::new(bytes.as_ref().clone())),
+    let bytes = text.as_bytes().to_vec();
+    let scan = tiktok::check(
+        {
+            let b = bytes.clone();
+            move || Ok(std::io::Cursor::new(b))
+        },
         MAX,
-        (!force).then_some(0.5),
-        Timestamp(SystemClock.now().0),
     )
-    .await
+    .await?;
+    apply(store, conn, &scan, bytes, (!force).then_some(0.5)).await
 }
 
 async fn two_imports_exact_diff(db: &TestDb) {
@@ -360,17 +391,9 @@ async fn export_quirks(db: &TestDb) {
     .await
     .expect("good");
     let cut = good.as_bytes()[..good.len() - 300].to_vec();
-    let e = tiktok::apply(
-        &*store,
-        &conn,
-        &scan,
-        move || Ok(std::io::Cursor::new(cut)),
-        MAX,
-        None,
-        Timestamp(SystemClock.now().0),
-    )
-    .await
-    .expect_err("cut");
+    let e = apply(&*store, &conn, &scan, cut, None)
+        .await
+        .expect_err("cut");
     assert!(
         matches!(e, ImportError::Parse(ParseError::Truncated { .. })),
         "{e}"

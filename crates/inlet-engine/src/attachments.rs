@@ -17,7 +17,7 @@
 use crate::{Engine, EngineError, NoProgress, Progress};
 use inlet_core::{
     Attachment, AttachmentFetcher, AttachmentLink, AttachmentStatus, AttachmentUpdate, BlobStore,
-    Connector, FetchError, Record, RunStats, RunStatus, StoreError, StreamSpec, Timestamp,
+    Connector, FetchError, Record, RunStats, RunStatus, Store, StoreError, StreamSpec, Timestamp,
 };
 use std::sync::Arc;
 use tokio::task::JoinSet;
@@ -66,25 +66,15 @@ impl Engine {
         if self.attachments.is_none() {
             return Ok(());
         }
-        let links: Vec<AttachmentLink> = records
-            .iter()
-            .flat_map(|r| {
-                connector
-                    .attachment_links(stream, r)
-                    .into_iter()
-                    .map(|url| AttachmentLink {
-                        record_id: r.id.clone(),
-                        url,
-                    })
-            })
-            .collect();
-        if links.is_empty() {
-            return Ok(());
-        }
-        self.store()
-            .add_attachments(connection_id, stream.name, &links, at)
-            .await?;
-        Ok(())
+        note_links(
+            &**self.store(),
+            connector,
+            connection_id,
+            stream,
+            records,
+            at,
+        )
+        .await
     }
 
     /// Download the connection's pending attachments after its streams synced (step 2):
@@ -203,6 +193,37 @@ impl Engine {
         }
         self.store().update_attachment(att.id, &update).await
     }
+}
+
+/// Record the attachment links the connector finds in `records` as pending rows (step 1;
+/// links already recorded are left as they are).
+pub(crate) async fn note_links(
+    store: &dyn Store,
+    connector: &dyn Connector,
+    connection_id: i64,
+    stream: &StreamSpec,
+    records: &[Record],
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let links: Vec<AttachmentLink> = records
+        .iter()
+        .flat_map(|r| {
+            connector
+                .attachment_links(stream, r)
+                .into_iter()
+                .map(|url| AttachmentLink {
+                    record_id: r.id.clone(),
+                    url,
+                })
+        })
+        .collect();
+    if links.is_empty() {
+        return Ok(());
+    }
+    store
+        .add_attachments(connection_id, stream.name, &links, at)
+        .await?;
+    Ok(())
 }
 
 /// Fetch one URL and keep its bytes: the row update (its `at` is set when it is written).

@@ -36,7 +36,7 @@
 //! resumed mid-way, stopped early or hit the cap deletes nothing.
 //!
 //! Parent/child streams (eBay conversations and their messages) run a different pass,
-//! described in `children.rs`: parents are listed page by page, children are fetched only
+//! described in `passes/family.rs`: parents are listed page by page, children are fetched only
 //! for parents whose change marker moved (plus a random sample of the others), and each
 //! page's parents, children, markers and checkpoint commit in one transaction
 //! (`Store::commit_family`).
@@ -46,16 +46,19 @@
 #![deny(missing_docs)]
 
 mod attachments;
-mod children;
+mod context;
 pub mod lease;
+mod passes;
 mod reconcile;
 mod refresh;
+mod run;
 pub mod scheduler;
 mod sync;
 pub mod worker;
 
 pub use attachments::{AttachmentOptions, DEFAULT_ATTACHMENT_CONCURRENCY};
 pub use inlet_core::{StopRule, Store, SyncState};
+pub use passes::import;
 pub use reconcile::{
     DEFAULT_MAX_TOMBSTONE_SHARE, DEFAULT_RECONCILE_EVERY, ENGINE_CONFIG_KEYS, ReconcilePolicy,
     provider_config,

@@ -10,6 +10,8 @@ use inlet_engine::Engine;
 use inlet_http::{HttpConfig, RetryPolicy};
 use inlet_sim::reddit::{RedditSim, RedditSimConfig};
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -333,4 +335,65 @@ pub fn undocumented_columns(streams: &[StreamSpec], doc: &str) -> Vec<String> {
         }
     }
     missing
+}
+
+/// The `inlet` binary run in `dir` as a fresh user would: nothing of inlet's own settings
+/// from the environment, a per-test configuration directory (where a PostgreSQL key file
+/// lands), no stdin, and attachments off — the simulated messages link images on the real
+/// media hosts and tests never reach the internet (tests/attachments_e2e.rs and
+/// serve_cli.rs turn them on against the image host simulator).
+pub fn inlet(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_inlet"));
+    c.current_dir(dir);
+    for var in [
+        "INLET_DATABASE_URL",
+        "INLET_SECRET_KEY",
+        "INLET_CONFIG",
+        "INLET_KEY_FILE",
+        "INLET_LOG",
+        "INLET_BIND",
+        "INLET_ATTACHMENTS_REWRITE_BASE",
+        "EBAY_CLIENT_ID",
+        "EBAY_CLIENT_SECRET",
+        "EBAY_REFRESH_TOKEN",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("XDG_CONFIG_HOME", dir.join(".config"))
+        .env("INLET_ATTACHMENTS_ENABLED", "false")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Run `c` to its end off the runtime's threads (the simulators answer on them).
+pub async fn run(mut c: Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().expect("run inlet"))
+        .await
+        .expect("join")
+}
+
+/// What `o` printed on stdout.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// What `o` printed on stdout, after checking it succeeded.
+pub fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    stdout(o)
+}
+
+/// A failure: non-zero exit and exactly one `error:` line on stderr.
+pub fn assert_one_line_error(o: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected: {err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{needle:?} not in {err}"
+    );
 }

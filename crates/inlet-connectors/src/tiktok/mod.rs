@@ -2,16 +2,17 @@
 //! (`user_data_tiktok.json` / `user_data.json`). See `shared/providers/tiktok.md`.
 //!
 //! TikTok has no API for a user's favourites; the export is the whole truth at the time
-//! it was made. [`import`] reads the file twice as a stream, never holding it in memory:
-//! first to check it ([`check`]: every section but the favourites lists is skipped while
-//! reading, the list to import is chosen, its entries are counted), then to hand its
-//! favourites to the store in chunks of [`CHUNK`] records, applied as one snapshot in
-//! ONE transaction ([`Store::import_snapshot`]): new favourites are added, ones missing
-//! from the file are tombstoned, ones that came back are revived. A malformed,
-//! truncated or foreign file, or one with no favourites list at any known place, is
-//! rejected with an error naming what is wrong, and nothing changes. Entries that name
-//! no video are counted as skipped, short links (no id without an HTTP redirect) as
-//! unresolved; neither is stored.
+//! it was made. The file is read twice as a stream, never held in memory: first to
+//! check it ([`check`]: every section but the favourites lists is skipped while reading,
+//! the list to import is chosen, its entries are counted), then to hand its favourites
+//! over in chunks of [`CHUNK`] records ([`read`]). The engine's import pass
+//! (`inlet_engine::import`) applies those chunks as one snapshot in ONE transaction and
+//! keeps the stream's sync state: new favourites are added, ones missing from the file
+//! are tombstoned, ones that came back are revived. A malformed, truncated or foreign
+//! file, or one with no favourites list at any known place, is rejected with an error
+//! naming what is wrong, and nothing changes. Entries that name no video are counted as
+//! skipped, short links (no id without an HTTP redirect) as unresolved; neither is
+//! stored.
 
 mod parse;
 
@@ -23,12 +24,13 @@ pub use parse::{
 use crate::provider::{Kind, ProviderDef};
 use inlet_core::{
     ColType::{Text, Time},
-    Column, Connection, Record, Scope, SnapshotBatch, SnapshotSource, StopRule, Store, StoreError,
-    StreamSpec, Timestamp, Value,
+    Column, Record, Scope, SnapshotSource, StopRule, StoreError, StreamSpec, Value,
 };
 use serde::Serialize;
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::{self, Read};
+use std::ops::ControlFlow;
 use tokio::sync::mpsc;
 
 /// Typed columns of `tiktok_favorites`.
@@ -98,6 +100,20 @@ pub struct ImportOutcome {
     pub unresolved: u64,
 }
 
+impl ImportOutcome {
+    /// The outcome of importing the file `scan` describes: `new` favourites stored,
+    /// `removed` tombstoned.
+    pub fn new(scan: &Scan, new: u64, removed: u64) -> Self {
+        ImportOutcome {
+            processed: scan.entries,
+            new,
+            removed,
+            skipped: scan.skipped,
+            unresolved: scan.unresolved,
+        }
+    }
+}
+
 /// Why an import changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -150,24 +166,6 @@ where
     tokio::task::spawn_blocking(move || scan_export(open()?, max_bytes))
         .await
         .map_err(|e| ParseError::Io(io::Error::other(e.to_string())))?
-}
-
-/// Check the export `open` gives (at most `max_bytes`) and apply it to `conn`'s
-/// favourites ([`apply`]). The file is read twice and never held in memory.
-pub async fn import<R, F>(
-    store: &dyn Store,
-    conn: &Connection,
-    open: F,
-    max_bytes: u64,
-    max_share: Option<f64>,
-    at: Timestamp,
-) -> Result<ImportOutcome, ImportError>
-where
-    R: Read,
-    F: Fn() -> io::Result<R> + Clone + Send + 'static,
-{
-    let scan = check(open.clone(), max_bytes).await?;
-    apply(store, conn, &scan, open, max_bytes, max_share, at).await
 }
 
 /// One message from the reader of the file to the store.
@@ -227,12 +225,10 @@ fn produce<R: Read>(
         section: scan.section,
         ..Scan::default()
     };
-    // The store stopped listening (it failed or refused): its answer is the one to report.
-    let mut hung_up = false;
     let read = read_favorites(open()?, max_bytes, scan.section, &mut |entry| {
         seen.entries += 1;
         let Entry::Favorite(f) = entry else {
-            return Ok(());
+            return Ok(ControlFlow::Continue(()));
         };
         seen.favorites += 1;
         let date = f.favorited_at.map_or(i64::MIN, |t| t.0);
@@ -244,22 +240,23 @@ fn produce<R: Read>(
             }
         };
         if !newer {
-            return Ok(()); // an older (or same-dated) repeat of a video already sent
+            // an older (or same-dated) repeat of a video already sent
+            return Ok(ControlFlow::Continue(()));
         }
         chunk.push(to_record(&f));
         if chunk.len() >= CHUNK {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
             if tx.blocking_send(Chunk::Records(full)).is_err() {
-                hung_up = true;
-                return Err("the import stopped".into());
+                // The store stopped listening (it failed or refused): its answer is the
+                // one to report.
+                return Ok(ControlFlow::Break(()));
             }
         }
-        Ok(())
-    });
-    if hung_up {
+        Ok(ControlFlow::Continue(()))
+    })?;
+    if read.is_break() {
         return Ok(());
     }
-    read?;
     if (seen.entries, seen.favorites) != (scan.entries, scan.favorites) {
         return Err(ParseError::Io(io::Error::other(
             "the file changed while it was imported",
@@ -272,29 +269,22 @@ fn produce<R: Read>(
     Ok(())
 }
 
-/// Apply the export `scan` describes to `conn`'s favourites in one transaction, reading
-/// it again from `open` in chunks: add new ones, tombstone stored ones missing from the
-/// file, revive ones that came back. `max_share`: refuse (change nothing) when more than
-/// this share of the stored favourites would be tombstoned (`None`: forced).
-pub async fn apply<R, F>(
-    store: &dyn Store,
-    conn: &Connection,
+/// Read the favourites list `scan` chose from `open`'s bytes (at most `max_bytes`) again,
+/// on a blocking thread: the chunks for the engine's import pass and how the reading
+/// went (awaited once the store is done with the chunks). One favourite per video, the
+/// newest date kept; a file that changed since [`check`] fails the reading.
+pub fn read<R, F>(
     scan: &Scan,
     open: F,
     max_bytes: u64,
-    max_share: Option<f64>,
-    at: Timestamp,
-) -> Result<ImportOutcome, ImportError>
+) -> (
+    Box<dyn SnapshotSource>,
+    impl Future<Output = Result<(), ParseError>> + Send + 'static,
+)
 where
     R: Read,
     F: FnOnce() -> io::Result<R> + Send + 'static,
 {
-    let spec = &STREAMS[0];
-    let mut state = store.sync_state(conn.id, spec.name).await?;
-    state.last_sync_at = Some(at);
-    state.last_success_at = Some(at);
-    state.last_reconciled_at = Some(at);
-    state.sync_count += 1;
     let (tx, rx) = mpsc::channel(2);
     let owned = *scan;
     let reader = tokio::task::spawn_blocking(move || {
@@ -307,40 +297,12 @@ where
         let _ = tx.blocking_send(msg);
         r
     });
-    let stored = store
-        .import_snapshot(
-            SnapshotBatch {
-                connection_id: conn.id,
-                stream: spec,
-                state: &state,
-                at,
-                max_share,
-            },
-            Box::new(ChunkSource(rx)),
-        )
-        .await;
-    let read = reader
-        .await
-        .map_err(|e| ParseError::Io(io::Error::other(e.to_string())));
-    // A failed read explains a failed store call better than the store's echo of it.
-    let (page, rec) = match (stored, read) {
-        (Err(_), Ok(Err(e)) | Err(e)) => return Err(ImportError::Parse(e)),
-        (stored, _) => stored?,
+    let reading = async move {
+        reader
+            .await
+            .map_err(|e| ParseError::Io(io::Error::other(e.to_string())))?
     };
-    if rec.refused {
-        return Err(ImportError::Refused {
-            removed: rec.tombstoned,
-            live: rec.live_before,
-            pct: max_share.unwrap_or(1.0) * 100.0,
-        });
-    }
-    Ok(ImportOutcome {
-        processed: scan.entries,
-        new: page.inserted,
-        removed: rec.tombstoned,
-        skipped: scan.skipped,
-        unresolved: scan.unresolved,
-    })
+    (Box::new(ChunkSource(rx)), reading)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Read};
+use std::ops::ControlFlow;
 
 /// Sections that hold `Favorite Videos`, in the order they are preferred (newest export
 /// generation first).
@@ -191,11 +192,7 @@ impl<R: Read> Read for SkipBom<R> {
 
 /// Walk the export in `reader` (at most `max_bytes`), handing every entry of every
 /// favourites list to `sink` with its section.
-fn walk(
-    reader: impl Read,
-    max_bytes: u64,
-    sink: &mut dyn FnMut(&'static str, Entry) -> Result<(), String>,
-) -> Result<Found, ParseError> {
+fn walk(reader: impl Read, max_bytes: u64, sink: Sink<'_>) -> Result<Found, ParseError> {
     let mut limited = Limited {
         inner: io::BufReader::with_capacity(
             1 << 16,
@@ -220,10 +217,14 @@ fn walk(
         .deserialize(&mut de)
         .and_then(|()| de.end())
     };
+    if found.halted {
+        // The sink asked to stop: not a failure, and the rest of the file is not read.
+        return Ok(found);
+    }
     if limited.exceeded {
         return Err(ParseError::TooLarge { limit: max_bytes });
     }
-    if let Some(why) = found.stopped.take() {
+    if let Some(why) = found.failed.take() {
         return Err(ParseError::Io(io::Error::other(why)));
     }
     if let Err(e) = result {
@@ -268,7 +269,7 @@ pub fn scan_export(reader: impl Read, max_bytes: u64) -> Result<Scan, ParseError
             }
         };
         scans[i].count(&entry);
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     })?;
     let lists: Vec<Scan> = FAVORITE_SECTIONS
         .iter()
@@ -293,18 +294,27 @@ pub fn scan_export(reader: impl Read, max_bytes: u64) -> Result<Scan, ParseError
 }
 
 /// Read the export from `reader` again and hand each entry of the favourites list in
-/// `section` (as [`scan_export`] chose it) to `sink`, in file order. `sink` returning an
-/// error stops the read.
+/// `section` (as [`scan_export`] chose it) to `sink`, in file order. `sink` returning
+/// [`ControlFlow::Break`] stops the read there (the result is `Break` then); an error
+/// from `sink` fails it.
 pub fn read_favorites(
     reader: impl Read,
     max_bytes: u64,
     section: &'static str,
-    sink: &mut dyn FnMut(Entry) -> Result<(), String>,
-) -> Result<(), ParseError> {
-    walk(reader, max_bytes, &mut |s, entry| {
-        if s == section { sink(entry) } else { Ok(()) }
+    sink: &mut dyn FnMut(Entry) -> Result<ControlFlow<()>, String>,
+) -> Result<ControlFlow<()>, ParseError> {
+    let found = walk(reader, max_bytes, &mut |s, entry| {
+        if s == section {
+            sink(entry)
+        } else {
+            Ok(ControlFlow::Continue(()))
+        }
     })?;
-    Ok(())
+    Ok(if found.halted {
+        ControlFlow::Break(())
+    } else {
+        ControlFlow::Continue(())
+    })
 }
 
 #[derive(Default)]
@@ -314,11 +324,14 @@ struct Found {
     /// Sections whose favourites list is present (even when null or empty).
     lists: Vec<&'static str>,
     not_export: Option<String>,
-    /// Why the sink stopped the read.
-    stopped: Option<String>,
+    /// Why the sink failed the read.
+    failed: Option<String>,
+    /// The sink asked to stop reading.
+    halted: bool,
 }
 
-type Sink<'s> = &'s mut dyn FnMut(&'static str, Entry) -> Result<(), String>;
+/// Takes each favourites entry with its section: go on, stop, or fail the read.
+type Sink<'s> = &'s mut dyn FnMut(&'static str, Entry) -> Result<ControlFlow<()>, String>;
 
 struct Root<'a, 's> {
     found: &'a mut Found,
@@ -527,9 +540,18 @@ impl<'de> Visitor<'de> for List<'_, '_> {
                     self.section
                 ))
             })?;
-            if let Err(why) = (self.sink)(self.section, e) {
-                self.found.stopped = Some(why.clone());
-                return Err(de::Error::custom(why));
+            // serde_json stops a streaming parse only on an error; `found` says which
+            // one it was, and `walk` reports a stop as the end it is.
+            match (self.sink)(self.section, e) {
+                Ok(ControlFlow::Continue(())) => {}
+                Ok(ControlFlow::Break(())) => {
+                    self.found.halted = true;
+                    return Err(de::Error::custom("stopped by the reader"));
+                }
+                Err(why) => {
+                    self.found.failed = Some(why.clone());
+                    return Err(de::Error::custom(why));
+                }
             }
         }
         Ok(())

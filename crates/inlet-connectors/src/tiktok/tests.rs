@@ -1,4 +1,5 @@
 use super::*;
+use inlet_core::Timestamp;
 
 fn export(section: &str, list: &str) -> String {
     format!(
@@ -26,12 +27,16 @@ struct Parsed {
 fn parse(s: &str) -> Result<Parsed, ParseError> {
     let scan = scan_export(s.as_bytes(), DEFAULT_MAX_BYTES)?;
     let mut favorites = Vec::new();
-    read_favorites(s.as_bytes(), DEFAULT_MAX_BYTES, scan.section, &mut |e| {
+    let read = read_favorites(s.as_bytes(), DEFAULT_MAX_BYTES, scan.section, &mut |e| {
         if let Entry::Favorite(f) = e {
             favorites.push(f);
         }
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     })?;
+    assert!(
+        read.is_continue(),
+        "a sink that never stops reads to the end"
+    );
     Ok(Parsed {
         entries: scan.entries,
         section: Some(scan.section),

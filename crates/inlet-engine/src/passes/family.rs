@@ -30,7 +30,8 @@
 //! ([`Family::progressive`]) instead reads a few pages per run from a stored offset and
 //! wraps to the start at the end; a full run reads its (larger) budget from the start.
 
-use crate::sync::{Engine, EngineError, Progress, StreamEnd, SyncOptions, set_http};
+use crate::context::{PassError, RunContext, StreamEnd, set_http};
+use crate::sync::EngineError;
 use futures_util::stream::{self, StreamExt};
 use inlet_core::{
     Checkpoint, Connection, Connector, ConnectorError, Family, FamilyBatch, FamilyOutcome,
@@ -40,7 +41,6 @@ use inlet_core::{
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::Ordering;
 
 /// Where a family pass resumes (kept as JSON in [`Checkpoint::next`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -51,17 +51,6 @@ struct FamilyCursor {
     next: Option<String>,
     /// The pass reads the listings whole (no `since` filter).
     scan: bool,
-}
-
-enum Fail {
-    Store(StoreError),
-    Connector(ConnectorError),
-}
-
-impl From<StoreError> for Fail {
-    fn from(e: StoreError) -> Self {
-        Fail::Store(e)
-    }
 }
 
 /// The stream names that are children of a family (synced only through their parent).
@@ -78,40 +67,34 @@ pub(crate) fn merge_child(into: &mut StreamStats, from: &StreamStats) {
     into.stubs_removed += from.stubs_removed;
 }
 
-impl Engine {
-    /// Sync one family; returns how the parent stream ended and the child stream's stats.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn sync_family(
-        &self,
-        conn: &Connection,
-        connector: &dyn Connector,
-        fam: &Family,
-        parent: &StreamSpec,
-        opts: &SyncOptions,
-        progress: &dyn Progress,
-        st: &mut StreamStats,
-    ) -> Result<(StreamEnd, StreamStats), EngineError> {
-        let mut cst = StreamStats::default();
-        let Some(child) = connector.streams().iter().find(|s| s.name == fam.child) else {
-            let e = ConnectorError::Config(format!("family child stream {:?} unknown", fam.child));
-            return Ok((StreamEnd::Failed(e), cst));
-        };
-        let http_before = connector.http_stats();
-        let mut pass = FamilyPass::begin(self, conn, fam, parent, child, opts.mode).await?;
-        st.resumed = pass.resumed;
-        progress.stream_started(parent.name, pass.resumed);
-        let end = pass.run(connector, opts, progress, st, &mut cst).await;
-        set_http(&mut st.stats, http_before, connector.http_stats());
-        match end {
-            Ok(end) => Ok((end, cst)),
-            Err(Fail::Store(e)) => Err(e.into()),
-            Err(Fail::Connector(e)) => Ok((StreamEnd::Failed(e), cst)),
-        }
+/// Sync one family; returns how the parent stream ended and the child stream's stats.
+pub(crate) async fn sync_family(
+    ctx: &RunContext<'_>,
+    fam: &Family,
+    parent: &StreamSpec,
+    st: &mut StreamStats,
+) -> Result<(StreamEnd, StreamStats), EngineError> {
+    let connector = ctx.connector;
+    let mut cst = StreamStats::default();
+    let Some(child) = connector.streams().iter().find(|s| s.name == fam.child) else {
+        let e = ConnectorError::Config(format!("family child stream {:?} unknown", fam.child));
+        return Ok((StreamEnd::Failed(e), cst));
+    };
+    let http_before = connector.http_stats();
+    let mut pass = FamilyPass::begin(ctx, fam, parent, child, ctx.opts.mode).await?;
+    st.resumed = pass.resumed;
+    ctx.progress.stream_started(parent.name, pass.resumed);
+    let end = pass.run(st, &mut cst).await;
+    set_http(&mut st.stats, http_before, connector.http_stats());
+    match end {
+        Ok(end) => Ok((end, cst)),
+        Err(PassError::Store(e)) => Err(e.into()),
+        Err(PassError::Connector(e)) => Ok((StreamEnd::Failed(e), cst)),
     }
 }
 
 struct FamilyPass<'a> {
-    engine: &'a Engine,
+    ctx: &'a RunContext<'a>,
     conn: &'a Connection,
     fam: &'a Family,
     parent: &'a StreamSpec,
@@ -143,16 +126,15 @@ fn hash64(seed: i64, id: &str, salt: u8) -> u64 {
 
 impl<'a> FamilyPass<'a> {
     async fn begin(
-        engine: &'a Engine,
-        conn: &'a Connection,
+        ctx: &'a RunContext<'a>,
         fam: &'a Family,
         parent: &'a StreamSpec,
         child: &'a StreamSpec,
         mode: RunMode,
     ) -> Result<FamilyPass<'a>, StoreError> {
-        let store = engine.store();
+        let (store, conn) = (ctx.store, ctx.conn);
         let mut state = store.sync_state(conn.id, parent.name).await?;
-        let now = engine.now();
+        let now = ctx.now();
         let resumable = state.checkpoint.clone().filter(|cp| {
             fam.progressive.is_none() && (cp.mode == RunMode::Full || mode == RunMode::Delta)
         });
@@ -209,7 +191,7 @@ impl<'a> FamilyPass<'a> {
         store.put_sync_state(conn.id, parent.name, &state).await?;
         let seen = (!resumed && cur.scan && fam.progressive.is_none()).then(Vec::new);
         Ok(FamilyPass {
-            engine,
+            ctx,
             conn,
             fam,
             parent,
@@ -230,23 +212,18 @@ impl<'a> FamilyPass<'a> {
 
     async fn run(
         &mut self,
-        connector: &dyn Connector,
-        opts: &SyncOptions,
-        progress: &dyn Progress,
         st: &mut StreamStats,
         cst: &mut StreamStats,
-    ) -> Result<StreamEnd, Fail> {
+    ) -> Result<StreamEnd, PassError> {
         let end = if self.fam.progressive.is_some() {
-            self.run_progressive(connector, opts, progress, st, cst)
-                .await?
+            self.run_progressive(st, cst).await?
         } else {
-            self.run_listings(connector, opts, progress, st, cst)
-                .await?
+            self.run_listings(st, cst).await?
         };
         if !matches!(end, StreamEnd::Done) {
             return Ok(end);
         }
-        self.recheck_one(connector, st, cst).await?;
+        self.recheck_one(st, cst).await?;
         self.finish(st).await?;
         Ok(match self.failed.take() {
             Some(e) => StreamEnd::Failed(e),
@@ -254,20 +231,12 @@ impl<'a> FamilyPass<'a> {
         })
     }
 
-    fn cancelled(opts: &SyncOptions) -> bool {
-        opts.cancel
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::SeqCst))
-    }
-
     async fn run_listings(
         &mut self,
-        connector: &dyn Connector,
-        opts: &SyncOptions,
-        progress: &dyn Progress,
         st: &mut StreamStats,
         cst: &mut StreamStats,
-    ) -> Result<StreamEnd, Fail> {
+    ) -> Result<StreamEnd, PassError> {
+        let (connector, progress) = (self.ctx.connector, self.ctx.progress);
         let start = self.cur.listing;
         for li in start..self.fam.listings.len() {
             let listing = self.fam.listings[li].clone();
@@ -278,7 +247,7 @@ impl<'a> FamilyPass<'a> {
             };
             let mut first = cursor.is_none();
             loop {
-                if Self::cancelled(opts) {
+                if self.ctx.cancelled() {
                     return Ok(StreamEnd::Cancelled);
                 }
                 let filter = if self.fam.newest_first {
@@ -295,9 +264,9 @@ impl<'a> FamilyPass<'a> {
                     // would meet the same.
                     Err(
                         e @ (ConnectorError::NeedsReauth(_) | ConnectorError::RateLimited { .. }),
-                    ) => return Err(Fail::Connector(e)),
+                    ) => return Err(PassError::Connector(e)),
                     // A request cut off by the cancellation: not a failed listing.
-                    Err(_) if Self::cancelled(opts) => return Ok(StreamEnd::Cancelled),
+                    Err(_) if self.ctx.cancelled() => return Ok(StreamEnd::Cancelled),
                     Err(e) => {
                         self.listing_failed(&listing, first, e, st);
                         break;
@@ -324,9 +293,7 @@ impl<'a> FamilyPass<'a> {
                     checkpoint: Some(self.cp.clone()),
                     ..self.state.clone()
                 };
-                let reached_old = self
-                    .process_page(connector, page.records, state, st, cst)
-                    .await?;
+                let reached_old = self.process_page(page.records, state, st, cst).await?;
                 progress.page_committed(self.parent.name, st);
                 match next {
                     Some(_) if reached_old => {
@@ -377,12 +344,10 @@ impl<'a> FamilyPass<'a> {
 
     async fn run_progressive(
         &mut self,
-        connector: &dyn Connector,
-        opts: &SyncOptions,
-        progress: &dyn Progress,
         st: &mut StreamStats,
         cst: &mut StreamStats,
-    ) -> Result<StreamEnd, Fail> {
+    ) -> Result<StreamEnd, PassError> {
+        let (connector, progress) = (self.ctx.connector, self.ctx.progress);
         let Some(p) = self.fam.progressive else {
             return Ok(StreamEnd::Done);
         };
@@ -396,7 +361,7 @@ impl<'a> FamilyPass<'a> {
         // from the stored offset.
         let mut from_start = self.cp.mode == RunMode::Full;
         for _ in 0..budget {
-            if Self::cancelled(opts) {
+            if self.ctx.cancelled() {
                 return Ok(StreamEnd::Cancelled);
             }
             let cursor = if std::mem::take(&mut from_start) {
@@ -407,7 +372,7 @@ impl<'a> FamilyPass<'a> {
             let page = connector
                 .fetch_listing(self.parent, &listing, None, cursor.as_deref())
                 .await
-                .map_err(Fail::Connector)?;
+                .map_err(PassError::Connector)?;
             // The offset after this page; the end of the listing wraps to its start.
             let next = page.next.clone();
             let state = SyncState {
@@ -416,8 +381,7 @@ impl<'a> FamilyPass<'a> {
                 ..self.state.clone()
             };
             // Progressive passes never have a `since`: nothing to stop at.
-            self.process_page(connector, page.records, state, st, cst)
-                .await?;
+            self.process_page(page.records, state, st, cst).await?;
             progress.page_committed(self.parent.name, st);
             if next.is_none() {
                 break;
@@ -436,18 +400,18 @@ impl<'a> FamilyPass<'a> {
     /// than its `since` (the listing can stop after this page).
     async fn process_page(
         &mut self,
-        connector: &dyn Connector,
         records: Vec<Record>,
         state: SyncState,
         st: &mut StreamStats,
         cst: &mut StreamStats,
-    ) -> Result<bool, Fail> {
+    ) -> Result<bool, PassError> {
+        let connector = self.ctx.connector;
         let recs: Vec<Record> = records
             .into_iter()
             .filter(|r| self.done.insert(r.id.clone()))
             .collect();
         if let Some(seen) = &mut self.seen {
-            if seen.len() + recs.len() > self.engine.max_seen {
+            if seen.len() + recs.len() > self.ctx.limits.max_seen {
                 self.seen = None;
             } else {
                 seen.extend(recs.iter().map(|r| r.id.clone()));
@@ -456,8 +420,8 @@ impl<'a> FamilyPass<'a> {
         st.stats.fetched += recs.len() as u64;
         let ids: Vec<String> = recs.iter().map(|r| r.id.clone()).collect();
         let stored = self
-            .engine
-            .store()
+            .ctx
+            .store
             .parent_markers(self.conn.id, self.parent.name, &ids)
             .await?;
         let marks: Vec<String> = recs
@@ -515,7 +479,7 @@ impl<'a> FamilyPass<'a> {
                     leave_out.insert(i);
                     self.skip_item(&recs[i].id, &msg, st);
                 }
-                Err(e) => return Err(Fail::Connector(e)),
+                Err(e) => return Err(PassError::Connector(e)),
             }
         }
         for (i, kids) in samples {
@@ -529,8 +493,8 @@ impl<'a> FamilyPass<'a> {
             .map(|(_, r)| r)
             .collect();
         let out = self
-            .engine
-            .store()
+            .ctx
+            .store
             .commit_family(FamilyBatch {
                 connection_id: self.conn.id,
                 parent: self.parent,
@@ -540,7 +504,7 @@ impl<'a> FamilyPass<'a> {
                 markers,
                 stubs: self.fam.stubs,
                 state: Some(&state),
-                at: self.engine.now(),
+                at: self.ctx.now(),
             })
             .await?;
         self.state = state;
@@ -568,11 +532,11 @@ impl<'a> FamilyPass<'a> {
         kids: Vec<Record>,
         st: &mut StreamStats,
         cst: &mut StreamStats,
-    ) -> Result<(), Fail> {
+    ) -> Result<(), PassError> {
         st.parents_sampled += 1;
         let out = self
-            .engine
-            .store()
+            .ctx
+            .store
             .commit_family(FamilyBatch {
                 connection_id: self.conn.id,
                 parent: self.parent,
@@ -582,7 +546,7 @@ impl<'a> FamilyPass<'a> {
                 markers: vec![(rec.id.clone(), marker.to_string())],
                 stubs: self.fam.stubs,
                 state: None,
-                at: self.engine.now(),
+                at: self.ctx.now(),
             })
             .await?;
         if out.children.inserted + out.children.updated > 0 {
@@ -602,17 +566,16 @@ impl<'a> FamilyPass<'a> {
     /// Every run re-checks at least one unchanged parent.
     async fn recheck_one(
         &mut self,
-        connector: &dyn Connector,
         st: &mut StreamStats,
         cst: &mut StreamStats,
-    ) -> Result<(), Fail> {
+    ) -> Result<(), PassError> {
         if st.parents_sampled > 0 {
             return Ok(());
         }
         let Some(rec) = self.candidate.take() else {
             return Ok(());
         };
-        match fetch_children(connector, self.parent, &rec).await {
+        match fetch_children(self.ctx.connector, self.parent, &rec).await {
             Ok(kids) => {
                 let marker = self.fam.marker_of(self.parent, &rec);
                 self.commit_sample(&rec, &marker, kids, st, cst).await
@@ -621,15 +584,15 @@ impl<'a> FamilyPass<'a> {
                 self.skip_item(&rec.id, &msg, st);
                 Ok(())
             }
-            Err(e) => Err(Fail::Connector(e)),
+            Err(e) => Err(PassError::Connector(e)),
         }
     }
 
     /// Close the pass: advance the watermark (unless a listing failed), tombstone what a
     /// complete scan no longer lists.
     async fn finish(&mut self, st: &mut StreamStats) -> Result<(), StoreError> {
-        let store = self.engine.store();
-        let now = self.engine.now();
+        let store = self.ctx.store;
+        let now = self.ctx.now();
         let mut s = self.state.clone();
         s.checkpoint = None;
         if self.failed.is_none() {
