@@ -1,10 +1,13 @@
-//! inlet-core: the domain types of inlet and its two ports.
+//! inlet-core: the domain types of inlet and its ports.
 //!
 //! inlet keeps a user's database equal to what a provider holds. Everything else in the
-//! workspace is wired together through the two traits defined here:
+//! workspace is wired together through the traits defined here:
 //!
 //! * [`Connector`] — where data comes from. A connector knows how to build a request for
 //!   one page of a [`StreamSpec`], parse it into [`Record`]s and find the next page cursor.
+//! * [`ChangeFeed`] — the same for a source that pushes change events (Redis keyspace
+//!   notifications, webhooks): a session of upserts and deletes plus a snapshot listing
+//!   for the full resync that repairs what was lost while disconnected.
 //! * [`Store`] — where data goes. A store commits a page of records *and* the checkpoint
 //!   that follows them in one transaction, keeps connections, sync state and runs.
 //!
@@ -22,6 +25,7 @@ mod clock;
 mod connector;
 mod duration;
 mod family;
+mod feed;
 mod model;
 mod names;
 mod record;
@@ -39,6 +43,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{Connector, ConnectorError, EntityPage, HttpStats, IdPage, Page};
 pub use duration::parse_duration;
 pub use family::{Family, ProgressivePages, STUB_PREFIX, StubRule};
+pub use feed::{ChangeFeed, FeedEvent, FeedSession};
 pub use model::{
     Checkpoint, Connection, ConnectionStatus, ENGINE_CONFIG_KEYS, NewConnection, Run, RunMode,
     RunStats, RunStatus, StreamStats, SyncState, Trigger, provider_config,

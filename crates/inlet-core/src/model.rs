@@ -68,6 +68,8 @@ string_enum!(
         Manual => "manual",
         /// The HTTP API.
         Api => "api",
+        /// A change feed's long-running session (`inlet-engine`'s realtime loop).
+        Realtime => "realtime",
     }
 );
 

@@ -41,6 +41,11 @@
 //! page's parents, children, markers and checkpoint commit in one transaction
 //! (`Store::commit_family`).
 //!
+//! Sources that push change events instead of being paged ([`inlet_core::ChangeFeed`])
+//! run a long-lived loop, described in `realtime.rs`: a full resync on every (re)connect
+//! and periodically, events applied in small idempotent batches in between
+//! ([`Engine::run_realtime`]).
+//!
 //! Attachments (images linked from records) are recorded as pending rows with the chunk
 //! that links them and downloaded after the streams, see [`AttachmentOptions`].
 #![deny(missing_docs)]
@@ -49,6 +54,7 @@ mod attachments;
 mod context;
 pub mod lease;
 mod passes;
+mod realtime;
 mod reconcile;
 mod refresh;
 mod run;
@@ -59,6 +65,7 @@ pub mod worker;
 pub use attachments::{AttachmentOptions, DEFAULT_ATTACHMENT_CONCURRENCY};
 pub use inlet_core::{StopRule, Store, SyncState};
 pub use passes::import;
+pub use realtime::{DEFAULT_FEED_BATCH, DEFAULT_RESYNC_EVERY, RealtimeOptions};
 pub use reconcile::{
     DEFAULT_MAX_TOMBSTONE_SHARE, DEFAULT_RECONCILE_EVERY, ENGINE_CONFIG_KEYS, ReconcilePolicy,
     provider_config,

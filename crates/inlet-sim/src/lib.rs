@@ -16,10 +16,12 @@
 //! deterministic under [`inlet_core::ManualClock`].
 //!
 //! Simulators: [`reddit`], [`github`], [`ebay`], and [`images`] for the image hosts Reddit
-//! messages link to.
+//! messages link to; [`feed`] is an in-memory change feed (no server) for the engine's
+//! realtime loop.
 #![deny(missing_docs)]
 
 pub mod ebay;
+pub mod feed;
 pub mod github;
 pub mod images;
 mod json;
