@@ -7,8 +7,7 @@ use crate::output::Output;
 use crate::progress::Bar;
 use crate::settings::Settings;
 use anyhow::{Context, Result, bail};
-use clap::{Args, Subcommand, ValueEnum};
-use inlet_connectors::reddit::{RedditConfig, RedditConnector, RedditCredentials};
+use clap::{Args, ValueEnum};
 use inlet_core::{
     ConnectionStatus, Connector, RunMode, RunStatus, StreamSpec, Value, escape_unsafe,
 };
@@ -19,177 +18,6 @@ use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// `inlet connect <provider>`.
-#[derive(Debug, Subcommand)]
-pub enum ConnectProvider {
-    /// Connect a Reddit account (OAuth2: refresh token, or username + password for script apps).
-    Reddit(RedditArgs),
-    /// Connect a GitHub account's stars (personal access token or OAuth token).
-    Github(crate::github_cmd::GithubArgs),
-    /// Connect an eBay seller account (OAuth user token: app id, cert id, refresh token).
-    Ebay(crate::ebay_cmd::EbayArgs),
-}
-
-/// `inlet connect reddit`.
-#[derive(Debug, Args)]
-pub struct RedditArgs {
-    /// A unique name for the connection.
-    #[arg(long)]
-    pub name: String,
-    /// Tenant / workspace the connection belongs to.
-    #[arg(long, default_value = "default")]
-    pub workspace: String,
-    /// The Reddit app's client id.
-    #[arg(long, env = "REDDIT_CLIENT_ID")]
-    pub client_id: String,
-    /// The app's secret (empty for installed apps).
-    #[arg(
-        long,
-        env = "REDDIT_CLIENT_SECRET",
-        hide_env_values = true,
-        default_value = ""
-    )]
-    pub client_secret: String,
-    /// A permanent refresh token (web and installed apps).
-    #[arg(long, env = "REDDIT_REFRESH_TOKEN", hide_env_values = true)]
-    pub refresh_token: Option<String>,
-    /// Account name (script apps, with --password).
-    #[arg(long, env = "REDDIT_USERNAME")]
-    pub username: Option<String>,
-    /// Account password (script apps).
-    #[arg(long, env = "REDDIT_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
-    /// API base URL (for proxies and simulators).
-    #[arg(long, default_value = inlet_connectors::reddit::client::DEFAULT_API_BASE)]
-    pub api_base: String,
-    /// Token endpoint URL (for proxies and simulators).
-    #[arg(long, default_value = inlet_connectors::reddit::client::DEFAULT_TOKEN_URL)]
-    pub token_url: String,
-    /// User-Agent to send (Reddit requires a descriptive one; a default naming inlet is used).
-    #[arg(long)]
-    pub user_agent: Option<String>,
-    /// Items per page (1..=100).
-    #[arg(long, default_value_t = 100)]
-    pub page_size: u32,
-    /// Requests in flight at most for this connection (default 10).
-    #[arg(long)]
-    pub max_in_flight: Option<usize>,
-    /// Seconds allowed for one whole request (default 60).
-    #[arg(long)]
-    pub request_timeout: Option<u64>,
-    /// Store without checking the credentials against Reddit first.
-    #[arg(long)]
-    pub no_verify: bool,
-    /// Replace the credentials of an existing connection of this name (re-authenticate).
-    #[arg(long)]
-    pub update: bool,
-}
-
-/// `inlet connect ...`: verify first, then write; a failure writes nothing.
-pub async fn connect(
-    settings: &Settings,
-    provider: ConnectProvider,
-    out: &Output,
-) -> Result<ExitCode> {
-    // The name rule is checked before anything is verified or written.
-    let (name, update) = match &provider {
-        ConnectProvider::Reddit(a) => (&a.name, a.update),
-        ConnectProvider::Github(a) => (&a.name, a.update),
-        ConnectProvider::Ebay(a) => (&a.name, a.update),
-    };
-    if !update {
-        app::check_name(name)?;
-    }
-    let a = match provider {
-        ConnectProvider::Reddit(a) => a,
-        ConnectProvider::Github(a) => return crate::github_cmd::connect(settings, a, out).await,
-        ConnectProvider::Ebay(a) => return crate::ebay_cmd::connect(settings, a, out).await,
-    };
-    if a.refresh_token.is_none() && (a.username.is_none() || a.password.is_none()) {
-        bail!("give --refresh-token, or --username and --password for a script app");
-    }
-    let mut config = RedditConfig {
-        api_base: a.api_base.trim_end_matches('/').to_string(),
-        token_url: a.token_url,
-        user_agent: a.user_agent,
-        username: None,
-        page_size: a.page_size,
-        http: inlet_http::HttpSettings {
-            max_in_flight: a.max_in_flight,
-            request_timeout_secs: a.request_timeout,
-            connect_timeout_secs: None,
-        },
-    };
-    config.validate()?;
-    let mut creds = RedditCredentials {
-        client_id: a.client_id,
-        client_secret: a.client_secret,
-        refresh_token: a.refresh_token,
-        username: a.username.clone(),
-        password: a.password,
-        ..Default::default()
-    };
-    if !a.no_verify {
-        let conn = RedditConnector::new(config.clone(), &creds, connect_http())?;
-        let name = conn
-            .username()
-            .await
-            .with_context(|| verify_failed("Reddit"))?
-            .to_string();
-        if let Some(updated) = conn.take_updated_credentials().await {
-            creds = serde_json::from_value(updated)?;
-        }
-        config.username = Some(name);
-    } else {
-        config.username = a.username;
-    }
-    let (store, conn) = app::store_connection(
-        settings,
-        app::NewVerified {
-            name: &a.name,
-            workspace: a.workspace,
-            provider: "reddit",
-            config: serde_json::to_value(&config)?,
-            credentials: serde_json::to_value(&creds)?,
-            update: a.update,
-        },
-    )
-    .await?;
-    let who = config
-        .username
-        .clone()
-        .unwrap_or_else(|| "(not verified)".into());
-    out.emit(&json!({"connection": conn.name, "id": conn.id, "provider": "reddit", "username": who, "database": store.location()}), || {
-        format!("Connected {:?} (id {}) as u/{who}; stored in {}.", conn.name, conn.id, store.location())
-    });
-    Ok(ExitCode::SUCCESS)
-}
-
-/// How long `inlet connect` keeps trying to verify credentials, rate-limit waits included.
-pub const CONNECT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// HTTP settings for verifying credentials in `inlet connect`: a person is waiting, so a
-/// few quick retries on faults, not a sync's patience; waits the provider asks for
-/// (`Retry-After`) are honoured as everywhere, up to [`CONNECT_DEADLINE`].
-pub fn connect_http() -> HttpConfig {
-    HttpConfig {
-        retry: inlet_http::RetryPolicy {
-            max_attempts: 5,
-            deadline: CONNECT_DEADLINE,
-            ..Default::default()
-        },
-        ..HttpConfig::default()
-    }
-}
-
-/// The context of a failed verification in `inlet connect`.
-pub fn verify_failed(provider: &str) -> String {
-    format!(
-        "could not verify the credentials with {provider} (rate-limit waits it asks for are honoured for up to {} s)",
-        CONNECT_DEADLINE.as_secs()
-    )
-}
 
 /// `inlet sync`: every connection's outcome is reported; the exit code says if any failed.
 pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<ExitCode> {
@@ -219,7 +47,7 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
         );
     }
     for conn in &conns {
-        if args.connection.is_none() && app::IMPORT_ONLY.contains(&conn.provider.as_str()) {
+        if args.connection.is_none() && app::import_only(&conn.provider) {
             continue; // filled by `inlet import`, nothing to sync
         }
         if args.connection.is_none()
@@ -473,13 +301,7 @@ pub async fn status(settings: &Settings, out: &Output) -> Result<ExitCode> {
 }
 
 pub(crate) fn specs_of(provider: &str) -> &'static [StreamSpec] {
-    match provider {
-        "reddit" => &inlet_connectors::reddit::streams::STREAMS,
-        "tiktok" => &inlet_connectors::tiktok::STREAMS,
-        "github" => &inlet_connectors::github::streams::STREAMS,
-        "ebay" => &inlet_connectors::ebay::streams::STREAMS,
-        _ => &[],
-    }
+    inlet_connectors::build::streams_of(provider)
 }
 
 /// `inlet runs`.

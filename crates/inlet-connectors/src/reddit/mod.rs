@@ -18,6 +18,173 @@ use inlet_http::{HttpConfig, Parsed, Response};
 use model::{Child, Listing, Me, Message, Saved};
 use tokio::sync::OnceCell;
 
+use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, VerifyFuture};
+use inlet_http::{Quota, RateHeaders, ResetIn};
+
+/// Reddit's `X-Ratelimit-Remaining` / `X-Ratelimit-Reset` (seconds from now).
+pub const RATE_HEADERS: RateHeaders = RateHeaders {
+    remaining: "x-ratelimit-remaining",
+    reset: "x-ratelimit-reset",
+    reset_in: ResetIn::Seconds,
+};
+
+/// Reddit: 100 queries per minute per OAuth client; we assume 60 to leave room for the
+/// same app's other clients.
+pub const QUOTA: Quota = Quota {
+    requests: 60,
+    per: std::time::Duration::from_secs(60),
+};
+
+/// Where Reddit's attachment links point: its image hosts, Reddit Chat (Matrix) media
+/// and Imgur.
+pub const IMAGE_HOSTS: &[&str] = &[
+    "i.redd.it",
+    "preview.redd.it",
+    "matrix.redditspace.com",
+    "i.imgur.com",
+    "imgur.com",
+];
+
+/// Reddit as the registry knows it.
+pub static PROVIDER: ProviderDef = ProviderDef {
+    name: "reddit",
+    title: "Reddit",
+    about: "Connect a Reddit account (OAuth2: refresh token, or username + password for script apps).",
+    streams: &streams::STREAMS,
+    interval_minutes: 10,
+    quota: Some(QUOTA),
+    rate_headers: Some(RATE_HEADERS),
+    image_hosts: IMAGE_HOSTS,
+    params: &[
+        Param::new("client-id", "The Reddit app's client id.")
+            .env("REDDIT_CLIENT_ID")
+            .required(),
+        Param::new(
+            "client-secret",
+            "The app's secret (empty for installed apps).",
+        )
+        .env("REDDIT_CLIENT_SECRET")
+        .secret()
+        .default_value(""),
+        Param::new(
+            "refresh-token",
+            "A permanent refresh token (web and installed apps).",
+        )
+        .env("REDDIT_REFRESH_TOKEN")
+        .secret(),
+        Param::new("username", "Account name (script apps, with --password).")
+            .env("REDDIT_USERNAME"),
+        Param::new("password", "Account password (script apps).")
+            .env("REDDIT_PASSWORD")
+            .secret(),
+        Param::new("api-base", "API base URL (for proxies and simulators).")
+            .default_value(client::DEFAULT_API_BASE),
+        Param::new(
+            "token-url",
+            "Token endpoint URL (for proxies and simulators).",
+        )
+        .default_value(client::DEFAULT_TOKEN_URL),
+        Param::new(
+            "user-agent",
+            "User-Agent to send (Reddit requires a descriptive one; a default naming inlet is used).",
+        ),
+        Param::new("page-size", "Items per page (1..=100).").default_value("100"),
+        Param::new(
+            "max-in-flight",
+            "Requests in flight at most for this connection (default 10).",
+        ),
+        Param::new(
+            "request-timeout",
+            "Seconds allowed for one whole request (default 60).",
+        ),
+    ],
+    default_config: provider::defaults::<RedditConfig>,
+    kind: Kind::Sync {
+        build,
+        verify,
+        from_flags,
+    },
+    #[cfg(feature = "openapi")]
+    api: Some(provider::ApiSchemas {
+        config: provider::schema::<RedditConfig>,
+        credentials: provider::schema::<RedditCredentials>,
+    }),
+};
+
+/// `inlet connect reddit`: a refresh token, or a script app's username and password.
+fn from_flags(f: &Flags) -> Result<Input, ConnectorError> {
+    let username = f.get("username").map(str::to_string);
+    let password = f.get("password").map(str::to_string);
+    let refresh_token = f.get("refresh-token").map(str::to_string);
+    if refresh_token.is_none() && (username.is_none() || password.is_none()) {
+        return Err(ConnectorError::Config(
+            "give --refresh-token, or --username and --password for a script app".into(),
+        ));
+    }
+    let config = RedditConfig {
+        api_base: f.required("api-base")?.trim_end_matches('/').to_string(),
+        token_url: f.required("token-url")?,
+        user_agent: f.get("user-agent").map(str::to_string),
+        // Replaced by the name Reddit gives when the credentials are verified.
+        username: username.clone(),
+        page_size: f.parse("page-size")?.unwrap_or(100),
+        http: inlet_http::HttpSettings {
+            max_in_flight: f.parse("max-in-flight")?,
+            request_timeout_secs: f.parse("request-timeout")?,
+            connect_timeout_secs: None,
+        },
+    };
+    config.validate()?;
+    let creds = RedditCredentials {
+        client_id: f.required("client-id")?,
+        client_secret: f.get("client-secret").unwrap_or_default().to_string(),
+        refresh_token,
+        username: username.clone(),
+        password,
+        ..Default::default()
+    };
+    Ok(Input {
+        config: provider::to_value(&config)?,
+        credentials: provider::to_value(&creds)?,
+        account: username,
+    })
+}
+
+fn build(
+    name: &str,
+    config: serde_json::Value,
+    credentials: serde_json::Value,
+    http: HttpConfig,
+) -> Result<Box<dyn Connector>, ConnectorError> {
+    let config: RedditConfig = provider::parse(name, config, "Reddit config")?;
+    let creds: RedditCredentials = provider::parse(name, credentials, "Reddit credentials")?;
+    Ok(Box::new(RedditConnector::new(config, &creds, http)?))
+}
+
+/// One `/api/v1/me` request proves the credentials and names the account, which the
+/// config keeps; a refresh token the exchange rotated replaces the given one.
+fn verify(
+    config: serde_json::Value,
+    credentials: serde_json::Value,
+    http: HttpConfig,
+) -> VerifyFuture {
+    Box::pin(async move {
+        let mut cfg: RedditConfig = provider::parse("", config, "Reddit config")?;
+        let mut creds: RedditCredentials = provider::parse("", credentials, "Reddit credentials")?;
+        let conn = RedditConnector::new(cfg.clone(), &creds, http)?;
+        let name = conn.username().await?.to_string();
+        if let Some(updated) = conn.take_updated_credentials().await {
+            creds = provider::parse("", updated, "Reddit credentials")?;
+        }
+        cfg.username = Some(name.clone());
+        Ok(Verified {
+            config: provider::to_value(&cfg)?,
+            credentials: provider::to_value(&creds)?,
+            account: Some(name),
+        })
+    })
+}
+
 /// The Reddit connector.
 pub struct RedditConnector {
     config: RedditConfig,
