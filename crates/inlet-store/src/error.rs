@@ -58,7 +58,10 @@ pub(crate) fn pg_cause(e: &tokio_postgres::Error) -> String {
 pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
     use tokio_postgres::error::SqlState;
     if pg_is_lost(&e) {
-        return StoreError::ConnectionLost(format!("PostgreSQL connection closed: {}", pg_cause(&e)));
+        return StoreError::ConnectionLost(format!(
+            "PostgreSQL connection closed: {}",
+            pg_cause(&e)
+        ));
     }
     let Some(db) = e.as_db_error() else {
         return StoreError::Db(pg_cause(&e));
