@@ -131,20 +131,11 @@ pub async fn connect(
         ..Default::default()
     };
     if !a.no_verify {
-        // A person is waiting: a few quick retries, not a sync's patience.
-        let http = HttpConfig {
-            retry: inlet_http::RetryPolicy {
-                max_attempts: 5,
-                deadline: std::time::Duration::from_secs(15),
-                ..Default::default()
-            },
-            ..HttpConfig::default()
-        };
-        let conn = RedditConnector::new(config.clone(), &creds, http)?;
+        let conn = RedditConnector::new(config.clone(), &creds, connect_http())?;
         let name = conn
             .username()
             .await
-            .context("could not verify the credentials with Reddit")?
+            .with_context(|| verify_failed("Reddit"))?
             .to_string();
         if let Some(updated) = conn.take_updated_credentials().await {
             creds = serde_json::from_value(updated)?;
@@ -173,6 +164,31 @@ pub async fn connect(
         format!("Connected {:?} (id {}) as u/{who}; stored in {}.", conn.name, conn.id, store.location())
     });
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long `inlet connect` keeps trying to verify credentials, rate-limit waits included.
+pub const CONNECT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// HTTP settings for verifying credentials in `inlet connect`: a person is waiting, so a
+/// few quick retries on faults, not a sync's patience; waits the provider asks for
+/// (`Retry-After`) are honoured as everywhere, up to [`CONNECT_DEADLINE`].
+pub fn connect_http() -> HttpConfig {
+    HttpConfig {
+        retry: inlet_http::RetryPolicy {
+            max_attempts: 5,
+            deadline: CONNECT_DEADLINE,
+            ..Default::default()
+        },
+        ..HttpConfig::default()
+    }
+}
+
+/// The context of a failed verification in `inlet connect`.
+pub fn verify_failed(provider: &str) -> String {
+    format!(
+        "could not verify the credentials with {provider} (rate-limit waits it asks for are honoured for up to {} s)",
+        CONNECT_DEADLINE.as_secs()
+    )
 }
 
 /// `inlet sync`: every connection's outcome is reported; the exit code says if any failed.

@@ -72,11 +72,11 @@ pub async fn connect(settings: &Settings, a: EbayArgs, out: &Output) -> Result<E
         ..Default::default()
     };
     if !a.no_verify {
-        let conn = EbayConnector::new(config.clone(), &creds, HttpConfig::default())?;
+        let conn = EbayConnector::new(config.clone(), &creds, crate::cmd::connect_http())?;
         let spec = &inlet_connectors::ebay::streams::STREAMS[0];
         conn.fetch_page(spec, None)
             .await
-            .context("could not verify the credentials with eBay")?;
+            .with_context(|| crate::cmd::verify_failed("eBay"))?;
         if let Some(updated) = conn.take_updated_credentials().await {
             creds = serde_json::from_value(updated)?;
         }

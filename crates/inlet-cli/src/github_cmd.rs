@@ -9,7 +9,6 @@ use inlet_connectors::github::{
     DEFAULT_API_BASE, GithubConfig, GithubConnector, GithubCredentials, streams,
 };
 use inlet_core::Connector;
-use inlet_http::HttpConfig;
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -51,10 +50,15 @@ pub async fn connect(settings: &Settings, a: GithubArgs, out: &Output) -> Result
     config.validate()?;
     let creds = GithubCredentials { token: a.token };
     if !a.no_verify {
-        let conn = GithubConnector::new(config.clone(), &creds, HttpConfig::default())?;
+        let conn = GithubConnector::new(config.clone(), &creds, crate::cmd::connect_http())?;
         conn.fetch_page(&streams::STREAMS[0], None)
             .await
-            .context("could not verify the token with GitHub")?;
+            .with_context(|| {
+                format!(
+                    "could not verify the token with GitHub (rate-limit waits it asks for are honoured for up to {} s)",
+                    crate::cmd::CONNECT_DEADLINE.as_secs()
+                )
+            })?;
     }
     let (store, conn) = app::store_connection(
         settings,

@@ -60,13 +60,13 @@ pub async fn import(settings: &Settings, source: ImportSource, out: &Output) -> 
             a.max_size_mb
         );
     }
+    // Read the whole file once before the database is touched: a bad file creates and
+    // changes nothing.
     let path = a.file.clone();
-    let parsed = tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::open(&path)?;
-        tiktok::parse_export(f, max_bytes)
-    })
-    .await?
-    .with_context(|| format!("cannot import {}", a.file.display()))?;
+    let open = move || std::fs::File::open(&path);
+    let scan = tiktok::check(open.clone(), max_bytes)
+        .await
+        .with_context(|| format!("cannot import {}", a.file.display()))?;
 
     let store = app::open_store(settings, true).await?;
     let now = SystemClock.now();
@@ -93,19 +93,22 @@ pub async fn import(settings: &Settings, source: ImportSource, out: &Output) -> 
     let policy = ReconcilePolicy::from_config(&conn.config)
         .map_err(|e| anyhow::anyhow!("connection {:?}: {e}", conn.name))?;
     let max_share = (!a.force).then_some(policy.max_share);
-    let outcome = match tiktok::apply(&*store, &conn, &parsed, max_share, now).await {
+    let outcome = match tiktok::apply(&*store, &conn, &scan, open, max_bytes, max_share, now).await
+    {
         Ok(o) => o,
         Err(e @ ImportError::Refused { .. }) => bail!("{e}"),
         Err(e) => return Err(e).context(format!("cannot import {}", a.file.display())),
     };
     out.emit(&outcome, || {
         format!(
-            "{}: imported {} — {} processed, {} new, {} removed",
+            "{}: imported {} — {} processed, {} new, {} removed, {} skipped (no video), {} unresolved (short links)",
             conn.name,
             a.file.display(),
             outcome.processed,
             outcome.new,
-            outcome.removed
+            outcome.removed,
+            outcome.skipped,
+            outcome.unresolved
         )
     });
     Ok(ExitCode::SUCCESS)

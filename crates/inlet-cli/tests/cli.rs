@@ -504,9 +504,9 @@ async fn one_failing_connection_never_stops_the_others() {
     };
     assert_eq!(by_name("a-broken")["status"], "failed");
     assert!(
-        by_name("a-broken")["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("re-authenticate")),
+        by_name("a-broken")["error"].as_str().is_some_and(|e| e
+            .contains("re-authenticate with `inlet connect reddit --name a-broken --update ...`")
+            && !e.contains("<name>")),
         "{runs}"
     );
     assert_eq!(by_name("b-good")["status"], "success");
@@ -844,3 +844,58 @@ async fn sigterm_interrupts(db: &TestDb) {
     sim.shutdown();
 }
 both_backends!(sigterm_records_the_run_as_interrupted, sigterm_interrupts);
+
+/// `inlet connect` rides out a 429 burst longer than its fault retries, waiting as
+/// `Retry-After` asks (up to the connect deadline), instead of giving up after 5 attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_honours_retry_after_through_a_429_burst() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = RedditSimConfig {
+        seed: 31,
+        messages: 5,
+        comment_replies: 0,
+        saved: 0,
+        ..Default::default()
+    };
+    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
+    sim.set_faults(Faults {
+        http_429_burst: 6,
+        retry_after_secs: Some(1),
+        ..Default::default()
+    });
+    let o = connect(dir.path(), "inlet.db", &sim, &cfg, "r1").await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let limited = sim.requests().iter().filter(|r| r.status == 429).count();
+    assert_eq!(limited, 6, "the whole burst was waited out");
+    sim.shutdown();
+}
+
+/// A token endpoint that keeps failing: the error says how many attempts were made
+/// once, not "gave up after 0 attempts: token refresh failed: gave up after 5 attempts".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_error_says_the_attempt_count_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = RedditSimConfig {
+        seed: 32,
+        messages: 5,
+        comment_replies: 0,
+        saved: 0,
+        ..Default::default()
+    };
+    let sim = RedditSim::start(cfg.clone()).await.expect("sim");
+    sim.set_faults(Faults {
+        http_5xx: 1.0,
+        path_contains: Some("access_token".into()),
+        ..Default::default()
+    });
+    let o = connect(dir.path(), "inlet.db", &sim, &cfg, "r1").await;
+    assert_one_line_error(&o, "could not verify the credentials with Reddit");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("attempts").count(), 1, "{err}");
+    assert!(
+        err.contains("token refresh failed: gave up after 5 attempts: HTTP 50"),
+        "{err}"
+    );
+    assert!(err.contains("60 s"), "the connect deadline is named: {err}");
+    sim.shutdown();
+}

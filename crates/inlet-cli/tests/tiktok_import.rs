@@ -73,10 +73,11 @@ async fn import(
     text: &str,
     force: bool,
 ) -> Result<tiktok::ImportOutcome, ImportError> {
+    let bytes = std::sync::Arc::new(text.as_bytes().to_vec());
     tiktok::import(
         store,
         conn,
-        text.as_bytes(),
+        move || Ok(std::io::Cursor::new(bytes.as_ref().clone())),
         MAX,
         (!force).then_some(0.5),
         Timestamp(SystemClock.now().0),
@@ -217,11 +218,33 @@ fn cli_import_prints_counts() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(
         v,
-        serde_json::json!({"processed": 25, "new": 25, "removed": 0})
+        serde_json::json!({"processed": 25, "new": 25, "removed": 0, "skipped": 0, "unresolved": 0})
     );
     let out = inlet(&["import", "tiktok", file.to_str().expect("path")]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("25 processed, 0 new, 0 removed"), "{text}");
+
+    // No favourites list anywhere: refused, naming where it was looked for; nothing changes.
+    let none = dir.path().join("no_favourites.json");
+    std::fs::write(
+        &none,
+        r#"{"Profile": {"Profile Information": {"ProfileMap": {"userName": "x"}}}}"#,
+    )
+    .expect("write");
+    let out = inlet(&["import", "tiktok", none.to_str().expect("path"), "--force"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no favourites list")
+            && err.contains("\"Likes and Favorites/Favorite Videos/FavoriteVideoList\""),
+        "{err}"
+    );
+    let out = inlet(&["import", "tiktok", file.to_str().expect("path"), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (v["new"].as_u64(), v["removed"].as_u64()),
+        (Some(0), Some(0))
+    );
 
     let out = inlet(&["purge", "--older-than", "30d", "--json"]);
     assert!(
@@ -235,3 +258,125 @@ fn cli_import_prints_counts() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--older-than"));
 }
+
+/// The quirks of real exports, end to end: a byte order mark, entries without a video
+/// (skipped), short links (unresolved), an empty link, a file with no favourites list
+/// (refused even with --force), repeats across chunks (newest date kept).
+async fn export_quirks(db: &TestDb) {
+    let store = db.store().await;
+    let conn = tiktok_connection(&*store).await;
+    let base = 7_300_000_000_000_000_000u64;
+    // More than one chunk, the first id repeated at the end with a newer date.
+    let n = tiktok::CHUNK as u64 + 10;
+    let ids: Vec<u64> = (0..n).map(|i| base + i).collect();
+    let mut text = export(&ids, "Likes and Favorites");
+    let extra = format!(
+        r#",{{"Date": "2024-07-01 00:00:00", "Link": "https://www.tiktokv.com/share/video/{base}/"}},
+            {{"Date": "2024-01-01 00:00:00", "Link": "https://www.tiktokv.com/share/video/{}/"}},
+            {{"Date": "2024-06-01 00:00:00", "Link": "N/A"}},
+            {{"Date": "2024-06-01 00:00:00", "Link": "https://www.tiktok.com/@some.user"}},
+            {{"Date": "2024-06-01 00:00:00", "Link": "https://www.tiktok.com/tag/cats"}},
+            {{"Date": "2024-06-01 00:00:00", "Link": "https://www.tiktok.com/@a/video/notanumber"}},
+            {{"Date": "2024-06-01 00:00:00", "Link": ""}},
+            {{"Date": "2024-06-01 00:00:00", "Link": "https://vm.tiktok.com/ZMabc123/"}},
+            {{"Date": "2024-06-01 00:00:00", "Link": "https://vt.tiktok.com/ZSabc123/"}}]}}"#,
+        base + 1
+    );
+    text = text.replacen("]}", &extra, 1);
+    let with_bom = format!("\u{feff}{text}");
+    let out = import(&*store, &conn, &with_bom, false)
+        .await
+        .expect("a BOM, empty and odd links are no reason to refuse the file");
+    assert_eq!(
+        out,
+        tiktok::ImportOutcome {
+            processed: n + 9,
+            new: n,
+            removed: 0,
+            skipped: 5,
+            unresolved: 2,
+        }
+    );
+    let want: BTreeSet<String> = ids.iter().map(|i| i.to_string()).collect();
+    assert_eq!(
+        live_ids(&*store, conn.id).await,
+        want,
+        "only videos are stored"
+    );
+    let rows = store
+        .export_page(conn.id, &tiktok::STREAMS[0], None, 2, false)
+        .await
+        .expect("export");
+    let first = rows
+        .iter()
+        .find(|r| r.id == base.to_string())
+        .expect("first");
+    assert!(
+        first.raw.contains("2024-07-01 00:00:00"),
+        "the newest date of a repeat is kept: {}",
+        first.raw
+    );
+    let second = rows
+        .iter()
+        .find(|r| r.id == (base + 1).to_string())
+        .expect("second");
+    assert!(
+        !second.raw.contains("2024-01-01"),
+        "an older repeat does not overwrite: {}",
+        second.raw
+    );
+
+    // No favourites list at any known place: refused even when forced, nothing changes.
+    for file in [
+        r#"{"Profile": {"Profile Information": {"ProfileMap": {"userName": "x"}}}}"#,
+        r#"{"Likes and Favorites": {"Like List": {"ItemFavoriteList": []}}}"#,
+    ] {
+        let e = import(&*store, &conn, file, true)
+            .await
+            .expect_err("no favourites list");
+        assert!(
+            matches!(e, ImportError::Parse(ParseError::NoFavorites)),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("\"Activity/Favorite Videos/FavoriteVideoList\""),
+            "{e}"
+        );
+    }
+    assert_eq!(live_ids(&*store, conn.id).await, want, "nothing changed");
+
+    // A file that goes bad after chunks were handed to the store (here: cut between the
+    // check and the import) changes nothing either.
+    let other: Vec<u64> = (0..n).map(|i| base + 50_000_000 + i).collect();
+    let good = export(&other, "Activity");
+    let scan = tiktok::check(
+        {
+            let g = good.clone().into_bytes();
+            move || Ok(std::io::Cursor::new(g))
+        },
+        MAX,
+    )
+    .await
+    .expect("good");
+    let cut = good.as_bytes()[..good.len() - 300].to_vec();
+    let e = tiktok::apply(
+        &*store,
+        &conn,
+        &scan,
+        move || Ok(std::io::Cursor::new(cut)),
+        MAX,
+        None,
+        Timestamp(SystemClock.now().0),
+    )
+    .await
+    .expect_err("cut");
+    assert!(
+        matches!(e, ImportError::Parse(ParseError::Truncated { .. })),
+        "{e}"
+    );
+    assert_eq!(live_ids(&*store, conn.id).await, want, "nothing changed");
+    let state = store.sync_state(conn.id, "favorites").await.expect("state");
+    assert_eq!(state.sync_count, 1);
+}
+both_backends!(tiktok_import_export_quirks, export_quirks);

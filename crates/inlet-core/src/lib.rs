@@ -50,7 +50,7 @@ pub use record::{ContentHash, Record, Value};
 pub use serve::{ApiKey, Lease};
 pub use store::{
     DerivedRow, ExportRow, FamilyBatch, FamilyOutcome, PageBatch, PageOutcome, ReconcileBatch,
-    ReconcileOutcome, Store, StoreError, TombstoneBatch,
+    ReconcileOutcome, SnapshotBatch, SnapshotSource, Store, StoreError, TombstoneBatch,
 };
 pub use stream::{Agg, ColType, Column, DerivedColumn, DerivedSpec, Scope, StopRule, StreamSpec};
 pub use time::Timestamp;

@@ -118,6 +118,37 @@ pub struct ReconcileBatch<'a> {
     pub at: Timestamp,
 }
 
+/// A snapshot import to apply ([`Store::import_snapshot`]).
+#[derive(Debug)]
+pub struct SnapshotBatch<'a> {
+    /// The connection.
+    pub connection_id: i64,
+    /// The stream.
+    pub stream: &'a StreamSpec,
+    /// The stream's sync state to write in the same transaction (when not refused).
+    pub state: &'a SyncState,
+    /// Commit and tombstone time.
+    pub at: Timestamp,
+    /// Change nothing when more than this share (0..=1) of the stream's live rows would be
+    /// tombstoned; `None` when forced.
+    pub max_share: Option<f64>,
+}
+
+/// The records of a snapshot, handed to [`Store::import_snapshot`] one chunk at a time.
+#[async_trait::async_trait]
+pub trait SnapshotSource: Send {
+    /// The next chunk, `None` after the last. An error stops the import: nothing changes.
+    async fn next_chunk(&mut self) -> Result<Option<Vec<Record>>, StoreError>;
+}
+
+/// A snapshot already in memory, as its chunks.
+#[async_trait::async_trait]
+impl SnapshotSource for std::vec::IntoIter<Vec<Record>> {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<Record>>, StoreError> {
+        Ok(self.next())
+    }
+}
+
 /// What a reconcile (or an import) did, or would have done when refused.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReconcileOutcome {
@@ -313,14 +344,17 @@ pub trait Store: Send + Sync {
         &self,
         batch: ReconcileBatch<'_>,
     ) -> Result<ReconcileOutcome, StoreError>;
-    /// An import of a complete snapshot, in ONE transaction: tombstone the stream's live
-    /// rows whose ids are not among `batch.records`, then upsert the records (reviving
-    /// tombstoned ones) and write the sync state. When the share of live rows to
-    /// tombstone exceeds `max_share`, nothing changes and the outcome is `refused`.
+    /// An import of a complete snapshot read chunk by chunk from `source` (so a large
+    /// snapshot is never held in memory), in ONE transaction: upsert each chunk's records
+    /// (reviving tombstoned ones; a later repeat of an id overwrites the earlier one),
+    /// then tombstone the stream's live rows whose ids no chunk held, and write the sync
+    /// state. When the share of live rows to tombstone exceeds `batch.max_share`, nothing
+    /// changes and the outcome is `refused`; when `source` fails, nothing changes and its
+    /// error is returned.
     async fn import_snapshot(
         &self,
-        batch: PageBatch<'_>,
-        max_share: Option<f64>,
+        batch: SnapshotBatch<'_>,
+        source: Box<dyn SnapshotSource>,
     ) -> Result<(PageOutcome, ReconcileOutcome), StoreError>;
     /// Delete the stream's tombstoned rows (within its scope) tombstoned before `before`;
     /// returns how many.

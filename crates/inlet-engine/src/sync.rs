@@ -380,6 +380,7 @@ impl Engine {
                     return Ok((RunStatus::Waiting, Some(msg)));
                 }
                 StreamEnd::Failed(ConnectorError::NeedsReauth(msg)) => {
+                    let msg = format!("{msg}; {}", reauth_hint(&conn.provider, &conn.name));
                     st.error = Some(msg.clone());
                     run.streams.insert(stream.name.to_string(), st);
                     let at = self.clock.now();
@@ -1138,5 +1139,53 @@ impl<'a> Pass<'a> {
         st.complete_listing = true;
         st.stats.deleted += out.tombstoned;
         Ok(StreamEnd::Done)
+    }
+}
+
+/// How to give a connection new credentials: the real command, with the connection's
+/// name quoted for a shell when it needs it.
+pub fn reauth_hint(provider: &str, name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@+=:,/%".contains(c));
+    let name = if plain {
+        name.to_string()
+    } else {
+        let escaped: String = name
+            .chars()
+            .flat_map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect::<Vec<_>>()
+                } else if c == '\'' {
+                    "'\\''".chars().collect()
+                } else {
+                    vec![c]
+                }
+            })
+            .collect();
+        format!("'{escaped}'")
+    };
+    format!("re-authenticate with `inlet connect {provider} --name {name} --update ...`")
+}
+
+#[cfg(test)]
+mod reauth_hint_tests {
+    use super::reauth_hint;
+
+    #[test]
+    fn names_the_connection_and_update() {
+        assert_eq!(
+            reauth_hint("reddit", "r1"),
+            "re-authenticate with `inlet connect reddit --name r1 --update ...`"
+        );
+        assert_eq!(
+            reauth_hint("github", "my stars"),
+            "re-authenticate with `inlet connect github --name 'my stars' --update ...`"
+        );
+        assert_eq!(
+            reauth_hint("ebay", "it's\n"),
+            "re-authenticate with `inlet connect ebay --name 'it'\\''s\\n' --update ...`"
+        );
     }
 }

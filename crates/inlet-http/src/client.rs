@@ -87,9 +87,10 @@ pub enum HttpError {
         message: String,
     },
     /// Retries or the deadline ran out on transient faults.
-    #[error("gave up after {attempts} attempts: {last}")]
+    #[error("{}", exhausted_message(*attempts, last))]
     Exhausted {
-        /// Attempts made.
+        /// Attempts made; 0 when `last` already says how it ended (a token refresh that
+        /// gave up), so the count is said once.
         attempts: u32,
         /// The last fault.
         last: String,
@@ -345,6 +346,8 @@ impl HttpClient {
         let mut attempt: u32 = 0;
         // Rate-limit answers without a wait, for the doubling floor.
         let mut floored: u32 = 0;
+        // Attempts that failed on a fault (not a wait the provider asked for).
+        let mut faults: u32 = 0;
         let mut refreshed = false;
         // Held for the whole exchange, retries and waits included.
         let _permit = self
@@ -414,12 +417,17 @@ impl HttpClient {
                         sh.budget.block_for(Instant::now(), d);
                         wait = Some(d);
                     }
-                    // A wait the provider asked for is honoured as asked; our own is capped.
-                    let delay = wait.unwrap_or_else(|| sh.backoff.delay(attempt - 1));
+                    // A wait the provider asked for (`Retry-After`, a rate-limit reset) is
+                    // honoured as asked and is not a fault: it uses up only the deadline,
+                    // not the attempts. Our own backoff is capped.
+                    if wait.is_none() {
+                        faults += 1;
+                    }
+                    let delay = wait.unwrap_or_else(|| sh.backoff.delay(faults.max(1) - 1));
+                    let deadline = sh.config.retry.deadline;
                     if limited
                         && let Some(w) = wait
-                        && (w > sh.config.max_rate_wait
-                            || started.elapsed() + w > sh.config.retry.deadline)
+                        && (w > sh.config.max_rate_wait || started.elapsed() + w > deadline)
                     {
                         // Waiting longer than a request may: stop now and say when the
                         // provider takes requests again (the budget holds everything
@@ -429,12 +437,24 @@ impl HttpClient {
                             reason: why,
                         });
                     }
-                    if attempt >= sh.config.retry.max_attempts
-                        || started.elapsed() + delay > sh.config.retry.deadline
-                    {
+                    if faults >= sh.config.retry.max_attempts {
                         return Err(HttpError::Exhausted {
                             attempts: attempt,
                             last: why,
+                        });
+                    }
+                    if started.elapsed() + delay > deadline {
+                        let last = match wait {
+                            Some(w) => format!(
+                                "{why}; the provider asked to wait {} s more, past this request's {} s deadline",
+                                w.as_secs_f64().ceil(),
+                                deadline.as_secs()
+                            ),
+                            None => format!("{why} (deadline of {} s reached)", deadline.as_secs()),
+                        };
+                        return Err(HttpError::Exhausted {
+                            attempts: attempt,
+                            last,
                         });
                     }
                     tracing::debug!(attempt, ?delay, error = %why, "Retrying request.");
@@ -611,6 +631,14 @@ async fn until_set(flag: &AtomicBool) {
     }
 }
 
+fn exhausted_message(attempts: u32, last: &str) -> String {
+    if attempts == 0 {
+        last.to_string()
+    } else {
+        format!("gave up after {attempts} attempts: {last}")
+    }
+}
+
 fn auth_error(e: crate::AuthError) -> HttpError {
     match e {
         crate::AuthError::Rejected(m) => HttpError::Unauthorized(m),
@@ -764,5 +792,27 @@ mod snippet_tests {
         assert_eq!(excerpt("é".repeat(300).as_bytes()).chars().count(), 201);
         let serde_msg = format!("invalid type: string \"{}\"", "y".repeat(100_000));
         assert_eq!(clip(&serde_msg, 400).chars().count(), 401);
+    }
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_token_refresh_says_its_attempts_once() {
+        let inner = HttpError::Exhausted {
+            attempts: 5,
+            last: "HTTP 429 rate limited".into(),
+        };
+        assert_eq!(
+            inner.to_string(),
+            "gave up after 5 attempts: HTTP 429 rate limited"
+        );
+        let e = auth_error(crate::AuthError::Transient(inner.to_string()));
+        assert_eq!(
+            e.to_string(),
+            "token refresh failed: gave up after 5 attempts: HTTP 429 rate limited"
+        );
     }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 /// How retries are spaced and bounded.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
-    /// Attempts in all, the first included.
+    /// Attempts in all, the first included, counting only those that failed on a fault:
+    /// a wait the provider asked for (`Retry-After`, a spent rate-limit window) uses up
+    /// only the deadline.
     pub max_attempts: u32,
     /// The first backoff ceiling.
     pub base: Duration,

@@ -292,3 +292,13 @@ pub(crate) fn plan<'r>(
     }
     p
 }
+
+/// A staging token no other import of this process or another uses at the same time.
+pub(crate) fn import_token(connection_id: i64) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("import:{connection_id}:{}:{nanos}:{n}", std::process::id())
+}

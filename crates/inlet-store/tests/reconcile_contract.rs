@@ -8,8 +8,8 @@ mod harness;
 use harness::Db;
 use inlet_connectors::reddit::streams::{CONVERSATIONS, STREAMS};
 use inlet_core::{
-    ColType, NewConnection, PageBatch, ReconcileBatch, Record, StreamSpec, SyncState, Timestamp,
-    Value,
+    ColType, NewConnection, PageBatch, ReconcileBatch, Record, SnapshotBatch, SnapshotSource,
+    StoreError, StreamSpec, SyncState, Timestamp, Value,
 };
 
 const INBOX: &StreamSpec = &STREAMS[0];
@@ -220,17 +220,19 @@ async fn import_snapshot_is_one_transaction(db: Db) {
         let store = db.store.clone();
         async move {
             let state = SyncState::default();
+            // Two chunks, so the import spans several reads of its source.
+            let mut records = records;
+            let tail = records.split_off(records.len() / 2);
             store
                 .import_snapshot(
-                    PageBatch {
+                    SnapshotBatch {
                         connection_id: c,
                         stream: spec,
-                        records,
                         state: &state,
-                        refresh_derived: false,
                         at: Timestamp(T0),
+                        max_share,
                     },
-                    max_share,
+                    Box::new(vec![records, tail].into_iter()),
                 )
                 .await
                 .expect("import")
@@ -263,6 +265,61 @@ async fn import_snapshot_is_one_transaction(db: Db) {
         (0, 1, 1, 4)
     );
     assert_eq!(db.store.count_live(c, spec).await.expect("n"), 2);
+}
+
+/// A source that hands out its chunks, then fails.
+struct FailingSource(std::vec::IntoIter<Vec<Record>>);
+
+#[async_trait::async_trait]
+impl SnapshotSource for FailingSource {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<Record>>, StoreError> {
+        match self.0.next() {
+            Some(c) => Ok(Some(c)),
+            None => Err(StoreError::Db("the file went away".into())),
+        }
+    }
+}
+
+store_test!(import_snapshot_source_failure_changes_nothing);
+async fn import_snapshot_source_failure_changes_nothing(db: Db) {
+    let c = connection(&db).await;
+    let spec = &STREAMS[2];
+    let item = |id: &str| {
+        Record::new(
+            id,
+            vec![Value::Null; spec.columns.len()],
+            format!(r#"{{"id": "{id}"}}"#),
+        )
+    };
+    let state = SyncState::default();
+    let batch = |max_share| SnapshotBatch {
+        connection_id: c,
+        stream: spec,
+        state: &state,
+        at: Timestamp(T0),
+        max_share,
+    };
+    let first: Vec<Record> = (0..4).map(|i| item(&format!("t3_{i}"))).collect();
+    db.store
+        .import_snapshot(batch(None), Box::new(vec![first].into_iter()))
+        .await
+        .expect("import");
+    // Two chunks upserted (one new id), then the source fails: all of it rolls back.
+    let chunks = vec![vec![item("t3_0")], vec![item("t3_9")]];
+    let e = db
+        .store
+        .import_snapshot(batch(None), Box::new(FailingSource(chunks.into_iter())))
+        .await
+        .expect_err("source failed");
+    assert!(e.to_string().contains("the file went away"), "{e}");
+    assert_eq!(db.store.count_live(c, spec).await.expect("n"), 4);
+    let rows = db
+        .store
+        .export_page(c, spec, None, 10, true)
+        .await
+        .expect("export");
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["t3_0", "t3_1", "t3_2", "t3_3"], "t3_9 rolled back");
 }
 
 store_test!(new_tables_match_their_specs);

@@ -340,14 +340,14 @@ pub fn parse_rate_limits(r: &Response, now: SystemTime) -> Parsed<Option<(u64, D
 /// Map a failed request onto the engine's error kinds.
 pub fn connector_error(e: HttpError) -> ConnectorError {
     match e {
-        HttpError::Unauthorized(m) => ConnectorError::NeedsReauth(format!(
-            "eBay rejected the credentials ({m}); re-authenticate with `inlet connect ebay --name <name> ...`"
-        )),
+        HttpError::Unauthorized(m) => {
+            ConnectorError::NeedsReauth(format!("eBay rejected the credentials ({m})"))
+        }
         HttpError::Status {
             status: 403,
             message,
         } => ConnectorError::NeedsReauth(format!(
-            "eBay denied access ({message}); the token may lack the commerce.message scope: re-consent and run `inlet connect ebay` again"
+            "eBay denied access ({message}); the token may lack the commerce.message scope: re-consent"
         )),
         HttpError::Status { status, message } => {
             ConnectorError::Provider(format!("HTTP {status}: {message}"))

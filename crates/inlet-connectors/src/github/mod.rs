@@ -308,9 +308,9 @@ fn map_star(raw: &str) -> Result<Record, String> {
 /// A failed request as a connector error.
 pub fn connector_error(e: HttpError) -> ConnectorError {
     match e {
-        HttpError::Unauthorized(m) => ConnectorError::NeedsReauth(format!(
-            "GitHub rejected the token ({m}); give a new one with `inlet connect github --name <name> --update`"
-        )),
+        HttpError::Unauthorized(m) => {
+            ConnectorError::NeedsReauth(format!("GitHub rejected the token ({m})"))
+        }
         HttpError::Status { status, message } => {
             ConnectorError::Provider(format!("HTTP {status}: {message}"))
         }

@@ -202,9 +202,9 @@ impl RedditClient {
 /// Map a failed request onto the engine's error kinds.
 pub fn connector_error(e: HttpError) -> ConnectorError {
     match e {
-        HttpError::Unauthorized(m) => ConnectorError::NeedsReauth(format!(
-            "Reddit rejected the credentials ({m}); re-authenticate with `inlet connect reddit --name <name> ...`"
-        )),
+        HttpError::Unauthorized(m) => {
+            ConnectorError::NeedsReauth(format!("Reddit rejected the credentials ({m})"))
+        }
         HttpError::Status { status, message } => {
             ConnectorError::Provider(format!("HTTP {status}: {message}"))
         }

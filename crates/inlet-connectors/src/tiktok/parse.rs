@@ -37,8 +37,8 @@ const KNOWN_TOP_LEVEL: &[&str] = &[
 /// One favourite video.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Favorite {
-    /// The video id, when the link carries one.
-    pub video_id: Option<String>,
+    /// The video id the link carries.
+    pub video_id: String,
     /// The link as written.
     pub link: String,
     /// When it was favourited (the export's date read as UTC).
@@ -47,15 +47,42 @@ pub struct Favorite {
     pub raw: String,
 }
 
-/// What the export held.
-#[derive(Debug, Default)]
-pub struct Parsed {
-    /// Entries read from the chosen favourites list.
+/// One entry of a favourites list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    /// A favourite with a video id.
+    Favorite(Favorite),
+    /// A short link (`vm.tiktok.com`, `vt.tiktok.com`): the id is only known after an
+    /// HTTP redirect, which an offline import does not follow.
+    Unresolved,
+    /// Not a video: an empty link, "N/A", a profile or tag link, `/video/notanumber`.
+    Skipped,
+}
+
+/// What a first read of the export found ([`scan_export`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// The section the favourites list is read from.
+    pub section: &'static str,
+    /// Entries of that list (repeats of one video included).
     pub entries: u64,
-    /// Favourites, one per video (repeats merged, newest date kept), in file order.
-    pub favorites: Vec<Favorite>,
-    /// The section the list came from (`None` when the export has no favourites).
-    pub section: Option<&'static str>,
+    /// Entries with a video id.
+    pub favorites: u64,
+    /// Short links, which carry no id.
+    pub unresolved: u64,
+    /// Entries that name no video.
+    pub skipped: u64,
+}
+
+impl Scan {
+    fn count(&mut self, e: &Entry) {
+        self.entries += 1;
+        match e {
+            Entry::Favorite(_) => self.favorites += 1,
+            Entry::Unresolved => self.unresolved += 1,
+            Entry::Skipped => self.skipped += 1,
+        }
+    }
 }
 
 /// Why a file was rejected.
@@ -77,6 +104,13 @@ pub enum ParseError {
     /// The JSON is not a TikTok export.
     #[error("this is not a TikTok data export: {0}")]
     NotAnExport(String),
+    /// The export has no favourites list at any known place; importing it as an empty
+    /// list would remove every stored favourite.
+    #[error(
+        "the export has no favourites list (looked for {}); nothing was imported",
+        favorite_paths()
+    )]
+    NoFavorites,
     /// The export's favourites list has an unexpected shape.
     #[error("unexpected favourites list: {0}")]
     BadEntry(String),
@@ -110,22 +144,87 @@ impl<R: Read> Read for Limited<R> {
     }
 }
 
-/// Read an export from `reader`, at most `max_bytes`.
-pub fn parse_export(reader: impl Read, max_bytes: u64) -> Result<Parsed, ParseError> {
+/// Where favourites lists are looked for, as `A/B/C` paths joined for a message.
+pub fn favorite_paths() -> String {
+    FAVORITE_SECTIONS
+        .iter()
+        .map(|s| format!("\"{s}/Favorite Videos/FavoriteVideoList\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A reader that drops a leading UTF-8 byte order mark (some editors and Windows tools
+/// write one; JSON parsers refuse it).
+struct SkipBom<R> {
+    inner: R,
+    start: [u8; 3],
+    /// Bytes of `start` still to hand out: `at..len`.
+    at: usize,
+    len: usize,
+    checked: bool,
+}
+
+impl<R: Read> Read for SkipBom<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.checked {
+            self.checked = true;
+            while self.len < 3 {
+                let n = self.inner.read(&mut self.start[self.len..])?;
+                if n == 0 {
+                    break;
+                }
+                self.len += n;
+            }
+            if self.start[..self.len] == [0xEF, 0xBB, 0xBF] {
+                self.at = 3;
+            }
+        }
+        if self.at < self.len {
+            let n = (self.len - self.at).min(buf.len());
+            buf[..n].copy_from_slice(&self.start[self.at..self.at + n]);
+            self.at += n;
+            return Ok(n);
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// Walk the export in `reader` (at most `max_bytes`), handing every entry of every
+/// favourites list to `sink` with its section.
+fn walk(
+    reader: impl Read,
+    max_bytes: u64,
+    sink: &mut dyn FnMut(&'static str, Entry) -> Result<(), String>,
+) -> Result<Found, ParseError> {
     let mut limited = Limited {
-        inner: io::BufReader::with_capacity(1 << 16, reader),
+        inner: io::BufReader::with_capacity(
+            1 << 16,
+            SkipBom {
+                inner: reader,
+                start: [0; 3],
+                at: 0,
+                len: 0,
+                checked: false,
+            },
+        ),
         left: max_bytes,
         exceeded: false,
     };
     let mut found = Found::default();
     let result = {
         let mut de = serde_json::Deserializer::from_reader(&mut limited);
-        Root { found: &mut found }
-            .deserialize(&mut de)
-            .and_then(|()| de.end())
+        Root {
+            found: &mut found,
+            sink,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
     };
     if limited.exceeded {
         return Err(ParseError::TooLarge { limit: max_bytes });
+    }
+    if let Some(why) = found.stopped.take() {
+        return Err(ParseError::Io(io::Error::other(why)));
     }
     if let Err(e) = result {
         return Err(match e.classify() {
@@ -148,57 +247,85 @@ pub fn parse_export(reader: impl Read, max_bytes: u64) -> Result<Parsed, ParseEr
             if keys.is_empty() { "none" } else { &keys }
         )));
     }
-    let chosen = FAVORITE_SECTIONS.iter().find_map(|s| {
-        found
-            .lists
-            .iter()
-            .find(|(sec, list)| sec == s && !list.is_empty())
-            .map(|(sec, list)| (*sec, list))
-    });
-    let Some((section, list)) = chosen else {
-        return Ok(Parsed::default());
-    };
-    Ok(Parsed {
-        entries: list.len() as u64,
-        favorites: merge(list),
-        section: Some(section),
-    })
+    Ok(found)
 }
 
-/// One favourite per video, keeping the newest date, in order of first appearance.
-fn merge(list: &[Favorite]) -> Vec<Favorite> {
-    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut out: Vec<Favorite> = Vec::with_capacity(list.len());
-    for f in list {
-        let key = f.video_id.clone().unwrap_or_else(|| f.link.clone());
-        match at.get(&key) {
-            Some(&i) => {
-                if f.favorited_at > out[i].favorited_at {
-                    out[i] = f.clone();
-                }
-            }
+/// Read the whole export from `reader` (at most `max_bytes`) without keeping its
+/// entries: check it, choose the favourites list (the first non-empty one in
+/// [`FAVORITE_SECTIONS`] order, else the first present one) and count its entries. A file
+/// without a favourites list at any known place is refused ([`ParseError::NoFavorites`]).
+pub fn scan_export(reader: impl Read, max_bytes: u64) -> Result<Scan, ParseError> {
+    let mut scans: Vec<Scan> = Vec::new();
+    let found = walk(reader, max_bytes, &mut |section, entry| {
+        let i = match scans.iter().position(|s| s.section == section) {
+            Some(i) => i,
             None => {
-                at.insert(key, out.len());
-                out.push(f.clone());
+                scans.push(Scan {
+                    section,
+                    ..Scan::default()
+                });
+                scans.len() - 1
             }
-        }
-    }
-    out
+        };
+        scans[i].count(&entry);
+        Ok(())
+    })?;
+    let lists: Vec<Scan> = FAVORITE_SECTIONS
+        .iter()
+        .filter(|s| found.lists.contains(s))
+        .map(|s| {
+            scans
+                .iter()
+                .find(|c| c.section == *s)
+                .copied()
+                .unwrap_or(Scan {
+                    section: s,
+                    ..Scan::default()
+                })
+        })
+        .collect();
+    lists
+        .iter()
+        .find(|s| s.entries > 0)
+        .or(lists.first())
+        .copied()
+        .ok_or(ParseError::NoFavorites)
+}
+
+/// Read the export from `reader` again and hand each entry of the favourites list in
+/// `section` (as [`scan_export`] chose it) to `sink`, in file order. `sink` returning an
+/// error stops the read.
+pub fn read_favorites(
+    reader: impl Read,
+    max_bytes: u64,
+    section: &'static str,
+    sink: &mut dyn FnMut(Entry) -> Result<(), String>,
+) -> Result<(), ParseError> {
+    walk(reader, max_bytes, &mut |s, entry| {
+        if s == section { sink(entry) } else { Ok(()) }
+    })?;
+    Ok(())
 }
 
 #[derive(Default)]
 struct Found {
     top_keys: Vec<String>,
     known_section: bool,
-    lists: Vec<(&'static str, Vec<Favorite>)>,
+    /// Sections whose favourites list is present (even when null or empty).
+    lists: Vec<&'static str>,
     not_export: Option<String>,
+    /// Why the sink stopped the read.
+    stopped: Option<String>,
 }
 
-struct Root<'a> {
+type Sink<'s> = &'s mut dyn FnMut(&'static str, Entry) -> Result<(), String>;
+
+struct Root<'a, 's> {
     found: &'a mut Found,
+    sink: Sink<'s>,
 }
 
-impl<'de> DeserializeSeed<'de> for Root<'_> {
+impl<'de> DeserializeSeed<'de> for Root<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
@@ -210,7 +337,7 @@ fn not_export<E: de::Error>(found: &mut Found, what: String) -> E {
     E::custom(what)
 }
 
-impl<'de> Visitor<'de> for Root<'_> {
+impl<'de> Visitor<'de> for Root<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
@@ -224,6 +351,7 @@ impl<'de> Visitor<'de> for Root<'_> {
                 Some(section) => map.next_value_seed(Section {
                     section,
                     found: &mut *self.found,
+                    sink: &mut *self.sink,
                 })?,
                 None => {
                     if self.found.top_keys.len() < 8 {
@@ -280,19 +408,20 @@ impl<'de> Visitor<'de> for Root<'_> {
 }
 
 /// A top-level section: only `Favorite Videos` is read.
-struct Section<'a> {
+struct Section<'a, 's> {
     section: &'static str,
     found: &'a mut Found,
+    sink: Sink<'s>,
 }
 
-impl<'de> DeserializeSeed<'de> for Section<'_> {
+impl<'de> DeserializeSeed<'de> for Section<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Section<'_> {
+impl<'de> Visitor<'de> for Section<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "section {:?} to be an object or null", self.section)
@@ -306,6 +435,7 @@ impl<'de> Visitor<'de> for Section<'_> {
                 map.next_value_seed(FavoriteVideos {
                     section: self.section,
                     found: &mut *self.found,
+                    sink: &mut *self.sink,
                 })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
@@ -316,19 +446,20 @@ impl<'de> Visitor<'de> for Section<'_> {
 }
 
 /// `Favorite Videos`: only `FavoriteVideoList` is read.
-struct FavoriteVideos<'a> {
+struct FavoriteVideos<'a, 's> {
     section: &'static str,
     found: &'a mut Found,
+    sink: Sink<'s>,
 }
 
-impl<'de> DeserializeSeed<'de> for FavoriteVideos<'_> {
+impl<'de> DeserializeSeed<'de> for FavoriteVideos<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for FavoriteVideos<'_> {
+impl<'de> Visitor<'de> for FavoriteVideos<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -343,10 +474,14 @@ impl<'de> Visitor<'de> for FavoriteVideos<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<String>()? {
             if key == "FavoriteVideoList" {
-                let list = map.next_value_seed(List {
+                if !self.found.lists.contains(&self.section) {
+                    self.found.lists.push(self.section);
+                }
+                map.next_value_seed(List {
                     section: self.section,
+                    found: &mut *self.found,
+                    sink: &mut *self.sink,
                 })?;
-                self.found.lists.push((self.section, list));
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -355,20 +490,23 @@ impl<'de> Visitor<'de> for FavoriteVideos<'_> {
     }
 }
 
-/// `FavoriteVideoList`: an array of `{Date, Link}` objects, or null.
-struct List {
+/// `FavoriteVideoList`: an array of `{Date, Link}` objects, or null; each entry goes to
+/// the sink as it is read.
+struct List<'a, 's> {
     section: &'static str,
+    found: &'a mut Found,
+    sink: Sink<'s>,
 }
 
-impl<'de> DeserializeSeed<'de> for List {
-    type Value = Vec<Favorite>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Favorite>, D::Error> {
+impl<'de> DeserializeSeed<'de> for List<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for List {
-    type Value = Vec<Favorite>;
+impl<'de> Visitor<'de> for List<'_, '_> {
+    type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -376,22 +514,25 @@ impl<'de> Visitor<'de> for List {
             self.section
         )
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Vec<Favorite>, E> {
-        Ok(Vec::new())
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Favorite>, A::Error> {
-        let mut out = Vec::new();
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut n = 0u64;
         while let Some(entry) = seq.next_element::<BTreeMap<String, serde_json::Value>>()? {
-            let n = out.len() + 1;
-            let fav = favorite(&entry).map_err(|m| {
+            n += 1;
+            let e = entry_of(&entry).map_err(|m| {
                 de::Error::custom(format!(
                     "entry {n} of {}/Favorite Videos/FavoriteVideoList {m}",
                     self.section
                 ))
             })?;
-            out.push(fav);
+            if let Err(why) = (self.sink)(self.section, e) {
+                self.found.stopped = Some(why.clone());
+                return Err(de::Error::custom(why));
+            }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -408,9 +549,11 @@ fn field<'a>(
     })
 }
 
-fn favorite(entry: &BTreeMap<String, serde_json::Value>) -> Result<Favorite, String> {
+fn entry_of(entry: &BTreeMap<String, serde_json::Value>) -> Result<Entry, String> {
     let link = match field(entry, &["Link", "VideoLink"]) {
-        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+        Some(serde_json::Value::String(s)) => s.trim(),
+        // An empty link names no video: skipped, not a reason to refuse the file.
+        Some(serde_json::Value::Null) => "",
         Some(other) => return Err(format!("has a Link that is not a text: {other}")),
         None => return Err("has no Link".into()),
     };
@@ -422,13 +565,30 @@ fn favorite(entry: &BTreeMap<String, serde_json::Value>) -> Result<Favorite, Str
         ),
         Some(other) => return Err(format!("has a Date that is not a text: {other}")),
     };
+    let Some(video_id) = video_id(link) else {
+        return Ok(if is_short_link(link) {
+            Entry::Unresolved
+        } else {
+            Entry::Skipped
+        });
+    };
     let raw = serde_json::to_string(entry).map_err(|e| e.to_string())?;
-    Ok(Favorite {
-        video_id: video_id(&link),
-        link,
+    Ok(Entry::Favorite(Favorite {
+        video_id,
+        link: link.to_string(),
         favorited_at,
         raw,
-    })
+    }))
+}
+
+/// Whether `link` is a short link (`vm.tiktok.com/...`, `vt.tiktok.com/...`), which names
+/// a video only through an HTTP redirect.
+pub fn is_short_link(link: &str) -> bool {
+    let rest = link.split_once("://").map_or(link, |(_, r)| r);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let host = host.split(':').next().unwrap_or(host);
+    host.eq_ignore_ascii_case("vm.tiktok.com") || host.eq_ignore_ascii_case("vt.tiktok.com")
 }
 
 /// `YYYY-MM-DD HH:MM:SS`, no zone: read as UTC.
@@ -443,10 +603,12 @@ fn parse_date(s: &str) -> Option<Timestamp> {
 
 /// The video id a link carries: `/video/<id>`, `/photo/<id>`, `/v/<id>.html`, or a long
 /// run of digits in an embed path. Short links (`vm.tiktok.com/...`) carry none.
+/// An id is 1 to 20 digits.
 pub fn video_id(link: &str) -> Option<String> {
     let path = link.split(['?', '#']).next().unwrap_or(link);
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    // Ids are 64-bit integers: at most 20 digits.
+    let digits = |s: &str| (1..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
     for w in segments.windows(2) {
         if matches!(w[0], "video" | "photo") && digits(w[1]) {
             return Some(w[1].to_string());

@@ -14,8 +14,30 @@ const TWO: &str = r#"[
     {"Date": "2024-06-02 08:00:41", "Link": "https://www.tiktokv.com/share/video/7375500011122233344/"}
 ]"#;
 
+/// What the export holds: the scan, and the favourites of the chosen list in file order.
+#[derive(Debug)]
+struct Parsed {
+    entries: u64,
+    section: Option<&'static str>,
+    favorites: Vec<Favorite>,
+    scan: Scan,
+}
+
 fn parse(s: &str) -> Result<Parsed, ParseError> {
-    parse_export(s.as_bytes(), DEFAULT_MAX_BYTES)
+    let scan = scan_export(s.as_bytes(), DEFAULT_MAX_BYTES)?;
+    let mut favorites = Vec::new();
+    read_favorites(s.as_bytes(), DEFAULT_MAX_BYTES, scan.section, &mut |e| {
+        if let Entry::Favorite(f) = e {
+            favorites.push(f);
+        }
+        Ok(())
+    })?;
+    Ok(Parsed {
+        entries: scan.entries,
+        section: Some(scan.section),
+        favorites,
+        scan,
+    })
 }
 
 #[test]
@@ -24,10 +46,7 @@ fn every_export_generation() {
         let p = parse(&export(section, TWO)).expect("parses");
         assert_eq!(p.entries, 2, "{section}");
         assert_eq!(p.section, Some(*section));
-        assert_eq!(
-            p.favorites[0].video_id.as_deref(),
-            Some("7382011122233344556")
-        );
+        assert_eq!(p.favorites[0].video_id, "7382011122233344556");
         assert_eq!(
             p.favorites[0].favorited_at,
             Timestamp::parse_rfc3339("2024-06-19T21:14:03Z")
@@ -44,17 +63,59 @@ fn key_variants_and_repeats() {
     ]"#;
     let p = parse(&export("Likes and Favorites", list)).expect("parses");
     assert_eq!(p.entries, 3);
-    assert_eq!(p.favorites.len(), 2, "the repeat is merged");
     assert_eq!(
-        p.favorites[0].favorited_at,
-        Timestamp::parse_rfc3339("2024-06-03T00:00:00Z"),
-        "newest date kept"
+        (p.scan.favorites, p.scan.unresolved, p.scan.skipped),
+        (2, 1, 0),
+        "short links are unresolved, not favourites"
     );
-    assert_eq!(p.favorites[1].video_id, None, "short links carry no id");
+    assert_eq!(p.favorites.len(), 2, "repeats are merged by the import");
+    assert_eq!(to_record(&p.favorites[1]).id, "7234567890123456789");
+}
+
+/// Entries that name no video are counted and skipped, not stored under their link, and
+/// an empty link does not reject the file.
+#[test]
+fn entries_without_a_video_are_skipped() {
+    let list = r#"[
+        {"Date": "2024-06-01 00:00:00", "Link": "https://www.tiktokv.com/share/video/7382011122233344556/"},
+        {"Date": "2024-06-01 00:00:01", "Link": "N/A"},
+        {"Date": "2024-06-01 00:00:02", "Link": "https://www.tiktok.com/@some.user"},
+        {"Date": "2024-06-01 00:00:03", "Link": "https://www.tiktok.com/tag/cats"},
+        {"Date": "2024-06-01 00:00:04", "Link": "https://www.tiktok.com/@a/video/notanumber"},
+        {"Date": "2024-06-01 00:00:05", "Link": ""},
+        {"Date": "2024-06-01 00:00:06", "Link": null},
+        {"Date": "2024-06-01 00:00:07", "Link": "https://vt.tiktok.com/ZSabc123/"},
+        {"Date": "2024-06-01 00:00:08", "Link": "vm.tiktok.com/ZMabc123"}
+    ]"#;
+    let p = parse(&export("Likes and Favorites", list)).expect("an empty Link is skipped");
     assert_eq!(
-        to_record(&p.favorites[1]).id,
-        "https://vm.tiktok.com/ZMabc123/"
+        (
+            p.scan.entries,
+            p.scan.favorites,
+            p.scan.skipped,
+            p.scan.unresolved
+        ),
+        (9, 1, 6, 2)
     );
+    assert_eq!(p.favorites.len(), 1);
+    assert_eq!(p.favorites[0].video_id, "7382011122233344556");
+}
+
+/// A UTF-8 byte order mark before the JSON is dropped.
+#[test]
+fn byte_order_mark_is_stripped() {
+    let with_bom = format!("\u{feff}{}", export("Activity", TWO));
+    let p = parse(&with_bom).expect("a BOM is no reason to refuse the file");
+    assert_eq!((p.entries, p.favorites.len()), (2, 2));
+    // Short inputs around the BOM still read right.
+    assert!(matches!(
+        parse("\u{feff}"),
+        Err(ParseError::Truncated { .. })
+    ));
+    assert!(matches!(
+        parse("\u{feff}[]"),
+        Err(ParseError::NotAnExport(_))
+    ));
 }
 
 #[test]
@@ -63,19 +124,37 @@ fn first_non_empty_list_wins() {
                 "Likes and Favorites": {"Favorite Videos": {"FavoriteVideoList": null}}}"#;
     let p = parse(s).expect("parses");
     assert_eq!(p.section, Some("Activity"));
-    assert_eq!(
-        p.favorites[0].video_id.as_deref(),
-        Some("6700000000000000001")
-    );
+    assert_eq!(p.favorites[0].video_id, "6700000000000000001");
 }
 
 #[test]
-fn no_favourites_is_empty_not_an_error() {
+fn an_empty_list_is_empty_but_no_list_is_refused() {
     let p = parse(r#"{"Your Activity": {"Favorite Videos": {"FavoriteVideoList": []}}}"#)
         .expect("parses");
     assert_eq!((p.entries, p.favorites.len()), (0, 0));
-    let p = parse(r#"{"Profile": {}}"#).expect("parses");
+    assert_eq!(p.section, Some("Your Activity"));
+    let p = parse(r#"{"Activity": {"Favorite Videos": {"FavoriteVideoList": null}}}"#)
+        .expect("a null list is an empty one");
     assert_eq!(p.entries, 0);
+    // No favourites list at any known place: importing it as empty would remove every
+    // stored favourite.
+    for file in [
+        r#"{"Profile": {}}"#,
+        r#"{"Likes and Favorites": {"Like List": {"ItemFavoriteList": []}}}"#,
+        r#"{"Your Activity": {"Favorite Videos": {"SomethingElse": []}}}"#,
+    ] {
+        let e = parse(file).expect_err("no favourites list");
+        assert!(matches!(e, ParseError::NoFavorites), "{file}: {e}");
+        let m = e.to_string();
+        for path in [
+            "\"Likes and Favorites/Favorite Videos/FavoriteVideoList\"",
+            "\"Your Activity/Favorite Videos/FavoriteVideoList\"",
+            "\"Ads and data/Favorite Videos/FavoriteVideoList\"",
+            "\"Activity/Favorite Videos/FavoriteVideoList\"",
+        ] {
+            assert!(m.contains(path), "{m}");
+        }
+    }
 }
 
 #[test]
@@ -102,8 +181,24 @@ fn link_shapes() {
             Some("7234567890123456789"),
         ),
         ("https://vt.tiktok.com/ZSabc123/", None),
+        ("https://www.tiktok.com/@a/video/notanumber", None),
+        (
+            "https://www.tiktok.com/@a/video/123456789012345678901",
+            None,
+        ),
+        ("N/A", None),
     ] {
         assert_eq!(video_id(link).as_deref(), id, "{link}");
+    }
+    for (link, short) in [
+        ("https://vm.tiktok.com/ZMabc123/", true),
+        ("http://VT.tiktok.com/ZSabc123", true),
+        ("vm.tiktok.com/x", true),
+        ("https://www.tiktok.com/@vm.tiktok.com", false),
+        ("https://vm.tiktok.com.evil/ZM", false),
+        ("N/A", false),
+    ] {
+        assert_eq!(is_short_link(link), short, "{link}");
     }
 }
 
@@ -142,7 +237,7 @@ fn bad_files_are_named() {
         e.to_string().contains("FavoriteVideoList to be a list"),
         "{e}"
     );
-    let e = parse_export(full.as_bytes(), 100).expect_err("too large");
+    let e = scan_export(full.as_bytes(), 100).expect_err("too large");
     assert!(matches!(e, ParseError::TooLarge { limit: 100 }), "{e}");
     assert!(matches!(parse(""), Err(ParseError::Truncated { .. })));
     assert!(matches!(

@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use inlet_core::{
     ApiKey, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec, ExportRow, FamilyBatch,
     FamilyOutcome, Lease, NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome,
-    Run, RunMode, RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState,
-    Timestamp, TombstoneBatch, Trigger,
+    Run, RunMode, RunStats, RunStatus, SnapshotBatch, SnapshotSource, Store, StoreError,
+    StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -458,10 +458,11 @@ impl Store for PgStore {
 
     async fn import_snapshot(
         &self,
-        batch: PageBatch<'_>,
-        max_share: Option<f64>,
+        batch: SnapshotBatch<'_>,
+        source: Box<dyn SnapshotSource>,
     ) -> Result<(PageOutcome, ReconcileOutcome), StoreError> {
-        retrying!(self, |g| reconcile::import_snapshot(g, &batch, max_share))
+        // Not retried on a lost connection: the source is a stream read once.
+        reconcile::import_snapshot(&mut *self.lock().await?, &batch, source).await
     }
 
     async fn purge_tombstones(

@@ -8,7 +8,8 @@ use crate::error::pg as db_err;
 use crate::reconcile_sql as rsql;
 use crate::sql::{self, Dialect::Postgres};
 use inlet_core::{
-    PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, StoreError, StreamSpec, Timestamp,
+    PageOutcome, ReconcileBatch, ReconcileOutcome, SnapshotBatch, SnapshotSource, StoreError,
+    StreamSpec, Timestamp,
 };
 use std::collections::BTreeSet;
 use std::time::SystemTime;
@@ -135,28 +136,57 @@ pub(super) async fn apply_reconcile(
 
 pub(super) async fn import_snapshot(
     g: &mut Inner,
-    b: &PageBatch<'_>,
-    max_share: Option<f64>,
+    b: &SnapshotBatch<'_>,
+    mut source: Box<dyn SnapshotSource>,
 ) -> Result<(PageOutcome, ReconcileOutcome), StoreError> {
     let spec = b.stream;
-    let records = dedupe(spec, &b.records)?;
-    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
     let at = to_system(b.at);
+    let token = crate::codec::import_token(b.connection_id);
     let Inner { client, cache } = g;
+    // Staged ids, upserts and tombstones share the transaction: any early return (a
+    // failed chunk, the safety valve) rolls all of it back.
     let tx = client.transaction().await.map_err(db_err)?;
     lock_connection(&tx, cache, b.connection_id).await?;
     let mut rec = ReconcileOutcome {
         live_before: count_live(&tx, cache, b.connection_id, spec).await?,
         ..ReconcileOutcome::default()
     };
+    let mut page = PageOutcome::default();
     let mut keys = BTreeSet::new();
-    let sql = if rsql::returns_keys(spec) {
-        sql::tombstone(Postgres, spec)
-    } else {
-        let s = sql::tombstone(Postgres, spec);
-        s.rsplit_once(" RETURNING ")
-            .map_or(s.clone(), |(h, _)| h.to_string())
-    };
+    while let Some(chunk) = source.next_chunk().await? {
+        let records = dedupe(spec, &chunk)?;
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let st = cache.get(&tx, &rsql::stage(Postgres)).await?;
+        tx.execute(&st, &[&token, &ids]).await.map_err(db_err)?;
+        let existing = lookup(&tx, cache, spec, b.connection_id, &records).await?;
+        rec.revived += existing.values().filter(|e| e.deleted).count() as u64;
+        let plan = plan(spec, records, &existing, spec.derived.is_some());
+        write_rows(
+            &tx,
+            cache,
+            &sql::pg_insert(spec),
+            spec,
+            b.connection_id,
+            &plan.inserts,
+            &at,
+        )
+        .await?;
+        write_rows(
+            &tx,
+            cache,
+            &sql::pg_update(spec),
+            spec,
+            b.connection_id,
+            &plan.updates,
+            &at,
+        )
+        .await?;
+        keys.extend(plan.keys);
+        page.inserted += plan.inserts.len() as u64;
+        page.updated += plan.updates.len() as u64;
+        page.unchanged += plan.unchanged;
+    }
+    let sql = rsql::tombstone_unstaged(Postgres, spec);
     rec.tombstoned = update_rows(
         &tx,
         cache,
@@ -164,50 +194,21 @@ pub(super) async fn import_snapshot(
         spec,
         b.connection_id,
         &at,
-        &ids,
+        &token,
         &mut keys,
     )
     .await?;
-    if ReconcileOutcome::exceeds(rec.live_before, rec.tombstoned, max_share) {
+    if ReconcileOutcome::exceeds(rec.live_before, rec.tombstoned, b.max_share) {
         tx.rollback().await.map_err(db_err)?;
         rec.refused = true;
         return Ok((PageOutcome::default(), rec));
     }
-    let existing = lookup(&tx, cache, spec, b.connection_id, &records).await?;
-    rec.revived = existing.values().filter(|e| e.deleted).count() as u64;
-    let plan = plan(spec, records, &existing, spec.derived.is_some());
-    write_rows(
-        &tx,
-        cache,
-        &sql::pg_insert(spec),
-        spec,
-        b.connection_id,
-        &plan.inserts,
-        &at,
-    )
-    .await?;
-    write_rows(
-        &tx,
-        cache,
-        &sql::pg_update(spec),
-        spec,
-        b.connection_id,
-        &plan.updates,
-        &at,
-    )
-    .await?;
-    keys.extend(plan.keys.iter().cloned());
-    let (derived_inserted, derived_updated) =
+    (page.derived_inserted, page.derived_updated) =
         refresh_derived(&tx, cache, spec, b.connection_id, &keys, &at).await?;
     put_sync_state(&tx, cache, b.connection_id, spec.name, b.state).await?;
+    let st = cache.get(&tx, &rsql::unstage(Postgres)).await?;
+    tx.execute(&st, &[&token]).await.map_err(db_err)?;
     tx.commit().await.map_err(db_err)?;
-    let page = PageOutcome {
-        inserted: plan.inserts.len() as u64,
-        updated: plan.updates.len() as u64,
-        unchanged: plan.unchanged,
-        derived_inserted,
-        derived_updated,
-    };
     Ok((page, rec))
 }
 

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use inlet_core::{
     ApiKey, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec, ExportRow, FamilyBatch,
     FamilyOutcome, Lease, NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome,
-    Run, RunMode, RunStats, RunStatus, Store, StoreError, StreamSpec, StreamStats, SyncState,
-    Timestamp, TombstoneBatch, Trigger,
+    Run, RunMode, RunStats, RunStatus, SnapshotBatch, SnapshotSource, Store, StoreError,
+    StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
 };
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::collections::BTreeMap;
@@ -428,11 +428,13 @@ impl Store for SqliteStore {
 
     async fn import_snapshot(
         &self,
-        batch: PageBatch<'_>,
-        max_share: Option<f64>,
+        batch: SnapshotBatch<'_>,
+        source: Box<dyn SnapshotSource>,
     ) -> Result<(PageOutcome, ReconcileOutcome), StoreError> {
-        let b = reconcile::OwnedImport::new(batch, max_share);
-        self.run(move |c| reconcile::import_snapshot(c, &b)).await
+        let b = reconcile::OwnedImport::from(batch);
+        let rt = tokio::runtime::Handle::current();
+        self.run(move |c| reconcile::import_snapshot(c, &b, source, &rt))
+            .await
     }
 
     async fn purge_tombstones(

@@ -8,8 +8,8 @@ use crate::error::sqlite as db_err;
 use crate::reconcile_sql as rsql;
 use crate::sql::{self, Dialect::Sqlite};
 use inlet_core::{
-    PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome, Record, StoreError, StreamSpec,
-    SyncState, Timestamp,
+    PageOutcome, ReconcileBatch, ReconcileOutcome, SnapshotBatch, SnapshotSource, StoreError,
+    StreamSpec, SyncState, Timestamp,
 };
 use rusqlite::{Connection, Transaction, params};
 use std::collections::BTreeSet;
@@ -130,71 +130,77 @@ pub(crate) fn apply_reconcile(
 pub(crate) struct OwnedImport {
     pub connection_id: i64,
     pub spec: StreamSpec,
-    pub records: Vec<Record>,
     pub state: SyncState,
     pub at: Timestamp,
     pub max_share: Option<f64>,
 }
 
-impl OwnedImport {
-    pub(crate) fn new(b: PageBatch<'_>, max_share: Option<f64>) -> Self {
+impl From<SnapshotBatch<'_>> for OwnedImport {
+    fn from(b: SnapshotBatch<'_>) -> Self {
         OwnedImport {
             connection_id: b.connection_id,
             spec: *b.stream,
-            records: b.records,
             state: b.state.clone(),
             at: b.at,
-            max_share,
+            max_share: b.max_share,
         }
     }
 }
 
+/// Runs on the store's blocking thread; `rt` waits for each chunk of `source`.
 pub(crate) fn import_snapshot(
     c: &mut Connection,
     b: &OwnedImport,
+    mut source: Box<dyn SnapshotSource>,
+    rt: &tokio::runtime::Handle,
 ) -> Result<(PageOutcome, ReconcileOutcome), StoreError> {
     let spec = &b.spec;
-    let records = dedupe(spec, &b.records)?;
-    let ids = json_list(records.iter().map(|r| r.id.as_str()));
     let at = b.at.to_string();
+    let token = crate::codec::import_token(b.connection_id);
+    // Staged ids, upserts and tombstones share the transaction: any early return (a
+    // failed chunk, the safety valve) rolls all of it back.
     let tx = begin(c)?;
     let mut rec = ReconcileOutcome {
         live_before: count_live(&tx, b.connection_id, spec)?,
         ..ReconcileOutcome::default()
     };
+    let mut page = PageOutcome::default();
     let mut keys = BTreeSet::new();
-    let sql = if rsql::returns_keys(spec) {
-        sql::tombstone(Sqlite, spec)
-    } else {
-        // Same statement without the RETURNING of the (absent) group keys.
-        let s = sql::tombstone(Sqlite, spec);
-        s.rsplit_once(" RETURNING ")
-            .map_or(s.clone(), |(h, _)| h.to_string())
-    };
-    rec.tombstoned = update_rows(&tx, &sql, spec, b.connection_id, &at, &ids, &mut keys)?;
+    while let Some(chunk) = rt.block_on(source.next_chunk())? {
+        let records = dedupe(spec, &chunk)?;
+        tx.prepare_cached(&rsql::stage(Sqlite))
+            .map_err(db_err)?
+            .execute(params![
+                token,
+                json_list(records.iter().map(|r| r.id.as_str()))
+            ])
+            .map_err(db_err)?;
+        let existing = lookup(&tx, spec, b.connection_id, &records)?;
+        rec.revived += existing.values().filter(|e| e.deleted).count() as u64;
+        let plan = plan(spec, records, &existing, spec.derived.is_some());
+        insert(&tx, spec, b.connection_id, &plan.inserts, b.at)?;
+        for (r, hash) in &plan.updates {
+            update(&tx, spec, b.connection_id, r, hash, b.at)?;
+        }
+        keys.extend(plan.keys);
+        page.inserted += plan.inserts.len() as u64;
+        page.updated += plan.updates.len() as u64;
+        page.unchanged += plan.unchanged;
+    }
+    let sql = rsql::tombstone_unstaged(Sqlite, spec);
+    rec.tombstoned = update_rows(&tx, &sql, spec, b.connection_id, &at, &token, &mut keys)?;
     if ReconcileOutcome::exceeds(rec.live_before, rec.tombstoned, b.max_share) {
         rec.refused = true;
         return Ok((PageOutcome::default(), rec)); // the transaction rolls back
     }
-    let existing = lookup(&tx, spec, b.connection_id, &records)?;
-    rec.revived = existing.values().filter(|e| e.deleted).count() as u64;
-    let plan = plan(spec, records, &existing, spec.derived.is_some());
-    insert(&tx, spec, b.connection_id, &plan.inserts, b.at)?;
-    for (r, hash) in &plan.updates {
-        update(&tx, spec, b.connection_id, r, hash, b.at)?;
-    }
-    keys.extend(plan.keys.iter().cloned());
-    let (derived_inserted, derived_updated) =
+    (page.derived_inserted, page.derived_updated) =
         refresh_derived(&tx, spec, b.connection_id, &keys, b.at)?;
     put_sync_state(&tx, b.connection_id, spec.name, &b.state)?;
+    tx.prepare_cached(&rsql::unstage(Sqlite))
+        .map_err(db_err)?
+        .execute([&token])
+        .map_err(db_err)?;
     tx.commit().map_err(db_err)?;
-    let page = PageOutcome {
-        inserted: plan.inserts.len() as u64,
-        updated: plan.updates.len() as u64,
-        unchanged: plan.unchanged,
-        derived_inserted,
-        derived_updated,
-    };
     Ok((page, rec))
 }
 
