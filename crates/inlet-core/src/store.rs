@@ -480,16 +480,21 @@ pub trait Store: Send + Sync {
 
     // --- `inlet serve`: connection deletion, run lookup, sync leases, API keys. ---
 
-    /// Create the record table of `stream` from its spec when it does not exist (the
-    /// fixed columns, the typed columns in spec order, the primary key
-    /// `(connection_id, id)`), for streams described at run time (the `rest` connector);
-    /// the built-in providers' tables come from migrations. An existing table must have
-    /// exactly the columns and types the spec gives, else [`StoreError::Schema`]. Only the
-    /// record table: a derived table is not created.
-    async fn ensure_table(&self, stream: &StreamSpec) -> Result<(), StoreError>;
+    /// Make the tables of `streams` that do not exist yet, from their specs: each
+    /// stream's record table (the fixed columns, the typed columns in spec order, primary
+    /// key `(connection_id, id)`), its derived table if it has one, and their indexes.
+    /// Tables that exist (made by an earlier release's migrations, or by an earlier call)
+    /// are kept, rows and all, and must have exactly the columns and types the spec
+    /// gives, else [`StoreError::Schema`]. Idempotent; any spec, also one made at run
+    /// time (a user's REST stream). Callers pass every stream they know at open (the
+    /// provider registry's specs) so the tables are there for SQL readers from the start;
+    /// besides, every method taking a [`StreamSpec`] makes its stream's tables on first
+    /// use. A read-only store makes nothing and only checks the tables it has.
+    async fn ensure_tables(&self, streams: &[StreamSpec]) -> Result<(), StoreError>;
     /// Delete a connection with everything stored for it: its rows in `tables` (the
     /// record and derived tables of its provider), sync state, runs and lease. One
-    /// transaction. [`StoreError::NotFound`] when there is no such connection.
+    /// transaction; a table that was never made is skipped. [`StoreError::NotFound`]
+    /// when there is no such connection.
     async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError>;
     /// One run by id.
     async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError>;

@@ -11,6 +11,7 @@ mod serve;
 use crate::codec::streams_json;
 use crate::error::pg as db_err;
 use crate::migrate::{self, Applied, POSTGRES_MIGRATIONS};
+use crate::schema;
 use crate::target::redact_url;
 use async_trait::async_trait;
 use inlet_core::{
@@ -19,7 +20,7 @@ use inlet_core::{
     Run, RunMode, RunStats, RunStatus, SnapshotBatch, SnapshotSource, Store, StoreError,
     StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::config::Host;
@@ -39,6 +40,8 @@ pub struct PgStore {
     /// How long an operation whose connection was lost keeps reconnecting (with
     /// backoff) before it fails with [`StoreError::ConnectionLost`].
     reconnect_for: Duration,
+    /// Record tables made or checked by this store (see [`crate::schema`]).
+    ensured: std::sync::Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -100,6 +103,7 @@ impl PgStore {
             config,
             location,
             reconnect_for,
+            ensured: std::sync::Mutex::default(),
         })
     }
 
@@ -107,6 +111,12 @@ impl PgStore {
     pub fn with_reconnect_for(mut self, d: Duration) -> Self {
         self.reconnect_for = d;
         self
+    }
+
+    fn ensured(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.ensured
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The client, reconnected if the server closed the previous connection.
@@ -193,6 +203,26 @@ macro_rules! retrying {
             }
         }
     }};
+}
+
+impl PgStore {
+    /// Make the tables of `streams` that this store has not made or checked yet (see
+    /// [`crate::schema`]).
+    async fn ensure(&self, streams: &[StreamSpec]) -> Result<(), StoreError> {
+        for spec in streams {
+            if self.ensured().contains(&schema::signature(spec)) {
+                continue;
+            }
+            retrying!(self, |g| records::ensure_tables(g, spec))?;
+            self.ensured().insert(schema::signature(spec));
+        }
+        Ok(())
+    }
+
+    /// Whether `table` exists (a derived table read by name).
+    async fn has_table(&self, table: &str) -> Result<bool, StoreError> {
+        retrying!(self, |g| records::table_exists(&g.client, table))
+    }
 }
 
 /// Where `config` points, for messages: `host:port`.
@@ -432,10 +462,12 @@ impl Store for PgStore {
     }
 
     async fn commit_page(&self, batch: PageBatch<'_>) -> Result<PageOutcome, StoreError> {
+        self.ensure(&[*batch.stream]).await?;
         retrying!(self, |g| records::commit_page(g, &batch))
     }
 
     async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError> {
+        self.ensure(&[*batch.stream]).await?;
         retrying!(self, |g| records::tombstone_missing(g, &batch))
     }
 
@@ -453,6 +485,7 @@ impl Store for PgStore {
     ) -> Result<ReconcileOutcome, StoreError> {
         // Not repeated: had the COMMIT gone through before the connection broke, the
         // staged ids would be gone, and a second attempt would tombstone every row.
+        self.ensure(&[*batch.stream]).await?;
         reconcile::apply_reconcile(&mut *self.lock().await?, &batch).await
     }
 
@@ -462,6 +495,7 @@ impl Store for PgStore {
         source: Box<dyn SnapshotSource>,
     ) -> Result<(PageOutcome, ReconcileOutcome), StoreError> {
         // Not retried on a lost connection: the source is a stream read once.
+        self.ensure(&[*batch.stream]).await?;
         reconcile::import_snapshot(&mut *self.lock().await?, &batch, source).await
     }
 
@@ -471,6 +505,7 @@ impl Store for PgStore {
         stream: &StreamSpec,
         before: Timestamp,
     ) -> Result<u64, StoreError> {
+        self.ensure(&[*stream]).await?;
         retrying!(self, |g| reconcile::purge(g, connection_id, stream, before))
     }
 
@@ -506,6 +541,7 @@ impl Store for PgStore {
         stream: &StreamSpec,
         at: Timestamp,
     ) -> Result<(u64, u64), StoreError> {
+        self.ensure(&[*stream]).await?;
         retrying!(self, |g| records::refresh_derived_all(
             g,
             connection_id,
@@ -515,14 +551,18 @@ impl Store for PgStore {
     }
 
     async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError> {
+        self.ensure(&[*stream]).await?;
         retrying!(self, |g| records::count_live(g, connection_id, stream))
     }
 
-    async fn ensure_table(&self, stream: &StreamSpec) -> Result<(), StoreError> {
-        retrying!(self, |g| records::ensure_table(g, stream))
+    async fn ensure_tables(&self, streams: &[StreamSpec]) -> Result<(), StoreError> {
+        self.ensure(streams).await
     }
 
     async fn count_derived(&self, connection_id: i64, table: &str) -> Result<u64, StoreError> {
+        if !self.has_table(table).await? {
+            return Ok(0);
+        }
         retrying!(self, |g| records::count_derived(g, connection_id, table))
     }
 
@@ -541,6 +581,7 @@ impl Store for PgStore {
     }
 
     async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
+        self.ensure(&[*batch.parent, *batch.child]).await?;
         retrying!(self, |g| family::commit_family(g, &batch))
     }
 
@@ -551,6 +592,9 @@ impl Store for PgStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<DerivedRow>, StoreError> {
+        if !self.has_table(derived.table).await? {
+            return Ok(Vec::new());
+        }
         records::export_derived_page(
             &mut *self.lock().await?,
             connection_id,
@@ -569,6 +613,7 @@ impl Store for PgStore {
         limit: u32,
         include_deleted: bool,
     ) -> Result<Vec<ExportRow>, StoreError> {
+        self.ensure(&[*stream]).await?;
         let q = records::ExportQuery {
             connection_id,
             spec: stream,

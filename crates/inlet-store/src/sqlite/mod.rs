@@ -11,6 +11,7 @@ mod values;
 
 use crate::error::{join, sqlite as db_err};
 use crate::migrate::{self, Applied, SQLITE_MIGRATIONS};
+use crate::schema;
 use async_trait::async_trait;
 use inlet_core::{
     ApiKey, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec, ExportRow, FamilyBatch,
@@ -19,7 +20,7 @@ use inlet_core::{
     StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
 };
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,6 +30,10 @@ use std::time::Duration;
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// Opened read-only: tables are checked, never made.
+    read_only: bool,
+    /// Record tables made or checked by this store (see [`crate::schema`]).
+    ensured: Arc<Mutex<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -67,6 +72,8 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
+            read_only: false,
+            ensured: Arc::default(),
         })
     }
 
@@ -92,12 +99,50 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
+            read_only: true,
+            ensured: Arc::default(),
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Make the tables of `streams` that this store has not made or checked yet (see
+    /// [`crate::schema`]). `false` when a read-only store lacks one of them.
+    async fn ensure(&self, streams: &[StreamSpec]) -> Result<bool, StoreError> {
+        let todo: Vec<StreamSpec> = {
+            let done = lock(&self.ensured);
+            streams
+                .iter()
+                .filter(|s| !done.contains(&schema::signature(s)))
+                .copied()
+                .collect()
+        };
+        if todo.is_empty() {
+            return Ok(true);
+        }
+        let create = !self.read_only;
+        let (all, todo) = self
+            .run(move |c| {
+                let mut all = true;
+                for s in &todo {
+                    all &= records::ensure_tables(c, s, create)?;
+                }
+                Ok((all, todo))
+            })
+            .await?;
+        if all {
+            lock(&self.ensured).extend(todo.iter().map(schema::signature));
+        }
+        Ok(all)
+    }
+
+    /// Whether `table` exists (a derived table read by name).
+    async fn has_table(&self, table: &str) -> Result<bool, StoreError> {
+        let table = table.to_string();
+        self.run(move |c| records::table_exists(c, &table)).await
     }
 
     /// Run `f` on the connection in tokio's blocking pool.
@@ -114,6 +159,10 @@ impl SqliteStore {
         .await
         .map_err(join)?
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Create a missing database file empty with mode 0600 (it holds private messages), so
@@ -398,11 +447,13 @@ impl Store for SqliteStore {
     }
 
     async fn commit_page(&self, batch: PageBatch<'_>) -> Result<PageOutcome, StoreError> {
+        self.ensure(&[*batch.stream]).await?;
         let page = records::OwnedPage::from(batch);
         self.run(move |c| records::commit_page(c, &page)).await
     }
 
     async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError> {
+        self.ensure(&[*batch.stream]).await?;
         let t = records::OwnedTombstones::from(batch);
         self.run(move |c| records::tombstone_missing(c, &t)).await
     }
@@ -422,6 +473,7 @@ impl Store for SqliteStore {
         &self,
         batch: ReconcileBatch<'_>,
     ) -> Result<ReconcileOutcome, StoreError> {
+        self.ensure(&[*batch.stream]).await?;
         let b = reconcile::OwnedReconcile::from(batch);
         self.run(move |c| reconcile::apply_reconcile(c, &b)).await
     }
@@ -431,6 +483,7 @@ impl Store for SqliteStore {
         batch: SnapshotBatch<'_>,
         source: Box<dyn SnapshotSource>,
     ) -> Result<(PageOutcome, ReconcileOutcome), StoreError> {
+        self.ensure(&[*batch.stream]).await?;
         let b = reconcile::OwnedImport::from(batch);
         let rt = tokio::runtime::Handle::current();
         self.run(move |c| reconcile::import_snapshot(c, &b, source, &rt))
@@ -443,6 +496,7 @@ impl Store for SqliteStore {
         stream: &StreamSpec,
         before: Timestamp,
     ) -> Result<u64, StoreError> {
+        self.ensure(&[*stream]).await?;
         let spec = *stream;
         self.run(move |c| reconcile::purge(c, connection_id, &spec, before))
             .await
@@ -475,23 +529,29 @@ impl Store for SqliteStore {
         stream: &StreamSpec,
         at: Timestamp,
     ) -> Result<(u64, u64), StoreError> {
+        self.ensure(&[*stream]).await?;
         let spec = *stream;
         self.run(move |c| records::refresh_derived_all(c, connection_id, &spec, at))
             .await
     }
 
     async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError> {
+        if !self.ensure(&[*stream]).await? {
+            return Ok(0);
+        }
         let spec = *stream;
         self.run(move |c| records::count_live(c, connection_id, &spec))
             .await
     }
 
-    async fn ensure_table(&self, stream: &StreamSpec) -> Result<(), StoreError> {
-        let spec = *stream;
-        self.run(move |c| records::ensure_table(c, &spec)).await
+    async fn ensure_tables(&self, streams: &[StreamSpec]) -> Result<(), StoreError> {
+        self.ensure(streams).await.map(|_| ())
     }
 
     async fn count_derived(&self, connection_id: i64, table: &str) -> Result<u64, StoreError> {
+        if !self.has_table(table).await? {
+            return Ok(0);
+        }
         let table = table.to_string();
         self.run(move |c| records::count_derived(c, connection_id, &table))
             .await
@@ -509,6 +569,7 @@ impl Store for SqliteStore {
     }
 
     async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
+        self.ensure(&[*batch.parent, *batch.child]).await?;
         let f = family::OwnedFamily::from(batch);
         self.run(move |c| family::commit_family(c, &f)).await
     }
@@ -520,6 +581,9 @@ impl Store for SqliteStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<DerivedRow>, StoreError> {
+        if !self.has_table(derived.table).await? {
+            return Ok(Vec::new());
+        }
         let (der, after) = (*derived, after.map(str::to_string));
         self.run(move |c| {
             records::export_derived_page(c, connection_id, &der, after.as_deref(), limit)
@@ -535,6 +599,9 @@ impl Store for SqliteStore {
         limit: u32,
         include_deleted: bool,
     ) -> Result<Vec<ExportRow>, StoreError> {
+        if !self.ensure(&[*stream]).await? {
+            return Ok(Vec::new());
+        }
         let q = records::ExportQuery {
             connection_id,
             spec: *stream,
