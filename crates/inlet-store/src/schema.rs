@@ -1,7 +1,7 @@
 //! The schema generator: record tables and derived tables made from the stream specs, one
 //! dialect at a time. Migrations make only the bookkeeping tables (connections, runs,
 //! sync state, leases, keys, attachments, staging, ...); a stream's tables are made when
-//! the store is told its spec ([`inlet_core::Store::ensure_tables`], or the first
+//! the store is told its spec ([`inlet_core::RecordStore::ensure_tables`], or the first
 //! operation on the stream), with `CREATE ... IF NOT EXISTS`, so a table an earlier
 //! release's migrations made is kept as it is, rows and all.
 //!

@@ -15,10 +15,11 @@ use crate::schema;
 use crate::target::redact_url;
 use async_trait::async_trait;
 use inlet_core::{
-    ApiKey, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec, ExportRow, FamilyBatch,
-    FamilyOutcome, Lease, NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome,
-    Run, RunMode, RunStats, RunStatus, SnapshotBatch, SnapshotSource, Store, StoreError,
-    StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
+    ApiKey, AttachmentStore, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec,
+    ExportRow, FamilyBatch, FamilyOutcome, KeyStore, Lease, LeaseStore, NewConnection, PageBatch,
+    PageOutcome, ReconcileBatch, ReconcileOutcome, RecordStore, Run, RunMode, RunStats, RunStatus,
+    RunStore, SnapshotBatch, SnapshotSource, StateStore, StoreError, StreamSpec, StreamStats,
+    SyncState, Timestamp, TombstoneBatch, Trigger,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -332,7 +333,7 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl StateStore for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
@@ -408,59 +409,39 @@ impl Store for PgStore {
         })
     }
 
-    async fn start_run(
+    async fn stream_validator(
         &self,
         connection_id: i64,
-        mode: RunMode,
-        trigger: Trigger,
-        at: Timestamp,
-    ) -> Result<i64, StoreError> {
-        retrying!(self, |g| meta::start_run(
+        stream: &str,
+    ) -> Result<Option<String>, StoreError> {
+        retrying!(self, |g| reconcile::stream_validator(
             g,
             connection_id,
-            mode,
-            trigger,
-            at
+            stream
         ))
     }
 
-    async fn update_run(
+    async fn put_stream_validator(
         &self,
-        run_id: i64,
-        status: RunStatus,
-        stats: &RunStats,
-        streams: &BTreeMap<String, StreamStats>,
-        error: Option<&str>,
-        finished_at: Option<Timestamp>,
+        connection_id: i64,
+        stream: &str,
+        validator: Option<&str>,
     ) -> Result<(), StoreError> {
-        let streams = streams_json(streams)?;
-        let up = meta::RunUpdate {
-            run_id,
-            status,
-            stats,
-            streams: &streams,
-            error,
-            finished_at,
-        };
-        retrying!(self, |g| meta::update_run(g, &up))
+        retrying!(self, |g| reconcile::put_stream_validator(
+            g,
+            connection_id,
+            stream,
+            validator
+        ))
     }
 
-    async fn set_run_waiting_until(
-        &self,
-        run_id: i64,
-        until: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
-        meta::set_run_waiting_until(&mut *self.lock().await?, run_id, until).await
+    async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError> {
+        retrying!(self, |g| serve::delete_connection(g, id, tables))
     }
+}
 
-    async fn list_runs(
-        &self,
-        connection_id: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Run>, StoreError> {
-        retrying!(self, |g| meta::list_runs(g, connection_id, limit))
-    }
-
+#[async_trait]
+impl RecordStore for PgStore {
     async fn commit_page(&self, batch: PageBatch<'_>) -> Result<PageOutcome, StoreError> {
         self.ensure(&[*batch.stream]).await?;
         retrying!(self, |g| records::commit_page(g, &batch))
@@ -507,32 +488,6 @@ impl Store for PgStore {
     ) -> Result<u64, StoreError> {
         self.ensure(&[*stream]).await?;
         retrying!(self, |g| reconcile::purge(g, connection_id, stream, before))
-    }
-
-    async fn stream_validator(
-        &self,
-        connection_id: i64,
-        stream: &str,
-    ) -> Result<Option<String>, StoreError> {
-        retrying!(self, |g| reconcile::stream_validator(
-            g,
-            connection_id,
-            stream
-        ))
-    }
-
-    async fn put_stream_validator(
-        &self,
-        connection_id: i64,
-        stream: &str,
-        validator: Option<&str>,
-    ) -> Result<(), StoreError> {
-        retrying!(self, |g| reconcile::put_stream_validator(
-            g,
-            connection_id,
-            stream,
-            validator
-        ))
     }
 
     async fn refresh_derived_all(
@@ -623,6 +578,70 @@ impl Store for PgStore {
         };
         retrying!(self, |g| records::export_page(g, &q))
     }
+}
+
+#[async_trait]
+impl RunStore for PgStore {
+    async fn start_run(
+        &self,
+        connection_id: i64,
+        mode: RunMode,
+        trigger: Trigger,
+        at: Timestamp,
+    ) -> Result<i64, StoreError> {
+        retrying!(self, |g| meta::start_run(
+            g,
+            connection_id,
+            mode,
+            trigger,
+            at
+        ))
+    }
+
+    async fn update_run(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        stats: &RunStats,
+        streams: &BTreeMap<String, StreamStats>,
+        error: Option<&str>,
+        finished_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let streams = streams_json(streams)?;
+        let up = meta::RunUpdate {
+            run_id,
+            status,
+            stats,
+            streams: &streams,
+            error,
+            finished_at,
+        };
+        retrying!(self, |g| meta::update_run(g, &up))
+    }
+
+    async fn set_run_waiting_until(
+        &self,
+        run_id: i64,
+        until: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        meta::set_run_waiting_until(&mut *self.lock().await?, run_id, until).await
+    }
+
+    async fn list_runs(
+        &self,
+        connection_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Run>, StoreError> {
+        retrying!(self, |g| meta::list_runs(g, connection_id, limit))
+    }
+
+    async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError> {
+        retrying!(self, |g| serve::get_run(g, run_id))
+    }
+}
+
+#[async_trait]
+impl AttachmentStore for PgStore {
     async fn add_attachments(
         &self,
         connection_id: i64,
@@ -669,15 +688,10 @@ impl Store for PgStore {
     ) -> Result<BTreeMap<inlet_core::AttachmentStatus, u64>, StoreError> {
         retrying!(self, |g| attachments::count(g, connection_id))
     }
+}
 
-    async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError> {
-        retrying!(self, |g| serve::delete_connection(g, id, tables))
-    }
-
-    async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError> {
-        retrying!(self, |g| serve::get_run(g, run_id))
-    }
-
+#[async_trait]
+impl LeaseStore for PgStore {
     async fn try_acquire_lease(
         &self,
         connection_id: i64,
@@ -717,7 +731,10 @@ impl Store for PgStore {
     async fn get_lease(&self, connection_id: i64) -> Result<Option<Lease>, StoreError> {
         retrying!(self, |g| serve::get_lease(g, connection_id))
     }
+}
 
+#[async_trait]
+impl KeyStore for PgStore {
     async fn create_api_key(
         &self,
         name: &str,

@@ -14,10 +14,11 @@ use crate::migrate::{self, Applied, SQLITE_MIGRATIONS};
 use crate::schema;
 use async_trait::async_trait;
 use inlet_core::{
-    ApiKey, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec, ExportRow, FamilyBatch,
-    FamilyOutcome, Lease, NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome,
-    Run, RunMode, RunStats, RunStatus, SnapshotBatch, SnapshotSource, Store, StoreError,
-    StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
+    ApiKey, AttachmentStore, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec,
+    ExportRow, FamilyBatch, FamilyOutcome, KeyStore, Lease, LeaseStore, NewConnection, PageBatch,
+    PageOutcome, ReconcileBatch, ReconcileOutcome, RecordStore, Run, RunMode, RunStats, RunStatus,
+    RunStore, SnapshotBatch, SnapshotSource, StateStore, StoreError, StreamSpec, StreamStats,
+    SyncState, Timestamp, TombstoneBatch, Trigger,
 };
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::collections::{BTreeMap, HashSet};
@@ -312,7 +313,7 @@ fn applied(conn: &Connection) -> Result<Vec<Applied>, StoreError> {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl StateStore for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
     }
@@ -397,55 +398,36 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn start_run(
+    async fn stream_validator(
         &self,
         connection_id: i64,
-        mode: RunMode,
-        trigger: Trigger,
-        at: Timestamp,
-    ) -> Result<i64, StoreError> {
-        self.run(move |c| meta::start_run(c, connection_id, mode, trigger, at))
+        stream: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let stream = stream.to_string();
+        self.run(move |c| reconcile::stream_validator(c, connection_id, &stream))
             .await
     }
 
-    async fn update_run(
+    async fn put_stream_validator(
         &self,
-        run_id: i64,
-        status: RunStatus,
-        stats: &RunStats,
-        streams: &BTreeMap<String, StreamStats>,
-        error: Option<&str>,
-        finished_at: Option<Timestamp>,
+        connection_id: i64,
+        stream: &str,
+        validator: Option<&str>,
     ) -> Result<(), StoreError> {
-        let up = meta::RunUpdate {
-            run_id,
-            status,
-            stats: *stats,
-            streams: crate::codec::streams_json(streams)?,
-            error: error.map(str::to_string),
-            finished_at,
-        };
-        self.run(move |c| meta::update_run(c, &up)).await
-    }
-
-    async fn set_run_waiting_until(
-        &self,
-        run_id: i64,
-        until: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
-        self.run(move |c| meta::set_run_waiting_until(c, run_id, until))
+        let (stream, v) = (stream.to_string(), validator.map(str::to_string));
+        self.run(move |c| reconcile::put_stream_validator(c, connection_id, &stream, v.as_deref()))
             .await
     }
 
-    async fn list_runs(
-        &self,
-        connection_id: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Run>, StoreError> {
-        self.run(move |c| meta::list_runs(c, connection_id, limit))
+    async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError> {
+        let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+        self.run(move |c| serve::delete_connection(c, id, &tables))
             .await
     }
+}
 
+#[async_trait]
+impl RecordStore for SqliteStore {
     async fn commit_page(&self, batch: PageBatch<'_>) -> Result<PageOutcome, StoreError> {
         self.ensure(&[*batch.stream]).await?;
         let page = records::OwnedPage::from(batch);
@@ -499,27 +481,6 @@ impl Store for SqliteStore {
         self.ensure(&[*stream]).await?;
         let spec = *stream;
         self.run(move |c| reconcile::purge(c, connection_id, &spec, before))
-            .await
-    }
-
-    async fn stream_validator(
-        &self,
-        connection_id: i64,
-        stream: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let stream = stream.to_string();
-        self.run(move |c| reconcile::stream_validator(c, connection_id, &stream))
-            .await
-    }
-
-    async fn put_stream_validator(
-        &self,
-        connection_id: i64,
-        stream: &str,
-        validator: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let (stream, v) = (stream.to_string(), validator.map(str::to_string));
-        self.run(move |c| reconcile::put_stream_validator(c, connection_id, &stream, v.as_deref()))
             .await
     }
 
@@ -611,6 +572,66 @@ impl Store for SqliteStore {
         };
         self.run(move |c| records::export_page(c, &q)).await
     }
+}
+
+#[async_trait]
+impl RunStore for SqliteStore {
+    async fn start_run(
+        &self,
+        connection_id: i64,
+        mode: RunMode,
+        trigger: Trigger,
+        at: Timestamp,
+    ) -> Result<i64, StoreError> {
+        self.run(move |c| meta::start_run(c, connection_id, mode, trigger, at))
+            .await
+    }
+
+    async fn update_run(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        stats: &RunStats,
+        streams: &BTreeMap<String, StreamStats>,
+        error: Option<&str>,
+        finished_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let up = meta::RunUpdate {
+            run_id,
+            status,
+            stats: *stats,
+            streams: crate::codec::streams_json(streams)?,
+            error: error.map(str::to_string),
+            finished_at,
+        };
+        self.run(move |c| meta::update_run(c, &up)).await
+    }
+
+    async fn set_run_waiting_until(
+        &self,
+        run_id: i64,
+        until: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        self.run(move |c| meta::set_run_waiting_until(c, run_id, until))
+            .await
+    }
+
+    async fn list_runs(
+        &self,
+        connection_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Run>, StoreError> {
+        self.run(move |c| meta::list_runs(c, connection_id, limit))
+            .await
+    }
+
+    async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError> {
+        self.run(move |c| serve::get_run(c, run_id)).await
+    }
+}
+
+#[async_trait]
+impl AttachmentStore for SqliteStore {
     async fn add_attachments(
         &self,
         connection_id: i64,
@@ -653,17 +674,10 @@ impl Store for SqliteStore {
         self.run(move |c| attachments::count(c, connection_id))
             .await
     }
+}
 
-    async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError> {
-        let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
-        self.run(move |c| serve::delete_connection(c, id, &tables))
-            .await
-    }
-
-    async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError> {
-        self.run(move |c| serve::get_run(c, run_id)).await
-    }
-
+#[async_trait]
+impl LeaseStore for SqliteStore {
     async fn try_acquire_lease(
         &self,
         connection_id: i64,
@@ -697,7 +711,10 @@ impl Store for SqliteStore {
     async fn get_lease(&self, connection_id: i64) -> Result<Option<Lease>, StoreError> {
         self.run(move |c| serve::get_lease(c, connection_id)).await
     }
+}
 
+#[async_trait]
+impl KeyStore for SqliteStore {
     async fn create_api_key(
         &self,
         name: &str,
