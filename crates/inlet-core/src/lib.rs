@@ -53,6 +53,7 @@ pub use names::{
 };
 pub use record::{ContentHash, Record, Value};
 pub use serve::{ApiKey, Lease};
+pub use store::{AttachmentStore, KeyStore, LeaseStore, RecordStore, RunStore, StateStore};
 pub use store::{
     DerivedRow, ExportRow, FamilyBatch, FamilyOutcome, PageBatch, PageOutcome, ReconcileBatch,
     ReconcileOutcome, SnapshotBatch, SnapshotSource, Store, StoreError, TombstoneBatch,

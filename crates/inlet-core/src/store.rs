@@ -1,7 +1,9 @@
-//! The Store port: where data goes.
+//! The Store port: where data goes. It is six role traits ([`StateStore`],
+//! [`RecordStore`], [`RunStore`], [`AttachmentStore`], [`LeaseStore`], [`KeyStore`]);
+//! [`Store`] is all of them at once, the type callers hold (`Arc<dyn Store>`).
 //!
 //! Contract (checked by the shared suite in `inlet-store/tests`, run on every backend):
-//! * [`Store::commit_page`] writes a page's records, the derived rows they touch and the
+//! * [`RecordStore::commit_page`] writes a page's records, the derived rows they touch and the
 //!   stream's sync state (its checkpoint) in ONE transaction.
 //! * Upserts are idempotent on (connection, table, id); a record whose content hash is
 //!   unchanged is not rewritten; a tombstoned record that comes back is revived.
@@ -56,7 +58,7 @@ pub struct PageBatch<'a> {
     /// The stream's sync state after this page (carries the checkpoint).
     pub state: &'a SyncState,
     /// Refresh the derived rows the records touch in this transaction. A full pass turns
-    /// this off and calls [`Store::refresh_derived_all`] once at its end instead.
+    /// this off and calls [`RecordStore::refresh_derived_all`] once at its end instead.
     pub refresh_derived: bool,
     /// Commit time: `first_seen_at` / `updated_at` of written rows.
     pub at: Timestamp,
@@ -100,7 +102,7 @@ pub struct TombstoneBatch<'a> {
 }
 
 /// A reconcile to apply: the ids of a complete listing were staged with
-/// [`Store::stage_ids`] under `token`.
+/// [`RecordStore::stage_ids`] under `token`.
 #[derive(Debug)]
 pub struct ReconcileBatch<'a> {
     /// The connection.
@@ -118,7 +120,7 @@ pub struct ReconcileBatch<'a> {
     pub at: Timestamp,
 }
 
-/// A snapshot import to apply ([`Store::import_snapshot`]).
+/// A snapshot import to apply ([`RecordStore::import_snapshot`]).
 #[derive(Debug)]
 pub struct SnapshotBatch<'a> {
     /// The connection.
@@ -134,7 +136,7 @@ pub struct SnapshotBatch<'a> {
     pub max_share: Option<f64>,
 }
 
-/// The records of a snapshot, handed to [`Store::import_snapshot`] one chunk at a time.
+/// The records of a snapshot, handed to [`RecordStore::import_snapshot`] one chunk at a time.
 #[async_trait::async_trait]
 pub trait SnapshotSource: Send {
     /// The next chunk, `None` after the last. An error stops the import: nothing changes.
@@ -236,17 +238,21 @@ pub struct ExportRow {
     pub deleted_at: Option<Timestamp>,
 }
 
-/// Where inlet keeps records, connections, sync state and runs.
+/// The store's identity and what it keeps about connections: the connections
+/// themselves, their per-stream sync state and cache validators, facts about the
+/// database (`inlet_meta`), and deleting a connection with everything stored for it.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait StateStore: Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+
     /// A human description of where the data is (a file path or a redacted URL).
     fn location(&self) -> String;
 
     /// A value the database keeps about itself (`inlet_meta`), e.g. the credentials key
     /// check value or the `inlet demo` mark.
     async fn meta_get(&self, name: &str) -> Result<Option<String>, StoreError>;
+
     /// Store `value` under `name` unless a value is there already (atomically); returns
     /// the value stored now: the earlier one, or `value`.
     async fn meta_init(&self, name: &str, value: &str) -> Result<String, StoreError>;
@@ -257,10 +263,13 @@ pub trait Store: Send + Sync {
         new: &NewConnection,
         at: Timestamp,
     ) -> Result<Connection, StoreError>;
+
     /// Find a connection by name, or by id when `key` is a number.
     async fn get_connection(&self, key: &str) -> Result<Option<Connection>, StoreError>;
+
     /// All connections, by id.
     async fn list_connections(&self) -> Result<Vec<Connection>, StoreError>;
+
     /// Change a connection's status.
     async fn set_connection_status(
         &self,
@@ -269,6 +278,7 @@ pub trait Store: Send + Sync {
         detail: Option<&str>,
         at: Timestamp,
     ) -> Result<(), StoreError>;
+
     /// Replace a connection's sealed credentials.
     async fn set_credentials(
         &self,
@@ -279,11 +289,13 @@ pub trait Store: Send + Sync {
 
     /// The sync state of a stream (the default when it never synced).
     async fn sync_state(&self, connection_id: i64, stream: &str) -> Result<SyncState, StoreError>;
+
     /// Every stream's sync state of a connection.
     async fn sync_states(
         &self,
         connection_id: i64,
     ) -> Result<BTreeMap<String, SyncState>, StoreError>;
+
     /// Write a stream's sync state on its own (e.g. when a pass starts).
     async fn put_sync_state(
         &self,
@@ -292,49 +304,47 @@ pub trait Store: Send + Sync {
         state: &SyncState,
     ) -> Result<(), StoreError>;
 
-    /// Record the start of a run; returns its id.
-    async fn start_run(
+    /// A connector's stored cache validator for a stream ([`crate::Connector::validator`]).
+    async fn stream_validator(
         &self,
         connection_id: i64,
-        mode: RunMode,
-        trigger: Trigger,
-        at: Timestamp,
-    ) -> Result<i64, StoreError>;
-    /// Save a run's progress or outcome (status, totals, per-stream stats, error, finish).
-    #[allow(clippy::too_many_arguments)]
-    async fn update_run(
-        &self,
-        run_id: i64,
-        status: RunStatus,
-        stats: &RunStats,
-        streams: &BTreeMap<String, StreamStats>,
-        error: Option<&str>,
-        finished_at: Option<Timestamp>,
-    ) -> Result<(), StoreError>;
-    /// Record when a `waiting` run may go on (`None`: clear it).
-    async fn set_run_waiting_until(
-        &self,
-        run_id: i64,
-        until: Option<Timestamp>,
-    ) -> Result<(), StoreError>;
-    /// Runs, newest first, optionally of one connection.
-    async fn list_runs(
-        &self,
-        connection_id: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Run>, StoreError>;
+        stream: &str,
+    ) -> Result<Option<String>, StoreError>;
 
+    /// Store (or with `None` forget) a stream's cache validator.
+    async fn put_stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+        validator: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Delete a connection with everything stored for it: its rows in `tables` (the
+    /// record and derived tables of its provider), sync state, runs and lease. One
+    /// transaction; a table that was never made is skipped. [`StoreError::NotFound`]
+    /// when there is no such connection.
+    async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError>;
+}
+
+/// Record tables: their creation from the stream specs, page commits, tombstones,
+/// reconcile, imports, derived tables, parent/child families, counts and exports.
+#[async_trait::async_trait]
+pub trait RecordStore: Send + Sync {
     /// Commit one page: records, derived rows, sync state, in one transaction.
     async fn commit_page(&self, batch: PageBatch<'_>) -> Result<PageOutcome, StoreError>;
+
     /// Tombstone the stream's live rows (within its scope) whose ids are not in `seen`,
     /// refresh the derived rows they belong to, and write the sync state: one transaction.
     /// Returns how many rows were tombstoned.
     async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError>;
+
     /// Add listed ids to the staging area under `token` (duplicates are ignored), for a
-    /// later [`Store::apply_reconcile`]. Staged ids change no record.
+    /// later [`RecordStore::apply_reconcile`]. Staged ids change no record.
     async fn stage_ids(&self, token: &str, ids: &[String]) -> Result<(), StoreError>;
+
     /// Forget the ids staged under `token` (a listing that failed or was cancelled).
     async fn drop_staged(&self, token: &str) -> Result<(), StoreError>;
+
     /// In ONE transaction: tombstone the stream's live rows (within its scope) whose ids
     /// were not staged under `token`, revive tombstoned rows whose ids were, refresh the
     /// derived rows they belong to and write the sync state. When the share of live rows
@@ -344,6 +354,7 @@ pub trait Store: Send + Sync {
         &self,
         batch: ReconcileBatch<'_>,
     ) -> Result<ReconcileOutcome, StoreError>;
+
     /// An import of a complete snapshot read chunk by chunk from `source` (so a large
     /// snapshot is never held in memory), in ONE transaction: upsert each chunk's records
     /// (reviving tombstoned ones; a later repeat of an id overwrites the earlier one),
@@ -356,6 +367,7 @@ pub trait Store: Send + Sync {
         batch: SnapshotBatch<'_>,
         source: Box<dyn SnapshotSource>,
     ) -> Result<(PageOutcome, ReconcileOutcome), StoreError>;
+
     /// Delete the stream's tombstoned rows (within its scope) tombstoned before `before`;
     /// returns how many.
     async fn purge_tombstones(
@@ -364,19 +376,7 @@ pub trait Store: Send + Sync {
         stream: &StreamSpec,
         before: Timestamp,
     ) -> Result<u64, StoreError>;
-    /// A connector's stored cache validator for a stream ([`crate::Connector::validator`]).
-    async fn stream_validator(
-        &self,
-        connection_id: i64,
-        stream: &str,
-    ) -> Result<Option<String>, StoreError>;
-    /// Store (or with `None` forget) a stream's cache validator.
-    async fn put_stream_validator(
-        &self,
-        connection_id: i64,
-        stream: &str,
-        validator: Option<&str>,
-    ) -> Result<(), StoreError>;
+
     /// Recompute every derived row of the stream's derived table for this connection from
     /// the live source rows, and delete derived rows that have none left: one
     /// transaction, walking the keys in order. Returns (inserted, updated).
@@ -386,10 +386,13 @@ pub trait Store: Send + Sync {
         stream: &StreamSpec,
         at: Timestamp,
     ) -> Result<(u64, u64), StoreError>;
+
     /// Live (not tombstoned) rows of a stream within its scope.
     async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError>;
+
     /// Live rows of a derived table.
     async fn count_derived(&self, connection_id: i64, table: &str) -> Result<u64, StoreError>;
+
     /// The stored change markers of the given parents of `parent_stream` (absent: never
     /// committed with their children).
     async fn parent_markers(
@@ -399,19 +402,19 @@ pub trait Store: Send + Sync {
         ids: &[String],
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
         let _ = (connection_id, parent_stream, ids);
-        Err(StoreError::Db(format!(
-            "the {} store does not support parent/child streams",
-            self.backend()
-        )))
+        Err(StoreError::Db(
+            "this store does not support parent/child streams".into(),
+        ))
     }
+
     /// Commit parents, children, markers, stub removals and state in one transaction.
     async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
         let _ = batch;
-        Err(StoreError::Db(format!(
-            "the {} store does not support parent/child streams",
-            self.backend()
-        )))
+        Err(StoreError::Db(
+            "this store does not support parent/child streams".into(),
+        ))
     }
+
     /// Up to `limit` rows of a stream (within its scope) with ids greater than `after`,
     /// ordered by id: keyset pages for streaming exports.
     async fn export_page(
@@ -433,6 +436,64 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<DerivedRow>, StoreError>;
 
+    /// Make the tables of `streams` that do not exist yet, from their specs: each
+    /// stream's record table (the fixed columns, the typed columns in spec order, primary
+    /// key `(connection_id, id)`), its derived table if it has one, and their indexes.
+    /// Tables that exist (made by an earlier release's migrations, or by an earlier call)
+    /// are kept, rows and all, and must have exactly the columns and types the spec
+    /// gives, else [`StoreError::Schema`]. Idempotent; any spec, also one made at run
+    /// time (a user's REST stream). Callers pass every stream they know at open (the
+    /// provider registry's specs) so the tables are there for SQL readers from the start;
+    /// besides, every method taking a [`StreamSpec`] makes its stream's tables on first
+    /// use. A read-only store makes nothing and only checks the tables it has.
+    async fn ensure_tables(&self, streams: &[StreamSpec]) -> Result<(), StoreError>;
+}
+
+/// Runs: one row per sync of a connection, with its counters.
+#[async_trait::async_trait]
+pub trait RunStore: Send + Sync {
+    /// Record the start of a run; returns its id.
+    async fn start_run(
+        &self,
+        connection_id: i64,
+        mode: RunMode,
+        trigger: Trigger,
+        at: Timestamp,
+    ) -> Result<i64, StoreError>;
+
+    /// Save a run's progress or outcome (status, totals, per-stream stats, error, finish).
+    #[allow(clippy::too_many_arguments)]
+    async fn update_run(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        stats: &RunStats,
+        streams: &BTreeMap<String, StreamStats>,
+        error: Option<&str>,
+        finished_at: Option<Timestamp>,
+    ) -> Result<(), StoreError>;
+
+    /// Record when a `waiting` run may go on (`None`: clear it).
+    async fn set_run_waiting_until(
+        &self,
+        run_id: i64,
+        until: Option<Timestamp>,
+    ) -> Result<(), StoreError>;
+
+    /// Runs, newest first, optionally of one connection.
+    async fn list_runs(
+        &self,
+        connection_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Run>, StoreError>;
+
+    /// One run by id.
+    async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError>;
+}
+
+/// Attachments linked from records, downloaded into the blob store.
+#[async_trait::async_trait]
+pub trait AttachmentStore: Send + Sync {
     /// Record attachment links of `stream` as `pending`; links already recorded for the
     /// same (connection, record, url) are left as they are. Returns how many were new.
     async fn add_attachments(
@@ -443,11 +504,11 @@ pub trait Store: Send + Sync {
         at: Timestamp,
     ) -> Result<u64, StoreError> {
         let _ = (connection_id, stream, links, at);
-        Err(StoreError::Db(format!(
-            "the {} store does not keep attachments",
-            self.backend()
-        )))
+        Err(StoreError::Db(
+            "this store does not keep attachments".into(),
+        ))
     }
+
     /// Up to `limit` attachments with ids greater than `after`, ordered by id, optionally
     /// of one connection and one status.
     async fn list_attachments(
@@ -460,6 +521,7 @@ pub trait Store: Send + Sync {
         let _ = (connection_id, status, after, limit);
         Ok(Vec::new())
     }
+
     /// Write the outcome of a download attempt (adds one to `attempts`).
     async fn update_attachment(
         &self,
@@ -469,6 +531,7 @@ pub trait Store: Send + Sync {
         let _ = (id, update);
         Err(StoreError::NotFound(format!("attachment {id}")))
     }
+
     /// Attachments per status, optionally of one connection.
     async fn count_attachments(
         &self,
@@ -477,15 +540,11 @@ pub trait Store: Send + Sync {
         let _ = connection_id;
         Ok(BTreeMap::new())
     }
+}
 
-    // --- `inlet serve`: connection deletion, run lookup, sync leases, API keys. ---
-
-    /// Delete a connection with everything stored for it: its rows in `tables` (the
-    /// record and derived tables of its provider), sync state, runs and lease. One
-    /// transaction. [`StoreError::NotFound`] when there is no such connection.
-    async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError>;
-    /// One run by id.
-    async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError>;
+/// Sync leases: one sync per connection at a time, across processes.
+#[async_trait::async_trait]
+pub trait LeaseStore: Send + Sync {
     /// Take the connection's sync lease for `holder` until `at + ttl_ms`: succeeds when
     /// nobody holds it, when the current lease expired (a crashed holder), or when
     /// `holder` holds it already. Returns whether `holder` now holds it.
@@ -496,6 +555,7 @@ pub trait Store: Send + Sync {
         at: Timestamp,
         ttl_ms: i64,
     ) -> Result<bool, StoreError>;
+
     /// Extend `holder`'s lease to `at + ttl_ms`; false when it no longer holds it.
     async fn renew_lease(
         &self,
@@ -504,10 +564,17 @@ pub trait Store: Send + Sync {
         at: Timestamp,
         ttl_ms: i64,
     ) -> Result<bool, StoreError>;
+
     /// Give the lease up (nothing happens when `holder` does not hold it).
     async fn release_lease(&self, connection_id: i64, holder: &str) -> Result<(), StoreError>;
+
     /// The connection's lease row, expired or not.
     async fn get_lease(&self, connection_id: i64) -> Result<Option<Lease>, StoreError>;
+}
+
+/// API keys of the HTTP API (only a hash of each key is stored).
+#[async_trait::async_trait]
+pub trait KeyStore: Send + Sync {
     /// Store a new API key by its hash.
     async fn create_api_key(
         &self,
@@ -516,10 +583,26 @@ pub trait Store: Send + Sync {
         hash: &str,
         at: Timestamp,
     ) -> Result<ApiKey, StoreError>;
+
     /// Every API key (revoked ones too), by id.
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+
     /// Revoke a key; [`StoreError::NotFound`] when no live key has that id.
     async fn revoke_api_key(&self, id: i64, at: Timestamp) -> Result<(), StoreError>;
+
     /// The live (not revoked) key with this hash.
     async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError>;
+}
+
+/// Where inlet keeps records, connections, sync state and runs: every role at once.
+/// Callers hold an `Arc<dyn Store>` and call any role's methods on it; a backend
+/// implements the six role traits and is a `Store` by the blanket impl below.
+pub trait Store:
+    StateStore + RecordStore + RunStore + AttachmentStore + LeaseStore + KeyStore
+{
+}
+
+impl<T: StateStore + RecordStore + RunStore + AttachmentStore + LeaseStore + KeyStore + ?Sized>
+    Store for T
+{
 }

@@ -29,6 +29,7 @@ mod family_sql;
 mod migrate;
 mod pg;
 mod reconcile_sql;
+mod schema;
 mod sql;
 mod sqlite;
 mod target;

@@ -11,15 +11,17 @@ mod serve;
 use crate::codec::streams_json;
 use crate::error::pg as db_err;
 use crate::migrate::{self, Applied, POSTGRES_MIGRATIONS};
+use crate::schema;
 use crate::target::redact_url;
 use async_trait::async_trait;
 use inlet_core::{
-    ApiKey, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec, ExportRow, FamilyBatch,
-    FamilyOutcome, Lease, NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome,
-    Run, RunMode, RunStats, RunStatus, SnapshotBatch, SnapshotSource, Store, StoreError,
-    StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
+    ApiKey, AttachmentStore, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec,
+    ExportRow, FamilyBatch, FamilyOutcome, KeyStore, Lease, LeaseStore, NewConnection, PageBatch,
+    PageOutcome, ReconcileBatch, ReconcileOutcome, RecordStore, Run, RunMode, RunStats, RunStatus,
+    RunStore, SnapshotBatch, SnapshotSource, StateStore, StoreError, StreamSpec, StreamStats,
+    SyncState, Timestamp, TombstoneBatch, Trigger,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::config::Host;
@@ -39,6 +41,8 @@ pub struct PgStore {
     /// How long an operation whose connection was lost keeps reconnecting (with
     /// backoff) before it fails with [`StoreError::ConnectionLost`].
     reconnect_for: Duration,
+    /// Record tables made or checked by this store (see [`crate::schema`]).
+    ensured: std::sync::Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -100,6 +104,7 @@ impl PgStore {
             config,
             location,
             reconnect_for,
+            ensured: std::sync::Mutex::default(),
         })
     }
 
@@ -107,6 +112,12 @@ impl PgStore {
     pub fn with_reconnect_for(mut self, d: Duration) -> Self {
         self.reconnect_for = d;
         self
+    }
+
+    fn ensured(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.ensured
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The client, reconnected if the server closed the previous connection.
@@ -193,6 +204,26 @@ macro_rules! retrying {
             }
         }
     }};
+}
+
+impl PgStore {
+    /// Make the tables of `streams` that this store has not made or checked yet (see
+    /// [`crate::schema`]).
+    async fn ensure(&self, streams: &[StreamSpec]) -> Result<(), StoreError> {
+        for spec in streams {
+            if self.ensured().contains(&schema::signature(spec)) {
+                continue;
+            }
+            retrying!(self, |g| records::ensure_tables(g, spec))?;
+            self.ensured().insert(schema::signature(spec));
+        }
+        Ok(())
+    }
+
+    /// Whether `table` exists (a derived table read by name).
+    async fn has_table(&self, table: &str) -> Result<bool, StoreError> {
+        retrying!(self, |g| records::table_exists(&g.client, table))
+    }
 }
 
 /// Where `config` points, for messages: `host:port`.
@@ -302,7 +333,7 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl StateStore for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
@@ -378,6 +409,179 @@ impl Store for PgStore {
         })
     }
 
+    async fn stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+    ) -> Result<Option<String>, StoreError> {
+        retrying!(self, |g| reconcile::stream_validator(
+            g,
+            connection_id,
+            stream
+        ))
+    }
+
+    async fn put_stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+        validator: Option<&str>,
+    ) -> Result<(), StoreError> {
+        retrying!(self, |g| reconcile::put_stream_validator(
+            g,
+            connection_id,
+            stream,
+            validator
+        ))
+    }
+
+    async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError> {
+        retrying!(self, |g| serve::delete_connection(g, id, tables))
+    }
+}
+
+#[async_trait]
+impl RecordStore for PgStore {
+    async fn commit_page(&self, batch: PageBatch<'_>) -> Result<PageOutcome, StoreError> {
+        self.ensure(&[*batch.stream]).await?;
+        retrying!(self, |g| records::commit_page(g, &batch))
+    }
+
+    async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError> {
+        self.ensure(&[*batch.stream]).await?;
+        retrying!(self, |g| records::tombstone_missing(g, &batch))
+    }
+
+    async fn stage_ids(&self, token: &str, ids: &[String]) -> Result<(), StoreError> {
+        retrying!(self, |g| reconcile::stage_ids(g, token, ids))
+    }
+
+    async fn drop_staged(&self, token: &str) -> Result<(), StoreError> {
+        retrying!(self, |g| reconcile::drop_staged(g, token))
+    }
+
+    async fn apply_reconcile(
+        &self,
+        batch: ReconcileBatch<'_>,
+    ) -> Result<ReconcileOutcome, StoreError> {
+        // Not repeated: had the COMMIT gone through before the connection broke, the
+        // staged ids would be gone, and a second attempt would tombstone every row.
+        self.ensure(&[*batch.stream]).await?;
+        reconcile::apply_reconcile(&mut *self.lock().await?, &batch).await
+    }
+
+    async fn import_snapshot(
+        &self,
+        batch: SnapshotBatch<'_>,
+        source: Box<dyn SnapshotSource>,
+    ) -> Result<(PageOutcome, ReconcileOutcome), StoreError> {
+        // Not retried on a lost connection: the source is a stream read once.
+        self.ensure(&[*batch.stream]).await?;
+        reconcile::import_snapshot(&mut *self.lock().await?, &batch, source).await
+    }
+
+    async fn purge_tombstones(
+        &self,
+        connection_id: i64,
+        stream: &StreamSpec,
+        before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.ensure(&[*stream]).await?;
+        retrying!(self, |g| reconcile::purge(g, connection_id, stream, before))
+    }
+
+    async fn refresh_derived_all(
+        &self,
+        connection_id: i64,
+        stream: &StreamSpec,
+        at: Timestamp,
+    ) -> Result<(u64, u64), StoreError> {
+        self.ensure(&[*stream]).await?;
+        retrying!(self, |g| records::refresh_derived_all(
+            g,
+            connection_id,
+            stream,
+            at
+        ))
+    }
+
+    async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError> {
+        self.ensure(&[*stream]).await?;
+        retrying!(self, |g| records::count_live(g, connection_id, stream))
+    }
+
+    async fn ensure_tables(&self, streams: &[StreamSpec]) -> Result<(), StoreError> {
+        self.ensure(streams).await
+    }
+
+    async fn count_derived(&self, connection_id: i64, table: &str) -> Result<u64, StoreError> {
+        if !self.has_table(table).await? {
+            return Ok(0);
+        }
+        retrying!(self, |g| records::count_derived(g, connection_id, table))
+    }
+
+    async fn parent_markers(
+        &self,
+        connection_id: i64,
+        parent_stream: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        retrying!(self, |g| family::parent_markers(
+            g,
+            connection_id,
+            parent_stream,
+            ids
+        ))
+    }
+
+    async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
+        self.ensure(&[*batch.parent, *batch.child]).await?;
+        retrying!(self, |g| family::commit_family(g, &batch))
+    }
+
+    async fn export_derived_page(
+        &self,
+        connection_id: i64,
+        derived: &DerivedSpec,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DerivedRow>, StoreError> {
+        if !self.has_table(derived.table).await? {
+            return Ok(Vec::new());
+        }
+        records::export_derived_page(
+            &mut *self.lock().await?,
+            connection_id,
+            derived,
+            after,
+            limit,
+        )
+        .await
+    }
+
+    async fn export_page(
+        &self,
+        connection_id: i64,
+        stream: &StreamSpec,
+        after: Option<&str>,
+        limit: u32,
+        include_deleted: bool,
+    ) -> Result<Vec<ExportRow>, StoreError> {
+        self.ensure(&[*stream]).await?;
+        let q = records::ExportQuery {
+            connection_id,
+            spec: stream,
+            after,
+            limit,
+            include_deleted,
+        };
+        retrying!(self, |g| records::export_page(g, &q))
+    }
+}
+
+#[async_trait]
+impl RunStore for PgStore {
     async fn start_run(
         &self,
         connection_id: i64,
@@ -431,149 +635,13 @@ impl Store for PgStore {
         retrying!(self, |g| meta::list_runs(g, connection_id, limit))
     }
 
-    async fn commit_page(&self, batch: PageBatch<'_>) -> Result<PageOutcome, StoreError> {
-        retrying!(self, |g| records::commit_page(g, &batch))
+    async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError> {
+        retrying!(self, |g| serve::get_run(g, run_id))
     }
+}
 
-    async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError> {
-        retrying!(self, |g| records::tombstone_missing(g, &batch))
-    }
-
-    async fn stage_ids(&self, token: &str, ids: &[String]) -> Result<(), StoreError> {
-        retrying!(self, |g| reconcile::stage_ids(g, token, ids))
-    }
-
-    async fn drop_staged(&self, token: &str) -> Result<(), StoreError> {
-        retrying!(self, |g| reconcile::drop_staged(g, token))
-    }
-
-    async fn apply_reconcile(
-        &self,
-        batch: ReconcileBatch<'_>,
-    ) -> Result<ReconcileOutcome, StoreError> {
-        // Not repeated: had the COMMIT gone through before the connection broke, the
-        // staged ids would be gone, and a second attempt would tombstone every row.
-        reconcile::apply_reconcile(&mut *self.lock().await?, &batch).await
-    }
-
-    async fn import_snapshot(
-        &self,
-        batch: SnapshotBatch<'_>,
-        source: Box<dyn SnapshotSource>,
-    ) -> Result<(PageOutcome, ReconcileOutcome), StoreError> {
-        // Not retried on a lost connection: the source is a stream read once.
-        reconcile::import_snapshot(&mut *self.lock().await?, &batch, source).await
-    }
-
-    async fn purge_tombstones(
-        &self,
-        connection_id: i64,
-        stream: &StreamSpec,
-        before: Timestamp,
-    ) -> Result<u64, StoreError> {
-        retrying!(self, |g| reconcile::purge(g, connection_id, stream, before))
-    }
-
-    async fn stream_validator(
-        &self,
-        connection_id: i64,
-        stream: &str,
-    ) -> Result<Option<String>, StoreError> {
-        retrying!(self, |g| reconcile::stream_validator(
-            g,
-            connection_id,
-            stream
-        ))
-    }
-
-    async fn put_stream_validator(
-        &self,
-        connection_id: i64,
-        stream: &str,
-        validator: Option<&str>,
-    ) -> Result<(), StoreError> {
-        retrying!(self, |g| reconcile::put_stream_validator(
-            g,
-            connection_id,
-            stream,
-            validator
-        ))
-    }
-
-    async fn refresh_derived_all(
-        &self,
-        connection_id: i64,
-        stream: &StreamSpec,
-        at: Timestamp,
-    ) -> Result<(u64, u64), StoreError> {
-        retrying!(self, |g| records::refresh_derived_all(
-            g,
-            connection_id,
-            stream,
-            at
-        ))
-    }
-
-    async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError> {
-        retrying!(self, |g| records::count_live(g, connection_id, stream))
-    }
-
-    async fn count_derived(&self, connection_id: i64, table: &str) -> Result<u64, StoreError> {
-        retrying!(self, |g| records::count_derived(g, connection_id, table))
-    }
-
-    async fn parent_markers(
-        &self,
-        connection_id: i64,
-        parent_stream: &str,
-        ids: &[String],
-    ) -> Result<HashMap<String, String>, StoreError> {
-        retrying!(self, |g| family::parent_markers(
-            g,
-            connection_id,
-            parent_stream,
-            ids
-        ))
-    }
-
-    async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
-        retrying!(self, |g| family::commit_family(g, &batch))
-    }
-
-    async fn export_derived_page(
-        &self,
-        connection_id: i64,
-        derived: &DerivedSpec,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<DerivedRow>, StoreError> {
-        records::export_derived_page(
-            &mut *self.lock().await?,
-            connection_id,
-            derived,
-            after,
-            limit,
-        )
-        .await
-    }
-
-    async fn export_page(
-        &self,
-        connection_id: i64,
-        stream: &StreamSpec,
-        after: Option<&str>,
-        limit: u32,
-        include_deleted: bool,
-    ) -> Result<Vec<ExportRow>, StoreError> {
-        let q = records::ExportQuery {
-            connection_id,
-            spec: stream,
-            after,
-            limit,
-            include_deleted,
-        };
-        retrying!(self, |g| records::export_page(g, &q))
-    }
+#[async_trait]
+impl AttachmentStore for PgStore {
     async fn add_attachments(
         &self,
         connection_id: i64,
@@ -620,15 +688,10 @@ impl Store for PgStore {
     ) -> Result<BTreeMap<inlet_core::AttachmentStatus, u64>, StoreError> {
         retrying!(self, |g| attachments::count(g, connection_id))
     }
+}
 
-    async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError> {
-        retrying!(self, |g| serve::delete_connection(g, id, tables))
-    }
-
-    async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError> {
-        retrying!(self, |g| serve::get_run(g, run_id))
-    }
-
+#[async_trait]
+impl LeaseStore for PgStore {
     async fn try_acquire_lease(
         &self,
         connection_id: i64,
@@ -668,7 +731,10 @@ impl Store for PgStore {
     async fn get_lease(&self, connection_id: i64) -> Result<Option<Lease>, StoreError> {
         retrying!(self, |g| serve::get_lease(g, connection_id))
     }
+}
 
+#[async_trait]
+impl KeyStore for PgStore {
     async fn create_api_key(
         &self,
         name: &str,

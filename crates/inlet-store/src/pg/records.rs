@@ -5,6 +5,7 @@ use super::meta::{get, opt_ts, put_sync_state, ts};
 use super::{Cache, Inner};
 use crate::codec::{self, Existing, dedupe, from_system, plan, to_system};
 use crate::error::pg as db_err;
+use crate::schema;
 use crate::sql::{self, Dialect::Postgres, q};
 use inlet_core::{
     ColType, DerivedRow, DerivedSpec, ExportRow, PageBatch, PageOutcome, Record, StoreError,
@@ -442,4 +443,47 @@ pub(super) async fn export_derived_page(
             })
         })
         .collect()
+}
+
+/// Make the tables of a stream that are missing (record table, derived table, their
+/// indexes; see [`crate::schema`]) and check the columns of those that exist. Serialised
+/// across processes by a transaction-level advisory lock: two creating the same table at
+/// once would otherwise collide in the catalog.
+pub(super) async fn ensure_tables(g: &mut Inner, spec: &StreamSpec) -> Result<(), StoreError> {
+    let plan = schema::plan(Postgres, spec).map_err(StoreError::Schema)?;
+    let tx = g.client.transaction().await.map_err(db_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ENSURE_LOCK])
+        .await
+        .map_err(db_err)?;
+    for (table, create, cols) in &plan.tables {
+        tx.batch_execute(create).await.map_err(db_err)?;
+        let rows = tx
+            .query(schema::table_info(Postgres), &[table])
+            .await
+            .map_err(db_err)?;
+        let found = rows
+            .iter()
+            .map(|r| Ok((get::<String>(r, 0)?, get::<String>(r, 1)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        schema::check_table(spec.name, table, cols, &found).map_err(StoreError::Schema)?;
+    }
+    for index in &plan.indexes {
+        tx.batch_execute(index).await.map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)
+}
+
+/// Key of the advisory lock that serializes making tables across processes.
+const ENSURE_LOCK: i64 = 0x696e_6c65_745f_7462;
+
+/// Whether `table` exists.
+pub(super) async fn table_exists<C: tokio_postgres::GenericClient + Sync>(
+    c: &C,
+    table: &str,
+) -> Result<bool, StoreError> {
+    let rows = c
+        .query(schema::table_exists(Postgres), &[&table])
+        .await
+        .map_err(db_err)?;
+    Ok(!rows.is_empty())
 }

@@ -26,6 +26,10 @@ pub(super) async fn delete_connection(
         return Err(StoreError::NotFound(format!("connection {id}")));
     }
     for t in tables {
+        // A stream whose table was never made has no rows.
+        if !super::records::table_exists(&tx, t).await? {
+            continue;
+        }
         let sql = format!(
             "DELETE FROM \"{}\" WHERE \"connection_id\" = $1",
             t.replace('"', "\"\"")

@@ -11,15 +11,17 @@ mod values;
 
 use crate::error::{join, sqlite as db_err};
 use crate::migrate::{self, Applied, SQLITE_MIGRATIONS};
+use crate::schema;
 use async_trait::async_trait;
 use inlet_core::{
-    ApiKey, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec, ExportRow, FamilyBatch,
-    FamilyOutcome, Lease, NewConnection, PageBatch, PageOutcome, ReconcileBatch, ReconcileOutcome,
-    Run, RunMode, RunStats, RunStatus, SnapshotBatch, SnapshotSource, Store, StoreError,
-    StreamSpec, StreamStats, SyncState, Timestamp, TombstoneBatch, Trigger,
+    ApiKey, AttachmentStore, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec,
+    ExportRow, FamilyBatch, FamilyOutcome, KeyStore, Lease, LeaseStore, NewConnection, PageBatch,
+    PageOutcome, ReconcileBatch, ReconcileOutcome, RecordStore, Run, RunMode, RunStats, RunStatus,
+    RunStore, SnapshotBatch, SnapshotSource, StateStore, StoreError, StreamSpec, StreamStats,
+    SyncState, Timestamp, TombstoneBatch, Trigger,
 };
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,6 +31,10 @@ use std::time::Duration;
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// Opened read-only: tables are checked, never made.
+    read_only: bool,
+    /// Record tables made or checked by this store (see [`crate::schema`]).
+    ensured: Arc<Mutex<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -67,6 +73,8 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
+            read_only: false,
+            ensured: Arc::default(),
         })
     }
 
@@ -92,12 +100,50 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
+            read_only: true,
+            ensured: Arc::default(),
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Make the tables of `streams` that this store has not made or checked yet (see
+    /// [`crate::schema`]). `false` when a read-only store lacks one of them.
+    async fn ensure(&self, streams: &[StreamSpec]) -> Result<bool, StoreError> {
+        let todo: Vec<StreamSpec> = {
+            let done = lock(&self.ensured);
+            streams
+                .iter()
+                .filter(|s| !done.contains(&schema::signature(s)))
+                .copied()
+                .collect()
+        };
+        if todo.is_empty() {
+            return Ok(true);
+        }
+        let create = !self.read_only;
+        let (all, todo) = self
+            .run(move |c| {
+                let mut all = true;
+                for s in &todo {
+                    all &= records::ensure_tables(c, s, create)?;
+                }
+                Ok((all, todo))
+            })
+            .await?;
+        if all {
+            lock(&self.ensured).extend(todo.iter().map(schema::signature));
+        }
+        Ok(all)
+    }
+
+    /// Whether `table` exists (a derived table read by name).
+    async fn has_table(&self, table: &str) -> Result<bool, StoreError> {
+        let table = table.to_string();
+        self.run(move |c| records::table_exists(c, &table)).await
     }
 
     /// Run `f` on the connection in tokio's blocking pool.
@@ -114,6 +160,10 @@ impl SqliteStore {
         .await
         .map_err(join)?
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Create a missing database file empty with mode 0600 (it holds private messages), so
@@ -263,7 +313,7 @@ fn applied(conn: &Connection) -> Result<Vec<Applied>, StoreError> {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl StateStore for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
     }
@@ -348,6 +398,184 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let stream = stream.to_string();
+        self.run(move |c| reconcile::stream_validator(c, connection_id, &stream))
+            .await
+    }
+
+    async fn put_stream_validator(
+        &self,
+        connection_id: i64,
+        stream: &str,
+        validator: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (stream, v) = (stream.to_string(), validator.map(str::to_string));
+        self.run(move |c| reconcile::put_stream_validator(c, connection_id, &stream, v.as_deref()))
+            .await
+    }
+
+    async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError> {
+        let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+        self.run(move |c| serve::delete_connection(c, id, &tables))
+            .await
+    }
+}
+
+#[async_trait]
+impl RecordStore for SqliteStore {
+    async fn commit_page(&self, batch: PageBatch<'_>) -> Result<PageOutcome, StoreError> {
+        self.ensure(&[*batch.stream]).await?;
+        let page = records::OwnedPage::from(batch);
+        self.run(move |c| records::commit_page(c, &page)).await
+    }
+
+    async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError> {
+        self.ensure(&[*batch.stream]).await?;
+        let t = records::OwnedTombstones::from(batch);
+        self.run(move |c| records::tombstone_missing(c, &t)).await
+    }
+
+    async fn stage_ids(&self, token: &str, ids: &[String]) -> Result<(), StoreError> {
+        let (token, ids) = (token.to_string(), ids.to_vec());
+        self.run(move |c| reconcile::stage_ids(c, &token, &ids))
+            .await
+    }
+
+    async fn drop_staged(&self, token: &str) -> Result<(), StoreError> {
+        let token = token.to_string();
+        self.run(move |c| reconcile::drop_staged(c, &token)).await
+    }
+
+    async fn apply_reconcile(
+        &self,
+        batch: ReconcileBatch<'_>,
+    ) -> Result<ReconcileOutcome, StoreError> {
+        self.ensure(&[*batch.stream]).await?;
+        let b = reconcile::OwnedReconcile::from(batch);
+        self.run(move |c| reconcile::apply_reconcile(c, &b)).await
+    }
+
+    async fn import_snapshot(
+        &self,
+        batch: SnapshotBatch<'_>,
+        source: Box<dyn SnapshotSource>,
+    ) -> Result<(PageOutcome, ReconcileOutcome), StoreError> {
+        self.ensure(&[*batch.stream]).await?;
+        let b = reconcile::OwnedImport::from(batch);
+        let rt = tokio::runtime::Handle::current();
+        self.run(move |c| reconcile::import_snapshot(c, &b, source, &rt))
+            .await
+    }
+
+    async fn purge_tombstones(
+        &self,
+        connection_id: i64,
+        stream: &StreamSpec,
+        before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.ensure(&[*stream]).await?;
+        let spec = *stream;
+        self.run(move |c| reconcile::purge(c, connection_id, &spec, before))
+            .await
+    }
+
+    async fn refresh_derived_all(
+        &self,
+        connection_id: i64,
+        stream: &StreamSpec,
+        at: Timestamp,
+    ) -> Result<(u64, u64), StoreError> {
+        self.ensure(&[*stream]).await?;
+        let spec = *stream;
+        self.run(move |c| records::refresh_derived_all(c, connection_id, &spec, at))
+            .await
+    }
+
+    async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError> {
+        if !self.ensure(&[*stream]).await? {
+            return Ok(0);
+        }
+        let spec = *stream;
+        self.run(move |c| records::count_live(c, connection_id, &spec))
+            .await
+    }
+
+    async fn ensure_tables(&self, streams: &[StreamSpec]) -> Result<(), StoreError> {
+        self.ensure(streams).await.map(|_| ())
+    }
+
+    async fn count_derived(&self, connection_id: i64, table: &str) -> Result<u64, StoreError> {
+        if !self.has_table(table).await? {
+            return Ok(0);
+        }
+        let table = table.to_string();
+        self.run(move |c| records::count_derived(c, connection_id, &table))
+            .await
+    }
+
+    async fn parent_markers(
+        &self,
+        connection_id: i64,
+        parent_stream: &str,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let (stream, ids) = (parent_stream.to_string(), ids.to_vec());
+        self.run(move |c| family::parent_markers(c, connection_id, &stream, &ids))
+            .await
+    }
+
+    async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
+        self.ensure(&[*batch.parent, *batch.child]).await?;
+        let f = family::OwnedFamily::from(batch);
+        self.run(move |c| family::commit_family(c, &f)).await
+    }
+
+    async fn export_derived_page(
+        &self,
+        connection_id: i64,
+        derived: &DerivedSpec,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DerivedRow>, StoreError> {
+        if !self.has_table(derived.table).await? {
+            return Ok(Vec::new());
+        }
+        let (der, after) = (*derived, after.map(str::to_string));
+        self.run(move |c| {
+            records::export_derived_page(c, connection_id, &der, after.as_deref(), limit)
+        })
+        .await
+    }
+
+    async fn export_page(
+        &self,
+        connection_id: i64,
+        stream: &StreamSpec,
+        after: Option<&str>,
+        limit: u32,
+        include_deleted: bool,
+    ) -> Result<Vec<ExportRow>, StoreError> {
+        if !self.ensure(&[*stream]).await? {
+            return Ok(Vec::new());
+        }
+        let q = records::ExportQuery {
+            connection_id,
+            spec: *stream,
+            after: after.map(str::to_string),
+            limit,
+            include_deleted,
+        };
+        self.run(move |c| records::export_page(c, &q)).await
+    }
+}
+
+#[async_trait]
+impl RunStore for SqliteStore {
     async fn start_run(
         &self,
         connection_id: i64,
@@ -397,148 +625,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn commit_page(&self, batch: PageBatch<'_>) -> Result<PageOutcome, StoreError> {
-        let page = records::OwnedPage::from(batch);
-        self.run(move |c| records::commit_page(c, &page)).await
+    async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError> {
+        self.run(move |c| serve::get_run(c, run_id)).await
     }
+}
 
-    async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError> {
-        let t = records::OwnedTombstones::from(batch);
-        self.run(move |c| records::tombstone_missing(c, &t)).await
-    }
-
-    async fn stage_ids(&self, token: &str, ids: &[String]) -> Result<(), StoreError> {
-        let (token, ids) = (token.to_string(), ids.to_vec());
-        self.run(move |c| reconcile::stage_ids(c, &token, &ids))
-            .await
-    }
-
-    async fn drop_staged(&self, token: &str) -> Result<(), StoreError> {
-        let token = token.to_string();
-        self.run(move |c| reconcile::drop_staged(c, &token)).await
-    }
-
-    async fn apply_reconcile(
-        &self,
-        batch: ReconcileBatch<'_>,
-    ) -> Result<ReconcileOutcome, StoreError> {
-        let b = reconcile::OwnedReconcile::from(batch);
-        self.run(move |c| reconcile::apply_reconcile(c, &b)).await
-    }
-
-    async fn import_snapshot(
-        &self,
-        batch: SnapshotBatch<'_>,
-        source: Box<dyn SnapshotSource>,
-    ) -> Result<(PageOutcome, ReconcileOutcome), StoreError> {
-        let b = reconcile::OwnedImport::from(batch);
-        let rt = tokio::runtime::Handle::current();
-        self.run(move |c| reconcile::import_snapshot(c, &b, source, &rt))
-            .await
-    }
-
-    async fn purge_tombstones(
-        &self,
-        connection_id: i64,
-        stream: &StreamSpec,
-        before: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let spec = *stream;
-        self.run(move |c| reconcile::purge(c, connection_id, &spec, before))
-            .await
-    }
-
-    async fn stream_validator(
-        &self,
-        connection_id: i64,
-        stream: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let stream = stream.to_string();
-        self.run(move |c| reconcile::stream_validator(c, connection_id, &stream))
-            .await
-    }
-
-    async fn put_stream_validator(
-        &self,
-        connection_id: i64,
-        stream: &str,
-        validator: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let (stream, v) = (stream.to_string(), validator.map(str::to_string));
-        self.run(move |c| reconcile::put_stream_validator(c, connection_id, &stream, v.as_deref()))
-            .await
-    }
-
-    async fn refresh_derived_all(
-        &self,
-        connection_id: i64,
-        stream: &StreamSpec,
-        at: Timestamp,
-    ) -> Result<(u64, u64), StoreError> {
-        let spec = *stream;
-        self.run(move |c| records::refresh_derived_all(c, connection_id, &spec, at))
-            .await
-    }
-
-    async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError> {
-        let spec = *stream;
-        self.run(move |c| records::count_live(c, connection_id, &spec))
-            .await
-    }
-
-    async fn count_derived(&self, connection_id: i64, table: &str) -> Result<u64, StoreError> {
-        let table = table.to_string();
-        self.run(move |c| records::count_derived(c, connection_id, &table))
-            .await
-    }
-
-    async fn parent_markers(
-        &self,
-        connection_id: i64,
-        parent_stream: &str,
-        ids: &[String],
-    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        let (stream, ids) = (parent_stream.to_string(), ids.to_vec());
-        self.run(move |c| family::parent_markers(c, connection_id, &stream, &ids))
-            .await
-    }
-
-    async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
-        let f = family::OwnedFamily::from(batch);
-        self.run(move |c| family::commit_family(c, &f)).await
-    }
-
-    async fn export_derived_page(
-        &self,
-        connection_id: i64,
-        derived: &DerivedSpec,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<DerivedRow>, StoreError> {
-        let (der, after) = (*derived, after.map(str::to_string));
-        self.run(move |c| {
-            records::export_derived_page(c, connection_id, &der, after.as_deref(), limit)
-        })
-        .await
-    }
-
-    async fn export_page(
-        &self,
-        connection_id: i64,
-        stream: &StreamSpec,
-        after: Option<&str>,
-        limit: u32,
-        include_deleted: bool,
-    ) -> Result<Vec<ExportRow>, StoreError> {
-        let q = records::ExportQuery {
-            connection_id,
-            spec: *stream,
-            after: after.map(str::to_string),
-            limit,
-            include_deleted,
-        };
-        self.run(move |c| records::export_page(c, &q)).await
-    }
+#[async_trait]
+impl AttachmentStore for SqliteStore {
     async fn add_attachments(
         &self,
         connection_id: i64,
@@ -581,17 +674,10 @@ impl Store for SqliteStore {
         self.run(move |c| attachments::count(c, connection_id))
             .await
     }
+}
 
-    async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError> {
-        let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
-        self.run(move |c| serve::delete_connection(c, id, &tables))
-            .await
-    }
-
-    async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError> {
-        self.run(move |c| serve::get_run(c, run_id)).await
-    }
-
+#[async_trait]
+impl LeaseStore for SqliteStore {
     async fn try_acquire_lease(
         &self,
         connection_id: i64,
@@ -625,7 +711,10 @@ impl Store for SqliteStore {
     async fn get_lease(&self, connection_id: i64) -> Result<Option<Lease>, StoreError> {
         self.run(move |c| serve::get_lease(c, connection_id)).await
     }
+}
 
+#[async_trait]
+impl KeyStore for SqliteStore {
     async fn create_api_key(
         &self,
         name: &str,

@@ -4,6 +4,7 @@ use super::meta::put_sync_state;
 use super::values::{Bind, get, opt_ts, read_value, ts};
 use crate::codec::{self, Existing, dedupe, plan};
 use crate::error::sqlite as db_err;
+use crate::schema;
 use crate::sql::{self, Dialect::Sqlite, q};
 use inlet_core::{
     DerivedRow, DerivedSpec, ExportRow, PageBatch, PageOutcome, Record, StoreError, StreamSpec,
@@ -437,4 +438,61 @@ pub(crate) fn export_derived_page(
         });
     }
     Ok(out)
+}
+
+/// Make the tables of a stream that are missing (record table, derived table, their
+/// indexes; see [`crate::schema`]) and check the columns of those that exist. With
+/// `create` false (a read-only store) nothing is made: `false` when a table is missing.
+pub(crate) fn ensure_tables(
+    c: &mut Connection,
+    spec: &StreamSpec,
+    create: bool,
+) -> Result<bool, StoreError> {
+    let plan = schema::plan(Sqlite, spec).map_err(StoreError::Schema)?;
+    if !create {
+        for (table, _, cols) in &plan.tables {
+            if !table_exists(c, table)? {
+                return Ok(false);
+            }
+            check_columns(c, spec, table, cols)?;
+        }
+        return Ok(true);
+    }
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    for (table, create, cols) in &plan.tables {
+        tx.execute_batch(create).map_err(db_err)?;
+        check_columns(&tx, spec, table, cols)?;
+    }
+    for index in &plan.indexes {
+        tx.execute_batch(index).map_err(db_err)?;
+    }
+    tx.commit().map_err(db_err)?;
+    Ok(true)
+}
+
+fn check_columns(
+    c: &Connection,
+    spec: &StreamSpec,
+    table: &str,
+    want: &[schema::Col],
+) -> Result<(), StoreError> {
+    let mut st = c.prepare(schema::table_info(Sqlite)).map_err(db_err)?;
+    let found = st
+        .query_map([table], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(db_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?;
+    schema::check_table(spec.name, table, want, &found).map_err(StoreError::Schema)
+}
+
+/// Whether `table` exists.
+pub(crate) fn table_exists(c: &Connection, table: &str) -> Result<bool, StoreError> {
+    let mut st = c
+        .prepare_cached(schema::table_exists(Sqlite))
+        .map_err(db_err)?;
+    st.exists([table]).map_err(db_err)
 }

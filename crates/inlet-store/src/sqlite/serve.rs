@@ -17,6 +17,10 @@ pub(super) fn delete_connection(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err)?;
     for t in tables {
+        // A stream whose table was never made has no rows.
+        if !super::records::table_exists(&tx, t)? {
+            continue;
+        }
         let sql = format!(
             "DELETE FROM \"{}\" WHERE \"connection_id\" = ?1",
             t.replace('"', "\"\"")

@@ -25,7 +25,28 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio_postgres::NoTls;
 
-const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Every stream of the built-in providers: what the CLI and server pass to
+/// `Store::ensure_tables` when they open a store.
+pub fn builtin_specs() -> Vec<inlet_core::StreamSpec> {
+    use inlet_connectors::{ebay, github, reddit, tiktok};
+    reddit::streams::STREAMS
+        .iter()
+        .chain(&github::streams::STREAMS)
+        .chain(&ebay::streams::STREAMS)
+        .chain(&tiktok::STREAMS)
+        .copied()
+        .collect()
+}
+
+/// Open the store at `url` as the CLI and server do: migrations, then the built-in
+/// providers' tables.
+pub async fn open_with_tables(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    let store = inlet_store::open(url).await?;
+    store.ensure_tables(&builtin_specs()).await?;
+    Ok(store)
+}
 
 /// A fresh store plus raw access to its database.
 pub struct Db {
@@ -189,7 +210,7 @@ where
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("inlet.db");
     let url = format!("sqlite://{}", path.display());
-    let store = inlet_store::open(&url).await.expect("open sqlite store");
+    let store = open_with_tables(&url).await.expect("open sqlite store");
     assert_eq!(store.backend(), "sqlite");
     if let Err(panic) = run_isolated(
         Db {
@@ -205,7 +226,7 @@ where
     }
 }
 
-fn random_hex() -> String {
+pub fn random_hex() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let seed = (
         std::process::id(),
@@ -219,7 +240,7 @@ fn random_hex() -> String {
 }
 
 /// `url` with its database name replaced.
-fn with_database(url: &str, name: &str) -> String {
+pub fn with_database(url: &str, name: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("postgres URL has ://");
     let (before_query, query) = rest
         .split_once('?')
@@ -252,7 +273,7 @@ where
         .await
         .expect("CREATE DATABASE");
     let url = with_database(&admin, &name);
-    let result = match inlet_store::open(&url).await {
+    let result = match open_with_tables(&url).await {
         Ok(store) => {
             assert_eq!(store.backend(), "postgres");
             run_isolated(
