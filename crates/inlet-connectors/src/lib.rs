@@ -9,4 +9,5 @@ pub mod build;
 pub mod ebay;
 pub mod github;
 pub mod reddit;
+pub mod rest;
 pub mod tiktok;
