@@ -13,8 +13,10 @@ use inlet_http::HttpConfig;
 use serde::Serialize;
 use std::sync::Arc;
 
-/// Providers whose connections are filled by `inlet import`, never synced.
-pub const IMPORT_ONLY: &[&str] = &["tiktok"];
+/// A provider whose connections are filled by `inlet import`, never synced.
+pub fn import_only(provider: &str) -> bool {
+    inlet_connectors::provider::find(provider).is_some_and(|p| !p.syncs())
+}
 
 /// Open the database. Without `create`, a SQLite file that does not exist is an error
 /// (so a typo in a path never leaves an empty database behind).

@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use inlet_core::{Attachment, AttachmentStatus, Connection, RunStats, Store};
 use inlet_engine::{AttachmentOptions, DEFAULT_ATTACHMENT_CONCURRENCY, Engine};
-use inlet_http::{DEFAULT_ALLOWED_HOSTS, DEFAULT_MAX_BYTES, DownloadConfig, Downloader};
+use inlet_http::{DEFAULT_MAX_BYTES, DownloadConfig, Downloader};
 use inlet_store::FsBlobStore;
 use serde::Deserialize;
 use serde_json::json;
@@ -42,9 +42,10 @@ impl Default for AttachmentSettings {
     fn default() -> Self {
         AttachmentSettings {
             enabled: true,
-            allowed_hosts: DEFAULT_ALLOWED_HOSTS
-                .iter()
-                .map(|h| h.to_string())
+            // Every provider's image hosts, as its definition names them.
+            allowed_hosts: inlet_connectors::provider::image_hosts()
+                .into_iter()
+                .map(str::to_string)
                 .collect(),
             max_bytes: DEFAULT_MAX_BYTES,
             concurrency: DEFAULT_ATTACHMENT_CONCURRENCY,

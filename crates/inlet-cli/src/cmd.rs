@@ -8,7 +8,7 @@ use crate::progress::Bar;
 use crate::settings::Settings;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use inlet_connectors::reddit::{RedditConfig, RedditConnector, RedditCredentials};
+use inlet_connectors::reddit::{RedditConfig, RedditCredentials};
 use inlet_core::{
     ConnectionStatus, Connector, RunMode, RunStatus, StreamSpec, Value, escape_unsafe,
 };
@@ -131,16 +131,17 @@ pub async fn connect(
         ..Default::default()
     };
     if !a.no_verify {
-        let conn = RedditConnector::new(config.clone(), &creds, connect_http())?;
-        let name = conn
-            .username()
+        // The provider's own check: names the account, keeps a rotated refresh token.
+        let verified = inlet_connectors::reddit::PROVIDER
+            .verify(
+                serde_json::to_value(&config)?,
+                serde_json::to_value(&creds)?,
+                connect_http(),
+            )
             .await
-            .with_context(|| verify_failed("Reddit"))?
-            .to_string();
-        if let Some(updated) = conn.take_updated_credentials().await {
-            creds = serde_json::from_value(updated)?;
-        }
-        config.username = Some(name);
+            .with_context(|| verify_failed("Reddit"))?;
+        config = serde_json::from_value(verified.config)?;
+        creds = serde_json::from_value(verified.credentials)?;
     } else {
         config.username = a.username;
     }
@@ -219,7 +220,7 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, out: &Output) -> Result<
         );
     }
     for conn in &conns {
-        if args.connection.is_none() && app::IMPORT_ONLY.contains(&conn.provider.as_str()) {
+        if args.connection.is_none() && app::import_only(&conn.provider) {
             continue; // filled by `inlet import`, nothing to sync
         }
         if args.connection.is_none()
@@ -473,13 +474,7 @@ pub async fn status(settings: &Settings, out: &Output) -> Result<ExitCode> {
 }
 
 pub(crate) fn specs_of(provider: &str) -> &'static [StreamSpec] {
-    match provider {
-        "reddit" => &inlet_connectors::reddit::streams::STREAMS,
-        "tiktok" => &inlet_connectors::tiktok::STREAMS,
-        "github" => &inlet_connectors::github::streams::STREAMS,
-        "ebay" => &inlet_connectors::ebay::streams::STREAMS,
-        _ => &[],
-    }
+    inlet_connectors::build::streams_of(provider)
 }
 
 /// `inlet runs`.

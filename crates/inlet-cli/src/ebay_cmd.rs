@@ -7,8 +7,7 @@ use crate::settings::Settings;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use inlet_connectors::ebay::client::{DEFAULT_API_BASE, DEFAULT_TOKEN_URL};
-use inlet_connectors::ebay::{EbayConfig, EbayConnector, EbayCredentials};
-use inlet_core::Connector;
+use inlet_connectors::ebay::{EbayConfig, EbayCredentials};
 use inlet_http::HttpConfig;
 use serde_json::json;
 use std::process::ExitCode;
@@ -72,14 +71,16 @@ pub async fn connect(settings: &Settings, a: EbayArgs, out: &Output) -> Result<E
         ..Default::default()
     };
     if !a.no_verify {
-        let conn = EbayConnector::new(config.clone(), &creds, crate::cmd::connect_http())?;
-        let spec = &inlet_connectors::ebay::streams::STREAMS[0];
-        conn.fetch_page(spec, None)
+        // The provider's own check: one listing call; keeps a rotated refresh token.
+        let verified = inlet_connectors::ebay::PROVIDER
+            .verify(
+                serde_json::to_value(&config)?,
+                serde_json::to_value(&creds)?,
+                crate::cmd::connect_http(),
+            )
             .await
             .with_context(|| crate::cmd::verify_failed("eBay"))?;
-        if let Some(updated) = conn.take_updated_credentials().await {
-            creds = serde_json::from_value(updated)?;
-        }
+        creds = serde_json::from_value(verified.credentials)?;
     }
     let (store, conn) = app::store_connection(
         settings,

@@ -5,10 +5,7 @@ use crate::output::Output;
 use crate::settings::Settings;
 use anyhow::{Context, Result};
 use clap::Args;
-use inlet_connectors::github::{
-    DEFAULT_API_BASE, GithubConfig, GithubConnector, GithubCredentials, streams,
-};
-use inlet_core::Connector;
+use inlet_connectors::github::{DEFAULT_API_BASE, GithubConfig, GithubCredentials};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -50,8 +47,13 @@ pub async fn connect(settings: &Settings, a: GithubArgs, out: &Output) -> Result
     config.validate()?;
     let creds = GithubCredentials { token: a.token };
     if !a.no_verify {
-        let conn = GithubConnector::new(config.clone(), &creds, crate::cmd::connect_http())?;
-        conn.fetch_page(&streams::STREAMS[0], None)
+        // The provider's own check: one request for the first page of stars.
+        inlet_connectors::github::PROVIDER
+            .verify(
+                serde_json::to_value(&config)?,
+                serde_json::to_value(&creds)?,
+                crate::cmd::connect_http(),
+            )
             .await
             .with_context(|| {
                 format!(

@@ -1,6 +1,6 @@
 //! Settings: defaults, then the config file, then the environment, then flags.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -39,22 +39,13 @@ pub enum Target {
     Postgres,
 }
 
-/// Classify a database URL the way `inlet_store::open` does, to check it before anything
-/// is opened or created.
+/// Classify a database URL with `inlet_store`'s own parser (the one `inlet_store::open`
+/// uses), to check it before anything is opened or created.
 pub fn target(url: &str) -> Result<Target> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Target::Postgres);
-    }
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
-    if path.is_empty() || (path.contains("://") && !url.starts_with("sqlite:")) {
-        bail!(
-            "unsupported database URL {url:?}: use a file path, sqlite:PATH or postgres://user@host/db"
-        );
-    }
-    Ok(Target::Sqlite(PathBuf::from(path)))
+    Ok(match inlet_store::parse_database_url(url)? {
+        inlet_store::DatabaseTarget::Postgres(_) => Target::Postgres,
+        inlet_store::DatabaseTarget::Sqlite(path) => Target::Sqlite(path),
+    })
 }
 
 impl Settings {

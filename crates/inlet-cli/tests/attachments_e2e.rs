@@ -9,7 +9,7 @@ use common::*;
 use inlet_connectors::reddit::links::image_links;
 use inlet_core::{Attachment, AttachmentStatus, RunMode, RunStatus, Store};
 use inlet_engine::{AttachmentOptions, Engine, NoProgress, Progress, SyncOptions};
-use inlet_http::{DEFAULT_ALLOWED_HOSTS, DownloadConfig, Downloader, RetryPolicy};
+use inlet_http::{DownloadConfig, Downloader, RetryPolicy};
 use inlet_sim::images::{MediaSim, MediaSimConfig};
 use inlet_sim::reddit::{RedditSim, RedditSimConfig};
 use inlet_store::FsBlobStore;
@@ -80,7 +80,7 @@ fn host(url: &str) -> &str {
 fn with_attachments(store: Arc<dyn Store>, media: &MediaSim, blobs: &std::path::Path) -> Engine {
     let downloader = Downloader::new(DownloadConfig {
         // preview.redd.it is left out: its links must be recorded and never fetched.
-        allowed_hosts: DEFAULT_ALLOWED_HOSTS
+        allowed_hosts: inlet_connectors::reddit::IMAGE_HOSTS
             .iter()
             .filter(|h| **h != "preview.redd.it")
             .map(|h| h.to_string())

@@ -726,7 +726,9 @@ async fn scheduled_waiting(db: &TestDb) {
         DispatcherConfig::default(),
         Some(tx),
     );
-    let mut scheduler = Scheduler::new(ScheduleConfig::default());
+    let mut scheduler = Scheduler::new(ScheduleConfig::with_intervals_min(
+        inlet_connectors::provider::intervals_minutes(),
+    ));
     let now = SystemClock.now();
     // Make the connection known to the scheduler, then start it on its slot as the loop
     // would (GitHub's interval is 15 minutes).

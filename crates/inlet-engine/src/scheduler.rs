@@ -33,22 +33,13 @@ pub struct ScheduleConfig {
     pub backoff_cap_ms: i64,
 }
 
-/// Built-in intervals: Reddit 10 minutes; Slack, Gong, Fathom, Gmail 15 minutes.
-pub const DEFAULT_INTERVALS_MIN: &[(&str, i64)] = &[
-    ("reddit", 10),
-    ("slack", 15),
-    ("gong", 15),
-    ("fathom", 15),
-    ("gmail", 15),
-];
-
 impl Default for ScheduleConfig {
+    /// No provider's own interval (every provider every 15 minutes): the engine names no
+    /// provider. The server starts from [`ScheduleConfig::with_intervals_min`] over the
+    /// provider registry's defaults.
     fn default() -> Self {
         ScheduleConfig {
-            intervals_ms: DEFAULT_INTERVALS_MIN
-                .iter()
-                .map(|(p, m)| (p.to_string(), m * 60_000))
-                .collect(),
+            intervals_ms: HashMap::new(),
             default_interval_ms: 15 * 60_000,
             backoff_base_ms: 60_000,
             backoff_cap_ms: 60 * 60_000,
@@ -57,6 +48,18 @@ impl Default for ScheduleConfig {
 }
 
 impl ScheduleConfig {
+    /// The defaults with these per-provider intervals, in minutes (each provider's
+    /// definition gives its own).
+    pub fn with_intervals_min<'a>(intervals: impl IntoIterator<Item = (&'a str, u32)>) -> Self {
+        ScheduleConfig {
+            intervals_ms: intervals
+                .into_iter()
+                .map(|(p, m)| (p.to_string(), i64::from(m) * 60_000))
+                .collect(),
+            ..ScheduleConfig::default()
+        }
+    }
+
     /// The interval of `provider`, in milliseconds (at least one second).
     pub fn interval_ms(&self, provider: &str) -> i64 {
         self.intervals_ms

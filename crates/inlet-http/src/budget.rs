@@ -13,7 +13,8 @@ pub enum ResetIn {
     EpochSeconds,
 }
 
-/// Names of the headers a provider reports its budget in.
+/// Names of the headers a provider reports its budget in (each provider's definition
+/// in `inlet-connectors` gives its own).
 #[derive(Debug, Clone, Copy)]
 pub struct RateHeaders {
     /// Requests left in the window (Reddit sends a float like `"995.0"`).
@@ -22,21 +23,6 @@ pub struct RateHeaders {
     pub reset: &'static str,
     /// How to read `reset`.
     pub reset_in: ResetIn,
-}
-
-impl RateHeaders {
-    /// Reddit's `X-Ratelimit-Remaining` / `X-Ratelimit-Reset` (seconds from now).
-    pub const REDDIT: RateHeaders = RateHeaders {
-        remaining: "x-ratelimit-remaining",
-        reset: "x-ratelimit-reset",
-        reset_in: ResetIn::Seconds,
-    };
-    /// GitHub's `X-RateLimit-Remaining` / `X-RateLimit-Reset` (Unix seconds).
-    pub const GITHUB: RateHeaders = RateHeaders {
-        remaining: "x-ratelimit-remaining",
-        reset: "x-ratelimit-reset",
-        reset_in: ResetIn::EpochSeconds,
-    };
 }
 
 /// Seconds from now until `reset`, read as `how` says.
@@ -52,7 +38,8 @@ fn reset_delay(reset: f64, how: ResetIn) -> f64 {
     }
 }
 
-/// A provider's documented budget: at most `requests` in any `per` long stretch. Used while
+/// A provider's documented budget (each provider's definition gives its own): at most
+/// `requests` in any `per` long stretch. Used while
 /// the provider does not report its budget in headers (and before its first answer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
@@ -60,20 +47,6 @@ pub struct Quota {
     pub requests: u32,
     /// ...in any window this long.
     pub per: Duration,
-}
-
-impl Quota {
-    /// Reddit: 100 queries per minute per OAuth client; we assume 60 to leave room for the
-    /// same app's other clients.
-    pub const REDDIT: Quota = Quota {
-        requests: 60,
-        per: Duration::from_secs(60),
-    };
-    /// GitHub REST: 5,000 requests per hour per user token.
-    pub const GITHUB: Quota = Quota {
-        requests: 5000,
-        per: Duration::from_secs(3600),
-    };
 }
 
 #[derive(Debug, Default)]
@@ -322,9 +295,22 @@ mod tests {
     use super::*;
     use reqwest::header::{HeaderMap, HeaderValue};
 
+    /// Headers with a reset in seconds from now (Reddit's style).
+    const SECONDS_HEADERS: RateHeaders = RateHeaders {
+        remaining: "x-ratelimit-remaining",
+        reset: "x-ratelimit-reset",
+        reset_in: ResetIn::Seconds,
+    };
+    /// Headers with a reset as a Unix time (GitHub's style).
+    const EPOCH_HEADERS: RateHeaders = RateHeaders {
+        remaining: "x-ratelimit-remaining",
+        reset: "x-ratelimit-reset",
+        reset_in: ResetIn::EpochSeconds,
+    };
+
     #[test]
     fn waits_for_reset_when_remaining_runs_out() {
-        let b = RateBudget::new(Some(RateHeaders::REDDIT));
+        let b = RateBudget::new(Some(SECONDS_HEADERS));
         let now = Instant::now();
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("5.0"));
@@ -342,7 +328,7 @@ mod tests {
 
     #[test]
     fn a_429_with_budget_left_is_not_a_window_wait() {
-        let b = RateBudget::new(Some(RateHeaders::REDDIT));
+        let b = RateBudget::new(Some(SECONDS_HEADERS));
         let now = Instant::now();
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("400.0"));
@@ -359,7 +345,7 @@ mod tests {
 
     #[test]
     fn github_reset_is_a_unix_time() {
-        let b = RateBudget::new(Some(RateHeaders::GITHUB));
+        let b = RateBudget::new(Some(EPOCH_HEADERS));
         let now = Instant::now();
         let epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -379,7 +365,7 @@ mod tests {
 
     #[test]
     fn retry_after_blocks_and_garbage_is_ignored() {
-        let b = RateBudget::new(Some(RateHeaders::REDDIT));
+        let b = RateBudget::new(Some(SECONDS_HEADERS));
         let now = Instant::now();
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("NaN"));
@@ -391,7 +377,7 @@ mod tests {
     #[test]
     fn documented_quota_holds_while_the_provider_reports_nothing() {
         let b = RateBudget::with_quota(
-            Some(RateHeaders::REDDIT),
+            Some(SECONDS_HEADERS),
             Some(Quota {
                 requests: 3,
                 per: Duration::from_secs(10),
@@ -421,7 +407,7 @@ mod tests {
 
     #[test]
     fn requests_in_flight_are_counted_against_the_reported_budget() {
-        let b = RateBudget::new(Some(RateHeaders::REDDIT));
+        let b = RateBudget::new(Some(SECONDS_HEADERS));
         let now = Instant::now();
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("3.0"));
@@ -446,7 +432,7 @@ mod tests {
     fn provider_violations(seed: u64, workers: usize, limit: u64) -> (u64, u64) {
         const WINDOW_MS: u64 = 60_000;
         const STEP_MS: u64 = 10;
-        let b = RateBudget::new(Some(RateHeaders::REDDIT));
+        let b = RateBudget::new(Some(SECONDS_HEADERS));
         let t0 = Instant::now();
         let mut rng = seed | 1;
         let mut next = move || {
@@ -547,9 +533,9 @@ mod tests {
 
     #[test]
     fn shared_budgets_are_one_per_key() {
-        let a = RateBudget::shared("test:shared-a", Some(RateHeaders::REDDIT), None);
-        let a2 = RateBudget::shared("test:shared-a", Some(RateHeaders::REDDIT), None);
-        let b = RateBudget::shared("test:shared-b", Some(RateHeaders::REDDIT), None);
+        let a = RateBudget::shared("test:shared-a", Some(SECONDS_HEADERS), None);
+        let a2 = RateBudget::shared("test:shared-a", Some(SECONDS_HEADERS), None);
+        let b = RateBudget::shared("test:shared-b", Some(SECONDS_HEADERS), None);
         assert!(Arc::ptr_eq(&a, &a2));
         assert!(!Arc::ptr_eq(&a, &b));
         let now = Instant::now();

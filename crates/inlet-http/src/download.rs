@@ -2,7 +2,7 @@
 //! attachment step of a sync.
 //!
 //! A download is refused before any request unless the URL is `http(s)` on an allowed host
-//! (exact host match, defaults [`DEFAULT_ALLOWED_HOSTS`]); redirects are followed only to
+//! (exact host match; the providers name theirs, none by default); redirects are followed only to
 //! allowed hosts. The answer must be `image/*`, and the body is read chunk by chunk and
 //! abandoned as soon as it passes the size cap (a `Content-Length` over the cap is refused
 //! without reading). Connection errors, timeouts, 5xx, 408 and 429 are retried with the
@@ -23,15 +23,6 @@ use reqwest::{StatusCode, Url};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-/// Hosts fetched by default: Reddit's image hosts, Reddit Chat (Matrix) media and Imgur.
-pub const DEFAULT_ALLOWED_HOSTS: &[&str] = &[
-    "i.redd.it",
-    "preview.redd.it",
-    "matrix.redditspace.com",
-    "i.imgur.com",
-    "imgur.com",
-];
 
 /// The default size cap: 20 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 20 << 20;
@@ -60,10 +51,8 @@ pub struct DownloadConfig {
 impl Default for DownloadConfig {
     fn default() -> Self {
         DownloadConfig {
-            allowed_hosts: DEFAULT_ALLOWED_HOSTS
-                .iter()
-                .map(|h| h.to_string())
-                .collect(),
+            // Nothing until told: the providers' definitions name their image hosts.
+            allowed_hosts: Vec::new(),
             max_bytes: DEFAULT_MAX_BYTES,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
@@ -325,12 +314,29 @@ fn describe(e: &reqwest::Error) -> String {
 mod tests {
     use super::*;
 
+    /// The hosts these tests allow (a provider's definition gives the real list).
+    fn hosts() -> Vec<String> {
+        ["i.redd.it", "preview.redd.it", "i.imgur.com"]
+            .map(String::from)
+            .to_vec()
+    }
+
     fn dl(rewrite: Option<&str>) -> Downloader {
         Downloader::new(DownloadConfig {
             rewrite_base: rewrite.map(str::to_string),
+            allowed_hosts: hosts(),
             ..Default::default()
         })
         .expect("downloader")
+    }
+
+    #[test]
+    fn no_host_is_allowed_unless_named() {
+        let d = Downloader::new(DownloadConfig::default()).expect("downloader");
+        assert!(matches!(
+            d.target("https://i.redd.it/a.png"),
+            Err(FetchError::Rejected(_))
+        ));
     }
 
     #[test]
@@ -363,6 +369,7 @@ mod tests {
     fn fast(rewrite: String, max_bytes: u64) -> Downloader {
         Downloader::new(DownloadConfig {
             rewrite_base: Some(rewrite),
+            allowed_hosts: hosts(),
             max_bytes,
             retry: RetryPolicy {
                 max_attempts: 3,

@@ -39,7 +39,5 @@ pub use client::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_RATE_WAIT, HttpClient, HttpConfig, HttpError, HttpSettings,
     MAX_SNIPPET_CHARS, Parsed, Response, snippet,
 };
-pub use download::{
-    DEFAULT_ALLOWED_HOSTS, DEFAULT_MAX_BYTES, DownloadConfig, DownloadStats, Downloader,
-};
+pub use download::{DEFAULT_MAX_BYTES, DownloadConfig, DownloadStats, Downloader};
 pub use retry::{Backoff, RetryPolicy};

@@ -351,13 +351,13 @@ async fn create_connection(State(st): St, headers: HeaderMap, body: Bytes) -> Ap
     if let Err(e) = inlet_core::validate_connection_name(name) {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("name: {e}")));
     }
-    if !inlet_connectors::build::PROVIDERS.contains(&req.provider.as_str()) {
+    if !inlet_connectors::provider::syncable().contains(&req.provider.as_str()) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             format!(
                 "unknown provider {:?} (supported: {})",
                 req.provider,
-                inlet_connectors::build::PROVIDERS.join(", ")
+                inlet_connectors::provider::syncable().join(", ")
             ),
         ));
     }
@@ -376,7 +376,7 @@ async fn create_connection(State(st): St, headers: HeaderMap, body: Bytes) -> Ap
             ),
         ));
     };
-    providers::check_overrides(described, &req.config, &st.allowed_override_hosts)
+    providers::check_overrides(&described, &req.config, &st.allowed_override_hosts)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     // Build the connector once to check config and credentials (no request is sent).
     let probe = Connection {

@@ -60,7 +60,10 @@ impl Default for ServeOptions {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             scheduler: true,
             tick: Duration::from_secs(1),
-            schedule: ScheduleConfig::default(),
+            // Each provider's interval as its definition gives it.
+            schedule: ScheduleConfig::with_intervals_min(
+                inlet_connectors::provider::intervals_minutes(),
+            ),
             dispatcher: DispatcherConfig::default(),
             http: HttpConfig::default(),
             attachments: None,

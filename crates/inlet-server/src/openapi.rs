@@ -90,7 +90,7 @@ impl Modify for Shared {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
-        for p in providers::PROVIDERS {
+        for p in providers::all() {
             for (name, schema) in (p.config)().into_iter().chain((p.credentials)()) {
                 components.schemas.entry(name).or_insert(schema);
             }
@@ -150,7 +150,7 @@ pub struct ConnectionDoc {
 }
 
 fn provider_names() -> RefOr<Schema> {
-    let names: Vec<&str> = providers::PROVIDERS.iter().map(|p| p.name).collect();
+    let names = providers::names();
     string_enum(&names, "a provider this server syncs")
 }
 
@@ -186,7 +186,7 @@ impl PartialSchema for NewConnection {
         let mut one_of = OneOfBuilder::new().description(Some(
             "A new connection; `config` and `credentials` follow the provider's schemas. Credentials are sealed at rest and never returned. URLs in config must point at the provider's own hosts unless the operator allowed another (inlet serve --allow-override-host).",
         ));
-        for p in providers::PROVIDERS {
+        for p in providers::all() {
             let config = (p.config)().swap_remove(0).0;
             let creds = (p.credentials)().swap_remove(0).0;
             let shape = ObjectBuilder::new()
@@ -237,7 +237,7 @@ fn name_schema() -> Object {
 
 impl ToSchema for NewConnection {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        for p in providers::PROVIDERS {
+        for p in providers::all() {
             schemas.extend((p.config)());
             schemas.extend((p.credentials)());
         }
@@ -411,8 +411,8 @@ mod tests {
             .as_array()
             .expect("oneOf")
             .clone();
-        assert_eq!(shapes.len(), inlet_connectors::build::PROVIDERS.len());
-        for (p, shape) in inlet_connectors::build::PROVIDERS.iter().zip(&shapes) {
+        assert_eq!(shapes.len(), inlet_connectors::provider::syncable().len());
+        for (p, shape) in inlet_connectors::provider::syncable().iter().zip(&shapes) {
             assert_eq!(shape["properties"]["provider"]["enum"][0], *p);
             for part in ["config", "credentials"] {
                 let r = shape["properties"][part]["$ref"].as_str().expect("ref");
@@ -449,7 +449,7 @@ mod tests {
         let status = &doc["components"]["schemas"]["Connection"]["properties"]["provider"]["enum"];
         assert_eq!(
             status,
-            &serde_json::json!(inlet_connectors::build::PROVIDERS)
+            &serde_json::json!(inlet_connectors::provider::syncable())
         );
     }
 }

@@ -1,16 +1,12 @@
 //! What the API knows about each provider it accepts: the defaults of its config (whose
 //! URLs are the hosts a connection may reach without the operator's leave) and, for the
-//! OpenAPI document, the schemas of its config and credentials. One entry per name in
-//! [`inlet_connectors::build::PROVIDERS`]; a test keeps the two lists equal.
+//! OpenAPI document, the schemas of its config and credentials. Every entry comes from
+//! the provider's definition in [`inlet_connectors::provider::REGISTRY`]: the providers
+//! the engine syncs and that describe themselves to the API.
 
-use inlet_connectors::ebay::{EbayConfig, EbayCredentials};
-use inlet_connectors::github::{GithubConfig, GithubCredentials};
-use inlet_connectors::reddit::{RedditConfig, RedditCredentials};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use inlet_connectors::provider::{Kind, REGISTRY};
+use serde_json::Value;
 use utoipa::openapi::{RefOr, Schema};
-use utoipa::{PartialSchema, ToSchema};
 
 /// One provider as the API describes it.
 pub struct ProviderApi {
@@ -24,44 +20,27 @@ pub struct ProviderApi {
     pub credentials: fn() -> Vec<(String, RefOr<Schema>)>,
 }
 
-fn defaults<T: DeserializeOwned + Serialize>() -> Value {
-    serde_json::from_value::<T>(json!({}))
-        .ok()
-        .and_then(|c| serde_json::to_value(c).ok())
-        .unwrap_or_else(|| json!({}))
+/// Every provider the API accepts, in registry order.
+pub fn all() -> impl Iterator<Item = ProviderApi> {
+    REGISTRY.iter().filter_map(|p| match (p.kind, p.api) {
+        (Kind::Sync { .. }, Some(api)) => Some(ProviderApi {
+            name: p.name,
+            default_config: p.default_config,
+            config: api.config,
+            credentials: api.credentials,
+        }),
+        _ => None,
+    })
 }
 
-fn schema<T: ToSchema + PartialSchema>() -> Vec<(String, RefOr<Schema>)> {
-    let mut v = vec![(T::name().into_owned(), T::schema())];
-    T::schemas(&mut v);
-    v
+/// The names of the providers the API accepts.
+pub fn names() -> Vec<&'static str> {
+    all().map(|p| p.name).collect()
 }
-
-/// Every provider the API accepts, in [`inlet_connectors::build::PROVIDERS`] order.
-pub const PROVIDERS: &[ProviderApi] = &[
-    ProviderApi {
-        name: "reddit",
-        default_config: defaults::<RedditConfig>,
-        config: schema::<RedditConfig>,
-        credentials: schema::<RedditCredentials>,
-    },
-    ProviderApi {
-        name: "github",
-        default_config: defaults::<GithubConfig>,
-        config: schema::<GithubConfig>,
-        credentials: schema::<GithubCredentials>,
-    },
-    ProviderApi {
-        name: "ebay",
-        default_config: defaults::<EbayConfig>,
-        config: schema::<EbayConfig>,
-        credentials: schema::<EbayCredentials>,
-    },
-];
 
 /// The entry of a provider.
-pub fn get(name: &str) -> Option<&'static ProviderApi> {
-    PROVIDERS.iter().find(|p| p.name == name)
+pub fn get(name: &str) -> Option<ProviderApi> {
+    all().find(|p| p.name == name)
 }
 
 /// The host of every http(s) URL among the string values of `v` (nested included).
@@ -133,16 +112,16 @@ pub fn check_overrides(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn every_provider_of_the_build_is_described() {
-        let names: Vec<&str> = PROVIDERS.iter().map(|p| p.name).collect();
-        assert_eq!(names, inlet_connectors::build::PROVIDERS);
+        assert_eq!(names(), inlet_connectors::provider::syncable());
     }
 
     #[test]
     fn overrides_need_the_operators_leave() {
-        let reddit = get("reddit").expect("reddit");
+        let reddit = &get("reddit").expect("reddit");
         let local = json!({"api_base": "http://127.0.0.1:9/x", "token_url": "https://www.reddit.com/api/v1/access_token"});
         let err = check_overrides(reddit, &local, &[]).expect_err("foreign host refused");
         assert!(
@@ -174,7 +153,7 @@ mod tests {
         assert!(check_overrides(reddit, &json!({"page_size": 50}), &[]).is_ok());
         let own = (reddit.default_config)();
         assert!(check_overrides(reddit, &own, &[]).is_ok(), "{own}");
-        for p in PROVIDERS {
+        for p in all() {
             let mut hosts = Vec::new();
             url_hosts(&(p.default_config)(), &mut hosts, "");
             assert!(!hosts.is_empty(), "{} has default URLs", p.name);

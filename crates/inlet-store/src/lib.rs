@@ -38,7 +38,7 @@ pub use inlet_core::{Store, StoreError};
 pub use migrate::{Migration, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use pg::PgStore;
 pub use sqlite::SqliteStore;
-pub use target::redact_url;
+pub use target::{Target as DatabaseTarget, parse as parse_database_url, redact_url};
 
 use std::sync::Arc;
 use target::Target;

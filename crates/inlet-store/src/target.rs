@@ -5,13 +5,17 @@ use std::path::PathBuf;
 
 /// A parsed database location.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Target {
+pub enum Target {
+    /// A PostgreSQL server, by its URL.
     Postgres(String),
+    /// A SQLite file.
     Sqlite(PathBuf),
 }
 
-/// Decide the backend of `url` (see [`crate::open`]).
-pub(crate) fn parse(url: &str) -> Result<Target, StoreError> {
+/// Decide the backend of `url` (see [`crate::open`]). The one database-URL parser: the
+/// CLI classifies a URL with it before anything is opened, so every command refuses the
+/// same URLs with the same words.
+pub fn parse(url: &str) -> Result<Target, StoreError> {
     let url = url.trim();
     if url.is_empty() {
         return Err(StoreError::Unavailable("empty database URL".into()));

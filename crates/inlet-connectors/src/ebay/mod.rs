@@ -24,6 +24,7 @@ pub mod client;
 pub mod model;
 pub mod streams;
 
+use crate::provider::{self, Kind, Param, ProviderDef, Verified, VerifyFuture};
 use client::{EbayClient, LISTING_SORT, connector_error};
 pub use client::{EbayConfig, EbayCredentials, EbayDelta};
 use inlet_core::{
@@ -37,6 +38,105 @@ use std::sync::Mutex;
 
 /// The documented conversation types.
 const DOCUMENTED: &[&str] = &["FROM_MEMBERS", "FROM_EBAY"];
+
+/// eBay as the registry knows it. The Message API sends no rate headers and its call
+/// limit is per app and day: it is met as a 429 with errorId 2001 (`quota_spent`), after
+/// which the Developer Analytics API names the reset.
+pub static PROVIDER: ProviderDef = ProviderDef {
+    name: "ebay",
+    title: "eBay",
+    about: "Connect an eBay seller account (OAuth user token: app id, cert id, refresh token).",
+    streams: &streams::STREAMS,
+    interval_minutes: 15,
+    quota: None,
+    rate_headers: None,
+    image_hosts: &[],
+    params: &[
+        Param {
+            flag: "client-id",
+            env: Some("EBAY_CLIENT_ID"),
+            secret: false,
+            help: "The eBay app's client id (App ID).",
+        },
+        Param {
+            flag: "client-secret",
+            env: Some("EBAY_CLIENT_SECRET"),
+            secret: true,
+            help: "The app's client secret (Cert ID).",
+        },
+        Param {
+            flag: "refresh-token",
+            env: Some("EBAY_REFRESH_TOKEN"),
+            secret: true,
+            help: "The user's refresh token (authorization-code grant with the commerce.message scope).",
+        },
+        Param {
+            flag: "api-base",
+            env: None,
+            secret: false,
+            help: "Message API base URL.",
+        },
+        Param {
+            flag: "token-url",
+            env: None,
+            secret: false,
+            help: "Token endpoint URL.",
+        },
+        Param {
+            flag: "listing",
+            env: None,
+            secret: false,
+            help: "Conversation listings merged by id (FROM_MEMBERS, FROM_OWNERS).",
+        },
+        Param {
+            flag: "full-scan-every",
+            env: None,
+            secret: false,
+            help: "Every Nth sync lists all conversations.",
+        },
+    ],
+    default_config: provider::defaults::<EbayConfig>,
+    kind: Kind::Sync { build, verify },
+    #[cfg(feature = "openapi")]
+    api: Some(provider::ApiSchemas {
+        config: provider::schema::<EbayConfig>,
+        credentials: provider::schema::<EbayCredentials>,
+    }),
+};
+
+fn build(
+    name: &str,
+    config: serde_json::Value,
+    credentials: serde_json::Value,
+    http: HttpConfig,
+) -> Result<Box<dyn Connector>, ConnectorError> {
+    let config: EbayConfig = provider::parse(name, config, "eBay config")?;
+    let creds: EbayCredentials = provider::parse(name, credentials, "eBay credentials")?;
+    Ok(Box::new(EbayConnector::new(config, &creds, http)?))
+}
+
+/// One listing call proves the credentials; a refresh token the exchange rotated
+/// replaces the given one.
+fn verify(
+    config: serde_json::Value,
+    credentials: serde_json::Value,
+    http: HttpConfig,
+) -> VerifyFuture {
+    Box::pin(async move {
+        let cfg: EbayConfig = provider::parse("", config, "eBay config")?;
+        let mut creds: EbayCredentials = provider::parse("", credentials, "eBay credentials")?;
+        let conn = EbayConnector::new(cfg.clone(), &creds, http)?;
+        conn.fetch_page(&streams::STREAMS[0], None).await?;
+        if let Some(updated) = conn.take_updated_credentials().await {
+            creds = provider::parse("", updated, "eBay credentials")?;
+        }
+        Ok(Verified {
+            config: provider::to_value(&cfg)?,
+            credentials: provider::to_value(&creds)?,
+            account: None,
+        })
+    })
+}
 
 /// The eBay connector.
 pub struct EbayConnector {

@@ -8,7 +8,7 @@
 //!   `304 Not Modified` means no new star and no change on page 1, costs no rate-limit
 //!   budget, and ends the delta at once. Full and resumed passes are never conditional.
 //! * `X-RateLimit-*` headers and secondary-limit 403s with `Retry-After` are honoured by
-//!   the shared HTTP client ([`RateHeaders::GITHUB`]); a secondary limit (403 or 429)
+//!   the shared HTTP client ([`RATE_HEADERS`]); a secondary limit (403 or 429)
 //!   without `Retry-After` waits at least a minute, doubling ([`SECONDARY_LIMIT_FLOOR`]);
 //!   a primary budget spent until a reset beyond the run's patience ends the run
 //!   `waiting` without sending.
@@ -17,15 +17,99 @@
 
 pub mod streams;
 
+use crate::provider::{self, Kind, Param, ProviderDef, Verified, VerifyFuture};
 use inlet_core::{
     Connector, ConnectorError, HttpStats, IdPage, Page, Record, StreamSpec, Timestamp, Value,
 };
+use inlet_http::ResetIn;
 use inlet_http::{
     HttpClient, HttpConfig, HttpError, HttpSettings, Parsed, Quota, RateHeaders, Response,
     StaticToken,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
+
+/// GitHub's `X-RateLimit-Remaining` / `X-RateLimit-Reset` (a Unix time in seconds).
+pub const RATE_HEADERS: RateHeaders = RateHeaders {
+    remaining: "x-ratelimit-remaining",
+    reset: "x-ratelimit-reset",
+    reset_in: ResetIn::EpochSeconds,
+};
+
+/// GitHub REST: 5,000 requests per hour per user token.
+pub const QUOTA: Quota = Quota {
+    requests: 5000,
+    per: std::time::Duration::from_secs(3600),
+};
+
+/// GitHub as the registry knows it.
+pub static PROVIDER: ProviderDef = ProviderDef {
+    name: "github",
+    title: "GitHub",
+    about: "Connect a GitHub account's stars (personal access token or OAuth token).",
+    streams: &streams::STREAMS,
+    interval_minutes: 15,
+    quota: Some(QUOTA),
+    rate_headers: Some(RATE_HEADERS),
+    image_hosts: &[],
+    params: &[
+        Param {
+            flag: "token",
+            env: Some("GITHUB_TOKEN"),
+            secret: true,
+            help: "A personal access token (classic `ghp_` or fine-grained `github_pat_`) or an OAuth token (`gho_`).",
+        },
+        Param {
+            flag: "api-base",
+            env: None,
+            secret: false,
+            help: "API base URL (for GitHub Enterprise, proxies and simulators).",
+        },
+        Param {
+            flag: "per-page",
+            env: None,
+            secret: false,
+            help: "Items per page (1..=100).",
+        },
+    ],
+    default_config: provider::defaults::<GithubConfig>,
+    kind: Kind::Sync { build, verify },
+    #[cfg(feature = "openapi")]
+    api: Some(provider::ApiSchemas {
+        config: provider::schema::<GithubConfig>,
+        credentials: provider::schema::<GithubCredentials>,
+    }),
+};
+
+fn build(
+    name: &str,
+    config: serde_json::Value,
+    credentials: serde_json::Value,
+    http: HttpConfig,
+) -> Result<Box<dyn Connector>, ConnectorError> {
+    let config: GithubConfig = provider::parse(name, config, "GitHub config")?;
+    let creds: GithubCredentials = provider::parse(name, credentials, "GitHub credentials")?;
+    Ok(Box::new(GithubConnector::new(config, &creds, http)?))
+}
+
+/// One request (the first page of stars) proves the token.
+fn verify(
+    config: serde_json::Value,
+    credentials: serde_json::Value,
+    http: HttpConfig,
+) -> VerifyFuture {
+    Box::pin(async move {
+        let cfg: GithubConfig = provider::parse("", config, "GitHub config")?;
+        let creds: GithubCredentials = provider::parse("", credentials, "GitHub credentials")?;
+        let conn = GithubConnector::new(cfg.clone(), &creds, http)?;
+        conn.fetch_page(&streams::STREAMS[0], None).await?;
+        Ok(Verified {
+            config: provider::to_value(&cfg)?,
+            credentials: provider::to_value(&creds)?,
+            account: None,
+        })
+    })
+}
 
 /// The public API.
 pub const DEFAULT_API_BASE: &str = "https://api.github.com";
@@ -116,11 +200,11 @@ impl GithubConnector {
             return Err(ConnectorError::Config("the GitHub token is empty".into()));
         }
         let mut http = HttpConfig {
-            rate_headers: Some(RateHeaders::GITHUB),
+            rate_headers: Some(RATE_HEADERS),
             // GitHub: a secondary limit without `Retry-After` waits at least a minute,
             // then backs off exponentially.
             rate_limit_floor: http.rate_limit_floor.or(Some(SECONDARY_LIMIT_FLOOR)),
-            documented: http.documented.or(Some(Quota::GITHUB)),
+            documented: http.documented.or(Some(QUOTA)),
             // GitHub counts per token: every connection with this token shares one budget
             // (keyed by a hash, so the token itself is not kept in the key).
             budget_key: Some(format!(

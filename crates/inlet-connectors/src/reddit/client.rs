@@ -1,9 +1,7 @@
 //! Reddit configuration, credentials and the authenticated client.
 
 use inlet_core::ConnectorError;
-use inlet_http::{
-    Grant, HttpClient, HttpConfig, HttpError, HttpSettings, OAuth2Token, Quota, RateHeaders,
-};
+use inlet_http::{Grant, HttpClient, HttpConfig, HttpError, HttpSettings, OAuth2Token};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -176,8 +174,8 @@ impl RedditClient {
             ));
         }
         http.user_agent = config.user_agent();
-        http.rate_headers = Some(RateHeaders::REDDIT);
-        http.documented.get_or_insert(Quota::REDDIT);
+        http.rate_headers = Some(super::RATE_HEADERS);
+        http.documented.get_or_insert(super::QUOTA);
         // Reddit counts requests per OAuth client: every connection using the same app
         // shares one budget.
         http.budget_key = Some(format!("reddit:{}:{}", config.api_base, creds.client_id));

@@ -18,6 +18,143 @@ use inlet_http::{HttpConfig, Parsed, Response};
 use model::{Child, Listing, Me, Message, Saved};
 use tokio::sync::OnceCell;
 
+use crate::provider::{self, Kind, Param, ProviderDef, Verified, VerifyFuture};
+use inlet_http::{Quota, RateHeaders, ResetIn};
+
+/// Reddit's `X-Ratelimit-Remaining` / `X-Ratelimit-Reset` (seconds from now).
+pub const RATE_HEADERS: RateHeaders = RateHeaders {
+    remaining: "x-ratelimit-remaining",
+    reset: "x-ratelimit-reset",
+    reset_in: ResetIn::Seconds,
+};
+
+/// Reddit: 100 queries per minute per OAuth client; we assume 60 to leave room for the
+/// same app's other clients.
+pub const QUOTA: Quota = Quota {
+    requests: 60,
+    per: std::time::Duration::from_secs(60),
+};
+
+/// Where Reddit's attachment links point: its image hosts, Reddit Chat (Matrix) media
+/// and Imgur.
+pub const IMAGE_HOSTS: &[&str] = &[
+    "i.redd.it",
+    "preview.redd.it",
+    "matrix.redditspace.com",
+    "i.imgur.com",
+    "imgur.com",
+];
+
+/// Reddit as the registry knows it.
+pub static PROVIDER: ProviderDef = ProviderDef {
+    name: "reddit",
+    title: "Reddit",
+    about: "Connect a Reddit account (OAuth2: refresh token, or username + password for script apps).",
+    streams: &streams::STREAMS,
+    interval_minutes: 10,
+    quota: Some(QUOTA),
+    rate_headers: Some(RATE_HEADERS),
+    image_hosts: IMAGE_HOSTS,
+    params: &[
+        Param {
+            flag: "client-id",
+            env: Some("REDDIT_CLIENT_ID"),
+            secret: false,
+            help: "The Reddit app's client id.",
+        },
+        Param {
+            flag: "client-secret",
+            env: Some("REDDIT_CLIENT_SECRET"),
+            secret: true,
+            help: "The app's secret (empty for installed apps).",
+        },
+        Param {
+            flag: "refresh-token",
+            env: Some("REDDIT_REFRESH_TOKEN"),
+            secret: true,
+            help: "A permanent refresh token (web and installed apps).",
+        },
+        Param {
+            flag: "username",
+            env: Some("REDDIT_USERNAME"),
+            secret: false,
+            help: "Account name (script apps, with --password).",
+        },
+        Param {
+            flag: "password",
+            env: Some("REDDIT_PASSWORD"),
+            secret: true,
+            help: "Account password (script apps).",
+        },
+        Param {
+            flag: "api-base",
+            env: None,
+            secret: false,
+            help: "API base URL (for proxies and simulators).",
+        },
+        Param {
+            flag: "token-url",
+            env: None,
+            secret: false,
+            help: "Token endpoint URL (for proxies and simulators).",
+        },
+        Param {
+            flag: "user-agent",
+            env: None,
+            secret: false,
+            help: "User-Agent to send (Reddit requires a descriptive one).",
+        },
+        Param {
+            flag: "page-size",
+            env: None,
+            secret: false,
+            help: "Items per page (1..=100).",
+        },
+    ],
+    default_config: provider::defaults::<RedditConfig>,
+    kind: Kind::Sync { build, verify },
+    #[cfg(feature = "openapi")]
+    api: Some(provider::ApiSchemas {
+        config: provider::schema::<RedditConfig>,
+        credentials: provider::schema::<RedditCredentials>,
+    }),
+};
+
+fn build(
+    name: &str,
+    config: serde_json::Value,
+    credentials: serde_json::Value,
+    http: HttpConfig,
+) -> Result<Box<dyn Connector>, ConnectorError> {
+    let config: RedditConfig = provider::parse(name, config, "Reddit config")?;
+    let creds: RedditCredentials = provider::parse(name, credentials, "Reddit credentials")?;
+    Ok(Box::new(RedditConnector::new(config, &creds, http)?))
+}
+
+/// One `/api/v1/me` request proves the credentials and names the account, which the
+/// config keeps; a refresh token the exchange rotated replaces the given one.
+fn verify(
+    config: serde_json::Value,
+    credentials: serde_json::Value,
+    http: HttpConfig,
+) -> VerifyFuture {
+    Box::pin(async move {
+        let mut cfg: RedditConfig = provider::parse("", config, "Reddit config")?;
+        let mut creds: RedditCredentials = provider::parse("", credentials, "Reddit credentials")?;
+        let conn = RedditConnector::new(cfg.clone(), &creds, http)?;
+        let name = conn.username().await?.to_string();
+        if let Some(updated) = conn.take_updated_credentials().await {
+            creds = provider::parse("", updated, "Reddit credentials")?;
+        }
+        cfg.username = Some(name.clone());
+        Ok(Verified {
+            config: provider::to_value(&cfg)?,
+            credentials: provider::to_value(&creds)?,
+            account: Some(name),
+        })
+    })
+}
+
 /// The Reddit connector.
 pub struct RedditConnector {
     config: RedditConfig,

@@ -20,6 +20,7 @@ pub use parse::{
     read_favorites, scan_export, video_id,
 };
 
+use crate::provider::{Kind, ProviderDef};
 use inlet_core::{
     ColType::{Text, Time},
     Column, Connection, Record, Scope, SnapshotBatch, SnapshotSource, StopRule, Store, StoreError,
@@ -53,6 +54,28 @@ pub static STREAMS: [StreamSpec; 1] = [StreamSpec {
     listing_cap: None,
     derived: None,
 }];
+
+/// TikTok as the registry knows it: filled from data-export files by `inlet import
+/// tiktok`, never synced, so it has no connect parameters, quota or builder.
+pub static PROVIDER: ProviderDef = ProviderDef {
+    name: "tiktok",
+    title: "TikTok",
+    about: "TikTok favourites, imported from the account's data export.",
+    streams: &STREAMS,
+    interval_minutes: 0,
+    quota: None,
+    rate_headers: None,
+    image_hosts: &[],
+    params: &[],
+    default_config: no_config,
+    kind: Kind::Import,
+    #[cfg(feature = "openapi")]
+    api: None,
+};
+
+fn no_config() -> serde_json::Value {
+    serde_json::json!({})
+}
 
 /// Files larger than this are refused unless a larger limit is given.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;

@@ -7,6 +7,11 @@ use inlet_core::{Clock, ManualClock};
 const T0: i64 = 1_700_000_000_000;
 const MIN: i64 = 60_000;
 
+/// Reddit every 10 minutes (its registry default), every other provider every 15.
+fn reddit_every_10_min() -> ScheduleConfig {
+    ScheduleConfig::with_intervals_min([("reddit", 10)])
+}
+
 fn conn(id: i64, provider: &str, status: ConnectionStatus) -> Connection {
     Connection {
         id,
@@ -47,7 +52,7 @@ fn drive(
 #[test]
 fn hundred_connections_keep_their_interval_and_are_spread() {
     let clock = ManualClock::new(Timestamp(T0));
-    let mut s = Scheduler::new(ScheduleConfig::default());
+    let mut s = Scheduler::new(reddit_every_10_min());
     let conns: Vec<Connection> = (1..=100)
         .map(|i| {
             conn(
@@ -122,7 +127,7 @@ fn ten_thousand_slots_are_spread_evenly() {
 #[test]
 fn paused_and_needs_reauth_are_never_scheduled_failing_is() {
     let clock = ManualClock::new(Timestamp(T0));
-    let mut s = Scheduler::new(ScheduleConfig::default());
+    let mut s = Scheduler::new(reddit_every_10_min());
     let conns = vec![
         conn(1, "reddit", ConnectionStatus::Paused),
         conn(2, "reddit", ConnectionStatus::NeedsReauth),
@@ -138,7 +143,7 @@ fn paused_and_needs_reauth_are_never_scheduled_failing_is() {
 #[test]
 fn failing_connection_backs_off_exponentially_capped_recovers_and_delays_nobody() {
     let clock = ManualClock::new(Timestamp(T0));
-    let cfg = ScheduleConfig::default();
+    let cfg = reddit_every_10_min();
     assert_eq!(
         (1..=8).map(|f| cfg.backoff_ms(f) / MIN).collect::<Vec<_>>(),
         vec![1, 2, 4, 8, 16, 32, 60, 60]

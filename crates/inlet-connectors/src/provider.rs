@@ -1,0 +1,264 @@
+//! What a provider is, in one value: each provider folder exports one [`ProviderDef`]
+//! (`reddit::PROVIDER`, ...) and [`REGISTRY`] lists them, one line each. The CLI's
+//! `connect` commands, the API's provider list and OpenAPI schemas, the scheduler's
+//! intervals, the attachment hosts, the docs check and the schema-drift tests all read
+//! the registry, so a provider cannot be known to one of them and missing from another.
+
+use inlet_core::{Connection, Connector, ConnectorError, StreamSpec, provider_config};
+use inlet_http::{HttpConfig, Quota, RateHeaders};
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+
+/// Every provider this build knows, one line each.
+pub static REGISTRY: &[&ProviderDef] = &[
+    &crate::reddit::PROVIDER,
+    &crate::github::PROVIDER,
+    &crate::ebay::PROVIDER,
+    &crate::tiktok::PROVIDER,
+];
+
+/// One parameter of `inlet connect <provider>` (a `--flag`).
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    /// The flag's name without `--` (`client-id`).
+    pub flag: &'static str,
+    /// The environment variable that may give it instead (`REDDIT_CLIENT_ID`).
+    pub env: Option<&'static str>,
+    /// A credential: never printed, its environment value hidden from `--help`.
+    pub secret: bool,
+    /// What it is, for `--help` and the docs.
+    pub help: &'static str,
+}
+
+/// A connection's config and credentials after the provider accepted them.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The config to store (the provider may fill in what it learned, e.g. the account).
+    pub config: Value,
+    /// The credentials to store (a provider may have rotated its refresh token).
+    pub credentials: Value,
+    /// The account as the provider names it, when it says.
+    pub account: Option<String>,
+}
+
+/// A future a provider's `verify` returns.
+pub type VerifyFuture = Pin<Box<dyn Future<Output = Result<Verified, ConnectorError>> + Send>>;
+
+/// Builds a connector for the connection named by the first argument from its config
+/// (engine keys removed) and opened credentials.
+pub type BuildFn = fn(&str, Value, Value, HttpConfig) -> Result<Box<dyn Connector>, ConnectorError>;
+
+/// Checks a config and credentials against the provider with one cheap request.
+pub type VerifyFn = fn(Value, Value, HttpConfig) -> VerifyFuture;
+
+/// A JSON schema and the schemas it refers to, for the API's OpenAPI document.
+#[cfg(feature = "openapi")]
+pub type SchemaFn = fn() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>;
+
+/// How the API describes a provider's config and credentials.
+#[cfg(feature = "openapi")]
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSchemas {
+    /// The config's schema first, then the schemas it refers to.
+    pub config: SchemaFn,
+    /// The credentials' schema first, then the schemas they refer to.
+    pub credentials: SchemaFn,
+}
+
+/// How a provider syncs: pulled by the engine, or filled by `inlet import` files.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    /// Synced by the engine through the connector `build` makes; checked by `verify`.
+    Sync {
+        /// Builds the connector.
+        build: BuildFn,
+        /// Checks config and credentials before a connection is stored.
+        verify: VerifyFn,
+    },
+    /// Filled by `inlet import <provider> FILE`; never synced or scheduled.
+    Import,
+}
+
+/// Everything inlet knows about one provider.
+pub struct ProviderDef {
+    /// Its id (`provider` of a connection).
+    pub name: &'static str,
+    /// Its name in messages (`GitHub`).
+    pub title: &'static str,
+    /// One line for `inlet connect --help`.
+    pub about: &'static str,
+    /// Its streams and the tables they fill.
+    pub streams: &'static [StreamSpec],
+    /// The scheduler's default interval, in minutes.
+    pub interval_minutes: u32,
+    /// The documented request quota, held to while the provider reports none.
+    pub quota: Option<Quota>,
+    /// The headers the provider reports its rate budget in.
+    pub rate_headers: Option<RateHeaders>,
+    /// Hosts its attachment links point at, fetched by default.
+    pub image_hosts: &'static [&'static str],
+    /// The parameters of `inlet connect <name>`.
+    pub params: &'static [Param],
+    /// Its config with every default filled in (its URLs are its own hosts).
+    pub default_config: fn() -> Value,
+    /// Synced or imported.
+    pub kind: Kind,
+    /// Config and credential schemas for the API (`None`: not accepted by the API).
+    #[cfg(feature = "openapi")]
+    pub api: Option<ApiSchemas>,
+}
+
+impl std::fmt::Debug for ProviderDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderDef")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProviderDef {
+    /// Synced by the engine (not import-only).
+    pub fn syncs(&self) -> bool {
+        matches!(self.kind, Kind::Sync { .. })
+    }
+
+    /// Every table it writes (record tables, then derived tables), each once.
+    pub fn tables(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        let derived = self
+            .streams
+            .iter()
+            .filter_map(|s| s.derived.map(|d| d.table));
+        for t in self.streams.iter().map(|s| s.table).chain(derived) {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        out
+    }
+
+    /// Check `config` and `credentials` against the provider.
+    pub async fn verify(
+        &self,
+        config: Value,
+        credentials: Value,
+        http: HttpConfig,
+    ) -> Result<Verified, ConnectorError> {
+        match self.kind {
+            Kind::Sync { verify, .. } => verify(config, credentials, http).await,
+            Kind::Import => Err(ConnectorError::Config(format!(
+                "{} connections are filled by `inlet import {}`",
+                self.title, self.name
+            ))),
+        }
+    }
+}
+
+/// The provider named `name`.
+pub fn find(name: &str) -> Option<&'static ProviderDef> {
+    REGISTRY.iter().copied().find(|p| p.name == name)
+}
+
+/// The names of the providers the engine syncs, in registry order.
+pub fn syncable() -> Vec<&'static str> {
+    REGISTRY
+        .iter()
+        .filter(|p| p.syncs())
+        .map(|p| p.name)
+        .collect()
+}
+
+/// The image hosts of every provider, each once (the downloader's default allow-list).
+pub fn image_hosts() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for h in REGISTRY.iter().flat_map(|p| p.image_hosts) {
+        if !out.contains(h) {
+            out.push(h);
+        }
+    }
+    out
+}
+
+/// Every provider's default sync interval, in minutes.
+pub fn intervals_minutes() -> impl Iterator<Item = (&'static str, u32)> {
+    REGISTRY
+        .iter()
+        .filter(|p| p.syncs())
+        .map(|p| (p.name, p.interval_minutes))
+}
+
+/// Parse a provider's config (without the engine's keys) or its credentials for the
+/// connection `name` (empty: one not stored yet), never echoing a credential in the error.
+pub fn parse<T: serde::de::DeserializeOwned>(
+    name: &str,
+    value: Value,
+    what: &str,
+) -> Result<T, ConnectorError> {
+    serde_json::from_value(value).map_err(|e| {
+        ConnectorError::Config(if name.is_empty() {
+            format!("invalid {what}: {}", redacted(&e))
+        } else {
+            format!(
+                "connection {name:?} has an invalid {what}: {}",
+                redacted(&e)
+            )
+        })
+    })
+}
+
+/// A serde error without the offending value (which may be a secret).
+fn redacted(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.find(": ") {
+        Some(i) if s.starts_with("invalid type") => s[..i].to_string(),
+        _ => s,
+    }
+}
+
+/// Serialize what a provider verified.
+pub fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ConnectorError> {
+    serde_json::to_value(v).map_err(|e| ConnectorError::Config(e.to_string()))
+}
+
+/// The config of type `T` with every default filled in.
+pub fn defaults<T: serde::de::DeserializeOwned + serde::Serialize>() -> Value {
+    serde_json::from_value::<T>(serde_json::json!({}))
+        .ok()
+        .and_then(|c| serde_json::to_value(c).ok())
+        .unwrap_or_else(|| serde_json::json!({}))
+}
+
+/// The schema of `T` and the schemas it refers to.
+#[cfg(feature = "openapi")]
+pub fn schema<T: utoipa::ToSchema + utoipa::PartialSchema>()
+-> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)> {
+    let mut v = vec![(T::name().into_owned(), T::schema())];
+    T::schemas(&mut v);
+    v
+}
+
+/// The connector for a stored connection, given its opened credentials.
+pub fn build(
+    conn: &Connection,
+    credentials: Value,
+    http: HttpConfig,
+) -> Result<Box<dyn Connector>, ConnectorError> {
+    let Some(def) = find(&conn.provider) else {
+        return Err(ConnectorError::Config(format!(
+            "connection {:?} uses provider {:?}, which this build does not support (supported: {})",
+            conn.name,
+            conn.provider,
+            syncable().join(", ")
+        )));
+    };
+    match def.kind {
+        Kind::Sync { build, .. } => {
+            build(&conn.name, provider_config(&conn.config), credentials, http)
+        }
+        Kind::Import => Err(ConnectorError::Config(format!(
+            "connection {:?} is filled by imports: update it with `inlet import {} FILE --connection {}`",
+            conn.name, def.name, conn.name
+        ))),
+    }
+}
