@@ -480,6 +480,13 @@ pub trait Store: Send + Sync {
 
     // --- `inlet serve`: connection deletion, run lookup, sync leases, API keys. ---
 
+    /// Create the record table of `stream` from its spec when it does not exist (the
+    /// fixed columns, the typed columns in spec order, the primary key
+    /// `(connection_id, id)`), for streams described at run time (the `rest` connector);
+    /// the built-in providers' tables come from migrations. An existing table must have
+    /// exactly the columns and types the spec gives, else [`StoreError::Schema`]. Only the
+    /// record table: a derived table is not created.
+    async fn ensure_table(&self, stream: &StreamSpec) -> Result<(), StoreError>;
     /// Delete a connection with everything stored for it: its rows in `tables` (the
     /// record and derived tables of its provider), sync state, runs and lease. One
     /// transaction. [`StoreError::NotFound`] when there is no such connection.

@@ -505,3 +505,159 @@ mod dump {
         println!("{};", super::pg_derived_refresh(spec.table, der));
     }
 }
+
+/// The SQL type of a typed column, as `CREATE TABLE` writes it and as the catalog reports
+/// it back (SQLite: the declared type; PostgreSQL: `information_schema.columns.data_type`).
+fn column_type(d: Dialect, ty: ColType) -> (&'static str, &'static str) {
+    match (d, ty) {
+        (Dialect::Sqlite, ColType::Text | ColType::Time) => ("TEXT", "TEXT"),
+        (Dialect::Sqlite, ColType::Int | ColType::Bool) => ("INTEGER", "INTEGER"),
+        (Dialect::Sqlite, ColType::Float) => ("REAL", "REAL"),
+        (Dialect::Postgres, ColType::Text) => ("TEXT", "text"),
+        (Dialect::Postgres, ColType::Int) => ("BIGINT", "bigint"),
+        (Dialect::Postgres, ColType::Float) => ("DOUBLE PRECISION", "double precision"),
+        (Dialect::Postgres, ColType::Bool) => ("BOOLEAN", "boolean"),
+        (Dialect::Postgres, ColType::Time) => ("TIMESTAMPTZ", "timestamp with time zone"),
+    }
+}
+
+/// Every column of a record table in order: name, type to create, type the catalog
+/// reports, constraint. The fixed columns are those of the migrations' record tables.
+pub(crate) fn table_columns(
+    d: Dialect,
+    spec: &StreamSpec,
+) -> Vec<(String, &'static str, &'static str, &'static str)> {
+    let fixed = |name: &str,
+                 sqlite: (&'static str, &'static str),
+                 pg: (&'static str, &'static str),
+                 constraint: &'static str| {
+        let (create, reported) = match d {
+            Dialect::Sqlite => sqlite,
+            Dialect::Postgres => pg,
+        };
+        (name.to_string(), create, reported, constraint)
+    };
+    let mut cols = vec![
+        match d {
+            Dialect::Sqlite => fixed(
+                "connection_id",
+                ("INTEGER", "INTEGER"),
+                ("", ""),
+                "NOT NULL REFERENCES \"connections\" (\"id\") ON DELETE CASCADE",
+            ),
+            // Record tables carry no foreign key on PostgreSQL (see migration 0002).
+            Dialect::Postgres => fixed("connection_id", ("", ""), ("BIGINT", "bigint"), "NOT NULL"),
+        },
+        fixed(
+            "id",
+            ("TEXT", "TEXT"),
+            ("TEXT COLLATE \"C\"", "text"),
+            "NOT NULL",
+        ),
+    ];
+    for c in spec.columns {
+        let (create, reported) = column_type(d, c.ty);
+        cols.push((c.name.to_string(), create, reported, ""));
+    }
+    cols.extend([
+        fixed("raw", ("TEXT", "TEXT"), ("JSONB", "jsonb"), "NOT NULL"),
+        fixed(
+            "content_hash",
+            ("BLOB", "BLOB"),
+            ("BYTEA", "bytea"),
+            "NOT NULL",
+        ),
+        fixed(
+            "first_seen_at",
+            ("TEXT", "TEXT"),
+            ("TIMESTAMPTZ", "timestamp with time zone"),
+            "NOT NULL",
+        ),
+        fixed(
+            "updated_at",
+            ("TEXT", "TEXT"),
+            ("TIMESTAMPTZ", "timestamp with time zone"),
+            "NOT NULL",
+        ),
+        fixed(
+            "deleted_at",
+            ("TEXT", "TEXT"),
+            ("TIMESTAMPTZ", "timestamp with time zone"),
+            "",
+        ),
+    ]);
+    cols
+}
+
+/// `CREATE TABLE IF NOT EXISTS` of a stream's record table, shaped like the migrations'
+/// record tables (fixed columns, typed columns, primary key `(connection_id, id)`).
+/// A typed column named like a fixed one is refused.
+pub(crate) fn create_table(d: Dialect, spec: &StreamSpec) -> Result<String, String> {
+    let cols = table_columns(d, spec);
+    let mut seen = std::collections::HashSet::new();
+    for (name, ..) in &cols {
+        if !seen.insert(name.as_str()) {
+            return Err(format!(
+                "table {:?} would have the column {name:?} twice (typed columns may not reuse \
+                 the names connection_id, id, raw, content_hash, first_seen_at, updated_at, \
+                 deleted_at)",
+                spec.table
+            ));
+        }
+    }
+    let body: Vec<String> = cols
+        .iter()
+        .map(|(name, ty, _, constraint)| {
+            format!("{} {ty} {constraint}", q(name))
+                .trim_end()
+                .to_string()
+        })
+        .collect();
+    Ok(format!(
+        "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY (\"connection_id\", \"id\"))",
+        q(spec.table),
+        body.join(", ")
+    ))
+}
+
+/// The columns of an existing table as `(name, type)`, in order. Params: 1 table name.
+pub(crate) fn table_info(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => {
+            "SELECT \"name\", upper(\"type\") FROM pragma_table_info(?1) ORDER BY \"cid\""
+        }
+        Dialect::Postgres => {
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
+        }
+    }
+}
+
+/// Check the columns a table has against those `spec` asks for.
+pub(crate) fn check_table(
+    d: Dialect,
+    spec: &StreamSpec,
+    found: &[(String, String)],
+) -> Result<(), String> {
+    let want: Vec<(String, String)> = table_columns(d, spec)
+        .into_iter()
+        .map(|(name, _, reported, _)| (name, reported.to_string()))
+        .collect();
+    if found == want.as_slice() {
+        return Ok(());
+    }
+    let show = |cols: &[(String, String)]| {
+        cols.iter()
+            .map(|(n, t)| format!("{n} {t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(format!(
+        "table {:?} exists with other columns than stream {:?} describes: it has ({}), the \
+         stream wants ({}); rename the stream's table or drop the old one",
+        spec.table,
+        spec.name,
+        show(found),
+        show(&want)
+    ))
+}

@@ -518,6 +518,10 @@ impl Store for PgStore {
         retrying!(self, |g| records::count_live(g, connection_id, stream))
     }
 
+    async fn ensure_table(&self, stream: &StreamSpec) -> Result<(), StoreError> {
+        retrying!(self, |g| records::ensure_table(g, stream))
+    }
+
     async fn count_derived(&self, connection_id: i64, table: &str) -> Result<u64, StoreError> {
         retrying!(self, |g| records::count_derived(g, connection_id, table))
     }

@@ -443,3 +443,26 @@ pub(super) async fn export_derived_page(
         })
         .collect()
 }
+
+/// Create a stream's record table if it is missing, then check its columns. Creation is
+/// serialised by a transaction-level advisory lock: two processes creating the same table
+/// at once would otherwise collide in the catalog.
+pub(super) async fn ensure_table(g: &mut Inner, spec: &StreamSpec) -> Result<(), StoreError> {
+    let create = sql::create_table(Postgres, spec).map_err(StoreError::Schema)?;
+    let tx = g.client.transaction().await.map_err(db_err)?;
+    tx.batch_execute(&format!(
+        "SELECT pg_advisory_xact_lock(hashtext('inlet.ensure_table')); {create}"
+    ))
+    .await
+    .map_err(db_err)?;
+    let rows = tx
+        .query(sql::table_info(Postgres), &[&spec.table])
+        .await
+        .map_err(db_err)?;
+    let found = rows
+        .iter()
+        .map(|r| Ok((get::<String>(r, 0)?, get::<String>(r, 1)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    sql::check_table(Postgres, spec, &found).map_err(StoreError::Schema)?;
+    tx.commit().await.map_err(db_err)
+}

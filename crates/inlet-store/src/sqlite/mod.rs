@@ -486,6 +486,11 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn ensure_table(&self, stream: &StreamSpec) -> Result<(), StoreError> {
+        let spec = *stream;
+        self.run(move |c| records::ensure_table(c, &spec)).await
+    }
+
     async fn count_derived(&self, connection_id: i64, table: &str) -> Result<u64, StoreError> {
         let table = table.to_string();
         self.run(move |c| records::count_derived(c, connection_id, &table))

@@ -438,3 +438,18 @@ pub(crate) fn export_derived_page(
     }
     Ok(out)
 }
+
+/// Create a stream's record table if it is missing, then check its columns.
+pub(crate) fn ensure_table(c: &mut Connection, spec: &StreamSpec) -> Result<(), StoreError> {
+    let create = sql::create_table(Sqlite, spec).map_err(StoreError::Schema)?;
+    c.execute_batch(&create).map_err(db_err)?;
+    let mut st = c.prepare(sql::table_info(Sqlite)).map_err(db_err)?;
+    let found = st
+        .query_map([spec.table], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(db_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?;
+    sql::check_table(Sqlite, spec, &found).map_err(StoreError::Schema)
+}
