@@ -29,6 +29,8 @@ pub enum ConnectProvider {
     Github(crate::github_cmd::GithubArgs),
     /// Connect an eBay seller account (OAuth user token: app id, cert id, refresh token).
     Ebay(crate::ebay_cmd::EbayArgs),
+    /// Connect any paginated JSON API described by a spec file (see docs/rest.md).
+    Rest(crate::rest_cmd::RestArgs),
 }
 
 /// `inlet connect reddit`.
@@ -97,6 +99,7 @@ pub async fn connect(
         ConnectProvider::Reddit(a) => (&a.name, a.update),
         ConnectProvider::Github(a) => (&a.name, a.update),
         ConnectProvider::Ebay(a) => (&a.name, a.update),
+        ConnectProvider::Rest(a) => (&a.name, a.update),
     };
     if !update {
         app::check_name(name)?;
@@ -105,6 +108,7 @@ pub async fn connect(
         ConnectProvider::Reddit(a) => a,
         ConnectProvider::Github(a) => return crate::github_cmd::connect(settings, a, out).await,
         ConnectProvider::Ebay(a) => return crate::ebay_cmd::connect(settings, a, out).await,
+        ConnectProvider::Rest(a) => return crate::rest_cmd::connect(settings, a, out).await,
     };
     if a.refresh_token.is_none() && (a.username.is_none() || a.password.is_none()) {
         bail!("give --refresh-token, or --username and --password for a script app");
@@ -442,7 +446,7 @@ pub async fn status(settings: &Settings, out: &Output) -> Result<ExitCode> {
             text.push_str(&format!("  note: {}\n", escape_unsafe(d)));
         }
         let mut derived = Vec::new();
-        for spec in specs_of(&conn.provider) {
+        for spec in inlet_connectors::build::streams_of_connection(&conn) {
             let st = states.get(spec.name).cloned().unwrap_or_default();
             let live = store.count_live(conn.id, spec).await?;
             let last = st
@@ -548,7 +552,7 @@ pub struct ExportArgs {
 pub async fn export(settings: &Settings, a: &ExportArgs, out: &Output) -> Result<ExitCode> {
     let store = app::open_store_read(settings).await?;
     let conn = app::connection(&*store, &a.connection).await?;
-    let specs = specs_of(&conn.provider);
+    let specs = inlet_connectors::build::streams_of_connection(&conn);
     let derived = specs
         .iter()
         .filter_map(|s| s.derived)

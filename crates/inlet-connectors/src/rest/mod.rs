@@ -21,13 +21,14 @@ mod map;
 pub mod pointer;
 pub mod spec;
 
+use crate::provider::{self, Kind, Param, ProviderDef, Verified, VerifyFuture};
 use inlet_core::{
     ColType, Column, Connection, Connector, ConnectorError, HttpStats, Page, Record, StopRule,
     StreamSpec, provider_config,
 };
 use inlet_http::{
-    Grant, HttpClient, HttpConfig, HttpError, OAuth2Token, Parsed, Quota, RateHeaders, Response,
-    StaticToken, TokenSource,
+    Grant, HttpClient, HttpConfig, HttpError, OAuth2Token, Parsed, Quota, RateHeaders, ResetIn,
+    Response, StaticToken, TokenSource,
 };
 use map::RecordMap;
 use pointer::Pointer;
@@ -40,7 +41,114 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub use spec::{SpecError, parse};
 
 /// The provider name of spec-described connections.
-pub const PROVIDER: &str = "rest";
+pub const NAME: &str = "rest";
+
+/// The provider: its streams come from each connection's spec
+/// ([`streams_of_connection`]), so the definition lists none. Not offered through the
+/// HTTP API: a spec names its own hosts, which the API's host checks cannot vet, and its
+/// tables are created by `inlet connect rest`.
+pub static PROVIDER: ProviderDef = ProviderDef {
+    name: NAME,
+    title: "REST API",
+    about: "Connect any paginated JSON API described by a spec file (see docs/rest.md).",
+    streams: &[],
+    interval_minutes: 15,
+    quota: None,
+    rate_headers: None,
+    image_hosts: &[],
+    params: &[
+        Param {
+            flag: "spec",
+            env: None,
+            secret: false,
+            help: "The spec file (TOML) describing the API's streams.",
+        },
+        Param {
+            flag: "base-url",
+            env: None,
+            secret: false,
+            help: "Replaces the spec's base_url (staging, proxies, simulators).",
+        },
+        Param {
+            flag: "token-url",
+            env: None,
+            secret: false,
+            help: "Replaces the spec's auth.token_url.",
+        },
+        Param {
+            flag: "token",
+            env: Some("INLET_REST_TOKEN"),
+            secret: true,
+            help: "The token of bearer and header auth.",
+        },
+        Param {
+            flag: "client-id",
+            env: Some("INLET_REST_CLIENT_ID"),
+            secret: false,
+            help: "OAuth 2 client id.",
+        },
+        Param {
+            flag: "client-secret",
+            env: Some("INLET_REST_CLIENT_SECRET"),
+            secret: true,
+            help: "OAuth 2 client secret.",
+        },
+        Param {
+            flag: "refresh-token",
+            env: Some("INLET_REST_REFRESH_TOKEN"),
+            secret: true,
+            help: "OAuth 2 refresh token (grant = \"refresh_token\").",
+        },
+    ],
+    default_config: no_config,
+    kind: Kind::Sync { build, verify },
+    #[cfg(feature = "openapi")]
+    api: None,
+};
+
+fn no_config() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+fn build(
+    name: &str,
+    config: serde_json::Value,
+    credentials: serde_json::Value,
+    http: HttpConfig,
+) -> Result<Box<dyn Connector>, ConnectorError> {
+    let config: RestConfig = provider::parse(name, config, "REST config")?;
+    let creds: RestCredentials = provider::parse(name, credentials, "REST credentials")?;
+    Ok(Box::new(RestConnector::new(&config, &creds, http)?))
+}
+
+/// One request (the first page of the first stream that is not a child) proves the
+/// spec and the credentials.
+fn verify(
+    config: serde_json::Value,
+    credentials: serde_json::Value,
+    http: HttpConfig,
+) -> VerifyFuture {
+    Box::pin(async move {
+        let cfg: RestConfig = provider::parse("", config, "REST config")?;
+        let creds: RestCredentials = provider::parse("", credentials, "REST credentials")?;
+        let conn = RestConnector::new(&cfg, &creds, http)?;
+        let i = conn
+            .compiled
+            .iter()
+            .position(|c| c.parent.is_none())
+            .ok_or_else(|| ConnectorError::Config("the spec has no top-level stream".into()))?;
+        conn.fetch_page(&conn.streams[i], None).await?;
+        let credentials = match conn.take_updated_credentials().await {
+            Some(updated) => updated,
+            None => provider::to_value(&creds)?,
+        };
+        Ok(Verified {
+            config: provider::to_value(&cfg)?,
+            credentials,
+            account: None,
+        })
+    })
+}
 
 /// Settings of a `rest` connection (stored in `connections.config`; no secrets).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -486,8 +594,16 @@ impl RestConnector {
             .to_string();
         let mut http = HttpConfig {
             rate_headers: match spec.rate_limit.headers {
-                Some(HeaderStyle::Reddit) => Some(RateHeaders::REDDIT),
-                Some(HeaderStyle::Github) => Some(RateHeaders::GITHUB),
+                Some(HeaderStyle::Reddit) => Some(RateHeaders {
+                    remaining: "x-ratelimit-remaining",
+                    reset: "x-ratelimit-reset",
+                    reset_in: ResetIn::Seconds,
+                }),
+                Some(HeaderStyle::Github) => Some(RateHeaders {
+                    remaining: "x-ratelimit-remaining",
+                    reset: "x-ratelimit-reset",
+                    reset_in: ResetIn::EpochSeconds,
+                }),
                 None => http.rate_headers,
             },
             documented: match (spec.rate_limit.requests, spec.rate_limit.per_secs) {
@@ -954,7 +1070,7 @@ fn connector_error(e: HttpError) -> ConnectorError {
 #[async_trait::async_trait]
 impl Connector for RestConnector {
     fn provider(&self) -> &'static str {
-        PROVIDER
+        NAME
     }
 
     fn streams(&self) -> &'static [StreamSpec] {
