@@ -831,7 +831,14 @@ impl RestConnector {
             .http
             .execute(
                 |client| {
-                    let mut rb = client.get(&url).header("accept", "application/json");
+                    let mut rb = client.get(&url);
+                    if !self
+                        .headers
+                        .iter()
+                        .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+                    {
+                        rb = rb.header("accept", "application/json");
+                    }
                     if !query.is_empty() {
                         rb = rb.query(&query);
                     }

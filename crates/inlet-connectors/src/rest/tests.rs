@@ -624,3 +624,20 @@ fn streams_are_interned_once_per_spec_text() {
     assert_eq!(a[0].table, "rest_intern_s");
     assert!(matches!(a[0].stop, StopRule::Never));
 }
+
+#[test]
+fn every_spec_in_the_docs_parses() {
+    let doc = include_str!("../../../../docs/rest.md");
+    let blocks: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert_eq!(blocks.len(), 2, "two worked examples");
+    for b in blocks {
+        let spec = parse(b).unwrap_or_else(|e| panic!("{e}\n{b}"));
+        assert!(!spec.streams.is_empty());
+    }
+    let file = include_str!("../../../../docs/examples/reddit-inbox.toml");
+    assert_eq!(parse(file).expect("example file").streams[0].name, "inbox");
+}
