@@ -1,4 +1,4 @@
-//! `inlet connect ebay` and `inlet refresh`.
+//! `inlet refresh`.
 
 use crate::app;
 use crate::keys;
@@ -6,104 +6,9 @@ use crate::output::Output;
 use crate::settings::Settings;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use inlet_connectors::ebay::client::{DEFAULT_API_BASE, DEFAULT_TOKEN_URL};
-use inlet_connectors::ebay::{EbayConfig, EbayCredentials};
 use inlet_http::HttpConfig;
 use serde_json::json;
 use std::process::ExitCode;
-
-/// `inlet connect ebay`.
-#[derive(Debug, Args)]
-pub struct EbayArgs {
-    /// A unique name for the connection.
-    #[arg(long)]
-    pub name: String,
-    /// Tenant / workspace the connection belongs to.
-    #[arg(long, default_value = "default")]
-    pub workspace: String,
-    /// The eBay app's client id (App ID).
-    #[arg(long, env = "EBAY_CLIENT_ID")]
-    pub client_id: String,
-    /// The app's client secret (Cert ID).
-    #[arg(long, env = "EBAY_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: String,
-    /// The user's refresh token (authorization-code grant with the commerce.message scope).
-    #[arg(long, env = "EBAY_REFRESH_TOKEN", hide_env_values = true)]
-    pub refresh_token: String,
-    /// Message API base URL (sandbox: https://api.sandbox.ebay.com/commerce/message/v1).
-    #[arg(long, default_value = DEFAULT_API_BASE)]
-    pub api_base: String,
-    /// Token endpoint URL.
-    #[arg(long, default_value = DEFAULT_TOKEN_URL)]
-    pub token_url: String,
-    /// Conversation listings merged by id (repeatable): FROM_MEMBERS (eBay's documented
-    /// type for buyer/seller messages) and FROM_OWNERS (undocumented; when eBay refuses it
-    /// the run says so and goes on). eBay's own mail (FROM_EBAY) is always read, as its
-    /// own stream.
-    #[arg(long = "listing", default_values_t = vec!["FROM_MEMBERS".to_string()],
-          value_parser = ["FROM_MEMBERS", "FROM_OWNERS"])]
-    pub listings: Vec<String>,
-    /// Every Nth sync lists all conversations instead of filtering by start_time.
-    #[arg(long, default_value_t = 10)]
-    pub full_scan_every: u32,
-    /// Store without checking the credentials against eBay first.
-    #[arg(long)]
-    pub no_verify: bool,
-    /// Replace the credentials of an existing connection of this name (re-authenticate).
-    #[arg(long)]
-    pub update: bool,
-}
-
-/// `inlet connect ebay`: verify with one listing call, then write; a failure writes nothing.
-pub async fn connect(settings: &Settings, a: EbayArgs, out: &Output) -> Result<ExitCode> {
-    let config = EbayConfig {
-        api_base: a.api_base.trim_end_matches('/').to_string(),
-        token_url: a.token_url,
-        listings: a.listings,
-        full_scan_every: a.full_scan_every,
-        ..EbayConfig::default()
-    };
-    config.validate()?;
-    let mut creds = EbayCredentials {
-        client_id: a.client_id,
-        client_secret: a.client_secret,
-        refresh_token: a.refresh_token,
-        ..Default::default()
-    };
-    if !a.no_verify {
-        // The provider's own check: one listing call; keeps a rotated refresh token.
-        let verified = inlet_connectors::ebay::PROVIDER
-            .verify(
-                serde_json::to_value(&config)?,
-                serde_json::to_value(&creds)?,
-                crate::cmd::connect_http(),
-            )
-            .await
-            .with_context(|| crate::cmd::verify_failed("eBay"))?;
-        creds = serde_json::from_value(verified.credentials)?;
-    }
-    let (store, conn) = app::store_connection(
-        settings,
-        app::NewVerified {
-            name: &a.name,
-            workspace: a.workspace,
-            provider: "ebay",
-            config: serde_json::to_value(&config)?,
-            credentials: serde_json::to_value(&creds)?,
-            update: a.update,
-        },
-    )
-    .await?;
-    let verified = if a.no_verify {
-        "not verified"
-    } else {
-        "verified"
-    };
-    out.emit(&json!({"connection": conn.name, "id": conn.id, "provider": "ebay", "verified": !a.no_verify, "database": store.location()}), || {
-        format!("Connected {:?} (id {}) to eBay ({verified}); stored in {}.", conn.name, conn.id, store.location())
-    });
-    Ok(ExitCode::SUCCESS)
-}
 
 /// `inlet refresh`.
 #[derive(Debug, Args)]

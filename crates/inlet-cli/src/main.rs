@@ -5,9 +5,9 @@ mod attachments;
 mod bench;
 mod bench_ebay;
 mod cmd;
+mod connect;
 mod demo;
 mod ebay_cmd;
-mod github_cmd;
 mod import;
 mod keys;
 mod output;
@@ -57,7 +57,7 @@ enum Command {
     /// Add a connection to a provider account.
     Connect {
         #[command(subcommand)]
-        provider: cmd::ConnectProvider,
+        provider: connect::ConnectProvider,
     },
     /// Sync one connection, or every active one.
     Sync(SyncArgs),
@@ -157,7 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let settings = settings::Settings::resolve(cli.config.as_deref(), cli.database_url.clone())?;
     match cli.command {
-        Command::Connect { provider } => cmd::connect(&settings, provider, &out).await,
+        Command::Connect { provider } => connect::connect(&settings, provider, &out).await,
         Command::Sync(args) => cmd::sync(&settings, &args, &out).await,
         Command::Status => cmd::status(&settings, &out).await,
         Command::Runs { connection, limit } => {

@@ -19,7 +19,8 @@ pub static REGISTRY: &[&ProviderDef] = &[
     &crate::rest::PROVIDER,
 ];
 
-/// One parameter of `inlet connect <provider>` (a `--flag`).
+/// One parameter of `inlet connect <provider>` (a `--flag`). Written with the `const`
+/// builders: `Param::new("token", "The API token.").env("X_TOKEN").secret().required()`.
 #[derive(Debug, Clone, Copy)]
 pub struct Param {
     /// The flag's name without `--` (`client-id`).
@@ -30,6 +31,135 @@ pub struct Param {
     pub secret: bool,
     /// What it is, for `--help` and the docs.
     pub help: &'static str,
+    /// The value when the flag is not given (shown by `--help`).
+    pub default: Option<&'static str>,
+    /// The flag must be given (or its environment variable set).
+    pub required: bool,
+    /// The flag may be given more than once; every value is kept, in order.
+    pub repeat: bool,
+    /// The only values accepted (empty: any).
+    pub values: &'static [&'static str],
+}
+
+impl Param {
+    /// An optional flag taking one value.
+    pub const fn new(flag: &'static str, help: &'static str) -> Param {
+        Param {
+            flag,
+            env: None,
+            secret: false,
+            help,
+            default: None,
+            required: false,
+            repeat: false,
+            values: &[],
+        }
+    }
+
+    /// Also read from the environment variable `var`.
+    pub const fn env(self, var: &'static str) -> Param {
+        Param {
+            env: Some(var),
+            ..self
+        }
+    }
+
+    /// A credential.
+    pub const fn secret(self) -> Param {
+        Param {
+            secret: true,
+            ..self
+        }
+    }
+
+    /// Its value when not given.
+    pub const fn default_value(self, value: &'static str) -> Param {
+        Param {
+            default: Some(value),
+            ..self
+        }
+    }
+
+    /// It must be given.
+    pub const fn required(self) -> Param {
+        Param {
+            required: true,
+            ..self
+        }
+    }
+
+    /// It may be given more than once.
+    pub const fn repeat(self) -> Param {
+        Param {
+            repeat: true,
+            ..self
+        }
+    }
+
+    /// Only these values are accepted.
+    pub const fn values(self, values: &'static [&'static str]) -> Param {
+        Param { values, ..self }
+    }
+}
+
+/// The values given for a provider's [`Param`]s, by flag (defaults filled in), as
+/// `inlet connect` parsed them; a provider's `from_flags` reads them.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    values: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Flags {
+    /// Set the values of `flag`.
+    pub fn set(&mut self, flag: &str, values: Vec<String>) {
+        self.values.insert(flag.to_string(), values);
+    }
+
+    /// The (first) value of `flag`, if given.
+    pub fn get(&self, flag: &str) -> Option<&str> {
+        self.values
+            .get(flag)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+
+    /// The value of `flag`, which must be given.
+    pub fn required(&self, flag: &str) -> Result<String, ConnectorError> {
+        self.get(flag)
+            .map(str::to_string)
+            .ok_or_else(|| ConnectorError::Config(format!("--{flag} is required")))
+    }
+
+    /// Every value of `flag`, in order (empty when not given).
+    pub fn all(&self, flag: &str) -> Vec<String> {
+        self.values.get(flag).cloned().unwrap_or_default()
+    }
+
+    /// The value of `flag` parsed as a `T`, if given.
+    pub fn parse<T>(&self, flag: &str) -> Result<Option<T>, ConnectorError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        self.get(flag)
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|e| ConnectorError::Config(format!("--{flag} {v:?}: {e}")))
+            })
+            .transpose()
+    }
+}
+
+/// A new connection's config, credentials and account, as the provider made them from
+/// the `inlet connect` flags (before `verify`).
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The config to store.
+    pub config: Value,
+    /// The credentials to store.
+    pub credentials: Value,
+    /// The account, when the flags name it.
+    pub account: Option<String>,
 }
 
 /// A connection's config and credentials after the provider accepted them.
@@ -52,6 +182,10 @@ pub type BuildFn = fn(&str, Value, Value, HttpConfig) -> Result<Box<dyn Connecto
 
 /// Checks a config and credentials against the provider with one cheap request.
 pub type VerifyFn = fn(Value, Value, HttpConfig) -> VerifyFuture;
+
+/// Makes a new connection's config and credentials from the `inlet connect` flags,
+/// validating them (no request is sent).
+pub type FromFlagsFn = fn(&Flags) -> Result<Input, ConnectorError>;
 
 /// A JSON schema and the schemas it refers to, for the API's OpenAPI document.
 #[cfg(feature = "openapi")]
@@ -76,6 +210,8 @@ pub enum Kind {
         build: BuildFn,
         /// Checks config and credentials before a connection is stored.
         verify: VerifyFn,
+        /// Reads the `inlet connect` flags.
+        from_flags: FromFlagsFn,
     },
     /// Filled by `inlet import <provider> FILE`; never synced or scheduled.
     Import,
@@ -139,6 +275,31 @@ impl ProviderDef {
         out
     }
 
+    /// What `inlet connect` verifies, in messages: the one credential's name when there
+    /// is one (`token`), else `credentials`.
+    pub fn credential_noun(&self) -> String {
+        let mut secrets = self.params.iter().filter(|p| p.secret);
+        match (secrets.next(), secrets.next()) {
+            (Some(p), None) => p.flag.replace('-', " "),
+            _ => "credentials".to_string(),
+        }
+    }
+
+    /// Make a new connection's config and credentials from the `inlet connect` flags.
+    pub fn from_flags(&self, flags: &Flags) -> Result<Input, ConnectorError> {
+        match self.kind {
+            Kind::Sync { from_flags, .. } => from_flags(flags),
+            Kind::Import => Err(self.imported()),
+        }
+    }
+
+    fn imported(&self) -> ConnectorError {
+        ConnectorError::Config(format!(
+            "{} connections are filled by `inlet import {}`",
+            self.title, self.name
+        ))
+    }
+
     /// Check `config` and `credentials` against the provider.
     pub async fn verify(
         &self,
@@ -148,10 +309,7 @@ impl ProviderDef {
     ) -> Result<Verified, ConnectorError> {
         match self.kind {
             Kind::Sync { verify, .. } => verify(config, credentials, http).await,
-            Kind::Import => Err(ConnectorError::Config(format!(
-                "{} connections are filled by `inlet import {}`",
-                self.title, self.name
-            ))),
+            Kind::Import => Err(self.imported()),
         }
     }
 }

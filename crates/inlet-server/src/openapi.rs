@@ -416,19 +416,28 @@ mod tests {
         assert_eq!(shapes.len(), providers::names().len());
         for (p, shape) in providers::names().iter().zip(&shapes) {
             assert_eq!(shape["properties"]["provider"]["enum"][0], *p);
+            let def = inlet_connectors::provider::find(p).expect("registered");
             for part in ["config", "credentials"] {
                 let r = shape["properties"][part]["$ref"].as_str().expect("ref");
                 let name = r.rsplit('/').next().expect("name");
                 let fields = properties(&doc, name);
                 assert!(!fields.is_empty(), "{p} {part}");
                 if part == "credentials" {
-                    let secret = if *p == "github" {
-                        "token"
-                    } else {
-                        "refresh_token"
+                    // Every secret `inlet connect` takes is a credential field
+                    // (`refresh_token` of Reddit and eBay, GitHub's `token`).
+                    for secret in def.params.iter().filter(|x| x.secret) {
+                        let field = secret.flag.replace('-', "_");
+                        assert!(fields.contains(&field), "{p} {field}: {fields:?}");
+                    }
+                    let named = match *p {
+                        "github" => Some("token"),
+                        "reddit" | "ebay" => Some("refresh_token"),
+                        _ => None,
                     };
-                    assert!(fields.iter().any(|f| f == secret), "{p}: {fields:?}");
-                } else {
+                    if let Some(named) = named {
+                        assert!(fields.iter().any(|f| f == named), "{p}: {fields:?}");
+                    }
+                } else if (def.default_config)().get("api_base").is_some() {
                     assert!(fields.iter().any(|f| f == "api_base"), "{p}: {fields:?}");
                 }
             }

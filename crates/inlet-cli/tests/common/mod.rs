@@ -311,3 +311,26 @@ pub async fn assert_equals_truth(store: &dyn Store, conn: i64, sim: &RedditSim) 
         "conversations"
     );
 }
+
+/// Tables and columns of `streams` (derived tables included) docs/tables.md does not
+/// name.
+pub fn undocumented_columns(streams: &[StreamSpec], doc: &str) -> Vec<String> {
+    let mut missing = Vec::new();
+    let mut check = |table: &str, columns: Vec<&str>| {
+        if !doc.contains(&format!("## {table}")) {
+            missing.push(table.to_string());
+        }
+        for c in columns {
+            if !doc.contains(&format!("| `{c}` |")) {
+                missing.push(format!("{table}.{c}"));
+            }
+        }
+    };
+    for spec in streams {
+        check(spec.table, spec.columns.iter().map(|c| c.name).collect());
+        if let Some(d) = spec.derived {
+            check(d.table, d.columns.iter().map(|c| c.column.name).collect());
+        }
+    }
+    missing
+}

@@ -24,7 +24,7 @@ pub mod client;
 pub mod model;
 pub mod streams;
 
-use crate::provider::{self, Kind, Param, ProviderDef, Verified, VerifyFuture};
+use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, VerifyFuture};
 use client::{EbayClient, LISTING_SORT, connector_error};
 pub use client::{EbayConfig, EbayCredentials, EbayDelta};
 use inlet_core::{
@@ -52,57 +52,80 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     rate_headers: None,
     image_hosts: &[],
     params: &[
-        Param {
-            flag: "client-id",
-            env: Some("EBAY_CLIENT_ID"),
-            secret: false,
-            help: "The eBay app's client id (App ID).",
-        },
-        Param {
-            flag: "client-secret",
-            env: Some("EBAY_CLIENT_SECRET"),
-            secret: true,
-            help: "The app's client secret (Cert ID).",
-        },
-        Param {
-            flag: "refresh-token",
-            env: Some("EBAY_REFRESH_TOKEN"),
-            secret: true,
-            help: "The user's refresh token (authorization-code grant with the commerce.message scope).",
-        },
-        Param {
-            flag: "api-base",
-            env: None,
-            secret: false,
-            help: "Message API base URL.",
-        },
-        Param {
-            flag: "token-url",
-            env: None,
-            secret: false,
-            help: "Token endpoint URL.",
-        },
-        Param {
-            flag: "listing",
-            env: None,
-            secret: false,
-            help: "Conversation listings merged by id (FROM_MEMBERS, FROM_OWNERS).",
-        },
-        Param {
-            flag: "full-scan-every",
-            env: None,
-            secret: false,
-            help: "Every Nth sync lists all conversations.",
-        },
+        Param::new("client-id", "The eBay app's client id (App ID).")
+            .env("EBAY_CLIENT_ID")
+            .required(),
+        Param::new("client-secret", "The app's client secret (Cert ID).")
+            .env("EBAY_CLIENT_SECRET")
+            .secret()
+            .required(),
+        Param::new(
+            "refresh-token",
+            "The user's refresh token (authorization-code grant with the commerce.message scope).",
+        )
+        .env("EBAY_REFRESH_TOKEN")
+        .secret()
+        .required(),
+        Param::new(
+            "api-base",
+            "Message API base URL (sandbox: https://api.sandbox.ebay.com/commerce/message/v1).",
+        )
+        .default_value(client::DEFAULT_API_BASE),
+        Param::new("token-url", "Token endpoint URL.").default_value(client::DEFAULT_TOKEN_URL),
+        Param::new(
+            "listing",
+            "Conversation listings merged by id (repeatable): FROM_MEMBERS (eBay's documented type for buyer/seller messages) and FROM_OWNERS (undocumented; when eBay refuses it the run says so and goes on). eBay's own mail (FROM_EBAY) is always read, as its own stream.",
+        )
+        .default_value("FROM_MEMBERS")
+        .repeat()
+        .values(&["FROM_MEMBERS", "FROM_OWNERS"]),
+        Param::new(
+            "full-scan-every",
+            "Every Nth sync lists all conversations instead of filtering by start_time.",
+        )
+        .default_value("10"),
     ],
     default_config: provider::defaults::<EbayConfig>,
-    kind: Kind::Sync { build, verify },
+    kind: Kind::Sync {
+        build,
+        verify,
+        from_flags,
+    },
     #[cfg(feature = "openapi")]
     api: Some(provider::ApiSchemas {
         config: provider::schema::<EbayConfig>,
         credentials: provider::schema::<EbayCredentials>,
     }),
 };
+
+/// `inlet connect ebay`: the app's id and secret and the user's refresh token.
+fn from_flags(f: &Flags) -> Result<Input, ConnectorError> {
+    let defaults = EbayConfig::default();
+    let config = EbayConfig {
+        api_base: f.required("api-base")?.trim_end_matches('/').to_string(),
+        token_url: f.required("token-url")?,
+        listings: match f.all("listing") {
+            l if l.is_empty() => defaults.listings.clone(),
+            l => l,
+        },
+        full_scan_every: f
+            .parse("full-scan-every")?
+            .unwrap_or(defaults.full_scan_every),
+        ..defaults
+    };
+    config.validate()?;
+    let creds = EbayCredentials {
+        client_id: f.required("client-id")?,
+        client_secret: f.required("client-secret")?,
+        refresh_token: f.required("refresh-token")?,
+        ..Default::default()
+    };
+    Ok(Input {
+        config: provider::to_value(&config)?,
+        credentials: provider::to_value(&creds)?,
+        account: None,
+    })
+}
 
 fn build(
     name: &str,

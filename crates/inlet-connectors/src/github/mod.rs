@@ -17,7 +17,7 @@
 
 pub mod streams;
 
-use crate::provider::{self, Kind, Param, ProviderDef, Verified, VerifyFuture};
+use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, VerifyFuture};
 use inlet_core::{
     Connector, ConnectorError, HttpStats, IdPage, Page, Record, StreamSpec, Timestamp, Value,
 };
@@ -53,33 +53,51 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     rate_headers: Some(RATE_HEADERS),
     image_hosts: &[],
     params: &[
-        Param {
-            flag: "token",
-            env: Some("GITHUB_TOKEN"),
-            secret: true,
-            help: "A personal access token (classic `ghp_` or fine-grained `github_pat_`) or an OAuth token (`gho_`).",
-        },
-        Param {
-            flag: "api-base",
-            env: None,
-            secret: false,
-            help: "API base URL (for GitHub Enterprise, proxies and simulators).",
-        },
-        Param {
-            flag: "per-page",
-            env: None,
-            secret: false,
-            help: "Items per page (1..=100).",
-        },
+        Param::new(
+            "token",
+            "A personal access token (classic `ghp_` or fine-grained `github_pat_`) or an OAuth token (`gho_`); private starred repositories need the `repo` scope / \"Starring: read\".",
+        )
+        .env("GITHUB_TOKEN")
+        .secret()
+        .required(),
+        Param::new(
+            "api-base",
+            "API base URL (for GitHub Enterprise, proxies and simulators).",
+        )
+        .default_value(DEFAULT_API_BASE),
+        Param::new("per-page", "Items per page (1..=100).").default_value("100"),
     ],
     default_config: provider::defaults::<GithubConfig>,
-    kind: Kind::Sync { build, verify },
+    kind: Kind::Sync {
+        build,
+        verify,
+        from_flags,
+    },
     #[cfg(feature = "openapi")]
     api: Some(provider::ApiSchemas {
         config: provider::schema::<GithubConfig>,
         credentials: provider::schema::<GithubCredentials>,
     }),
 };
+
+/// `inlet connect github`: a token.
+fn from_flags(f: &Flags) -> Result<Input, ConnectorError> {
+    let config = GithubConfig {
+        api_base: f.required("api-base")?.trim_end_matches('/').to_string(),
+        per_page: f.parse("per-page")?.unwrap_or(100),
+        login: None,
+        http: Default::default(),
+    };
+    config.validate()?;
+    let creds = GithubCredentials {
+        token: f.required("token")?,
+    };
+    Ok(Input {
+        config: provider::to_value(&config)?,
+        credentials: provider::to_value(&creds)?,
+        account: None,
+    })
+}
 
 fn build(
     name: &str,

@@ -18,7 +18,7 @@ use inlet_http::{HttpConfig, Parsed, Response};
 use model::{Child, Listing, Me, Message, Saved};
 use tokio::sync::OnceCell;
 
-use crate::provider::{self, Kind, Param, ProviderDef, Verified, VerifyFuture};
+use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, VerifyFuture};
 use inlet_http::{Quota, RateHeaders, ResetIn};
 
 /// Reddit's `X-Ratelimit-Remaining` / `X-Ratelimit-Reset` (seconds from now).
@@ -56,69 +56,99 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     rate_headers: Some(RATE_HEADERS),
     image_hosts: IMAGE_HOSTS,
     params: &[
-        Param {
-            flag: "client-id",
-            env: Some("REDDIT_CLIENT_ID"),
-            secret: false,
-            help: "The Reddit app's client id.",
-        },
-        Param {
-            flag: "client-secret",
-            env: Some("REDDIT_CLIENT_SECRET"),
-            secret: true,
-            help: "The app's secret (empty for installed apps).",
-        },
-        Param {
-            flag: "refresh-token",
-            env: Some("REDDIT_REFRESH_TOKEN"),
-            secret: true,
-            help: "A permanent refresh token (web and installed apps).",
-        },
-        Param {
-            flag: "username",
-            env: Some("REDDIT_USERNAME"),
-            secret: false,
-            help: "Account name (script apps, with --password).",
-        },
-        Param {
-            flag: "password",
-            env: Some("REDDIT_PASSWORD"),
-            secret: true,
-            help: "Account password (script apps).",
-        },
-        Param {
-            flag: "api-base",
-            env: None,
-            secret: false,
-            help: "API base URL (for proxies and simulators).",
-        },
-        Param {
-            flag: "token-url",
-            env: None,
-            secret: false,
-            help: "Token endpoint URL (for proxies and simulators).",
-        },
-        Param {
-            flag: "user-agent",
-            env: None,
-            secret: false,
-            help: "User-Agent to send (Reddit requires a descriptive one).",
-        },
-        Param {
-            flag: "page-size",
-            env: None,
-            secret: false,
-            help: "Items per page (1..=100).",
-        },
+        Param::new("client-id", "The Reddit app's client id.")
+            .env("REDDIT_CLIENT_ID")
+            .required(),
+        Param::new(
+            "client-secret",
+            "The app's secret (empty for installed apps).",
+        )
+        .env("REDDIT_CLIENT_SECRET")
+        .secret()
+        .default_value(""),
+        Param::new(
+            "refresh-token",
+            "A permanent refresh token (web and installed apps).",
+        )
+        .env("REDDIT_REFRESH_TOKEN")
+        .secret(),
+        Param::new("username", "Account name (script apps, with --password).")
+            .env("REDDIT_USERNAME"),
+        Param::new("password", "Account password (script apps).")
+            .env("REDDIT_PASSWORD")
+            .secret(),
+        Param::new("api-base", "API base URL (for proxies and simulators).")
+            .default_value(client::DEFAULT_API_BASE),
+        Param::new(
+            "token-url",
+            "Token endpoint URL (for proxies and simulators).",
+        )
+        .default_value(client::DEFAULT_TOKEN_URL),
+        Param::new(
+            "user-agent",
+            "User-Agent to send (Reddit requires a descriptive one; a default naming inlet is used).",
+        ),
+        Param::new("page-size", "Items per page (1..=100).").default_value("100"),
+        Param::new(
+            "max-in-flight",
+            "Requests in flight at most for this connection (default 10).",
+        ),
+        Param::new(
+            "request-timeout",
+            "Seconds allowed for one whole request (default 60).",
+        ),
     ],
     default_config: provider::defaults::<RedditConfig>,
-    kind: Kind::Sync { build, verify },
+    kind: Kind::Sync {
+        build,
+        verify,
+        from_flags,
+    },
     #[cfg(feature = "openapi")]
     api: Some(provider::ApiSchemas {
         config: provider::schema::<RedditConfig>,
         credentials: provider::schema::<RedditCredentials>,
     }),
 };
+
+/// `inlet connect reddit`: a refresh token, or a script app's username and password.
+fn from_flags(f: &Flags) -> Result<Input, ConnectorError> {
+    let username = f.get("username").map(str::to_string);
+    let password = f.get("password").map(str::to_string);
+    let refresh_token = f.get("refresh-token").map(str::to_string);
+    if refresh_token.is_none() && (username.is_none() || password.is_none()) {
+        return Err(ConnectorError::Config(
+            "give --refresh-token, or --username and --password for a script app".into(),
+        ));
+    }
+    let config = RedditConfig {
+        api_base: f.required("api-base")?.trim_end_matches('/').to_string(),
+        token_url: f.required("token-url")?,
+        user_agent: f.get("user-agent").map(str::to_string),
+        // Replaced by the name Reddit gives when the credentials are verified.
+        username: username.clone(),
+        page_size: f.parse("page-size")?.unwrap_or(100),
+        http: inlet_http::HttpSettings {
+            max_in_flight: f.parse("max-in-flight")?,
+            request_timeout_secs: f.parse("request-timeout")?,
+            connect_timeout_secs: None,
+        },
+    };
+    config.validate()?;
+    let creds = RedditCredentials {
+        client_id: f.required("client-id")?,
+        client_secret: f.get("client-secret").unwrap_or_default().to_string(),
+        refresh_token,
+        username: username.clone(),
+        password,
+        ..Default::default()
+    };
+    Ok(Input {
+        config: provider::to_value(&config)?,
+        credentials: provider::to_value(&creds)?,
+        account: username,
+    })
+}
 
 fn build(
     name: &str,

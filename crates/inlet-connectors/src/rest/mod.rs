@@ -21,7 +21,7 @@ mod map;
 pub mod pointer;
 pub mod spec;
 
-use crate::provider::{self, Kind, Param, ProviderDef, Verified, VerifyFuture};
+use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, VerifyFuture};
 use inlet_core::{
     ColType, Column, Connection, Connector, ConnectorError, HttpStats, Page, Record, StopRule,
     StreamSpec, provider_config,
@@ -57,57 +57,73 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     rate_headers: None,
     image_hosts: &[],
     params: &[
-        Param {
-            flag: "spec",
-            env: None,
-            secret: false,
-            help: "The spec file (TOML) describing the API's streams.",
-        },
-        Param {
-            flag: "base-url",
-            env: None,
-            secret: false,
-            help: "Replaces the spec's base_url (staging, proxies, simulators).",
-        },
-        Param {
-            flag: "token-url",
-            env: None,
-            secret: false,
-            help: "Replaces the spec's auth.token_url.",
-        },
-        Param {
-            flag: "token",
-            env: Some("INLET_REST_TOKEN"),
-            secret: true,
-            help: "The token of bearer and header auth.",
-        },
-        Param {
-            flag: "client-id",
-            env: Some("INLET_REST_CLIENT_ID"),
-            secret: false,
-            help: "OAuth 2 client id.",
-        },
-        Param {
-            flag: "client-secret",
-            env: Some("INLET_REST_CLIENT_SECRET"),
-            secret: true,
-            help: "OAuth 2 client secret.",
-        },
-        Param {
-            flag: "refresh-token",
-            env: Some("INLET_REST_REFRESH_TOKEN"),
-            secret: true,
-            help: "OAuth 2 refresh token (grant = \"refresh_token\").",
-        },
+        Param::new(
+            "spec",
+            "The spec file (TOML) describing the API's streams (docs/rest.md).",
+        )
+        .required(),
+        Param::new(
+            "base-url",
+            "Replaces the spec's base_url (staging, proxies, simulators).",
+        ),
+        Param::new("token-url", "Replaces the spec's auth.token_url."),
+        Param::new("token", "The token of bearer and header auth.")
+            .env("INLET_REST_TOKEN")
+            .secret(),
+        Param::new("client-id", "OAuth 2 client id.").env("INLET_REST_CLIENT_ID"),
+        Param::new("client-secret", "OAuth 2 client secret.")
+            .env("INLET_REST_CLIENT_SECRET")
+            .secret(),
+        Param::new(
+            "refresh-token",
+            "OAuth 2 refresh token (grant = \"refresh_token\").",
+        )
+        .env("INLET_REST_REFRESH_TOKEN")
+        .secret(),
     ],
     default_config: no_config,
-    kind: Kind::Sync { build, verify },
+    kind: Kind::Sync {
+        build,
+        verify,
+        from_flags,
+    },
     #[cfg(feature = "openapi")]
     api: None,
 };
 
 fn no_config() -> serde_json::Value {
     serde_json::json!({})
+}
+
+/// `inlet connect rest` flags: the spec file is read and checked here, before anything
+/// is verified or written; an error names the file and the bad key.
+fn from_flags(f: &Flags) -> Result<Input, ConnectorError> {
+    let path = f.required("spec")?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ConnectorError::Config(format!("cannot read the spec file {path}: {e}")))?;
+    let config = RestConfig {
+        spec: text,
+        spec_file: Some(path.clone()),
+        base_url: f
+            .get("base-url")
+            .map(|u| u.trim_end_matches('/').to_string()),
+        token_url: f.get("token-url").map(str::to_string),
+    };
+    config
+        .parsed()
+        .map_err(|e| ConnectorError::Config(format!("{path}: {e}")))?;
+    let creds = RestCredentials {
+        token: f.get("token").map(str::to_string),
+        client_id: f.get("client-id").map(str::to_string),
+        client_secret: f.get("client-secret").map(str::to_string),
+        refresh_token: f.get("refresh-token").map(str::to_string),
+        ..Default::default()
+    };
+    Ok(Input {
+        config: provider::to_value(&config)?,
+        credentials: provider::to_value(&creds)?,
+        account: None,
+    })
 }
 
 fn build(
