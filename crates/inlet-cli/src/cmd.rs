@@ -269,7 +269,7 @@ pub async fn status(settings: &Settings, out: &Output) -> Result<ExitCode> {
             text.push_str(&format!("  note: {}\n", escape_unsafe(d)));
         }
         let mut derived = Vec::new();
-        for spec in specs_of(&conn.provider) {
+        for spec in inlet_connectors::build::streams_of_connection(&conn) {
             let st = states.get(spec.name).cloned().unwrap_or_default();
             let live = store.count_live(conn.id, spec).await?;
             let last = st
@@ -375,7 +375,7 @@ pub struct ExportArgs {
 pub async fn export(settings: &Settings, a: &ExportArgs, out: &Output) -> Result<ExitCode> {
     let store = app::open_store_read(settings).await?;
     let conn = app::connection(&*store, &a.connection).await?;
-    let specs = specs_of(&conn.provider);
+    let specs = inlet_connectors::build::streams_of_connection(&conn);
     let derived = specs
         .iter()
         .filter_map(|s| s.derived)

@@ -192,6 +192,9 @@ pub async fn connect(settings: &Settings, a: ConnectProvider, out: &Output) -> R
         input.credentials = verified.credentials;
         input.account = verified.account.or(input.account);
     }
+    if !a.update {
+        crate::rest_cmd::ensure_tables(settings, def.name, &input.config).await?;
+    }
     let (store, conn) = app::store_connection(
         settings,
         app::NewVerified {

@@ -12,6 +12,7 @@ mod import;
 mod keys;
 mod output;
 mod progress;
+mod rest_cmd;
 mod serve;
 mod settings;
 

@@ -14,4 +14,5 @@ pub mod ebay;
 pub mod github;
 pub mod provider;
 pub mod reddit;
+pub mod rest;
 pub mod tiktok;

@@ -16,6 +16,7 @@ pub static REGISTRY: &[&ProviderDef] = &[
     &crate::github::PROVIDER,
     &crate::ebay::PROVIDER,
     &crate::tiktok::PROVIDER,
+    &crate::rest::PROVIDER,
 ];
 
 /// One parameter of `inlet connect <provider>` (a `--flag`). Written with the `const`

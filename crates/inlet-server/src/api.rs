@@ -488,7 +488,7 @@ async fn delete_connection(
         tracing::info!(connection = %conn.name, "Connection retired; data kept.");
         return Ok(Json(json!({"deleted": conn.name, "data": "kept"})));
     }
-    let tables = inlet_connectors::build::tables_of(&conn.provider);
+    let tables = inlet_connectors::build::tables_of_connection(&conn);
     st.store.delete_connection(conn.id, &tables).await?;
     tracing::info!(connection = %conn.name, "Connection deleted with its data.");
     Ok(Json(json!({"deleted": conn.name, "data": "deleted"})))
@@ -617,7 +617,7 @@ async fn status(State(st): St, Path(id): Path<String>) -> ApiResult<Json<Value>>
     let conn = find(&st, &id).await?;
     let states = st.store.sync_states(conn.id).await?;
     let mut streams = serde_json::Map::new();
-    for spec in inlet_connectors::build::streams_of(&conn.provider) {
+    for spec in inlet_connectors::build::streams_of_connection(&conn) {
         let state = states.get(spec.name).cloned().unwrap_or_default();
         let records = st.store.count_live(conn.id, spec).await?;
         streams.insert(
@@ -702,7 +702,7 @@ async fn refresh(
 async fn compare(State(st): St, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let conn = find(&st, &id).await?;
     let mut streams = serde_json::Map::new();
-    for spec in inlet_connectors::build::streams_of(&conn.provider) {
+    for spec in inlet_connectors::build::streams_of_connection(&conn) {
         let n = st.store.count_live(conn.id, spec).await?;
         streams.insert(
             spec.name.into(),

@@ -116,7 +116,11 @@ mod tests {
 
     #[test]
     fn every_provider_of_the_build_is_described() {
-        assert_eq!(names(), inlet_connectors::provider::syncable());
+        // `rest` is the one provider the API does not create: a spec names hosts the
+        // API's host checks cannot vet (connect it with `inlet connect rest`).
+        let mut want = inlet_connectors::provider::syncable();
+        want.retain(|p| *p != inlet_connectors::rest::NAME);
+        assert_eq!(names(), want);
     }
 
     #[test]

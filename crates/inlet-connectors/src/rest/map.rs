@@ -1,0 +1,188 @@
+//! Answers to rows: find the records in a page, and map each onto the stream's columns.
+
+use super::pointer::Pointer;
+use super::spec::ColumnType;
+use inlet_core::{Record, Timestamp, Value};
+use serde_json::value::RawValue;
+
+/// The pointers of one stream's records.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordMap {
+    /// The array of records in the body.
+    pub records: Pointer,
+    /// The record inside each element.
+    pub item: Option<Pointer>,
+    /// The id inside the record.
+    pub id: Pointer,
+    /// Typed columns.
+    pub columns: Vec<(String, Pointer, ColumnType)>,
+    /// The listing's order time.
+    pub cursor_field: Option<Pointer>,
+}
+
+/// The raw records of a body; `null` is an empty page, a missing array is an error.
+pub(crate) fn raw_records<'a>(
+    body: &'a RawValue,
+    pointer: &Pointer,
+) -> Result<Vec<&'a RawValue>, String> {
+    let Some(arr) = pointer.get_raw(body)? else {
+        return Err(format!(
+            "the answer has no records at {pointer:?}",
+            pointer = pointer.to_string()
+        ));
+    };
+    if arr.get().trim() == "null" {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(arr.get()).map_err(|_| {
+        format!(
+            "the answer's {:?} is not an array of records",
+            pointer.to_string()
+        )
+    })
+}
+
+impl RecordMap {
+    /// Map one element of the records array.
+    pub(crate) fn record(&self, element: &RawValue) -> Result<Record, String> {
+        let raw = match &self.item {
+            Some(p) => p
+                .get_raw(element)?
+                .ok_or_else(|| format!("a record has nothing at item {:?}", p.to_string()))?,
+            None => element,
+        };
+        let v: serde_json::Value = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+        let id = match self.id.get(&v) {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            other => {
+                return Err(format!(
+                    "a record has no usable id at {:?} (found {})",
+                    self.id.to_string(),
+                    other.map_or("nothing".to_string(), short)
+                ));
+            }
+        };
+        let mut values = Vec::with_capacity(self.columns.len());
+        for (name, p, ty) in &self.columns {
+            let value = convert(p.get(&v), *ty)
+                .map_err(|e| format!("record {id:?}, column {name}: {e}"))?;
+            values.push(value);
+        }
+        let sort_ts = match &self.cursor_field {
+            Some(p) => match convert(p.get(&v), ColumnType::Time)
+                .map_err(|e| format!("record {id:?}, cursor_field: {e}"))?
+            {
+                Value::Time(t) => Some(t),
+                _ => None,
+            },
+            None => None,
+        };
+        Ok(Record {
+            id,
+            values,
+            raw: raw.get().to_string(),
+            sort_ts,
+        })
+    }
+}
+
+/// A value in an error message, cut short.
+fn short(v: &serde_json::Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(60).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// A JSON value as a column of type `ty`; absent and `null` are NULL.
+pub(crate) fn convert(v: Option<&serde_json::Value>, ty: ColumnType) -> Result<Value, String> {
+    use serde_json::Value as J;
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(Value::Null);
+    };
+    let wrong = |what: &str| format!("expected {what}, got {}", short(v));
+    Ok(match ty {
+        ColumnType::Text => match v {
+            J::String(s) => Value::Text(s.clone()),
+            other => Value::Text(other.to_string()),
+        },
+        ColumnType::Int => match v {
+            J::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => Value::Int(i),
+                (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e18 => Value::Int(f as i64),
+                _ => return Err(wrong("an integer")),
+            },
+            J::String(s) => Value::Int(s.trim().parse().map_err(|_| wrong("an integer"))?),
+            J::Bool(b) => Value::Int(i64::from(*b)),
+            _ => return Err(wrong("an integer")),
+        },
+        ColumnType::Float => match v {
+            J::Number(n) => Value::Float(n.as_f64().ok_or_else(|| wrong("a number"))?),
+            J::String(s) => Value::Float(s.trim().parse().map_err(|_| wrong("a number"))?),
+            _ => return Err(wrong("a number")),
+        },
+        ColumnType::Bool => match v {
+            J::Bool(b) => Value::Bool(*b),
+            J::Number(n) if n.as_i64() == Some(0) => Value::Bool(false),
+            J::Number(n) if n.as_i64() == Some(1) => Value::Bool(true),
+            J::String(s) if s == "true" => Value::Bool(true),
+            J::String(s) if s == "false" => Value::Bool(false),
+            _ => return Err(wrong("a boolean")),
+        },
+        ColumnType::Time => match v {
+            J::Number(n) => Value::Time(
+                n.as_f64()
+                    .and_then(Timestamp::from_secs_f64)
+                    .ok_or_else(|| wrong("a time"))?,
+            ),
+            J::String(s) => match Timestamp::parse_rfc3339(s) {
+                Some(t) => Value::Time(t),
+                None => Value::Time(
+                    s.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(Timestamp::from_secs_f64)
+                        .ok_or_else(|| wrong("a time (epoch seconds or RFC 3339)"))?,
+                ),
+            },
+            _ => return Err(wrong("a time (epoch seconds or RFC 3339)")),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn conversions() {
+        let t = |v: serde_json::Value, ty| convert(Some(&v), ty);
+        assert_eq!(t(json!("x"), ColumnType::Text), Ok(Value::Text("x".into())));
+        assert_eq!(
+            t(json!([1, 2]), ColumnType::Text),
+            Ok(Value::Text("[1,2]".into()))
+        );
+        assert_eq!(t(json!(7.0), ColumnType::Int), Ok(Value::Int(7)));
+        assert_eq!(t(json!("42"), ColumnType::Int), Ok(Value::Int(42)));
+        assert!(t(json!(7.5), ColumnType::Int).is_err());
+        assert_eq!(t(json!(1), ColumnType::Bool), Ok(Value::Bool(true)));
+        assert_eq!(
+            t(json!(1_718_800_000.0), ColumnType::Time),
+            Ok(Value::Time(Timestamp::from_secs(1_718_800_000)))
+        );
+        assert_eq!(
+            t(json!("2024-06-19T12:26:40Z"), ColumnType::Time),
+            Ok(Value::Time(Timestamp::from_secs(1_718_800_000)))
+        );
+        assert!(t(json!("soon"), ColumnType::Time).is_err());
+        assert_eq!(convert(None, ColumnType::Int), Ok(Value::Null));
+        assert_eq!(
+            convert(Some(&json!(null)), ColumnType::Text),
+            Ok(Value::Null)
+        );
+    }
+}
