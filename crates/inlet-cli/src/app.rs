@@ -30,9 +30,13 @@ pub async fn open_store(settings: &Settings, create: bool) -> Result<Arc<dyn Sto
             path.display()
         );
     }
-    inlet_store::open(&settings.database_url)
-        .await
-        .map_err(anyhow::Error::from)
+    let store = inlet_store::open(&settings.database_url).await?;
+    // Every provider's tables exist from the start, for anyone reading the database with
+    // SQL before a first sync (a stream's own writes would make them anyway).
+    store
+        .ensure_tables(&inlet_connectors::provider::all_streams())
+        .await?;
+    Ok(store)
 }
 
 /// Open the database for a command that only reads (`status`, `runs`, `export`): a SQLite

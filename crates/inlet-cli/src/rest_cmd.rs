@@ -24,11 +24,8 @@ pub async fn ensure_tables(
         .context("the REST config holds no spec")?;
     let streams = rest::streams_of_spec(text)?;
     let store = app::open_store(settings, true).await?;
-    for s in streams {
-        store
-            .ensure_table(s)
-            .await
-            .with_context(|| format!("cannot create table {} of stream {}", s.table, s.name))?;
-    }
-    Ok(())
+    store.ensure_tables(streams).await.with_context(|| {
+        let tables: Vec<&str> = streams.iter().map(|s| s.table).collect();
+        format!("cannot create the tables {}", tables.join(", "))
+    })
 }

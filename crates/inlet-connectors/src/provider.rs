@@ -319,6 +319,15 @@ pub fn find(name: &str) -> Option<&'static ProviderDef> {
     REGISTRY.iter().copied().find(|p| p.name == name)
 }
 
+/// Every registered provider's streams (a `rest` connection's come from its spec), for
+/// [`inlet_core::Store::ensure_tables`] when a database is opened.
+pub fn all_streams() -> Vec<StreamSpec> {
+    REGISTRY
+        .iter()
+        .flat_map(|p| p.streams.iter().copied())
+        .collect()
+}
+
 /// The names of the providers the engine syncs, in registry order.
 pub fn syncable() -> Vec<&'static str> {
     REGISTRY
