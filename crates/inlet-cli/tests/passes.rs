@@ -250,12 +250,22 @@ both_backends!(
 );
 
 async fn cancel_cuts_a_long_budget_wait_short(db: &TestDb) {
-    // The provider's window allows 6 requests per 286 s and says so in its headers: after
-    // a few pages the client waits for the window to reset.
+    // The provider's window allows 6 requests per ~286 s and says so in its headers: after
+    // a few pages the client waits for the window to reset. The simulator's windows are
+    // aligned to the wall clock, as Reddit's are, so a window of 286 s may have only
+    // seconds left; pick a length near it whose current window has at least 200 s to go,
+    // so the client's wait is the long one this test is about.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let window_secs = (280..=400u64)
+        .find(|w| w - now % w >= 200)
+        .expect("a window length with 200 s to go");
     let cfg = RedditSimConfig {
         rate_limit: Some(inlet_sim::reddit::RateLimit {
             budget: 6,
-            window_secs: 286,
+            window_secs,
         }),
         ..inbox_account(211)
     };
