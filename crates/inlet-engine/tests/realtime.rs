@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 static STREAMS: [StreamSpec; 2] = [
     StreamSpec {
         name: "stars",
-        table: "github_stars",
+        table: "feed_test_stars",
         doc: "test stream",
         columns: &[
             Column::new("full_name", Text, "name"),
@@ -33,7 +33,7 @@ static STREAMS: [StreamSpec; 2] = [
     },
     StreamSpec {
         name: "saved",
-        table: "reddit_saved",
+        table: "feed_test_saved",
         doc: "test stream",
         columns: &[
             Column::new("subreddit", Text, "name"),
