@@ -458,7 +458,7 @@ async fn postgres_connection_lost_mid_run() {
                 .await
                 .expect("open")
                 .with_reconnect_for(Duration::from_secs(secs));
-            Arc::new(s) as Arc<dyn Store>
+            Arc::new(inlet_store::SqlStore::from(s)) as Arc<dyn Store>
         }
     };
     let store = open(30).await;

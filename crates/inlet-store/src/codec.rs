@@ -102,11 +102,6 @@ pub(crate) fn parse_ts(s: &str, what: &str) -> Result<Timestamp, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("{what}: not an RFC 3339 UTC time: {s:?}")))
 }
 
-/// An optional stored RFC 3339 timestamp.
-pub(crate) fn parse_opt_ts(s: Option<String>, what: &str) -> Result<Option<Timestamp>, StoreError> {
-    s.map(|s| parse_ts(&s, what)).transpose()
-}
-
 /// A stored enum (status, mode, trigger).
 pub(crate) fn parse_enum<T: FromStr<Err = String>>(s: &str, what: &str) -> Result<T, StoreError> {
     s.parse()

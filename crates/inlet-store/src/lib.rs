@@ -24,6 +24,7 @@
 
 mod blobs;
 mod codec;
+mod db;
 mod error;
 mod family_sql;
 mod migrate;
@@ -35,6 +36,7 @@ mod sqlite;
 mod target;
 
 pub use blobs::FsBlobStore;
+pub use db::SqlStore;
 pub use inlet_core::{Store, StoreError};
 pub use migrate::{Migration, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use pg::PgStore;
@@ -49,12 +51,12 @@ use target::Target;
 /// opened as by [`open`].
 pub async fn open_read_only(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     match target::parse(url)? {
-        Target::Postgres(url) => Ok(Arc::new(PgStore::connect(&url).await?)),
+        Target::Postgres(url) => Ok(Arc::new(SqlStore::from(PgStore::connect(&url).await?))),
         Target::Sqlite(path) => {
             let store = tokio::task::spawn_blocking(move || SqliteStore::open_read_only(&path))
                 .await
                 .map_err(error::join)??;
-            Ok(Arc::new(store))
+            Ok(Arc::new(SqlStore::from(store)))
         }
     }
 }
@@ -64,12 +66,12 @@ pub async fn open_read_only(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 /// scheme is an error, and nothing is created on disk for it.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     match target::parse(url)? {
-        Target::Postgres(url) => Ok(Arc::new(PgStore::connect(&url).await?)),
+        Target::Postgres(url) => Ok(Arc::new(SqlStore::from(PgStore::connect(&url).await?))),
         Target::Sqlite(path) => {
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
                 .await
                 .map_err(error::join)??;
-            Ok(Arc::new(store))
+            Ok(Arc::new(SqlStore::from(store)))
         }
     }
 }

@@ -1,30 +1,22 @@
 //! The PostgreSQL backend: one client connection behind an async mutex, a cache of
-//! prepared statements, bulk page writes through `UNNEST` of column arrays.
+//! prepared statements, bulk page writes through `UNNEST` of column arrays (see
+//! [`bulk`]). Everything else is the shared store in [`crate::db`].
 
-mod attachments;
-mod family;
-mod meta;
-mod reconcile;
-mod records;
-mod serve;
+mod bulk;
+mod types;
 
-use crate::codec::streams_json;
-use crate::error::pg as db_err;
+use crate::db::{Arg, Backend, Row, RowWrite, Session};
+use crate::error::{pg as db_err, pg_is_unique};
 use crate::migrate::{self, Applied, POSTGRES_MIGRATIONS};
-use crate::schema;
+use crate::sql::Dialect;
 use crate::target::redact_url;
 use async_trait::async_trait;
-use inlet_core::{
-    ApiKey, AttachmentStore, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec,
-    ExportRow, FamilyBatch, FamilyOutcome, KeyStore, Lease, LeaseStore, NewConnection, PageBatch,
-    PageOutcome, ReconcileBatch, ReconcileOutcome, RecordStore, Run, RunMode, RunStats, RunStatus,
-    RunStore, SnapshotBatch, SnapshotSource, StateStore, StoreError, StreamSpec, StreamStats,
-    SyncState, Timestamp, TombstoneBatch, Trigger,
-};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use inlet_core::StoreError;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::config::Host;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, GenericClient, NoTls, Statement};
 
 /// Key of the advisory lock that serializes migrations across processes.
@@ -33,7 +25,9 @@ const MIGRATION_LOCK: i64 = 0x696e_6c65_745f_6d69;
 /// How long a lost connection is retried by default (`INLET_DATABASE_RECONNECT_SECS`).
 pub const DEFAULT_RECONNECT_SECS: u64 = 60;
 
-/// The PostgreSQL store.
+/// The PostgreSQL backend of [`SqlStore`], for many processes or machines sharing one
+/// database. [`crate::open`] gives the store; `SqlStore::from(PgStore::connect(url)?)`
+/// the same with settings of its own ([`PgStore::with_reconnect_for`]).
 pub struct PgStore {
     inner: Mutex<Inner>,
     config: Config,
@@ -41,8 +35,6 @@ pub struct PgStore {
     /// How long an operation whose connection was lost keeps reconnecting (with
     /// backoff) before it fails with [`StoreError::ConnectionLost`].
     reconnect_for: Duration,
-    /// Record tables made or checked by this store (see [`crate::schema`]).
-    ensured: std::sync::Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -57,6 +49,9 @@ impl std::fmt::Debug for PgStore {
 pub(crate) struct Inner {
     client: Client,
     cache: Cache,
+    /// A transaction is open: one a dropped session left is rolled back before the
+    /// connection is used again.
+    in_tx: bool,
 }
 
 /// Prepared statements by SQL text.
@@ -100,11 +95,11 @@ impl PgStore {
             inner: Mutex::new(Inner {
                 client,
                 cache: Cache::default(),
+                in_tx: false,
             }),
             config,
             location,
             reconnect_for,
-            ensured: std::sync::Mutex::default(),
         })
     }
 
@@ -112,12 +107,6 @@ impl PgStore {
     pub fn with_reconnect_for(mut self, d: Duration) -> Self {
         self.reconnect_for = d;
         self
-    }
-
-    fn ensured(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.ensured
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The client, reconnected if the server closed the previous connection.
@@ -133,6 +122,11 @@ impl PgStore {
                 StoreError::ConnectionLost(format!("reconnecting failed: {why}"))
             })?;
             g.cache = Cache::default();
+            g.in_tx = false;
+        }
+        if g.in_tx {
+            g.client.batch_execute("ROLLBACK").await.map_err(db_err)?;
+            g.in_tx = false;
         }
         Ok(g)
     }
@@ -140,7 +134,7 @@ impl PgStore {
     /// Wait before the next attempt of an operation whose connection was lost: full
     /// jitter over an exponential step (0.2 s doubling, at most 5 s), never past the
     /// reconnect window. `false` when the window is spent.
-    async fn backoff(&self, started: Instant, attempt: u32, why: &StoreError) -> bool {
+    async fn retry_wait(&self, started: Instant, attempt: u32, why: &StoreError) -> bool {
         let left = self.reconnect_for.saturating_sub(started.elapsed());
         if left.is_zero() {
             return false;
@@ -174,55 +168,6 @@ fn reconnect_window() -> Result<Duration, StoreError> {
                 ))
             }),
         Err(_) => Ok(Duration::from_secs(DEFAULT_RECONNECT_SECS)),
-    }
-}
-
-/// Run an operation on the client; when its connection is lost (or cannot be made
-/// again), reconnect and run it again, with backoff, within the store's reconnect
-/// window. Only for operations that are safe to repeat: each is one transaction, and one
-/// whose COMMIT went through before the connection broke must do no harm done twice.
-macro_rules! retrying {
-    ($self:ident, |$g:ident| $op:expr) => {{
-        let started = Instant::now();
-        let mut attempt = 0u32;
-        loop {
-            let result = match $self.lock().await {
-                Ok(mut guard) => {
-                    let $g = &mut *guard;
-                    $op.await
-                }
-                Err(e) => Err(e),
-            };
-            match result {
-                Err(e @ StoreError::ConnectionLost(_)) => {
-                    if !$self.backoff(started, attempt, &e).await {
-                        break Err(e);
-                    }
-                    attempt += 1;
-                }
-                other => break other,
-            }
-        }
-    }};
-}
-
-impl PgStore {
-    /// Make the tables of `streams` that this store has not made or checked yet (see
-    /// [`crate::schema`]).
-    async fn ensure(&self, streams: &[StreamSpec]) -> Result<(), StoreError> {
-        for spec in streams {
-            if self.ensured().contains(&schema::signature(spec)) {
-                continue;
-            }
-            retrying!(self, |g| records::ensure_tables(g, spec))?;
-            self.ensured().insert(schema::signature(spec));
-        }
-        Ok(())
-    }
-
-    /// Whether `table` exists (a derived table read by name).
-    async fn has_table(&self, table: &str) -> Result<bool, StoreError> {
-        retrying!(self, |g| records::table_exists(&g.client, table))
     }
 }
 
@@ -333,8 +278,8 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
 }
 
 #[async_trait]
-impl StateStore for PgStore {
-    fn backend(&self) -> &'static str {
+impl Backend for PgStore {
+    fn name(&self) -> &'static str {
         "postgres"
     }
 
@@ -342,418 +287,111 @@ impl StateStore for PgStore {
         self.location.clone()
     }
 
-    async fn meta_get(&self, name: &str) -> Result<Option<String>, StoreError> {
-        meta::meta_get(&mut *self.lock().await?, name).await
+    async fn session(&self) -> Result<Box<dyn Session + '_>, StoreError> {
+        Ok(Box::new(PgSession {
+            g: self.lock().await?,
+        }))
     }
 
-    async fn meta_init(&self, name: &str, value: &str) -> Result<String, StoreError> {
-        meta::meta_init(&mut *self.lock().await?, name, value).await
-    }
-
-    async fn create_connection(
-        &self,
-        new: &NewConnection,
-        at: Timestamp,
-    ) -> Result<Conn, StoreError> {
-        retrying!(self, |g| meta::create_connection(g, new, at))
-    }
-
-    async fn get_connection(&self, key: &str) -> Result<Option<Conn>, StoreError> {
-        retrying!(self, |g| meta::get_connection(g, key))
-    }
-
-    async fn list_connections(&self) -> Result<Vec<Conn>, StoreError> {
-        retrying!(self, |g| meta::list_connections(g))
-    }
-
-    async fn set_connection_status(
-        &self,
-        id: i64,
-        status: ConnectionStatus,
-        detail: Option<&str>,
-        at: Timestamp,
-    ) -> Result<(), StoreError> {
-        retrying!(self, |g| meta::set_status(g, id, status, detail, at))
-    }
-
-    async fn set_credentials(
-        &self,
-        id: i64,
-        sealed: &[u8],
-        at: Timestamp,
-    ) -> Result<(), StoreError> {
-        retrying!(self, |g| meta::set_credentials(g, id, sealed, at))
-    }
-
-    async fn sync_state(&self, connection_id: i64, stream: &str) -> Result<SyncState, StoreError> {
-        let states = retrying!(self, |g| meta::sync_states(g, connection_id, Some(stream)))?;
-        Ok(states.into_values().next().unwrap_or_default())
-    }
-
-    async fn sync_states(
-        &self,
-        connection_id: i64,
-    ) -> Result<BTreeMap<String, SyncState>, StoreError> {
-        retrying!(self, |g| meta::sync_states(g, connection_id, None))
-    }
-
-    async fn put_sync_state(
-        &self,
-        connection_id: i64,
-        stream: &str,
-        state: &SyncState,
-    ) -> Result<(), StoreError> {
-        retrying!(self, |g| async {
-            let Inner { client, cache } = g;
-            meta::put_sync_state(&*client, cache, connection_id, stream, state).await
-        })
-    }
-
-    async fn stream_validator(
-        &self,
-        connection_id: i64,
-        stream: &str,
-    ) -> Result<Option<String>, StoreError> {
-        retrying!(self, |g| reconcile::stream_validator(
-            g,
-            connection_id,
-            stream
-        ))
-    }
-
-    async fn put_stream_validator(
-        &self,
-        connection_id: i64,
-        stream: &str,
-        validator: Option<&str>,
-    ) -> Result<(), StoreError> {
-        retrying!(self, |g| reconcile::put_stream_validator(
-            g,
-            connection_id,
-            stream,
-            validator
-        ))
-    }
-
-    async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError> {
-        retrying!(self, |g| serve::delete_connection(g, id, tables))
+    async fn backoff(&self, started: Instant, attempt: u32, why: &StoreError) -> bool {
+        self.retry_wait(started, attempt, why).await
     }
 }
 
+/// A session: the locked client.
+struct PgSession<'a> {
+    g: MutexGuard<'a, Inner>,
+}
+
+impl PgSession<'_> {
+    /// The prepared statement of `sql` (cached per connection).
+    async fn prepare(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        let Inner { client, cache, .. } = &mut *self.g;
+        cache.get(&*client, sql).await
+    }
+
+    async fn run_batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.g.client.batch_execute(sql).await.map_err(db_err)
+    }
+}
+
+/// The arguments as driver parameters.
+fn params<'a>(args: &'a [Arg<'_>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()
+}
+
 #[async_trait]
-impl RecordStore for PgStore {
-    async fn commit_page(&self, batch: PageBatch<'_>) -> Result<PageOutcome, StoreError> {
-        self.ensure(&[*batch.stream]).await?;
-        retrying!(self, |g| records::commit_page(g, &batch))
+impl Session for PgSession<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
     }
 
-    async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError> {
-        self.ensure(&[*batch.stream]).await?;
-        retrying!(self, |g| records::tombstone_missing(g, &batch))
+    async fn query(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError> {
+        let st = self.prepare(sql).await?;
+        let rows = self
+            .g
+            .client
+            .query(&st, &params(args))
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(types::row).collect()
     }
 
-    async fn stage_ids(&self, token: &str, ids: &[String]) -> Result<(), StoreError> {
-        retrying!(self, |g| reconcile::stage_ids(g, token, ids))
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        let st = self.prepare(sql).await?;
+        self.g
+            .client
+            .execute(&st, &params(args))
+            .await
+            .map_err(db_err)
     }
 
-    async fn drop_staged(&self, token: &str) -> Result<(), StoreError> {
-        retrying!(self, |g| reconcile::drop_staged(g, token))
-    }
-
-    async fn apply_reconcile(
-        &self,
-        batch: ReconcileBatch<'_>,
-    ) -> Result<ReconcileOutcome, StoreError> {
-        // Not repeated: had the COMMIT gone through before the connection broke, the
-        // staged ids would be gone, and a second attempt would tombstone every row.
-        self.ensure(&[*batch.stream]).await?;
-        reconcile::apply_reconcile(&mut *self.lock().await?, &batch).await
-    }
-
-    async fn import_snapshot(
-        &self,
-        batch: SnapshotBatch<'_>,
-        source: Box<dyn SnapshotSource>,
-    ) -> Result<(PageOutcome, ReconcileOutcome), StoreError> {
-        // Not retried on a lost connection: the source is a stream read once.
-        self.ensure(&[*batch.stream]).await?;
-        reconcile::import_snapshot(&mut *self.lock().await?, &batch, source).await
-    }
-
-    async fn purge_tombstones(
-        &self,
-        connection_id: i64,
-        stream: &StreamSpec,
-        before: Timestamp,
-    ) -> Result<u64, StoreError> {
-        self.ensure(&[*stream]).await?;
-        retrying!(self, |g| reconcile::purge(g, connection_id, stream, before))
-    }
-
-    async fn refresh_derived_all(
-        &self,
-        connection_id: i64,
-        stream: &StreamSpec,
-        at: Timestamp,
-    ) -> Result<(u64, u64), StoreError> {
-        self.ensure(&[*stream]).await?;
-        retrying!(self, |g| records::refresh_derived_all(
-            g,
-            connection_id,
-            stream,
-            at
-        ))
-    }
-
-    async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError> {
-        self.ensure(&[*stream]).await?;
-        retrying!(self, |g| records::count_live(g, connection_id, stream))
-    }
-
-    async fn ensure_tables(&self, streams: &[StreamSpec]) -> Result<(), StoreError> {
-        self.ensure(streams).await
-    }
-
-    async fn count_derived(&self, connection_id: i64, table: &str) -> Result<u64, StoreError> {
-        if !self.has_table(table).await? {
-            return Ok(0);
+    async fn query_unique(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<Vec<Row>>, StoreError> {
+        let st = self.prepare(sql).await?;
+        match self.g.client.query(&st, &params(args)).await {
+            Ok(rows) => rows
+                .iter()
+                .map(types::row)
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Err(e) if pg_is_unique(&e) => Ok(None),
+            Err(e) => Err(db_err(e)),
         }
-        retrying!(self, |g| records::count_derived(g, connection_id, table))
     }
 
-    async fn parent_markers(
-        &self,
-        connection_id: i64,
-        parent_stream: &str,
-        ids: &[String],
-    ) -> Result<HashMap<String, String>, StoreError> {
-        retrying!(self, |g| family::parent_markers(
-            g,
-            connection_id,
-            parent_stream,
-            ids
-        ))
+    async fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.run_batch(sql).await
     }
 
-    async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
-        self.ensure(&[*batch.parent, *batch.child]).await?;
-        retrying!(self, |g| family::commit_family(g, &batch))
+    async fn begin(&mut self) -> Result<(), StoreError> {
+        self.run_batch("BEGIN").await?;
+        self.g.in_tx = true;
+        Ok(())
     }
 
-    async fn export_derived_page(
-        &self,
-        connection_id: i64,
-        derived: &DerivedSpec,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<DerivedRow>, StoreError> {
-        if !self.has_table(derived.table).await? {
-            return Ok(Vec::new());
-        }
-        records::export_derived_page(
-            &mut *self.lock().await?,
-            connection_id,
-            derived,
-            after,
-            limit,
-        )
-        .await
+    async fn commit(&mut self) -> Result<(), StoreError> {
+        self.run_batch("COMMIT").await?;
+        self.g.in_tx = false;
+        Ok(())
     }
 
-    async fn export_page(
-        &self,
-        connection_id: i64,
-        stream: &StreamSpec,
-        after: Option<&str>,
-        limit: u32,
-        include_deleted: bool,
-    ) -> Result<Vec<ExportRow>, StoreError> {
-        self.ensure(&[*stream]).await?;
-        let q = records::ExportQuery {
-            connection_id,
-            spec: stream,
-            after,
-            limit,
-            include_deleted,
+    async fn rollback(&mut self) -> Result<(), StoreError> {
+        self.run_batch("ROLLBACK").await?;
+        self.g.in_tx = false;
+        Ok(())
+    }
+
+    async fn write_rows(&mut self, w: RowWrite<'_>) -> Result<(), StoreError> {
+        let sql = if w.update {
+            crate::sql::pg_update(w.spec)
+        } else {
+            crate::sql::pg_insert(w.spec)
         };
-        retrying!(self, |g| records::export_page(g, &q))
-    }
-}
-
-#[async_trait]
-impl RunStore for PgStore {
-    async fn start_run(
-        &self,
-        connection_id: i64,
-        mode: RunMode,
-        trigger: Trigger,
-        at: Timestamp,
-    ) -> Result<i64, StoreError> {
-        retrying!(self, |g| meta::start_run(
-            g,
-            connection_id,
-            mode,
-            trigger,
-            at
-        ))
-    }
-
-    async fn update_run(
-        &self,
-        run_id: i64,
-        status: RunStatus,
-        stats: &RunStats,
-        streams: &BTreeMap<String, StreamStats>,
-        error: Option<&str>,
-        finished_at: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
-        let streams = streams_json(streams)?;
-        let up = meta::RunUpdate {
-            run_id,
-            status,
-            stats,
-            streams: &streams,
-            error,
-            finished_at,
-        };
-        retrying!(self, |g| meta::update_run(g, &up))
-    }
-
-    async fn set_run_waiting_until(
-        &self,
-        run_id: i64,
-        until: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
-        meta::set_run_waiting_until(&mut *self.lock().await?, run_id, until).await
-    }
-
-    async fn list_runs(
-        &self,
-        connection_id: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Run>, StoreError> {
-        retrying!(self, |g| meta::list_runs(g, connection_id, limit))
-    }
-
-    async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError> {
-        retrying!(self, |g| serve::get_run(g, run_id))
-    }
-}
-
-#[async_trait]
-impl AttachmentStore for PgStore {
-    async fn add_attachments(
-        &self,
-        connection_id: i64,
-        stream: &str,
-        links: &[inlet_core::AttachmentLink],
-        at: Timestamp,
-    ) -> Result<u64, StoreError> {
-        retrying!(self, |g| attachments::add(
-            g,
-            connection_id,
-            stream,
-            links,
-            at
-        ))
-    }
-
-    async fn list_attachments(
-        &self,
-        connection_id: Option<i64>,
-        status: Option<inlet_core::AttachmentStatus>,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<inlet_core::Attachment>, StoreError> {
-        retrying!(self, |g| attachments::list(
-            g,
-            connection_id,
-            status,
-            after,
-            limit,
-        ))
-    }
-
-    async fn update_attachment(
-        &self,
-        id: i64,
-        update: &inlet_core::AttachmentUpdate,
-    ) -> Result<(), StoreError> {
-        retrying!(self, |g| attachments::update(g, id, update))
-    }
-
-    async fn count_attachments(
-        &self,
-        connection_id: Option<i64>,
-    ) -> Result<BTreeMap<inlet_core::AttachmentStatus, u64>, StoreError> {
-        retrying!(self, |g| attachments::count(g, connection_id))
-    }
-}
-
-#[async_trait]
-impl LeaseStore for PgStore {
-    async fn try_acquire_lease(
-        &self,
-        connection_id: i64,
-        holder: &str,
-        at: Timestamp,
-        ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        retrying!(self, |g| serve::try_acquire_lease(
-            g,
-            connection_id,
-            holder,
-            at,
-            ttl_ms
-        ))
-    }
-
-    async fn renew_lease(
-        &self,
-        connection_id: i64,
-        holder: &str,
-        at: Timestamp,
-        ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        retrying!(self, |g| serve::renew_lease(
-            g,
-            connection_id,
-            holder,
-            at,
-            ttl_ms
-        ))
-    }
-
-    async fn release_lease(&self, connection_id: i64, holder: &str) -> Result<(), StoreError> {
-        retrying!(self, |g| serve::release_lease(g, connection_id, holder))
-    }
-
-    async fn get_lease(&self, connection_id: i64) -> Result<Option<Lease>, StoreError> {
-        retrying!(self, |g| serve::get_lease(g, connection_id))
-    }
-}
-
-#[async_trait]
-impl KeyStore for PgStore {
-    async fn create_api_key(
-        &self,
-        name: &str,
-        prefix: &str,
-        hash: &str,
-        at: Timestamp,
-    ) -> Result<ApiKey, StoreError> {
-        retrying!(self, |g| serve::create_api_key(g, name, prefix, hash, at))
-    }
-
-    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        retrying!(self, |g| serve::list_api_keys(g))
-    }
-
-    async fn revoke_api_key(&self, id: i64, at: Timestamp) -> Result<(), StoreError> {
-        retrying!(self, |g| serve::revoke_api_key(g, id, at))
-    }
-
-    async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        retrying!(self, |g| serve::find_api_key(g, hash))
+        let st = self.prepare(&sql).await?;
+        bulk::write_rows(&self.g.client, &st, &w).await
     }
 }

@@ -1,48 +1,29 @@
-//! The SQLite backend: one file, WAL mode, one connection behind a mutex, driven from
-//! tokio's blocking pool.
+//! The SQLite backend: one file, WAL mode, one connection behind an async mutex. Each
+//! statement of a session runs on tokio's blocking pool (the connection moves there and
+//! back); a page's rows are written with cached multi-row statements. Everything else is
+//! the shared store in [`crate::db`].
 
-mod attachments;
-mod family;
-mod meta;
-mod reconcile;
-mod records;
-mod serve;
-mod values;
-
-use crate::error::{join, sqlite as db_err};
+use crate::db::{Arg, Backend, Cell, Row, RowWrite, Session};
+use crate::error::{join, sqlite as db_err, sqlite_is_unique};
 use crate::migrate::{self, Applied, SQLITE_MIGRATIONS};
-use crate::schema;
+use crate::sql::{self, Dialect};
 use async_trait::async_trait;
-use inlet_core::{
-    ApiKey, AttachmentStore, Connection as Conn, ConnectionStatus, DerivedRow, DerivedSpec,
-    ExportRow, FamilyBatch, FamilyOutcome, KeyStore, Lease, LeaseStore, NewConnection, PageBatch,
-    PageOutcome, ReconcileBatch, ReconcileOutcome, RecordStore, Run, RunMode, RunStats, RunStatus,
-    RunStore, SnapshotBatch, SnapshotSource, StateStore, StoreError, StreamSpec, StreamStats,
-    SyncState, Timestamp, TombstoneBatch, Trigger,
-};
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use std::collections::{BTreeMap, HashSet};
+use inlet_core::{Record, StoreError};
+use rusqlite::types::{Value as Sv, ValueRef};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params_from_iter};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
-/// The SQLite store.
-#[derive(Clone)]
+/// The SQLite backend of [`SqlStore`]: the default, embedded database. [`crate::open`]
+/// gives the store; `SqlStore::from(SqliteStore::open(path)?)` the same.
+#[derive(Clone, Debug)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
     /// Opened read-only: tables are checked, never made.
     read_only: bool,
-    /// Record tables made or checked by this store (see [`crate::schema`]).
-    ensured: Arc<Mutex<HashSet<String>>>,
-}
-
-impl std::fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("path", &self.path)
-            .finish()
-    }
 }
 
 impl SqliteStore {
@@ -74,7 +55,6 @@ impl SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
             read_only: false,
-            ensured: Arc::default(),
         })
     }
 
@@ -101,7 +81,6 @@ impl SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
             read_only: true,
-            ensured: Arc::default(),
         })
     }
 
@@ -109,61 +88,6 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
-
-    /// Make the tables of `streams` that this store has not made or checked yet (see
-    /// [`crate::schema`]). `false` when a read-only store lacks one of them.
-    async fn ensure(&self, streams: &[StreamSpec]) -> Result<bool, StoreError> {
-        let todo: Vec<StreamSpec> = {
-            let done = lock(&self.ensured);
-            streams
-                .iter()
-                .filter(|s| !done.contains(&schema::signature(s)))
-                .copied()
-                .collect()
-        };
-        if todo.is_empty() {
-            return Ok(true);
-        }
-        let create = !self.read_only;
-        let (all, todo) = self
-            .run(move |c| {
-                let mut all = true;
-                for s in &todo {
-                    all &= records::ensure_tables(c, s, create)?;
-                }
-                Ok((all, todo))
-            })
-            .await?;
-        if all {
-            lock(&self.ensured).extend(todo.iter().map(schema::signature));
-        }
-        Ok(all)
-    }
-
-    /// Whether `table` exists (a derived table read by name).
-    async fn has_table(&self, table: &str) -> Result<bool, StoreError> {
-        let table = table.to_string();
-        self.run(move |c| records::table_exists(c, &table)).await
-    }
-
-    /// Run `f` on the connection in tokio's blocking pool.
-    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(join)?
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Create a missing database file empty with mode 0600 (it holds private messages), so
@@ -313,8 +237,8 @@ fn applied(conn: &Connection) -> Result<Vec<Applied>, StoreError> {
 }
 
 #[async_trait]
-impl StateStore for SqliteStore {
-    fn backend(&self) -> &'static str {
+impl Backend for SqliteStore {
+    fn name(&self) -> &'static str {
         "sqlite"
     }
 
@@ -322,421 +246,234 @@ impl StateStore for SqliteStore {
         self.path.display().to_string()
     }
 
-    async fn meta_get(&self, name: &str) -> Result<Option<String>, StoreError> {
-        let name = name.to_string();
-        self.run(move |c| meta::meta_get(c, &name)).await
+    fn read_only(&self) -> bool {
+        self.read_only
     }
 
-    async fn meta_init(&self, name: &str, value: &str) -> Result<String, StoreError> {
-        let (name, value) = (name.to_string(), value.to_string());
-        self.run(move |c| meta::meta_init(c, &name, &value)).await
+    async fn session(&self) -> Result<Box<dyn Session + '_>, StoreError> {
+        let mut s = SqliteSession {
+            conn: Some(Arc::clone(&self.conn).lock_owned().await),
+        };
+        // A transaction a dropped session left open is rolled back first.
+        s.blocking(|c| {
+            if !c.is_autocommit() {
+                c.execute_batch("ROLLBACK").map_err(db_err)?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(Box::new(s))
     }
 
-    async fn create_connection(
-        &self,
-        new: &NewConnection,
-        at: Timestamp,
-    ) -> Result<Conn, StoreError> {
-        let new = new.clone();
-        self.run(move |c| meta::create_connection(c, &new, at))
-            .await
-    }
-
-    async fn get_connection(&self, key: &str) -> Result<Option<Conn>, StoreError> {
-        let key = key.to_string();
-        self.run(move |c| meta::get_connection(c, &key)).await
-    }
-
-    async fn list_connections(&self) -> Result<Vec<Conn>, StoreError> {
-        self.run(meta::list_connections).await
-    }
-
-    async fn set_connection_status(
-        &self,
-        id: i64,
-        status: ConnectionStatus,
-        detail: Option<&str>,
-        at: Timestamp,
-    ) -> Result<(), StoreError> {
-        let detail = detail.map(str::to_string);
-        self.run(move |c| meta::set_status(c, id, status, detail.as_deref(), at))
-            .await
-    }
-
-    async fn set_credentials(
-        &self,
-        id: i64,
-        sealed: &[u8],
-        at: Timestamp,
-    ) -> Result<(), StoreError> {
-        let sealed = sealed.to_vec();
-        self.run(move |c| meta::set_credentials(c, id, &sealed, at))
-            .await
-    }
-
-    async fn sync_state(&self, connection_id: i64, stream: &str) -> Result<SyncState, StoreError> {
-        let stream = stream.to_string();
-        self.run(move |c| meta::sync_state(c, connection_id, &stream))
-            .await
-    }
-
-    async fn sync_states(
-        &self,
-        connection_id: i64,
-    ) -> Result<BTreeMap<String, SyncState>, StoreError> {
-        self.run(move |c| meta::sync_states(c, connection_id)).await
-    }
-
-    async fn put_sync_state(
-        &self,
-        connection_id: i64,
-        stream: &str,
-        state: &SyncState,
-    ) -> Result<(), StoreError> {
-        let (stream, state) = (stream.to_string(), state.clone());
-        self.run(move |c| meta::put_sync_state(c, connection_id, &stream, &state))
-            .await
-    }
-
-    async fn stream_validator(
-        &self,
-        connection_id: i64,
-        stream: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let stream = stream.to_string();
-        self.run(move |c| reconcile::stream_validator(c, connection_id, &stream))
-            .await
-    }
-
-    async fn put_stream_validator(
-        &self,
-        connection_id: i64,
-        stream: &str,
-        validator: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let (stream, v) = (stream.to_string(), validator.map(str::to_string));
-        self.run(move |c| reconcile::put_stream_validator(c, connection_id, &stream, v.as_deref()))
-            .await
-    }
-
-    async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError> {
-        let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
-        self.run(move |c| serve::delete_connection(c, id, &tables))
-            .await
+    async fn backoff(&self, _: Instant, _: u32, _: &StoreError) -> bool {
+        false // a file does not come back by waiting
     }
 }
 
+/// A session: the locked connection, lent to the blocking pool for each statement.
+struct SqliteSession {
+    conn: Option<OwnedMutexGuard<Connection>>,
+}
+
+impl SqliteSession {
+    /// Run `f` on the connection in tokio's blocking pool.
+    async fn blocking<T, F>(&mut self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let mut conn = self.conn.take().ok_or_else(|| {
+            StoreError::Db("the SQLite connection was lost by a failed database task".into())
+        })?;
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let result = f(&mut conn);
+            (conn, result)
+        })
+        .await
+        .map_err(join)?;
+        self.conn = Some(conn);
+        result
+    }
+}
+
+fn read_rows(c: &mut Connection, sql: &str, values: Vec<Sv>) -> Result<Vec<Row>, rusqlite::Error> {
+    let mut st = c.prepare_cached(sql)?;
+    let n = st.column_count();
+    let mut rows = st.query(params_from_iter(values))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let mut cells = Vec::with_capacity(n);
+        for i in 0..n {
+            cells.push(match r.get_ref(i)? {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(v) => Cell::Int(v),
+                ValueRef::Real(v) => Cell::Real(v),
+                ValueRef::Text(b) => Cell::Text(String::from_utf8(b.to_vec()).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        i,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?),
+                ValueRef::Blob(b) => Cell::Bytes(b.to_vec()),
+            });
+        }
+        out.push(Row(cells));
+    }
+    Ok(out)
+}
+
+/// `$1`, `$2`, ... (the shared SQL's placeholders) as SQLite's `?1`, `?2`, ...; text in
+/// quotes is left as it is.
+fn placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) => {
+                out.push('?');
+                continue;
+            }
+            None => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// An argument as an owned SQLite value (times as RFC 3339 text, booleans 0/1, lists as
+/// JSON arrays for `json_each`).
+fn owned_arg(a: &Arg<'_>) -> Sv {
+    match a {
+        Arg::Null => Sv::Null,
+        Arg::Int(i) => Sv::Integer(*i),
+        Arg::Real(f) => Sv::Real(*f),
+        Arg::Bool(b) => Sv::Integer(i64::from(*b)),
+        Arg::Text(s) => Sv::Text((*s).to_string()),
+        Arg::Bytes(b) => Sv::Blob(b.to_vec()),
+        Arg::Time(t) => Sv::Text(t.to_string()),
+        Arg::List(v) => Sv::Text(
+            serde_json::Value::Array(v.iter().map(|s| serde_json::Value::from(*s)).collect())
+                .to_string(),
+        ),
+    }
+}
+
+fn owned(args: &[Arg<'_>]) -> Vec<Sv> {
+    args.iter().map(owned_arg).collect()
+}
+
 #[async_trait]
-impl RecordStore for SqliteStore {
-    async fn commit_page(&self, batch: PageBatch<'_>) -> Result<PageOutcome, StoreError> {
-        self.ensure(&[*batch.stream]).await?;
-        let page = records::OwnedPage::from(batch);
-        self.run(move |c| records::commit_page(c, &page)).await
+impl Session for SqliteSession {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
     }
 
-    async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError> {
-        self.ensure(&[*batch.stream]).await?;
-        let t = records::OwnedTombstones::from(batch);
-        self.run(move |c| records::tombstone_missing(c, &t)).await
-    }
-
-    async fn stage_ids(&self, token: &str, ids: &[String]) -> Result<(), StoreError> {
-        let (token, ids) = (token.to_string(), ids.to_vec());
-        self.run(move |c| reconcile::stage_ids(c, &token, &ids))
+    async fn query(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError> {
+        let (sql, values) = (placeholders(sql), owned(args));
+        self.blocking(move |c| read_rows(c, &sql, values).map_err(db_err))
             .await
     }
 
-    async fn drop_staged(&self, token: &str) -> Result<(), StoreError> {
-        let token = token.to_string();
-        self.run(move |c| reconcile::drop_staged(c, &token)).await
-    }
-
-    async fn apply_reconcile(
-        &self,
-        batch: ReconcileBatch<'_>,
-    ) -> Result<ReconcileOutcome, StoreError> {
-        self.ensure(&[*batch.stream]).await?;
-        let b = reconcile::OwnedReconcile::from(batch);
-        self.run(move |c| reconcile::apply_reconcile(c, &b)).await
-    }
-
-    async fn import_snapshot(
-        &self,
-        batch: SnapshotBatch<'_>,
-        source: Box<dyn SnapshotSource>,
-    ) -> Result<(PageOutcome, ReconcileOutcome), StoreError> {
-        self.ensure(&[*batch.stream]).await?;
-        let b = reconcile::OwnedImport::from(batch);
-        let rt = tokio::runtime::Handle::current();
-        self.run(move |c| reconcile::import_snapshot(c, &b, source, &rt))
-            .await
-    }
-
-    async fn purge_tombstones(
-        &self,
-        connection_id: i64,
-        stream: &StreamSpec,
-        before: Timestamp,
-    ) -> Result<u64, StoreError> {
-        self.ensure(&[*stream]).await?;
-        let spec = *stream;
-        self.run(move |c| reconcile::purge(c, connection_id, &spec, before))
-            .await
-    }
-
-    async fn refresh_derived_all(
-        &self,
-        connection_id: i64,
-        stream: &StreamSpec,
-        at: Timestamp,
-    ) -> Result<(u64, u64), StoreError> {
-        self.ensure(&[*stream]).await?;
-        let spec = *stream;
-        self.run(move |c| records::refresh_derived_all(c, connection_id, &spec, at))
-            .await
-    }
-
-    async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError> {
-        if !self.ensure(&[*stream]).await? {
-            return Ok(0);
-        }
-        let spec = *stream;
-        self.run(move |c| records::count_live(c, connection_id, &spec))
-            .await
-    }
-
-    async fn ensure_tables(&self, streams: &[StreamSpec]) -> Result<(), StoreError> {
-        self.ensure(streams).await.map(|_| ())
-    }
-
-    async fn count_derived(&self, connection_id: i64, table: &str) -> Result<u64, StoreError> {
-        if !self.has_table(table).await? {
-            return Ok(0);
-        }
-        let table = table.to_string();
-        self.run(move |c| records::count_derived(c, connection_id, &table))
-            .await
-    }
-
-    async fn parent_markers(
-        &self,
-        connection_id: i64,
-        parent_stream: &str,
-        ids: &[String],
-    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        let (stream, ids) = (parent_stream.to_string(), ids.to_vec());
-        self.run(move |c| family::parent_markers(c, connection_id, &stream, &ids))
-            .await
-    }
-
-    async fn commit_family(&self, batch: FamilyBatch<'_>) -> Result<FamilyOutcome, StoreError> {
-        self.ensure(&[*batch.parent, *batch.child]).await?;
-        let f = family::OwnedFamily::from(batch);
-        self.run(move |c| family::commit_family(c, &f)).await
-    }
-
-    async fn export_derived_page(
-        &self,
-        connection_id: i64,
-        derived: &DerivedSpec,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<DerivedRow>, StoreError> {
-        if !self.has_table(derived.table).await? {
-            return Ok(Vec::new());
-        }
-        let (der, after) = (*derived, after.map(str::to_string));
-        self.run(move |c| {
-            records::export_derived_page(c, connection_id, &der, after.as_deref(), limit)
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        let (sql, values) = (placeholders(sql), owned(args));
+        self.blocking(move |c| {
+            let mut st = c.prepare_cached(&sql).map_err(db_err)?;
+            let n = st.execute(params_from_iter(values)).map_err(db_err)?;
+            Ok(n as u64)
         })
         .await
     }
 
-    async fn export_page(
-        &self,
-        connection_id: i64,
-        stream: &StreamSpec,
-        after: Option<&str>,
-        limit: u32,
-        include_deleted: bool,
-    ) -> Result<Vec<ExportRow>, StoreError> {
-        if !self.ensure(&[*stream]).await? {
-            return Ok(Vec::new());
-        }
-        let q = records::ExportQuery {
-            connection_id,
-            spec: *stream,
-            after: after.map(str::to_string),
-            limit,
-            include_deleted,
+    async fn query_unique(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<Vec<Row>>, StoreError> {
+        let (sql, values) = (placeholders(sql), owned(args));
+        self.blocking(move |c| match read_rows(c, &sql, values) {
+            Ok(rows) => Ok(Some(rows)),
+            Err(e) if sqlite_is_unique(&e) => Ok(None),
+            Err(e) => Err(db_err(e)),
+        })
+        .await
+    }
+
+    async fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        let sql = sql.to_string();
+        self.blocking(move |c| c.execute_batch(&sql).map_err(db_err))
+            .await
+    }
+
+    async fn begin(&mut self) -> Result<(), StoreError> {
+        self.batch("BEGIN IMMEDIATE").await
+    }
+
+    async fn commit(&mut self) -> Result<(), StoreError> {
+        self.batch("COMMIT").await
+    }
+
+    async fn rollback(&mut self) -> Result<(), StoreError> {
+        self.batch("ROLLBACK").await
+    }
+
+    /// Inserts go in multi-row statements of 64, 32, ... 1 rows (few distinct statements,
+    /// all cached); updates one statement a row.
+    async fn write_rows(&mut self, w: RowWrite<'_>) -> Result<(), StoreError> {
+        let (conn, at) = (w.conn, Sv::Text(w.at.to_string()));
+        let row_values = |r: &Record, hash: &[u8; 16]| {
+            let mut p = vec![Sv::Integer(conn), Sv::Text(r.id.clone())];
+            p.extend(r.values.iter().map(|v| owned_arg(&Arg::from(v))));
+            p.push(Sv::Text(r.raw.clone()));
+            p.push(Sv::Blob(hash.to_vec()));
+            p.push(at.clone());
+            p
         };
-        self.run(move |c| records::export_page(c, &q)).await
-    }
-}
-
-#[async_trait]
-impl RunStore for SqliteStore {
-    async fn start_run(
-        &self,
-        connection_id: i64,
-        mode: RunMode,
-        trigger: Trigger,
-        at: Timestamp,
-    ) -> Result<i64, StoreError> {
-        self.run(move |c| meta::start_run(c, connection_id, mode, trigger, at))
-            .await
-    }
-
-    async fn update_run(
-        &self,
-        run_id: i64,
-        status: RunStatus,
-        stats: &RunStats,
-        streams: &BTreeMap<String, StreamStats>,
-        error: Option<&str>,
-        finished_at: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
-        let up = meta::RunUpdate {
-            run_id,
-            status,
-            stats: *stats,
-            streams: crate::codec::streams_json(streams)?,
-            error: error.map(str::to_string),
-            finished_at,
-        };
-        self.run(move |c| meta::update_run(c, &up)).await
-    }
-
-    async fn set_run_waiting_until(
-        &self,
-        run_id: i64,
-        until: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
-        self.run(move |c| meta::set_run_waiting_until(c, run_id, until))
-            .await
-    }
-
-    async fn list_runs(
-        &self,
-        connection_id: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Run>, StoreError> {
-        self.run(move |c| meta::list_runs(c, connection_id, limit))
-            .await
-    }
-
-    async fn get_run(&self, run_id: i64) -> Result<Option<Run>, StoreError> {
-        self.run(move |c| serve::get_run(c, run_id)).await
-    }
-}
-
-#[async_trait]
-impl AttachmentStore for SqliteStore {
-    async fn add_attachments(
-        &self,
-        connection_id: i64,
-        stream: &str,
-        links: &[inlet_core::AttachmentLink],
-        at: Timestamp,
-    ) -> Result<u64, StoreError> {
-        if links.is_empty() {
-            return Ok(0);
+        let mut statements: Vec<(String, Vec<Sv>)> = Vec::new();
+        if w.update {
+            let sql = sql::sqlite_update(w.spec);
+            for (r, hash) in w.rows {
+                statements.push((sql.clone(), row_values(r, hash)));
+            }
+        } else {
+            let mut rest = w.rows;
+            while !rest.is_empty() {
+                let n = [64, 32, 16, 8, 4, 2, 1]
+                    .into_iter()
+                    .find(|n| *n <= rest.len())
+                    .unwrap_or(1);
+                let (chunk, tail) = rest.split_at(n);
+                let mut p = Vec::new();
+                for (r, hash) in chunk {
+                    p.extend(row_values(r, hash));
+                    p.push(at.clone()); // updated_at, after first_seen_at
+                }
+                statements.push((sql::sqlite_insert(w.spec, n), p));
+                rest = tail;
+            }
         }
-        let (stream, links) = (stream.to_string(), links.to_vec());
-        self.run(move |c| attachments::add(c, connection_id, &stream, &links, at))
-            .await
-    }
-
-    async fn list_attachments(
-        &self,
-        connection_id: Option<i64>,
-        status: Option<inlet_core::AttachmentStatus>,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<inlet_core::Attachment>, StoreError> {
-        self.run(move |c| attachments::list(c, connection_id, status, after, limit))
-            .await
-    }
-
-    async fn update_attachment(
-        &self,
-        id: i64,
-        update: &inlet_core::AttachmentUpdate,
-    ) -> Result<(), StoreError> {
-        let u = update.clone();
-        self.run(move |c| attachments::update(c, id, &u)).await
-    }
-
-    async fn count_attachments(
-        &self,
-        connection_id: Option<i64>,
-    ) -> Result<BTreeMap<inlet_core::AttachmentStatus, u64>, StoreError> {
-        self.run(move |c| attachments::count(c, connection_id))
-            .await
+        self.blocking(move |c| {
+            for (sql, p) in statements {
+                let mut st = c.prepare_cached(&sql).map_err(db_err)?;
+                st.execute(params_from_iter(p)).map_err(db_err)?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
-#[async_trait]
-impl LeaseStore for SqliteStore {
-    async fn try_acquire_lease(
-        &self,
-        connection_id: i64,
-        holder: &str,
-        at: Timestamp,
-        ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let holder = holder.to_string();
-        self.run(move |c| serve::try_acquire_lease(c, connection_id, &holder, at, ttl_ms))
-            .await
-    }
-
-    async fn renew_lease(
-        &self,
-        connection_id: i64,
-        holder: &str,
-        at: Timestamp,
-        ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let holder = holder.to_string();
-        self.run(move |c| serve::renew_lease(c, connection_id, &holder, at, ttl_ms))
-            .await
-    }
-
-    async fn release_lease(&self, connection_id: i64, holder: &str) -> Result<(), StoreError> {
-        let holder = holder.to_string();
-        self.run(move |c| serve::release_lease(c, connection_id, &holder))
-            .await
-    }
-
-    async fn get_lease(&self, connection_id: i64) -> Result<Option<Lease>, StoreError> {
-        self.run(move |c| serve::get_lease(c, connection_id)).await
-    }
-}
-
-#[async_trait]
-impl KeyStore for SqliteStore {
-    async fn create_api_key(
-        &self,
-        name: &str,
-        prefix: &str,
-        hash: &str,
-        at: Timestamp,
-    ) -> Result<ApiKey, StoreError> {
-        let (name, prefix, hash) = (name.to_string(), prefix.to_string(), hash.to_string());
-        self.run(move |c| serve::create_api_key(c, &name, &prefix, &hash, at))
-            .await
-    }
-
-    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        self.run(serve::list_api_keys).await
-    }
-
-    async fn revoke_api_key(&self, id: i64, at: Timestamp) -> Result<(), StoreError> {
-        self.run(move |c| serve::revoke_api_key(c, id, at)).await
-    }
-
-    async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        let hash = hash.to_string();
-        self.run(move |c| serve::find_api_key(c, &hash)).await
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_become_sqlite_ones_outside_quotes() {
+        assert_eq!(
+            super::placeholders("SELECT $1, '$2', \"$3\", $10 WHERE x = 'it''s $4'"),
+            "SELECT ?1, '$2', \"$3\", ?10 WHERE x = 'it''s $4'"
+        );
     }
 }
