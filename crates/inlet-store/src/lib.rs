@@ -1,4 +1,8 @@
-//! inlet-store: the two implementations of inlet's [`Store`] port.
+//! inlet-store: inlet's [`Store`] port on SQL databases.
+//!
+//! [`SqlStore`] implements every role of the port once, over a small backend trait (see
+//! the `db` module): the logic is shared, and each backend supplies only connections,
+//! transactions, argument binding, its SQL dialect and the bulk write of a page.
 //!
 //! * [`SqliteStore`] — the default, embedded backend: one SQLite file (WAL mode), used by
 //!   the CLI and by a single `inlet serve` process. rusqlite runs on tokio's blocking
