@@ -33,25 +33,37 @@ pub(crate) struct ColumnMap {
     pub join: Option<String>,
 }
 
+/// Why a body's records could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NoRecords {
+    /// Nothing at the pointer: the spec does not fit the API.
+    Missing(String),
+    /// Something that is not an array there (a proxy's or CDN's answer with a 200): worth
+    /// a retry, like a body that is not JSON.
+    NotArray(String),
+}
+
 /// The raw records of a body; `null` is an empty page, a missing array is an error.
 pub(crate) fn raw_records<'a>(
     body: &'a RawValue,
     pointer: &Pointer,
-) -> Result<Vec<&'a RawValue>, String> {
-    let Some(arr) = pointer.get_raw(body)? else {
-        return Err(format!(
+) -> Result<Vec<&'a RawValue>, NoRecords> {
+    let Some(arr) = pointer.get_raw(body).map_err(NoRecords::Missing)? else {
+        return Err(NoRecords::Missing(format!(
             "the answer has no records at {pointer:?}",
             pointer = pointer.to_string()
-        ));
+        )));
     };
     if arr.get().trim() == "null" {
         return Ok(Vec::new());
     }
     serde_json::from_str(arr.get()).map_err(|_| {
-        format!(
-            "the answer's {:?} is not an array of records",
+        let found = serde_json::from_str(arr.get())
+            .map_or_else(|_| "invalid JSON".to_string(), |v| short(&v));
+        NoRecords::NotArray(format!(
+            "the answer's {:?} is not an array of records (found {found})",
             pointer.to_string()
-        )
+        ))
     })
 }
 

@@ -11,8 +11,12 @@
 //!   are the shared engine's and [`HttpClient`]'s, as for every provider.
 //! * A child stream (`[streams.parent]`) is read once per record of its parent stream,
 //!   as one flat listing whose cursor remembers the parent page and the parent under way.
+//! * A `conditional` stream sends a delta's first page with the `ETag` of its last answer
+//!   (the stream's validator, kept by the engine between runs); a `304` ends the delta.
 //! * [`RestHooks`] lets a built-in provider fix an API's quirks (a header, a record, the
-//!   next cursor) without a fetcher of its own.
+//!   next cursor, a next-page link, an error's wording) without a fetcher of its own;
+//!   [`RestConnector::builtin`] runs a provider's Rust-built spec on the provider's own
+//!   client and tables (GitHub's stars run this way).
 //! * The streams of a spec are [`StreamSpec`]s like any provider's; their strings are
 //!   interned once per distinct spec text ([`streams_of_spec`]), so memory stays bounded
 //!   however often a connection is built.
@@ -1022,7 +1026,10 @@ impl RestConnector {
         let fail = |m: String| Parsed::Fail(HttpError::Invalid(m));
         let elements = match map::raw_records(body, &c.map.records) {
             Ok(e) => e,
-            Err(m) => return fail(format!("stream {}: {m}", c.name)),
+            Err(map::NoRecords::Missing(m)) => return fail(format!("stream {}: {m}", c.name)),
+            Err(map::NoRecords::NotArray(m)) => {
+                return Parsed::Retry(format!("stream {}: {m}", c.name));
+            }
         };
         let n = elements.len() as u64;
         let mut records = Vec::with_capacity(elements.len());

@@ -166,7 +166,8 @@ async fn api() -> String {
         .route("/posts", get(posts))
         .route("/posts/{slug}/comments", get(comments))
         .route("/loop", get(looping))
-        .route("/etagged", get(etagged));
+        .route("/etagged", get(etagged))
+        .route("/stringy", get(|| async { Json(json!("a proxy's page")) }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -839,4 +840,28 @@ fn github_link_headers() {
     );
     let last = r#"<https://api.github.com/user/starred?page=1>; rel="first", <https://api.github.com/user/starred?page=36>; rel="prev""#;
     assert_eq!(next_link(last), None);
+}
+
+/// A `200` whose records are not an array (a proxy's or CDN's answer) is retried like a
+/// body that is not JSON, and the error quotes what was found; a missing key is not.
+#[tokio::test]
+async fn records_that_are_not_an_array_are_retried() {
+    let base = api().await;
+    let spec = r#"
+name = "t"
+base_url = "http://unused.example"
+[[streams]]
+name = "things"
+path = "/stringy"
+records = ""
+id = "id"
+"#;
+    let c = connector(&base, spec, RestCredentials::default());
+    let err = c
+        .fetch_page(&c.streams()[0], None)
+        .await
+        .expect_err("not an array");
+    assert!(matches!(err, ConnectorError::Transient(_)), "{err:?}");
+    assert!(err.to_string().contains("a proxy's page"), "{err}");
+    assert_eq!(c.http_stats().requests, 3, "retried up to max_attempts");
 }
