@@ -1,12 +1,18 @@
 //! GitHub: the authenticated user's starred repositories (`GET /user/starred`), with a
 //! personal access token or OAuth token. See `shared/providers/github.md`.
 //!
+//! The stream runs on the generic REST fetcher ([`crate::rest::RestConnector`]): its
+//! spec is [`streams::spec`], GitHub's quirks are [`GithubHooks`], and GitHub's rate
+//! limits are on the client this module builds.
+//!
 //! * `Accept: application/vnd.github.star+json` gives each star its `starred_at`.
-//! * Pages follow the `Link` header's `rel="next"` URL (the cursor is that URL).
+//! * Pages follow the `Link` header's `rel="next"` URL (the cursor is that URL), which
+//!   must stay under the API base.
 //! * The first page of a delta is requested with `If-None-Match` and the ETag of its last
 //!   answer (kept by the engine between runs as the stream's validator): a
 //!   `304 Not Modified` means no new star and no change on page 1, costs no rate-limit
-//!   budget, and ends the delta at once. Full and resumed passes are never conditional.
+//!   budget, and ends the delta at once. Full and resumed passes are never conditional
+//!   (the spec's `conditional` stream key).
 //! * `X-RateLimit-*` headers and secondary-limit 403s with `Retry-After` are honoured by
 //!   the shared HTTP client ([`RATE_HEADERS`]); a secondary limit (403 or 429)
 //!   without `Retry-After` waits at least a minute, doubling ([`SECONDARY_LIMIT_FLOOR`]);
@@ -18,16 +24,14 @@
 pub mod streams;
 
 use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, VerifyFuture};
-use inlet_core::{
-    Connector, ConnectorError, HttpStats, IdPage, Page, Record, StreamSpec, Timestamp, Value,
-};
-use inlet_http::ResetIn;
+use crate::rest::{self, RestConnector, RestHooks};
+use inlet_core::{Connector, ConnectorError, HttpStats, IdPage, Page, Record, StreamSpec};
 use inlet_http::{
-    HttpClient, HttpConfig, HttpError, HttpSettings, Parsed, Quota, RateHeaders, Response,
-    StaticToken,
+    HttpClient, HttpConfig, HttpError, HttpSettings, Quota, RateHeaders, ResetIn, StaticToken,
 };
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// GitHub's `X-RateLimit-Remaining` / `X-RateLimit-Reset` (a Unix time in seconds).
 pub const RATE_HEADERS: RateHeaders = RateHeaders {
@@ -136,6 +140,8 @@ pub const DEFAULT_API_BASE: &str = "https://api.github.com";
 pub const SECONDARY_LIMIT_FLOOR: std::time::Duration = std::time::Duration::from_secs(60);
 /// The media type that carries `starred_at`.
 pub const STAR_MEDIA_TYPE: &str = "application/vnd.github.star+json";
+/// The REST API version requested (`X-GitHub-Api-Version`).
+pub const API_VERSION: &str = "2022-11-28";
 
 /// Settings of a GitHub connection (stored in `connections.config`; no secrets).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -198,13 +204,9 @@ impl std::fmt::Debug for GithubCredentials {
     }
 }
 
-/// The GitHub connector.
-pub struct GithubConnector {
-    config: GithubConfig,
-    http: HttpClient,
-    /// ETag of the first page's last 200 answer.
-    first_etag: Mutex<Option<String>>,
-}
+/// The GitHub connector: the generic REST fetcher reading [`streams::spec`], with
+/// GitHub's quirks as [`GithubHooks`] and GitHub's rate limits on its client.
+pub struct GithubConnector(RestConnector);
 
 impl GithubConnector {
     /// A connector for one token.
@@ -236,204 +238,62 @@ impl GithubConnector {
         let http = HttpClient::new(http)
             .map_err(|e| ConnectorError::Config(e.to_string()))?
             .with_auth(Arc::new(StaticToken(creds.token.trim().to_string())));
-        Ok(GithubConnector {
-            config,
-            http,
-            first_etag: Mutex::new(None),
-        })
+        let api_base = config.api_base.trim_end_matches('/').to_string();
+        let spec = streams::spec(&api_base, config.per_page);
+        let rest = RestConnector::builtin(PROVIDER.name, &spec, &streams::STREAMS, http)?
+            .with_hooks(Arc::new(GithubHooks { api_base }));
+        Ok(GithubConnector(rest))
+    }
+}
+
+/// GitHub's quirks on the generic fetcher.
+struct GithubHooks {
+    /// The API base, trimmed: next-page links must stay under it.
+    api_base: String,
+}
+
+impl RestHooks for GithubHooks {
+    /// Without the star media type the items are bare repositories, with no `starred_at`
+    /// to order or stop by: say so rather than store them.
+    fn record(&self, _stream: &str, record: &mut Record) -> Result<(), String> {
+        if record.sort_ts.is_none() {
+            return Err(format!(
+                "starred repository {} has no starred_at (is the star media type honoured?)",
+                record.id
+            ));
+        }
+        Ok(())
     }
 
-    fn first_url(&self) -> String {
-        format!(
-            "{}/user/starred?per_page={}&sort=created&direction=desc",
-            self.config.api_base.trim_end_matches('/'),
-            self.config.per_page
-        )
-    }
-
-    /// One page from `cursor` (a `Link` URL) or the first page; `conditional` sends the
-    /// first page's ETag.
-    async fn page(&self, cursor: Option<&str>, conditional: bool) -> Result<Page, ConnectorError> {
-        let first = cursor.is_none();
-        let url = cursor.map_or_else(|| self.first_url(), str::to_string);
-        if !url.starts_with(self.config.api_base.trim_end_matches('/')) {
-            return Err(ConnectorError::Parse(format!(
+    fn link(&self, _stream: &str, url: &str) -> Result<(), String> {
+        if url.starts_with(&self.api_base) {
+            Ok(())
+        } else {
+            Err(format!(
                 "GitHub sent a next-page link outside the API: {url}"
-            )));
+            ))
         }
-        let etag = if first && conditional {
-            self.first_etag
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-        } else {
-            None
-        };
-        let (page, new_etag) = self
-            .http
-            .execute(
-                |c| {
-                    let mut rb = c
-                        .get(&url)
-                        .header("accept", STAR_MEDIA_TYPE)
-                        .header("x-github-api-version", "2022-11-28");
-                    if let Some(e) = &etag {
-                        rb = rb.header("if-none-match", e);
-                    }
-                    rb
-                },
-                parse_page,
-            )
-            .await
-            .map_err(connector_error)?;
-        if first && let Some(e) = new_etag {
-            *self.first_etag.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+    }
+
+    fn error(&self, _stream: &str, e: HttpError) -> ConnectorError {
+        match e {
+            HttpError::Unauthorized(m) => {
+                ConnectorError::NeedsReauth(format!("GitHub rejected the token ({m})"))
+            }
+            other => rest::connector_error(other),
         }
-        Ok(page)
     }
 }
 
-/// Parse one answer: a 304 is an empty, final page.
-fn parse_page(r: &Response) -> Parsed<(Page, Option<String>)> {
-    if r.status.as_u16() == 304 {
-        return Parsed::Ok((Page::default(), None));
-    }
-    let items: Vec<&serde_json::value::RawValue> = match serde_json::from_slice(&r.body) {
-        Ok(v) => v,
-        Err(e) => return Parsed::Retry(format!("invalid JSON from GitHub: {e}")),
-    };
-    let mut records = Vec::with_capacity(items.len());
-    for item in items {
-        match map_star(item.get()) {
-            Ok(rec) => records.push(rec),
-            Err(e) => return Parsed::Fail(HttpError::Invalid(e)),
-        }
-    }
-    let etag = r
-        .headers
-        .get("etag")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let next = r
-        .headers
-        .get("link")
-        .and_then(|v| v.to_str().ok())
-        .and_then(next_link);
-    Parsed::Ok((Page { records, next }, etag))
-}
-
-/// The `rel="next"` URL of a `Link` header.
-pub fn next_link(link: &str) -> Option<String> {
-    link.split(',').find_map(|part| {
-        let (url, params) = part.trim().split_once(';')?;
-        let is_next = params
-            .split(';')
-            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"");
-        is_next.then(|| {
-            url.trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string()
-        })
-    })
-}
-
-#[derive(Deserialize)]
-struct StarItem {
-    starred_at: String,
-    repo: Repo,
-}
-
-#[derive(Deserialize)]
-struct Repo {
-    id: i64,
-    name: Option<String>,
-    full_name: Option<String>,
-    owner: Option<Owner>,
-    description: Option<String>,
-    html_url: Option<String>,
-    language: Option<String>,
-    #[serde(default)]
-    topics: Vec<String>,
-    stargazers_count: Option<i64>,
-    forks_count: Option<i64>,
-    private: Option<bool>,
-    fork: Option<bool>,
-    archived: Option<bool>,
-    pushed_at: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Owner {
-    login: Option<String>,
-}
-
-fn map_star(raw: &str) -> Result<Record, String> {
-    let s: StarItem = serde_json::from_str(raw)
-        .map_err(|e| format!("unexpected starred item (is the star media type honoured?): {e}"))?;
-    let at = Timestamp::parse_rfc3339(&s.starred_at).ok_or_else(|| {
-        format!(
-            "repository {} has an invalid starred_at {:?}",
-            s.repo.id, s.starred_at
-        )
-    })?;
-    let r = s.repo;
-    let pushed = r.pushed_at.as_deref().and_then(Timestamp::parse_rfc3339);
-    let values = vec![
-        Value::opt_text(r.full_name),
-        Value::opt_text(r.owner.and_then(|o| o.login)),
-        Value::opt_text(r.name),
-        Value::opt_text(r.description),
-        Value::opt_text(r.html_url),
-        Value::opt_text(r.language),
-        if r.topics.is_empty() {
-            Value::Null
-        } else {
-            Value::Text(r.topics.join(","))
-        },
-        r.stargazers_count.map_or(Value::Null, Value::Int),
-        r.forks_count.map_or(Value::Null, Value::Int),
-        r.private.map_or(Value::Null, Value::Bool),
-        r.fork.map_or(Value::Null, Value::Bool),
-        r.archived.map_or(Value::Null, Value::Bool),
-        Value::Time(at),
-        pushed.map_or(Value::Null, Value::Time),
-    ];
-    Ok(Record {
-        id: r.id.to_string(),
-        values,
-        raw: raw.to_string(),
-        sort_ts: Some(at),
-    })
-}
-
-/// A failed request as a connector error.
-pub fn connector_error(e: HttpError) -> ConnectorError {
-    match e {
-        HttpError::Unauthorized(m) => {
-            ConnectorError::NeedsReauth(format!("GitHub rejected the token ({m})"))
-        }
-        HttpError::Status { status, message } => {
-            ConnectorError::Provider(format!("HTTP {status}: {message}"))
-        }
-        HttpError::Exhausted { .. } => ConnectorError::Transient(e.to_string()),
-        HttpError::Invalid(m) => ConnectorError::Parse(m),
-        HttpError::RateLimited { retry_in, reason } => ConnectorError::RateLimited {
-            message: reason,
-            retry_in,
-        },
-        other => ConnectorError::Config(other.to_string()),
-    }
-}
-
+/// Everything is the fetcher's.
 #[async_trait::async_trait]
 impl Connector for GithubConnector {
     fn provider(&self) -> &'static str {
-        "github"
+        self.0.provider()
     }
 
     fn streams(&self) -> &'static [StreamSpec] {
-        &streams::STREAMS
+        self.0.streams()
     }
 
     async fn fetch_page(
@@ -441,43 +301,27 @@ impl Connector for GithubConnector {
         stream: &StreamSpec,
         cursor: Option<&str>,
     ) -> Result<Page, ConnectorError> {
-        if stream.name != "starred" {
-            return Err(ConnectorError::Config(format!(
-                "GitHub has no stream {:?}",
-                stream.name
-            )));
-        }
-        self.page(cursor, true).await
+        self.0.fetch_page(stream, cursor).await
     }
 
     fn http_stats(&self) -> HttpStats {
-        self.http.stats()
+        self.0.http_stats()
     }
 
-    fn set_cancel(&self, flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>) {
-        self.http.set_cancel(flag);
+    fn set_cancel(&self, flag: Option<Arc<AtomicBool>>) {
+        self.0.set_cancel(flag);
     }
 
     fn reconciles(&self, stream: &StreamSpec) -> bool {
-        stream.name == "starred"
+        self.0.reconciles(stream)
     }
 
     fn validator(&self, stream: &StreamSpec) -> Option<String> {
-        (stream.name == "starred")
-            .then(|| {
-                self.first_etag
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone()
-            })
-            .flatten()
+        self.0.validator(stream)
     }
 
     fn set_validator(&self, stream: &StreamSpec, validator: Option<&str>) {
-        if stream.name == "starred" {
-            *self.first_etag.lock().unwrap_or_else(|p| p.into_inner()) =
-                validator.map(str::to_string);
-        }
+        self.0.set_validator(stream, validator);
     }
 
     /// Every page, unconditionally (a 304 would hide page 1's ids). The pages are full
@@ -489,29 +333,170 @@ impl Connector for GithubConnector {
         stream: &StreamSpec,
         cursor: Option<&str>,
     ) -> Result<IdPage, ConnectorError> {
-        if stream.name != "starred" {
-            return Err(ConnectorError::Config(format!(
-                "GitHub has no stream {:?}",
-                stream.name
-            )));
-        }
-        let page = self.page(cursor, false).await?;
-        Ok(IdPage::full(page))
+        self.0.fetch_id_page(stream, cursor).await
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::next_link;
+    use super::*;
+    use inlet_core::{Timestamp, Value};
+
+    /// The contract's composed example (`shared/providers/github.md` §3), two stars.
+    const PAGE: &str = r#"[
+  {"starred_at": "2024-06-19T12:00:05Z",
+   "repo": {"id": 512345678, "node_id": "R_kgDOHm1xTg", "name": "sync-sim", "full_name": "octo-sim/sync-sim",
+            "private": false, "owner": {"login": "octo-sim", "id": 9001, "type": "User"},
+            "html_url": "https://github.com/octo-sim/sync-sim", "description": "A simulator",
+            "fork": false, "created_at": "2022-07-10T08:00:00Z", "updated_at": "2024-06-18T09:30:00Z",
+            "pushed_at": "2024-06-18T09:29:00Z", "stargazers_count": 42, "language": "Rust",
+            "archived": false, "topics": ["sync", "rust"], "visibility": "public", "default_branch": "main"}},
+  {"starred_at": "2024-05-02T08:15:00Z",
+   "repo": {"id": 1296269, "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5", "name": "Hello-World",
+            "full_name": "octocat/Hello-World", "private": false,
+            "owner": {"login": "octocat", "id": 1, "type": "User"},
+            "html_url": "https://github.com/octocat/Hello-World", "description": null, "fork": false,
+            "created_at": "2011-01-26T19:01:12Z", "updated_at": "2024-05-01T00:00:00Z",
+            "pushed_at": "2024-04-30T00:00:00Z", "stargazers_count": 2500, "language": null,
+            "archived": false, "topics": [], "visibility": "public", "default_branch": "master"}}
+]"#;
+
+    /// Serve `body` at `/user/starred` to requests with the star media type and a
+    /// bearer token; a base URL.
+    async fn serve(body: &'static str) -> String {
+        use axum::http::{HeaderMap, StatusCode};
+        let app = axum::Router::new().route(
+            "/user/starred",
+            axum::routing::get(move |h: HeaderMap| async move {
+                let header = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let ok = header("accept").as_deref() == Some(STAR_MEDIA_TYPE)
+                    && header("x-github-api-version").as_deref() == Some(API_VERSION)
+                    && header("authorization").as_deref() == Some("Bearer t0k");
+                if ok {
+                    (StatusCode::OK, body)
+                } else {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        r#"{"message": "Bad credentials"}"#,
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        format!("http://{addr}")
+    }
+
+    fn connector(base: String, token: &str) -> GithubConnector {
+        let config = GithubConfig {
+            api_base: base,
+            per_page: 2,
+            login: None,
+            http: HttpSettings::default(),
+        };
+        let creds = GithubCredentials {
+            token: token.into(),
+        };
+        GithubConnector::new(config, &creds, HttpConfig::default()).expect("connector")
+    }
+
+    #[tokio::test]
+    async fn maps_the_contract_example_onto_github_stars() {
+        let c = connector(serve(PAGE).await, "t0k");
+        assert_eq!(c.provider(), "github");
+        let page = c
+            .fetch_page(&streams::STREAMS[0], None)
+            .await
+            .expect("page");
+        assert_eq!(page.next, None, "no Link header: one page");
+        let [a, b] = &page.records[..] else {
+            panic!("two records: {page:?}")
+        };
+        let at = Timestamp::parse_rfc3339("2024-06-19T12:00:05Z").expect("time");
+        assert_eq!(a.id, "512345678");
+        assert_eq!(a.sort_ts, Some(at));
+        assert_eq!(
+            a.values,
+            vec![
+                Value::Text("octo-sim/sync-sim".into()),
+                Value::Text("octo-sim".into()),
+                Value::Text("sync-sim".into()),
+                Value::Text("A simulator".into()),
+                Value::Text("https://github.com/octo-sim/sync-sim".into()),
+                Value::Text("Rust".into()),
+                Value::Text("sync,rust".into()),
+                Value::Int(42),
+                Value::Null,
+                Value::Bool(false),
+                Value::Bool(false),
+                Value::Bool(false),
+                Value::Time(at),
+                Value::Time(Timestamp::parse_rfc3339("2024-06-18T09:29:00Z").expect("time")),
+            ]
+        );
+        assert_eq!(b.id, "1296269");
+        let col = |n: &str| {
+            streams::STAR_COLUMNS
+                .iter()
+                .position(|c| c.name == n)
+                .expect("column")
+        };
+        assert_eq!(b.values[col("topics")], Value::Null, "no topics is NULL");
+        assert_eq!(b.values[col("description")], Value::Null);
+        // The record is the starred item exactly as served.
+        assert!(
+            a.raw
+                .starts_with(r#"{"starred_at": "2024-06-19T12:00:05Z","#)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rejected_token_needs_reauth() {
+        let c = connector(serve(PAGE).await, "wrong");
+        let err = c
+            .fetch_page(&streams::STREAMS[0], None)
+            .await
+            .expect_err("401");
+        assert!(
+            matches!(&err, ConnectorError::NeedsReauth(m) if m.contains("GitHub rejected the token")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn items_without_starred_at_fail_the_page() {
+        // The default media type: bare items with no star time.
+        let c = connector(
+            serve(r#"[{"repo": {"id": 1, "full_name": "a/b"}}]"#).await,
+            "t0k",
+        );
+        let err = c
+            .fetch_page(&streams::STREAMS[0], None)
+            .await
+            .expect_err("no starred_at");
+        assert!(err.to_string().contains("star media type"), "{err}");
+    }
 
     #[test]
-    fn link_header() {
-        let h = r#"<https://api.github.com/user/starred?per_page=2&page=2>; rel="next", <https://api.github.com/user/starred?per_page=2&page=37>; rel="last""#;
-        assert_eq!(
-            next_link(h).as_deref(),
-            Some("https://api.github.com/user/starred?per_page=2&page=2")
+    fn links_stay_under_the_api_base() {
+        let h = GithubHooks {
+            api_base: "https://ghe.example.com/api/v3".into(),
+        };
+        assert!(
+            h.link(
+                "starred",
+                "https://ghe.example.com/api/v3/user/starred?page=2"
+            )
+            .is_ok()
         );
-        let last = r#"<https://api.github.com/user/starred?page=1>; rel="first", <https://api.github.com/user/starred?page=36>; rel="prev""#;
-        assert_eq!(next_link(last), None);
+        let err = h
+            .link("starred", "https://ghe.example.com/elsewhere?page=2")
+            .expect_err("outside");
+        assert!(err.contains("outside the API"), "{err}");
     }
 }

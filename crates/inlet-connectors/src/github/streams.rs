@@ -1,7 +1,12 @@
-//! GitHub streams and their table: `github_stars`.
+//! GitHub streams and their table, `github_stars`, and the spec the REST fetcher reads
+//! them with.
 
+use crate::rest::spec::{
+    AuthSpec, ColumnDef, ColumnType, PaginatorSpec, RateLimitSpec, RestSpec, StopSpec, StreamDef,
+};
 use inlet_core::ColType::{Bool, Int, Text, Time};
 use inlet_core::{Column, StopRule, StreamSpec};
+use std::collections::BTreeMap;
 
 /// New stars are read newest first until one starred this long before the last sync's
 /// start (clock skew and late-indexed stars).
@@ -25,6 +30,25 @@ pub const STAR_COLUMNS: &[Column] = &[
     Column::new("pushed_at", Time, "last push"),
 ];
 
+/// Where each column of [`STAR_COLUMNS`] is in a starred item
+/// (`{"starred_at": ..., "repo": {...}}`), in the same order.
+const STAR_POINTERS: [&str; 14] = [
+    "repo.full_name",
+    "repo.owner.login",
+    "repo.name",
+    "repo.description",
+    "repo.html_url",
+    "repo.language",
+    "repo.topics",
+    "repo.stargazers_count",
+    "repo.forks_count",
+    "repo.private",
+    "repo.fork",
+    "repo.archived",
+    "starred_at",
+    "repo.pushed_at",
+];
+
 /// The streams.
 pub static STREAMS: [StreamSpec; 1] = [StreamSpec {
     name: "starred",
@@ -38,3 +62,57 @@ pub static STREAMS: [StreamSpec; 1] = [StreamSpec {
     listing_cap: None,
     derived: None,
 }];
+
+/// The spec of [`STREAMS`] for the REST fetcher, for the API at `api_base` with pages of
+/// `per_page`: `GET /user/starred` newest star first, the star media type (each item
+/// carries `starred_at`), pages by the `Link` header, the first page of a delta
+/// conditional on its stored ETag, `topics` joined with commas. Auth and rate limits are
+/// the connector's client's.
+pub fn spec(api_base: &str, per_page: u32) -> RestSpec {
+    let columns = STAR_COLUMNS
+        .iter()
+        .zip(STAR_POINTERS)
+        .map(|(c, pointer)| ColumnDef {
+            name: c.name.to_string(),
+            pointer: pointer.to_string(),
+            ty: ColumnType::of(c.ty),
+            doc: Some(c.doc.to_string()),
+            join: (c.name == "topics").then(|| ",".to_string()),
+        })
+        .collect();
+    RestSpec {
+        name: "github".into(),
+        base_url: api_base.trim_end_matches('/').to_string(),
+        user_agent: None,
+        headers: BTreeMap::from([
+            ("accept".to_string(), super::STAR_MEDIA_TYPE.to_string()),
+            (
+                "x-github-api-version".to_string(),
+                super::API_VERSION.to_string(),
+            ),
+        ]),
+        auth: AuthSpec::None,
+        rate_limit: RateLimitSpec::default(),
+        streams: vec![StreamDef {
+            name: STREAMS[0].name.into(),
+            table: Some(STREAMS[0].table.into()),
+            doc: Some(STREAMS[0].doc.into()),
+            // The query is written out, in GitHub's documented order, so the first page's
+            // URL (and so its ETag) is the one earlier releases stored.
+            path: format!("/user/starred?per_page={per_page}&sort=created&direction=desc"),
+            query: BTreeMap::new(),
+            records: String::new(),
+            item: None,
+            id: "repo.id".into(),
+            columns,
+            paginator: PaginatorSpec::LinkHeader,
+            cursor_field: Some("starred_at".into()),
+            stop: StopSpec::CreatedBefore,
+            lookback_secs: LOOKBACK_SECS,
+            reconcile: true,
+            listing_cap: None,
+            parent: None,
+            conditional: true,
+        }],
+    }
+}

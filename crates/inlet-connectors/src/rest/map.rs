@@ -15,30 +15,55 @@ pub(crate) struct RecordMap {
     /// The id inside the record.
     pub id: Pointer,
     /// Typed columns.
-    pub columns: Vec<(String, Pointer, ColumnType)>,
+    pub columns: Vec<ColumnMap>,
     /// The listing's order time.
     pub cursor_field: Option<Pointer>,
+}
+
+/// One typed column: where its value is and how it is converted.
+#[derive(Debug, Clone)]
+pub(crate) struct ColumnMap {
+    /// Column name.
+    pub name: String,
+    /// The value inside the record.
+    pub pointer: Pointer,
+    /// The column's type.
+    pub ty: ColumnType,
+    /// Join an array of strings into one text with this separator.
+    pub join: Option<String>,
+}
+
+/// Why a body's records could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NoRecords {
+    /// Nothing at the pointer: the spec does not fit the API.
+    Missing(String),
+    /// Something that is not an array there (a proxy's or CDN's answer with a 200): worth
+    /// a retry, like a body that is not JSON.
+    NotArray(String),
 }
 
 /// The raw records of a body; `null` is an empty page, a missing array is an error.
 pub(crate) fn raw_records<'a>(
     body: &'a RawValue,
     pointer: &Pointer,
-) -> Result<Vec<&'a RawValue>, String> {
-    let Some(arr) = pointer.get_raw(body)? else {
-        return Err(format!(
+) -> Result<Vec<&'a RawValue>, NoRecords> {
+    let Some(arr) = pointer.get_raw(body).map_err(NoRecords::Missing)? else {
+        return Err(NoRecords::Missing(format!(
             "the answer has no records at {pointer:?}",
             pointer = pointer.to_string()
-        ));
+        )));
     };
     if arr.get().trim() == "null" {
         return Ok(Vec::new());
     }
     serde_json::from_str(arr.get()).map_err(|_| {
-        format!(
-            "the answer's {:?} is not an array of records",
+        let found = serde_json::from_str(arr.get())
+            .map_or_else(|_| "invalid JSON".to_string(), |v| short(&v));
+        NoRecords::NotArray(format!(
+            "the answer's {:?} is not an array of records (found {found})",
             pointer.to_string()
-        )
+        ))
     })
 }
 
@@ -64,9 +89,13 @@ impl RecordMap {
             }
         };
         let mut values = Vec::with_capacity(self.columns.len());
-        for (name, p, ty) in &self.columns {
-            let value = convert(p.get(&v), *ty)
-                .map_err(|e| format!("record {id:?}, column {name}: {e}"))?;
+        for c in &self.columns {
+            let found = c.pointer.get(&v);
+            let value = match &c.join {
+                Some(sep) => joined(found, sep),
+                None => convert(found, c.ty),
+            }
+            .map_err(|e| format!("record {id:?}, column {}: {e}", c.name))?;
             values.push(value);
         }
         let sort_ts = match &self.cursor_field {
@@ -95,6 +124,36 @@ fn short(v: &serde_json::Value) -> String {
     } else {
         s
     }
+}
+
+/// An array of strings (or numbers, or booleans) as one text joined with `sep`; absent,
+/// `null` and an empty array are NULL.
+pub(crate) fn joined(v: Option<&serde_json::Value>, sep: &str) -> Result<Value, String> {
+    use serde_json::Value as J;
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(Value::Null);
+    };
+    let J::Array(items) = v else {
+        return Err(format!("expected an array to join, got {}", short(v)));
+    };
+    if items.is_empty() {
+        return Ok(Value::Null);
+    }
+    let mut parts = Vec::with_capacity(items.len());
+    for item in items {
+        parts.push(match item {
+            J::String(s) => s.clone(),
+            J::Number(n) => n.to_string(),
+            J::Bool(b) => b.to_string(),
+            other => {
+                return Err(format!(
+                    "expected an array of strings to join, found {}",
+                    short(other)
+                ));
+            }
+        });
+    }
+    Ok(Value::Text(parts.join(sep)))
 }
 
 /// A JSON value as a column of type `ty`; absent and `null` are NULL.
@@ -184,5 +243,17 @@ mod tests {
             convert(Some(&json!(null)), ColumnType::Text),
             Ok(Value::Null)
         );
+    }
+
+    #[test]
+    fn joins() {
+        let j = |v: serde_json::Value| joined(Some(&v), ",");
+        assert_eq!(j(json!(["a", "b"])), Ok(Value::Text("a,b".into())));
+        assert_eq!(j(json!(["x", 2, true])), Ok(Value::Text("x,2,true".into())));
+        assert_eq!(j(json!([])), Ok(Value::Null), "an empty array is NULL");
+        assert_eq!(j(json!(null)), Ok(Value::Null));
+        assert_eq!(joined(None, ","), Ok(Value::Null));
+        assert!(j(json!("a,b")).is_err(), "not an array");
+        assert!(j(json!([{"k": 1}])).is_err(), "objects are not joined");
     }
 }

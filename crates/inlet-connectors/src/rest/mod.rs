@@ -11,8 +11,12 @@
 //!   are the shared engine's and [`HttpClient`]'s, as for every provider.
 //! * A child stream (`[streams.parent]`) is read once per record of its parent stream,
 //!   as one flat listing whose cursor remembers the parent page and the parent under way.
+//! * A `conditional` stream sends a delta's first page with the `ETag` of its last answer
+//!   (the stream's validator, kept by the engine between runs); a `304` ends the delta.
 //! * [`RestHooks`] lets a built-in provider fix an API's quirks (a header, a record, the
-//!   next cursor) without a fetcher of its own.
+//!   next cursor, a next-page link, an error's wording) without a fetcher of its own;
+//!   [`RestConnector::builtin`] runs a provider's Rust-built spec on the provider's own
+//!   client and tables (GitHub's stars run this way).
 //! * The streams of a spec are [`StreamSpec`]s like any provider's; their strings are
 //!   interned once per distinct spec text ([`streams_of_spec`]), so memory stays bounded
 //!   however often a connection is built.
@@ -23,14 +27,14 @@ pub mod spec;
 
 use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, VerifyFuture};
 use inlet_core::{
-    ColType, Column, Connection, Connector, ConnectorError, HttpStats, Page, Record, StopRule,
-    StreamSpec, provider_config,
+    ColType, Column, Connection, Connector, ConnectorError, HttpStats, IdPage, Page, Record,
+    StopRule, StreamSpec, provider_config,
 };
 use inlet_http::{
     Grant, HttpClient, HttpConfig, HttpError, OAuth2Token, Parsed, Quota, RateHeaders, ResetIn,
     Response, StaticToken, TokenSource,
 };
-use map::RecordMap;
+use map::{ColumnMap, RecordMap};
 use pointer::Pointer;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -259,6 +263,19 @@ pub trait RestHooks: Send + Sync {
         let _ = (stream, response);
         next
     }
+    /// Check a next-page URL (made absolute, already known to be on the API's origin)
+    /// before it is followed; an error fails the page (GitHub: links stay under the API
+    /// base, path included).
+    fn link(&self, stream: &str, url: &str) -> Result<(), String> {
+        let _ = (stream, url);
+        Ok(())
+    }
+    /// A failed request as the connector error the engine sees (a provider names itself
+    /// and its credential); the default is the fetcher's own wording.
+    fn error(&self, stream: &str, e: HttpError) -> ConnectorError {
+        let _ = stream;
+        connector_error(e)
+    }
 }
 
 /// The hooks of a plain spec: none.
@@ -297,6 +314,8 @@ struct Compiled {
     map: RecordMap,
     pager: Pager,
     reconcile: bool,
+    /// The first page of a delta is sent with the stored `ETag`.
+    conditional: bool,
     /// Index of the parent stream and the parent's key pointer (`None`: its id).
     parent: Option<(usize, Option<Pointer>)>,
 }
@@ -368,12 +387,20 @@ fn compile(spec: &RestSpec) -> Result<Vec<Compiled>, ConnectorError> {
                 columns: s
                     .columns
                     .iter()
-                    .map(|c| Ok((c.name.clone(), ptr(&c.pointer)?, c.ty)))
+                    .map(|c| {
+                        Ok(ColumnMap {
+                            name: c.name.clone(),
+                            pointer: ptr(&c.pointer)?,
+                            ty: c.ty,
+                            join: c.join.clone(),
+                        })
+                    })
                     .collect::<Result<_, ConnectorError>>()?,
                 cursor_field: s.cursor_field.as_deref().map(ptr).transpose()?,
             },
             pager,
             reconcile: s.reconcile,
+            conditional: s.conditional,
             parent,
         });
     }
@@ -577,6 +604,8 @@ struct ChildCursor {
 
 /// The connector for one spec.
 pub struct RestConnector {
+    /// `rest`, or the built-in provider running on the fetcher.
+    provider: &'static str,
     streams: &'static [StreamSpec],
     compiled: Vec<Compiled>,
     base: String,
@@ -587,6 +616,19 @@ pub struct RestConnector {
     refresh: Option<Arc<OAuth2Token>>,
     creds: Mutex<RestCredentials>,
     hooks: Arc<dyn RestHooks>,
+    /// Per stream: the `ETag` of its first page's last full answer (conditional streams).
+    validators: Vec<Mutex<Option<String>>>,
+}
+
+/// How a page request treats its stream's cache validator (`conditional` streams).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Etag {
+    /// A delta's page: the first is sent with the stored `ETag`, whose answer replaces it.
+    Send,
+    /// Never conditional, but the first page's `ETag` is kept (reconcile listings).
+    Keep,
+    /// Neither (a parent listing read for a child stream).
+    Ignore,
 }
 
 impl RestConnector {
@@ -712,7 +754,9 @@ impl RestConnector {
             }
         };
         Ok(RestConnector {
+            provider: NAME,
             streams,
+            validators: compiled.iter().map(|_| Mutex::new(None)).collect(),
             compiled,
             base,
             headers: spec
@@ -724,6 +768,72 @@ impl RestConnector {
             http,
             refresh,
             creds: Mutex::new(creds.clone()),
+            hooks: Arc::new(NoHooks),
+        })
+    }
+
+    /// A built-in provider's streams on the fetcher. `spec` is built by the provider in
+    /// Rust and checked as a spec file is, except that its tables are the provider's own
+    /// ([`RestSpec::validate_builtin`]); `streams` are the provider's [`StreamSpec`]s,
+    /// which must match the spec's streams (names, tables, columns and their types, in
+    /// order) so the tables cannot drift from what the fetcher writes; `http` is the
+    /// provider's client, carrying its auth and rate limits (the spec's `auth`,
+    /// `rate_limit` and `user_agent` must be left unset). The spec's `base_url` is the
+    /// API base (the provider's configured one).
+    pub fn builtin(
+        provider: &'static str,
+        spec: &RestSpec,
+        streams: &'static [StreamSpec],
+        http: HttpClient,
+    ) -> Result<Self, ConnectorError> {
+        let invalid = |m: String| ConnectorError::Config(format!("{provider}: {m}"));
+        spec.validate_builtin()
+            .map_err(|e| invalid(e.to_string()))?;
+        if spec.auth != AuthSpec::None
+            || spec.rate_limit != spec::RateLimitSpec::default()
+            || spec.user_agent.is_some()
+        {
+            return Err(invalid(
+                "a built-in spec leaves auth, rate_limit and user_agent to the provider's client"
+                    .into(),
+            ));
+        }
+        if streams.len() != spec.streams.len() {
+            return Err(invalid(format!(
+                "{} stream specs for {} spec streams",
+                streams.len(),
+                spec.streams.len()
+            )));
+        }
+        for (s, want) in spec.streams.iter().zip(streams) {
+            let same_columns = s.columns.len() == want.columns.len()
+                && s.columns
+                    .iter()
+                    .zip(want.columns)
+                    .all(|(c, w)| c.name == w.name && c.ty.col_type() == w.ty);
+            if s.name != want.name || spec.table_of(s) != want.table || !same_columns {
+                return Err(invalid(format!(
+                    "spec stream {:?} does not match stream {:?} (table {}): names, tables and columns must agree",
+                    s.name, want.name, want.table
+                )));
+            }
+        }
+        let compiled = compile(spec)?;
+        Ok(RestConnector {
+            provider,
+            streams,
+            validators: compiled.iter().map(|_| Mutex::new(None)).collect(),
+            compiled,
+            base: spec.base_url.trim_end_matches('/').to_string(),
+            headers: spec
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            key_header: None,
+            http,
+            refresh: None,
+            creds: Mutex::new(RestCredentials::default()),
             hooks: Arc::new(NoHooks),
         })
     }
@@ -791,14 +901,27 @@ impl RestConnector {
     }
 
     /// One page of stream `i` from `cursor` (`None`: the first), for `parent` (a child
-    /// stream's parent key).
+    /// stream's parent key); `etag` says whether a conditional stream's first page is
+    /// sent with its stored `ETag` and keeps the answer's.
     async fn page(
         &self,
         i: usize,
         cursor: Option<&str>,
         parent: Option<&str>,
+        etag: Etag,
     ) -> Result<Page, ConnectorError> {
         let c = &self.compiled[i];
+        let name = c.name.as_str();
+        // Only the first page of a conditional stream has a validator.
+        let validated = c.conditional && cursor.is_none() && etag != Etag::Ignore;
+        let if_none_match = if validated && etag == Etag::Send {
+            self.validators[i]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        } else {
+            None
+        };
         let path = match parent {
             Some(p) => c.path.replace("{parent_id}", &encode_segment(p)),
             None => c.path.clone(),
@@ -813,6 +936,7 @@ impl RestConnector {
             (Pager::Cursor { .. }, None) => {}
             (Pager::NextUrl(_) | Pager::LinkHeader, Some(link)) => {
                 url = self.follow(link)?;
+                self.hooks.link(name, &url).map_err(ConnectorError::Parse)?;
                 query.clear();
             }
             (Pager::NextUrl(_) | Pager::LinkHeader, None) => {}
@@ -842,8 +966,7 @@ impl RestConnector {
                 }
             }
         }
-        let name = c.name.as_str();
-        let (mut page, next) = self
+        let (mut page, next, new_etag) = self
             .http
             .execute(
                 |client| {
@@ -864,12 +987,18 @@ impl RestConnector {
                     if let Some((k, v)) = &self.key_header {
                         rb = rb.header(k, v);
                     }
+                    if let Some(e) = &if_none_match {
+                        rb = rb.header("if-none-match", e);
+                    }
                     self.hooks.request(name, rb)
                 },
                 |r| self.parse(c, r, position),
             )
             .await
-            .map_err(connector_error)?;
+            .map_err(|e| self.hooks.error(name, e))?;
+        if validated && let Some(e) = new_etag {
+            *self.validators[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        }
         if next.is_some() && next.as_deref() == cursor {
             return Err(ConnectorError::Parse(format!(
                 "stream {name}: the API sent the page's own cursor as the next one ({cursor:?}); stopping instead of looping"
@@ -879,8 +1008,17 @@ impl RestConnector {
         Ok(page)
     }
 
-    /// Parse one answer: the records, and the next page's cursor.
-    fn parse(&self, c: &Compiled, r: &Response, position: u64) -> Parsed<(Page, Option<String>)> {
+    /// Parse one answer: the records, the next page's cursor and the answer's `ETag`. A
+    /// `304 Not Modified` (the answer to a conditional request) is an empty, final page.
+    fn parse(
+        &self,
+        c: &Compiled,
+        r: &Response,
+        position: u64,
+    ) -> Parsed<(Page, Option<String>, Option<String>)> {
+        if r.status.as_u16() == 304 {
+            return Parsed::Ok((Page::default(), None, None));
+        }
         let body: &RawValue = match serde_json::from_slice(&r.body) {
             Ok(b) => b,
             Err(e) => return Parsed::Retry(format!("invalid JSON from the API: {e}")),
@@ -888,7 +1026,10 @@ impl RestConnector {
         let fail = |m: String| Parsed::Fail(HttpError::Invalid(m));
         let elements = match map::raw_records(body, &c.map.records) {
             Ok(e) => e,
-            Err(m) => return fail(format!("stream {}: {m}", c.name)),
+            Err(map::NoRecords::Missing(m)) => return fail(format!("stream {}: {m}", c.name)),
+            Err(map::NoRecords::NotArray(m)) => {
+                return Parsed::Retry(format!("stream {}: {m}", c.name));
+            }
         };
         let n = elements.len() as u64;
         let mut records = Vec::with_capacity(elements.len());
@@ -940,12 +1081,18 @@ impl RestConnector {
             }
         };
         let next = self.hooks.next(&c.name, r, next);
+        let etag = r
+            .headers
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         Parsed::Ok((
             Page {
                 records,
                 next: None,
             },
             next,
+            etag,
         ))
     }
 
@@ -970,7 +1117,9 @@ impl RestConnector {
             if cursor.is_some() && st.parent_next.is_none() {
                 return Ok(Page::default());
             }
-            let parents = self.page(p, st.parent_next.as_deref(), None).await?;
+            let parents = self
+                .page(p, st.parent_next.as_deref(), None, Etag::Ignore)
+                .await?;
             st.parent_next = parents.next;
             st.pending = parents
                 .records
@@ -987,7 +1136,7 @@ impl RestConnector {
             }
         }
         let mut page = self
-            .page(i, st.child.as_deref(), Some(&st.pending[0]))
+            .page(i, st.child.as_deref(), Some(&st.pending[0]), Etag::Ignore)
             .await?;
         st.child = page.next.take();
         if st.child.is_none() {
@@ -1071,8 +1220,9 @@ pub fn next_link(link: &str) -> Option<String> {
     })
 }
 
-/// A failed request as a connector error.
-fn connector_error(e: HttpError) -> ConnectorError {
+/// A failed request as a connector error, in the fetcher's own words ([`RestHooks::error`]
+/// may word it for a provider).
+pub fn connector_error(e: HttpError) -> ConnectorError {
     match e {
         HttpError::Unauthorized(m) => {
             ConnectorError::NeedsReauth(format!("the API rejected the credentials ({m})"))
@@ -1093,7 +1243,7 @@ fn connector_error(e: HttpError) -> ConnectorError {
 #[async_trait::async_trait]
 impl Connector for RestConnector {
     fn provider(&self) -> &'static str {
-        NAME
+        self.provider
     }
 
     fn streams(&self) -> &'static [StreamSpec] {
@@ -1108,7 +1258,39 @@ impl Connector for RestConnector {
         let i = self.index(stream)?;
         match &self.compiled[i].parent {
             Some((p, key)) => self.child_page(i, *p, key.as_ref(), cursor).await,
-            None => self.page(i, cursor, None).await,
+            None => self.page(i, cursor, None, Etag::Send).await,
+        }
+    }
+
+    /// The ordinary pages, never conditional (a `304` would hide the first page's ids);
+    /// they are full pages, so their records go along for the reconcile to upsert.
+    async fn fetch_id_page(
+        &self,
+        stream: &StreamSpec,
+        cursor: Option<&str>,
+    ) -> Result<IdPage, ConnectorError> {
+        let i = self.index(stream)?;
+        let page = match &self.compiled[i].parent {
+            Some((p, key)) => self.child_page(i, *p, key.as_ref(), cursor).await?,
+            None => self.page(i, cursor, None, Etag::Keep).await?,
+        };
+        Ok(IdPage::full(page))
+    }
+
+    fn validator(&self, stream: &StreamSpec) -> Option<String> {
+        let i = self.index(stream).ok()?;
+        self.validators[i]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_validator(&self, stream: &StreamSpec, validator: Option<&str>) {
+        if let Ok(i) = self.index(stream)
+            && self.compiled[i].conditional
+        {
+            *self.validators[i].lock().unwrap_or_else(|p| p.into_inner()) =
+                validator.map(str::to_string);
         }
     }
 

@@ -182,6 +182,11 @@ pub struct StreamDef {
     /// This stream is read once per record of another stream.
     #[serde(default)]
     pub parent: Option<ParentDef>,
+    /// The first page of a delta is a conditional request: sent with `If-None-Match` and
+    /// the `ETag` of its last answer (kept between runs), so a `304 Not Modified` ends the
+    /// delta with nothing new. Full, resumed and reconcile passes are never conditional.
+    #[serde(default)]
+    pub conditional: bool,
 }
 
 fn default_lookback() -> i64 {
@@ -226,6 +231,10 @@ pub struct ColumnDef {
     /// What it holds.
     #[serde(default)]
     pub doc: Option<String>,
+    /// The value is an array of strings (or numbers) joined into one text with this
+    /// separator (`","`: `["a","b"]` is `a,b`); an empty array is NULL. Text columns only.
+    #[serde(default)]
+    pub join: Option<String>,
 }
 
 /// Column types.
@@ -246,6 +255,17 @@ pub enum ColumnType {
 }
 
 impl ColumnType {
+    /// The spec type of a provider's column type.
+    pub fn of(ty: ColType) -> ColumnType {
+        match ty {
+            ColType::Text => ColumnType::Text,
+            ColType::Int => ColumnType::Int,
+            ColType::Float => ColumnType::Float,
+            ColType::Bool => ColumnType::Bool,
+            ColType::Time => ColumnType::Time,
+        }
+    }
+
     /// The SQL type.
     pub fn col_type(self) -> ColType {
         match self {
@@ -385,6 +405,17 @@ fn check_url(key: &str, url: &str) -> Result<(), SpecError> {
 impl RestSpec {
     /// Check everything serde cannot: names, pointers, references between streams.
     pub fn validate(&self) -> Result<(), SpecError> {
+        self.check(true)
+    }
+
+    /// Check a spec a built-in provider builds in Rust: as [`RestSpec::validate`], except
+    /// that its tables are the provider's own (`github_stars`), not `rest_` tables.
+    pub fn validate_builtin(&self) -> Result<(), SpecError> {
+        self.check(false)
+    }
+
+    /// The checks; `user` demands `rest_` tables.
+    fn check(&self, user: bool) -> Result<(), SpecError> {
         if !is_identifier(&self.name) {
             return Err(bad(
                 "name",
@@ -451,7 +482,7 @@ impl RestSpec {
             }
             names.push(&s.name);
             let table = self.table_of(s);
-            if !is_identifier(&table) || !table.starts_with("rest_") {
+            if !is_identifier(&table) || (user && !table.starts_with("rest_")) {
                 return Err(bad(
                     k("table"),
                     format!(
@@ -522,6 +553,9 @@ impl RestSpec {
                 }
                 cols.push(&c.name);
                 check_pointer(&ck("pointer"), &c.pointer)?;
+                if c.join.is_some() && c.ty != ColumnType::Text {
+                    return Err(bad(ck("join"), "only text columns join arrays"));
+                }
             }
             match &s.paginator {
                 PaginatorSpec::Cursor { cursor, param } => {
@@ -589,6 +623,12 @@ impl RestSpec {
                     return Err(bad(k("path"), "{parent_id} needs a [streams.parent]"));
                 }
                 None => {}
+            }
+            if s.conditional && s.parent.is_some() {
+                return Err(bad(
+                    k("conditional"),
+                    "a child stream is read per parent and cannot be conditional",
+                ));
             }
         }
         Ok(())

@@ -122,6 +122,32 @@ async fn comments(Path(slug): Path<String>, Query(q): Q) -> Json<J> {
     Json(J::Array(chunk))
 }
 
+/// Two pages by `Link` header; the first answers `304` to its own `ETag`.
+async fn etagged(headers: HeaderMap, Query(q): Q) -> impl IntoResponse {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let page = num(&q, "page", 1);
+    let etag = format!("W/\"p{page}\"");
+    let mut h = HeaderMap::new();
+    h.insert("etag", etag.parse().expect("header"));
+    if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        return (StatusCode::NOT_MODIFIED, h, String::new());
+    }
+    if page == 1 {
+        h.insert(
+            "link",
+            format!("<http://{host}/etagged?page=2>; rel=\"next\"")
+                .parse()
+                .expect("header"),
+        );
+    }
+    let body = J::Array(vec![item(page * 2), item(page * 2 + 1)]);
+    (StatusCode::OK, h, body.to_string())
+}
+
 async fn looping() -> Json<J> {
     Json(json!({"items": [item(0)], "next": "same"}))
 }
@@ -139,7 +165,9 @@ async fn api() -> String {
         .route("/bearer", get(bearer))
         .route("/posts", get(posts))
         .route("/posts/{slug}/comments", get(comments))
-        .route("/loop", get(looping));
+        .route("/loop", get(looping))
+        .route("/etagged", get(etagged))
+        .route("/stringy", get(|| async { Json(json!("a proxy's page")) }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -640,4 +668,200 @@ fn every_spec_in_the_docs_parses() {
     }
     let file = include_str!("../../../../docs/examples/reddit-inbox.toml");
     assert_eq!(parse(file).expect("example file").streams[0].name, "inbox");
+}
+
+/// `conditional = true`: a delta's first page is sent with the stored ETag and a `304` is
+/// an empty, final page; the id listing (reconcile) and later pages never send it; the
+/// first page's ETag is kept as the stream's validator.
+#[tokio::test]
+async fn conditional_first_page_and_304() {
+    let base = api().await;
+    let spec = r#"
+name = "t"
+base_url = "http://unused.example"
+[[streams]]
+name = "things"
+path = "/etagged"
+records = ""
+id = "id"
+conditional = true
+reconcile = true
+paginator = { type = "link_header" }
+"#;
+    let c = connector(&base, spec, RestCredentials::default());
+    let s = &c.streams()[0];
+    assert_eq!(c.validator(s), None);
+    let (recs, pages) = read_all(&c, "things").await;
+    assert_eq!((ids(&recs), pages), (vec!["2", "3", "4", "5"], 2));
+    assert_eq!(
+        c.validator(s).as_deref(),
+        Some("W/\"p1\""),
+        "the first page's ETag, not the second's"
+    );
+    // The engine hands the stored validator back to a delta from the top: 304.
+    let page = c.fetch_page(s, None).await.expect("304");
+    assert!(page.records.is_empty() && page.next.is_none(), "{page:?}");
+    assert_eq!(c.validator(s).as_deref(), Some("W/\"p1\""), "kept on a 304");
+    // A reconcile's id pages are never conditional.
+    let ids_page = c.fetch_id_page(s, None).await.expect("ids");
+    assert_eq!(ids_page.ids, ["2", "3"]);
+    assert!(ids_page.next.is_some());
+    // A full or resumed pass clears it: the first page is read again.
+    c.set_validator(s, None);
+    assert_eq!(c.fetch_page(s, None).await.expect("page").records.len(), 2);
+    // A stream that is not conditional never sends one, whatever it is handed.
+    let plain = connector(
+        &base,
+        &spec.replace("conditional = true\n", ""),
+        RestCredentials::default(),
+    );
+    let ps = &plain.streams()[0];
+    plain.set_validator(ps, Some("W/\"p1\""));
+    assert_eq!(plain.validator(ps), None);
+    assert_eq!(
+        plain
+            .fetch_page(ps, None)
+            .await
+            .expect("page")
+            .records
+            .len(),
+        2
+    );
+}
+
+/// `join`: an array column as one text; an empty array is NULL.
+#[tokio::test]
+async fn join_columns() {
+    let base = api().await;
+    let spec = r#"
+name = "t"
+base_url = "http://unused.example"
+[[streams]]
+name = "things"
+path = "/link"
+records = ""
+id = "id"
+[[streams.columns]]
+name = "tags"
+pointer = "tags"
+join = ","
+"#;
+    let c = connector(&base, spec, RestCredentials::default());
+    let page = c.fetch_page(&c.streams()[0], None).await.expect("page");
+    assert_eq!(
+        page.records[0].values,
+        [inlet_core::Value::Text("a,b".into())]
+    );
+    let bad = spec.replace("join = \",\"", "join = \",\"\ntype = \"int\"");
+    assert!(
+        parse(&bad)
+            .expect_err("join on int")
+            .to_string()
+            .contains("streams[0].columns[0].join")
+    );
+}
+
+/// A child stream cannot be conditional.
+#[test]
+fn conditional_child_is_refused() {
+    let spec = r#"
+name = "t"
+base_url = "https://api.example.com"
+[[streams]]
+name = "posts"
+path = "/posts"
+records = ""
+id = "id"
+[[streams]]
+name = "comments"
+path = "/posts/{parent_id}/comments"
+records = ""
+id = "id"
+parent = { stream = "posts" }
+conditional = true
+"#;
+    let err = parse(spec).expect_err("child").to_string();
+    assert!(err.contains("streams[1].conditional"), "{err}");
+}
+
+/// A built-in provider's spec: its own table names are allowed, and its streams must
+/// match the provider's stream specs.
+#[test]
+fn builtin_specs_match_their_streams() {
+    static COLS: [Column; 1] = [Column::new("title", ColType::Text, "title")];
+    static STREAMS: [StreamSpec; 1] = [StreamSpec {
+        name: "things",
+        table: "acme_things",
+        doc: "things",
+        columns: &COLS,
+        scope: None,
+        stop: StopRule::Never,
+        listing_cap: None,
+        derived: None,
+    }];
+    let text = r#"
+name = "acme"
+base_url = "https://api.example.com/"
+[[streams]]
+name = "things"
+table = "acme_things"
+path = "/things"
+records = ""
+id = "id"
+[[streams.columns]]
+name = "title"
+pointer = "title"
+"#;
+    let spec: RestSpec = toml::from_str(text).expect("toml");
+    assert!(spec.validate().is_err(), "a spec file needs rest_ tables");
+    let http = || HttpClient::new(quick_http()).expect("client");
+    let c = RestConnector::builtin("acme", &spec, &STREAMS, http()).expect("builtin");
+    assert_eq!(c.provider(), "acme");
+    assert!(std::ptr::eq(c.streams(), &STREAMS[..]));
+    let mut other = spec.clone();
+    other.streams[0].columns[0].ty = spec::ColumnType::Int;
+    let err = RestConnector::builtin("acme", &other, &STREAMS, http())
+        .err()
+        .expect("type mismatch");
+    assert!(err.to_string().contains("must agree"), "{err}");
+    let mut authed = spec.clone();
+    authed.auth = AuthSpec::Bearer;
+    assert!(RestConnector::builtin("acme", &authed, &STREAMS, http()).is_err());
+}
+
+/// GitHub's `Link` headers: the first page names `next` and `last`, the last page only
+/// `first` and `prev`.
+#[test]
+fn github_link_headers() {
+    let h = r#"<https://api.github.com/user/starred?per_page=2&page=2>; rel="next", <https://api.github.com/user/starred?per_page=2&page=37>; rel="last""#;
+    assert_eq!(
+        next_link(h).as_deref(),
+        Some("https://api.github.com/user/starred?per_page=2&page=2")
+    );
+    let last = r#"<https://api.github.com/user/starred?page=1>; rel="first", <https://api.github.com/user/starred?page=36>; rel="prev""#;
+    assert_eq!(next_link(last), None);
+}
+
+/// A `200` whose records are not an array (a proxy's or CDN's answer) is retried like a
+/// body that is not JSON, and the error quotes what was found; a missing key is not.
+#[tokio::test]
+async fn records_that_are_not_an_array_are_retried() {
+    let base = api().await;
+    let spec = r#"
+name = "t"
+base_url = "http://unused.example"
+[[streams]]
+name = "things"
+path = "/stringy"
+records = ""
+id = "id"
+"#;
+    let c = connector(&base, spec, RestCredentials::default());
+    let err = c
+        .fetch_page(&c.streams()[0], None)
+        .await
+        .expect_err("not an array");
+    assert!(matches!(err, ConnectorError::Transient(_)), "{err:?}");
+    assert!(err.to_string().contains("a proxy's page"), "{err}");
+    assert_eq!(c.http_stats().requests, 3, "retried up to max_attempts");
 }
