@@ -45,11 +45,13 @@ pub use duration::parse_duration;
 pub use family::{Family, ProgressivePages, STUB_PREFIX, StubRule};
 pub use feed::{ChangeFeed, FeedEvent, FeedSession};
 pub use model::{
-    Checkpoint, Connection, ConnectionStatus, ENGINE_CONFIG_KEYS, NewConnection, Run, RunMode,
-    RunStats, RunStatus, StreamStats, SyncState, Trigger, provider_config,
+    Checkpoint, Connection, ConnectionStatus, DEFAULT_WORKSPACE, ENGINE_CONFIG_KEYS, NewConnection,
+    Run, RunMode, RunStats, RunStatus, StreamStats, SyncState, Trigger, Workspace, WorkspaceStatus,
+    provider_config,
 };
 pub use names::{
-    MAX_NAME_CHARS, NameError, escape_unsafe, is_unsafe_char, validate_connection_name,
+    MAX_NAME_CHARS, NameError, WorkspaceNameError, escape_unsafe, is_unsafe_char,
+    validate_connection_name, validate_workspace_name,
 };
 pub use record::{ContentHash, Record, Value};
 pub use serve::{ApiKey, Lease};

@@ -47,6 +47,34 @@ string_enum!(
 );
 
 string_enum!(
+    /// Whether a workspace's connections are synced.
+    WorkspaceStatus {
+        /// Its active connections sync on schedule.
+        Active => "active",
+        /// None of its connections is scheduled until it is resumed.
+        Paused => "paused",
+    }
+);
+
+/// The workspace connections are created in when none is named.
+pub const DEFAULT_WORKSPACE: &str = "default";
+
+/// A tenant: it owns connections (by their `workspace` name) and can pause them all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Workspace {
+    /// Store-assigned id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Active or paused.
+    pub status: WorkspaceStatus,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
+string_enum!(
     /// What a sync does.
     RunMode {
         /// From each stream's cursor.

@@ -1,4 +1,4 @@
-//! The one rule for connection names, shared by the CLI and the HTTP API, and the safe
+//! The one rule for connection (and workspace) names, shared by the CLI and the HTTP API, and the safe
 //! way to print a name read from an older database that predates the rule.
 
 use std::borrow::Cow;
@@ -51,6 +51,37 @@ pub fn validate_connection_name(name: &str) -> Result<(), NameError> {
         return Err(NameError::Number);
     }
     Ok(())
+}
+
+/// Why a workspace name is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkspaceNameError {
+    /// Empty, or only white space.
+    #[error("a workspace name must not be empty")]
+    Empty,
+    /// Longer than [`MAX_NAME_CHARS`].
+    #[error("a workspace name must be at most {MAX_NAME_CHARS} characters (this one has {0})")]
+    TooLong(usize),
+    /// A control or invisible formatting character.
+    #[error(
+        "a workspace name must not contain control or invisible formatting characters (found {0})"
+    )]
+    Control(String),
+    /// White space at either end.
+    #[error("a workspace name must not start or end with white space")]
+    Padded,
+}
+
+/// Check a new workspace's name: the connection name rule ([`validate_connection_name`])
+/// except that a number is allowed (workspaces are only addressed by name).
+pub fn validate_workspace_name(name: &str) -> Result<(), WorkspaceNameError> {
+    match validate_connection_name(name) {
+        Ok(()) | Err(NameError::Number) => Ok(()),
+        Err(NameError::Empty) => Err(WorkspaceNameError::Empty),
+        Err(NameError::TooLong(n)) => Err(WorkspaceNameError::TooLong(n)),
+        Err(NameError::Control(c)) => Err(WorkspaceNameError::Control(c)),
+        Err(NameError::Padded) => Err(WorkspaceNameError::Padded),
+    }
 }
 
 /// A control character, a Unicode format character (general category Cf) or a line or
@@ -139,6 +170,21 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn workspace_names_follow_the_rule_but_may_be_numbers() {
+        assert_eq!(validate_workspace_name("acme"), Ok(()));
+        assert_eq!(validate_workspace_name("42"), Ok(()));
+        assert_eq!(validate_workspace_name(""), Err(WorkspaceNameError::Empty));
+        assert_eq!(
+            validate_workspace_name("a "),
+            Err(WorkspaceNameError::Padded)
+        );
+        assert!(matches!(
+            validate_workspace_name("a\nb"),
+            Err(WorkspaceNameError::Control(_))
+        ));
     }
 
     #[test]

@@ -12,7 +12,8 @@
 use crate::{
     ApiKey, Attachment, AttachmentLink, AttachmentStatus, AttachmentUpdate, Connection,
     ConnectionStatus, ContentHash, DerivedSpec, Lease, NewConnection, Record, Run, RunMode,
-    RunStats, RunStatus, StreamSpec, StreamStats, SyncState, Timestamp, Trigger, Value,
+    RunStats, RunStatus, StreamSpec, StreamStats, SyncState, Timestamp, Trigger, Value, Workspace,
+    WorkspaceStatus,
 };
 use std::collections::BTreeMap;
 
@@ -31,6 +32,9 @@ pub enum StoreError {
     /// A connection with that name exists already.
     #[error("a connection named {0:?} already exists")]
     DuplicateConnection(String),
+    /// A workspace with that name exists already.
+    #[error("a workspace named {0:?} already exists")]
+    DuplicateWorkspace(String),
     /// The named thing does not exist.
     #[error("{0} not found")]
     NotFound(String),
@@ -257,7 +261,9 @@ pub trait StateStore: Send + Sync {
     /// the value stored now: the earlier one, or `value`.
     async fn meta_init(&self, name: &str, value: &str) -> Result<String, StoreError>;
 
-    /// Create a connection (status active).
+    /// Create a connection (status active). Its workspace is created (active) in the same
+    /// transaction when it does not exist, so every connection's workspace is a row of
+    /// `workspaces`; callers that must not create workspaces check first.
     async fn create_connection(
         &self,
         new: &NewConnection,
@@ -318,6 +324,25 @@ pub trait StateStore: Send + Sync {
         stream: &str,
         validator: Option<&str>,
     ) -> Result<(), StoreError>;
+
+    /// Create a workspace (status active); [`StoreError::DuplicateWorkspace`] when the
+    /// name is taken.
+    async fn create_workspace(&self, name: &str, at: Timestamp) -> Result<Workspace, StoreError>;
+
+    /// The workspace with this name.
+    async fn get_workspace(&self, name: &str) -> Result<Option<Workspace>, StoreError>;
+
+    /// Every workspace, by name.
+    async fn list_workspaces(&self) -> Result<Vec<Workspace>, StoreError>;
+
+    /// Pause or resume a workspace; returns it as it is now. [`StoreError::NotFound`]
+    /// when there is no such workspace.
+    async fn set_workspace_status(
+        &self,
+        name: &str,
+        status: WorkspaceStatus,
+        at: Timestamp,
+    ) -> Result<Workspace, StoreError>;
 
     /// Delete a connection with everything stored for it: its rows in `tables` (the
     /// record and derived tables of its provider), sync state, runs and lease. One

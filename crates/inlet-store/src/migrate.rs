@@ -104,6 +104,11 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         "run_waiting",
         include_str!("../migrations/sqlite/0010_run_waiting.sql"),
     ),
+    Migration::new(
+        11,
+        "workspaces",
+        include_str!("../migrations/sqlite/0011_workspaces.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, in order.
@@ -161,6 +166,11 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         10,
         "run_waiting",
         include_str!("../migrations/postgres/0010_run_waiting.sql"),
+    ),
+    Migration::new(
+        11,
+        "workspaces",
+        include_str!("../migrations/postgres/0011_workspaces.sql"),
     ),
 ];
 

@@ -10,7 +10,7 @@
 mod harness;
 
 use harness::{DEFAULT_PG, builtin_specs, open_with_tables, random_hex, with_database};
-use inlet_core::{Record, Store, SyncState, Timestamp, Value};
+use inlet_core::{Record, Store, SyncState, Timestamp, Value, WorkspaceStatus};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -242,7 +242,19 @@ async fn upgrade(raw: Raw, fresh: Raw, dialect: &str) {
     let store = open_with_tables(&raw.url())
         .await
         .expect("open a 0.1 database");
-    assert_eq!(raw.dump().await, before, "every row and column kept");
+    let mut after = raw.dump().await;
+    // Migrations newer than 0.1 add their rows to schema_migrations and their tables;
+    // the tables of 0.1 keep exactly their rows.
+    let migrations = after.remove("schema_migrations").unwrap_or_default();
+    for row in &before["schema_migrations"] {
+        assert!(migrations.contains(row), "schema_migrations kept {row}");
+    }
+    let workspaces = after.remove("workspaces").unwrap_or_default();
+    let mut old = before.clone();
+    old.remove("schema_migrations");
+    assert_eq!(after, old, "every row and column kept");
+    // The workspaces the 0.1 connections named became workspaces, active.
+    assert_eq!(workspaces.len(), 2, "{workspaces:?}");
     uses_the_old_rows(&store).await;
 
     let made = open_with_tables(&fresh.url()).await.expect("open fresh");
@@ -292,6 +304,27 @@ async fn uses_the_old_rows(store: &Arc<dyn Store>) {
         1
     );
     assert_eq!(store.list_connections().await.expect("list").len(), 4);
+    let ws = store.list_workspaces().await.expect("workspaces");
+    let ws: Vec<(&str, WorkspaceStatus, Timestamp)> = ws
+        .iter()
+        .map(|w| (w.name.as_str(), w.status, w.created_at))
+        .collect();
+    let first = |t: &str| Timestamp::parse_rfc3339(t).expect("time");
+    assert_eq!(
+        ws,
+        [
+            (
+                "acme",
+                WorkspaceStatus::Active,
+                first("2024-06-19T12:26:40.123Z")
+            ),
+            (
+                "other",
+                WorkspaceStatus::Active,
+                first("2024-06-20T08:00:00.000Z")
+            ),
+        ]
+    );
     let run = store.get_run(1).await.expect("run").expect("run 1");
     assert_eq!(run.stats.fetched, 10);
 

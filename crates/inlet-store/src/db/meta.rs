@@ -1,5 +1,5 @@
-//! Connections, sync state, stream validators and `inlet_meta` values: the
-//! [`StateStore`] role.
+//! Connections, workspaces (in [`super::workspaces`]), sync state, stream validators and
+//! `inlet_meta` values: the [`StateStore`] role.
 
 use super::{Row, Session, SqlStore, args, changed_one, first, once, retrying, transaction};
 use crate::codec::{checkpoint_json, parse_checkpoint, parse_config, parse_enum};
@@ -7,7 +7,7 @@ use crate::sql::{Dialect, q};
 use async_trait::async_trait;
 use inlet_core::{
     Connection as Conn, ConnectionStatus, NewConnection, StateStore, StoreError, SyncState,
-    Timestamp,
+    Timestamp, Workspace, WorkspaceStatus,
 };
 use std::collections::BTreeMap;
 
@@ -40,6 +40,7 @@ async fn create_connection(
          RETURNING {CONN_COLS}"
     );
     let config = new.config.to_string();
+    super::workspaces::ensure(s, &new.workspace, at).await?;
     let a = args![
         &new.name,
         &new.workspace,
@@ -56,6 +57,15 @@ async fn create_connection(
             .map(conn_row)
             .ok_or_else(|| StoreError::Db("INSERT returned no connection".into()))?,
     }
+}
+
+/// Create a connection and, when missing, its workspace: one transaction.
+async fn create_connection_tx(
+    s: &mut dyn Session,
+    new: &NewConnection,
+    at: Timestamp,
+) -> Result<Conn, StoreError> {
+    transaction!(s, { create_connection(s, new, at).await })
 }
 
 async fn get_connection(s: &mut dyn Session, key: &str) -> Result<Option<Conn>, StoreError> {
@@ -234,7 +244,7 @@ impl StateStore for SqlStore {
         new: &NewConnection,
         at: Timestamp,
     ) -> Result<Conn, StoreError> {
-        retrying!(self, |s| create_connection(s, new, at))
+        retrying!(self, |s| create_connection_tx(s, new, at))
     }
 
     async fn get_connection(&self, key: &str) -> Result<Option<Conn>, StoreError> {
@@ -311,6 +321,27 @@ impl StateStore for SqlStore {
             stream,
             validator
         ))
+    }
+
+    async fn create_workspace(&self, name: &str, at: Timestamp) -> Result<Workspace, StoreError> {
+        retrying!(self, |s| super::workspaces::create(s, name, at))
+    }
+
+    async fn get_workspace(&self, name: &str) -> Result<Option<Workspace>, StoreError> {
+        retrying!(self, |s| super::workspaces::get(s, name))
+    }
+
+    async fn list_workspaces(&self) -> Result<Vec<Workspace>, StoreError> {
+        retrying!(self, |s| super::workspaces::list(s))
+    }
+
+    async fn set_workspace_status(
+        &self,
+        name: &str,
+        status: WorkspaceStatus,
+        at: Timestamp,
+    ) -> Result<Workspace, StoreError> {
+        retrying!(self, |s| super::workspaces::set_status(s, name, status, at))
     }
 
     async fn delete_connection(&self, id: i64, tables: &[&str]) -> Result<(), StoreError> {

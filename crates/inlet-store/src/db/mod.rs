@@ -17,6 +17,7 @@ mod reconcile;
 mod records;
 mod runs;
 mod serve;
+mod workspaces;
 
 pub(crate) use arg::{Arg, Cell, Row, args, first};
 
