@@ -9,12 +9,20 @@
 //! failure it is `finish + min(base * 2^(failures-1), cap)`, and the first success puts
 //! it back on its slot. A run that ended `waiting` (the provider's rate limit or call
 //! quota spent) is due again just after the time its limit frees up, without counting
-//! as a failure. Only `active` and `failing` connections are scheduled; `paused` and
-//! `needs_reauth` ones never are.
+//! as a failure. Only `active` and `failing` connections of `active` workspaces are
+//! scheduled; `paused` and `needs_reauth` ones, and every connection of a paused
+//! workspace, never are.
+//!
+//! Every tick, per provider, the loop makes a [`TickSummary`]: `skipped` when none of
+//! that provider's connections was due, else `success` once the last run the tick started
+//! has ended, with the records those runs fetched and how many workspaces had all their
+//! runs succeed or at least one fail. [`SchedulerHandle::ticks`] keeps them for the API
+//! and `/metrics`.
 
 use crate::worker::{Dispatcher, Finished, Outcome};
-use inlet_core::{Clock, Connection, ConnectionStatus, Store, Timestamp};
-use std::collections::{BTreeMap, HashMap};
+use inlet_core::{Clock, Connection, ConnectionStatus, Store, Timestamp, WorkspaceStatus};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -206,6 +214,80 @@ impl Scheduler {
     }
 }
 
+/// Whether a tick started anything for a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TickStatus {
+    /// Runs were due and started; the counts are theirs.
+    Success,
+    /// Nothing of the provider was due.
+    Skipped,
+}
+
+impl TickStatus {
+    /// The text form (`success`, `skipped`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TickStatus::Success => "success",
+            TickStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// One provider's part of one scheduler tick, in the shape the old sync system returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TickSummary {
+    /// `success` when the tick started runs of the provider, `skipped` when none was due.
+    pub status: TickStatus,
+    /// Records fetched by the runs the tick started.
+    pub total_messages: u64,
+    /// Workspaces whose runs of this tick all succeeded.
+    pub successful_workspaces: u64,
+    /// Workspaces with at least one failed run in this tick.
+    pub failed_workspaces: u64,
+}
+
+/// The tick summaries of one provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProviderTicks {
+    /// The most recent summary (`None` before the first).
+    pub last: Option<TickSummary>,
+    /// Clock reading (ms) of the tick `last` belongs to.
+    pub last_tick_at: Option<Timestamp>,
+    /// The most recent summary with status `success`.
+    pub last_success: Option<TickSummary>,
+    /// Clock reading (ms) of the tick `last_success` belongs to.
+    pub last_success_tick_at: Option<Timestamp>,
+    /// Summaries with status `success` so far.
+    pub ticks_success: u64,
+    /// Summaries with status `skipped` so far.
+    pub ticks_skipped: u64,
+    /// Sum of `total_messages` so far.
+    pub messages: u64,
+    /// Sum of `successful_workspaces` so far.
+    pub successful_workspaces: u64,
+    /// Sum of `failed_workspaces` so far.
+    pub failed_workspaces: u64,
+}
+
+impl ProviderTicks {
+    fn add(&mut self, summary: TickSummary, at: Timestamp) {
+        self.last = Some(summary);
+        self.last_tick_at = Some(at);
+        match summary.status {
+            TickStatus::Success => {
+                self.ticks_success += 1;
+                self.last_success = Some(summary);
+                self.last_success_tick_at = Some(at);
+            }
+            TickStatus::Skipped => self.ticks_skipped += 1,
+        }
+        self.messages += summary.total_messages;
+        self.successful_workspaces += summary.successful_workspaces;
+        self.failed_workspaces += summary.failed_workspaces;
+    }
+}
+
 /// Handles the API reads to show the scheduler's state.
 #[derive(Debug, Clone, Default)]
 pub struct SchedulerHandle {
@@ -213,6 +295,8 @@ pub struct SchedulerHandle {
     pub heartbeat: Arc<AtomicI64>,
     /// Next due time per connection (ms), refreshed every tick.
     pub next_due: Arc<std::sync::Mutex<BTreeMap<i64, i64>>>,
+    /// Tick summaries per provider.
+    pub ticks: Arc<std::sync::Mutex<BTreeMap<String, ProviderTicks>>>,
 }
 
 impl SchedulerHandle {
@@ -224,10 +308,118 @@ impl SchedulerHandle {
             .get(&id)
             .map(|&t| Timestamp(t))
     }
+
+    /// The tick summaries per provider, as they are now.
+    pub fn tick_summaries(&self) -> BTreeMap<String, ProviderTicks> {
+        self.ticks.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn record_tick(&self, provider: &str, summary: TickSummary, at: Timestamp) {
+        let mut t = self.ticks.lock().unwrap_or_else(|p| p.into_inner());
+        t.entry(provider.to_string()).or_default().add(summary, at);
+    }
 }
 
-/// The scheduler loop: every `tick`, list connections, start the due ones through
-/// `dispatcher`, feed finished syncs back, and log a summary of the tick. Ends when
+/// The runs one tick started for one provider, until the last has ended.
+#[derive(Debug, Default)]
+struct TickRuns {
+    /// When the tick ran.
+    at: Timestamp,
+    /// Runs not ended yet.
+    remaining: usize,
+    /// Records fetched by the ended ones.
+    messages: u64,
+    /// Workspaces with a run in this tick.
+    workspaces: BTreeSet<String>,
+    /// Workspaces with a failed run in this tick.
+    failed: BTreeSet<String>,
+}
+
+impl TickRuns {
+    fn summary(&self) -> TickSummary {
+        TickSummary {
+            status: TickStatus::Success,
+            total_messages: self.messages,
+            successful_workspaces: (self.workspaces.len() - self.failed.len()) as u64,
+            failed_workspaces: self.failed.len() as u64,
+        }
+    }
+}
+
+/// Which tick started each running connection, and what each open tick has so far.
+#[derive(Debug, Default)]
+struct TickBook {
+    /// Connection id -> (tick number, provider, workspace) of its scheduled run.
+    running: HashMap<i64, (u64, String, String)>,
+    /// (tick number, provider) -> the runs that tick started.
+    open: HashMap<(u64, String), TickRuns>,
+}
+
+impl TickBook {
+    /// A scheduled run of `c` was started by tick `seq`.
+    fn started(&mut self, seq: u64, at: Timestamp, c: &Connection) {
+        let runs = self.open.entry((seq, c.provider.clone())).or_default();
+        runs.at = at;
+        runs.remaining += 1;
+        runs.workspaces.insert(c.workspace.clone());
+        self.running
+            .insert(c.id, (seq, c.provider.clone(), c.workspace.clone()));
+    }
+
+    /// A run ended; the provider's tick summary when it was its tick's last.
+    fn ended(&mut self, f: &Finished) -> Option<(String, TickSummary, Timestamp)> {
+        let (seq, provider, workspace) = self.running.remove(&f.connection_id)?;
+        let key = (seq, provider);
+        let runs = self.open.get_mut(&key)?;
+        runs.remaining = runs.remaining.saturating_sub(1);
+        runs.messages += f.records;
+        if f.outcome == Outcome::Failed {
+            runs.failed.insert(workspace);
+        }
+        if runs.remaining > 0 {
+            return None;
+        }
+        let runs = self.open.remove(&key)?;
+        Some((key.1, runs.summary(), runs.at))
+    }
+}
+
+/// Log a provider's tick summary and keep it in `handle`.
+fn publish(handle: &SchedulerHandle, provider: &str, summary: TickSummary, at: Timestamp) {
+    let status = summary.status.as_str();
+    if summary.status == TickStatus::Skipped {
+        tracing::debug!(provider, status, "Scheduler tick summary.");
+    } else {
+        tracing::info!(
+            provider,
+            status,
+            total_messages = summary.total_messages,
+            successful_workspaces = summary.successful_workspaces,
+            failed_workspaces = summary.failed_workspaces,
+            "Scheduler tick summary."
+        );
+    }
+    handle.record_tick(provider, summary, at);
+}
+
+/// The connections the scheduler may start: those of workspaces that are not paused (a
+/// connection whose workspace has no row counts as active).
+async fn schedulable(store: &dyn Store) -> Result<Vec<Connection>, inlet_core::StoreError> {
+    let paused: HashSet<String> = store
+        .list_workspaces()
+        .await?
+        .into_iter()
+        .filter(|w| w.status == WorkspaceStatus::Paused)
+        .map(|w| w.name)
+        .collect();
+    let mut conns = store.list_connections().await?;
+    conns.retain(|c| !paused.contains(&c.workspace));
+    Ok(conns)
+}
+
+/// The scheduler loop: every `tick`, list the connections of active workspaces, start
+/// the due ones through `dispatcher`, feed finished syncs back, and log and keep (in
+/// `handle`) each provider's tick summary. Ends when
 /// `stop` is set (returns at once, without waiting for running syncs).
 #[allow(clippy::too_many_arguments)]
 pub async fn run_scheduler(
@@ -241,10 +433,13 @@ pub async fn run_scheduler(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut providers: HashMap<i64, String> = HashMap::new();
+    let mut book = TickBook::default();
+    let mut seq = 0u64;
     loop {
         if *stop.borrow() {
             return;
         }
+        seq += 1;
         let (mut ok, mut failed, mut records) = (0u64, 0u64, 0u64);
         while let Ok(f) = finished.try_recv() {
             let provider = providers.get(&f.connection_id).cloned().unwrap_or_default();
@@ -255,8 +450,11 @@ pub async fn run_scheduler(
                 _ => {}
             }
             records += f.records;
+            if let Some((p, summary, at)) = book.ended(&f) {
+                publish(&handle, &p, summary, at);
+            }
         }
-        match store.list_connections().await {
+        match schedulable(&*store).await {
             Ok(conns) => {
                 let now = clock.now();
                 providers = conns.iter().map(|c| (c.id, c.provider.clone())).collect();
@@ -264,8 +462,23 @@ pub async fn run_scheduler(
                 let by_id: HashMap<i64, &Connection> = conns.iter().map(|c| (c.id, c)).collect();
                 for (id, due_at) in &due {
                     if let Some(c) = by_id.get(id) {
+                        book.started(seq, now, c);
                         dispatcher.schedule((*c).clone(), *due_at);
                     }
+                }
+                let started: HashSet<&str> = due
+                    .iter()
+                    .filter_map(|(id, _)| by_id.get(id).map(|c| c.provider.as_str()))
+                    .collect();
+                let known: BTreeSet<&str> = conns.iter().map(|c| c.provider.as_str()).collect();
+                for p in known.into_iter().filter(|p| !started.contains(p)) {
+                    let skipped = TickSummary {
+                        status: TickStatus::Skipped,
+                        total_messages: 0,
+                        successful_workspaces: 0,
+                        failed_workspaces: 0,
+                    };
+                    publish(&handle, p, skipped, now);
                 }
                 {
                     let mut nd = handle.next_due.lock().unwrap_or_else(|p| p.into_inner());

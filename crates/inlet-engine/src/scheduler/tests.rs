@@ -229,3 +229,93 @@ fn a_waiting_run_starts_again_after_the_reset_not_on_failure_backoff() {
     // Then back on the 15-minute interval.
     assert!(times[2..].windows(2).all(|w| w[1] - w[0] == 15 * MIN));
 }
+
+fn in_workspace(id: i64, provider: &str, workspace: &str) -> Connection {
+    Connection {
+        workspace: workspace.into(),
+        ..conn(id, provider, ConnectionStatus::Active)
+    }
+}
+
+fn ended(id: i64, outcome: Outcome, records: u64) -> Finished {
+    Finished {
+        connection_id: id,
+        outcome,
+        at: Timestamp(T0),
+        records,
+    }
+}
+
+#[test]
+fn tick_summary_waits_for_the_last_run_and_counts_failed_workspaces() {
+    let mut book = TickBook::default();
+    // Tick 1 starts two slack runs in workspace a, one in b, and one reddit run in a.
+    for c in [
+        in_workspace(1, "slack", "a"),
+        in_workspace(2, "slack", "a"),
+        in_workspace(3, "slack", "b"),
+        in_workspace(4, "reddit", "a"),
+    ] {
+        book.started(1, Timestamp(T0), &c);
+    }
+    assert_eq!(book.ended(&ended(1, Outcome::Success, 10)), None);
+    assert_eq!(book.ended(&ended(3, Outcome::Failed, 0)), None);
+    // A finish of a connection no tick started (an API trigger) changes nothing.
+    assert_eq!(book.ended(&ended(9, Outcome::Success, 99)), None);
+    let (p, s, at) = book
+        .ended(&ended(2, Outcome::Success, 5))
+        .expect("last slack run");
+    assert_eq!((p.as_str(), at), ("slack", Timestamp(T0)));
+    assert_eq!(
+        s,
+        TickSummary {
+            status: TickStatus::Success,
+            total_messages: 15,
+            successful_workspaces: 1,
+            failed_workspaces: 1,
+        }
+    );
+    // One failing run fails its workspace even when its other runs succeed.
+    book.started(2, Timestamp(T0 + 1000), &in_workspace(1, "slack", "a"));
+    book.started(2, Timestamp(T0 + 1000), &in_workspace(2, "slack", "a"));
+    assert_eq!(book.ended(&ended(1, Outcome::Failed, 0)), None);
+    let (_, s, _) = book.ended(&ended(2, Outcome::Success, 3)).expect("summary");
+    assert_eq!((s.successful_workspaces, s.failed_workspaces), (0, 1));
+    let (p, s, _) = book.ended(&ended(4, Outcome::Success, 7)).expect("reddit");
+    assert_eq!(
+        (p.as_str(), s.total_messages, s.successful_workspaces),
+        ("reddit", 7, 1)
+    );
+}
+
+#[test]
+fn provider_ticks_keep_the_last_success_and_totals() {
+    let h = SchedulerHandle::default();
+    let ran = TickSummary {
+        status: TickStatus::Success,
+        total_messages: 4,
+        successful_workspaces: 2,
+        failed_workspaces: 1,
+    };
+    let skipped = TickSummary {
+        status: TickStatus::Skipped,
+        total_messages: 0,
+        successful_workspaces: 0,
+        failed_workspaces: 0,
+    };
+    h.record_tick("slack", ran, Timestamp(T0));
+    h.record_tick("slack", skipped, Timestamp(T0 + 1000));
+    let t = &h.tick_summaries()["slack"];
+    assert_eq!(t.last, Some(skipped));
+    assert_eq!(t.last_success, Some(ran));
+    assert_eq!(t.last_success_tick_at, Some(Timestamp(T0)));
+    assert_eq!(
+        (
+            t.ticks_success,
+            t.ticks_skipped,
+            t.messages,
+            t.failed_workspaces
+        ),
+        (1, 1, 4, 1)
+    );
+}
