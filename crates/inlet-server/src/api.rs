@@ -4,7 +4,7 @@ use crate::openapi::{
     ConnectionDoc, ConnectionList, Deleted, ErrorBody, NewConnection as NewConnectionDoc,
     RefreshRequest, RunList, SyncRequest, TriggeredDoc,
 };
-use crate::{AppState, keys, metrics, openapi, providers};
+use crate::{AppState, keys, metrics, openapi, providers, workspaces};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -39,7 +39,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+    /// An answer with this status and `{"error": msg}`.
+    pub(crate) fn new(status: StatusCode, msg: impl Into<String>) -> Self {
         ApiError {
             status,
             body: json!({"error": msg.into()}),
@@ -69,6 +70,10 @@ impl From<StoreError> for ApiError {
                 StatusCode::CONFLICT,
                 format!("a connection named {n:?} already exists"),
             ),
+            StoreError::DuplicateWorkspace(n) => ApiError::new(
+                StatusCode::CONFLICT,
+                format!("a workspace named {n:?} already exists"),
+            ),
             other => {
                 tracing::error!(error = %other, "Store error while answering a request.");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())
@@ -95,7 +100,7 @@ impl From<TriggerError> for ApiError {
 type ApiResult<T> = Result<T, ApiError>;
 
 /// Parse a JSON body with a precise 400 (line, column, what was wrong).
-fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> ApiResult<T> {
+pub(crate) fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> ApiResult<T> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -125,6 +130,7 @@ fn public_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .routes(routes!(workspaces::health))
 }
 
 fn authed_routes() -> OpenApiRouter<Arc<AppState>> {
@@ -141,6 +147,14 @@ fn authed_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(compare))
         .routes(routes!(list_runs))
         .routes(routes!(show_run))
+        .routes(routes!(
+            workspaces::list_workspaces,
+            workspaces::create_workspace
+        ))
+        .routes(routes!(workspaces::show_workspace))
+        .routes(routes!(workspaces::pause_workspace))
+        .routes(routes!(workspaces::resume_workspace))
+        .routes(routes!(workspaces::scheduler_ticks))
 }
 
 /// The router with every route, the auth layer and the body limit.
@@ -328,7 +342,7 @@ struct CreateConnection {
 }
 
 fn default_workspace() -> String {
-    "default".into()
+    inlet_core::DEFAULT_WORKSPACE.into()
 }
 fn empty_object() -> Value {
     json!({})
@@ -338,7 +352,7 @@ fn empty_object() -> Value {
     request_body(content = NewConnectionDoc, description = "The connection; config and credentials follow the provider's schemas."),
     responses(
         (status = 201, description = "Created.", body = ConnectionDoc),
-        (status = 400, description = "Malformed body, unknown provider, or a config URL pointing at a host the operator did not allow.", body = ErrorBody),
+        (status = 400, description = "Malformed body, unknown provider, a workspace name that breaks the name rule, or a config URL pointing at a host the operator did not allow.", body = ErrorBody),
         (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorBody),
         (status = 409, description = "The name is taken.", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB.", body = ErrorBody),
@@ -369,6 +383,7 @@ async fn create_connection(State(st): St, headers: HeaderMap, body: Bytes) -> Ap
             "config and credentials must be JSON objects",
         ));
     }
+    check_workspace(&req.workspace)?;
     let Some(described) = providers::get(&req.provider) else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -422,6 +437,14 @@ async fn create_connection(State(st): St, headers: HeaderMap, body: Bytes) -> Ap
         .await?;
     tracing::info!(connection = %conn.name, id = conn.id, provider = %conn.provider, "Connection created.");
     Ok((StatusCode::CREATED, Json(json!(conn))).into_response())
+}
+
+/// A new connection's workspace name must follow the name rule. A workspace that does
+/// not exist yet is created (active) with the connection; a paused one takes it (it is
+/// not scheduled until the workspace is resumed).
+fn check_workspace(name: &str) -> ApiResult<()> {
+    inlet_core::validate_workspace_name(name)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("workspace: {e}")))
 }
 
 #[utoipa::path(get, path = "/v1/connections", tag = "connections",

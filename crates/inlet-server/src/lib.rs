@@ -7,7 +7,7 @@
 //! accepting requests, stops the scheduler, asks running syncs to stop at their next
 //! chunk boundary (checkpoint committed) and waits for them.
 //!
-//! Every route except `/healthz` and `/readyz` needs `Authorization: Bearer <key>`
+//! Every route except `/healthz`, `/readyz` and `/health` needs `Authorization: Bearer <key>`
 //! with a key made by `inlet apikey create` ([`keys`]); only BLAKE3 hashes of keys are
 //! stored. The routes are described by the OpenAPI document at `/openapi.json`.
 #![deny(missing_docs)]
@@ -17,6 +17,7 @@ pub mod keys;
 mod metrics;
 pub mod openapi;
 pub mod providers;
+mod workspaces;
 
 use inlet_core::secrets::{SecretBox, connection_aad};
 use inlet_core::{Clock, Connection, Connector, ConnectorError, Store};

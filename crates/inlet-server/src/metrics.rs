@@ -6,8 +6,10 @@
 
 use crate::AppState;
 use inlet_core::StoreError;
+use inlet_engine::scheduler::{ProviderTicks, TickStatus};
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::PrometheusBuilder;
+use std::collections::BTreeMap;
 
 /// Run statuses always present in `inlet_runs_total`, even at zero: every way a run
 /// ends (all but `running`).
@@ -52,6 +54,11 @@ pub async fn render(st: &AppState) -> Result<String, StoreError> {
         }
     });
     let active = st.dispatcher.active_count() as f64;
+    let ticks = st
+        .scheduler
+        .as_ref()
+        .map(|h| h.tick_summaries())
+        .unwrap_or_default();
 
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
@@ -125,6 +132,7 @@ pub async fn render(st: &AppState) -> Result<String, StoreError> {
             );
             gauge!("inlet_scheduler_heartbeat_age_seconds").set(age);
         }
+        tick_metrics(&ticks);
         describe_gauge!(
             "inlet_connection_last_success_age_seconds",
             Unit::Seconds,
@@ -141,4 +149,65 @@ pub async fn render(st: &AppState) -> Result<String, StoreError> {
         }
     });
     Ok(handle.render())
+}
+
+/// The scheduler's tick summaries per provider: the last tick's numbers as gauges, the
+/// totals as counters.
+fn tick_metrics(ticks: &BTreeMap<String, ProviderTicks>) {
+    describe_counter!(
+        "inlet_scheduler_ticks_total",
+        "Scheduler tick summaries per provider, by status (success: runs were due; skipped: none was)."
+    );
+    describe_counter!(
+        "inlet_scheduler_tick_messages_total",
+        "Records fetched by the runs scheduler ticks started, per provider."
+    );
+    describe_counter!(
+        "inlet_scheduler_tick_workspaces_total",
+        "Workspaces counted in tick summaries, per provider, by result (successful or failed)."
+    );
+    describe_gauge!(
+        "inlet_scheduler_last_tick_skipped",
+        "1 when the provider's last tick summary is skipped, 0 when it is success."
+    );
+    describe_gauge!(
+        "inlet_scheduler_last_tick_messages",
+        "total_messages of the provider's last tick summary with status success."
+    );
+    describe_gauge!(
+        "inlet_scheduler_last_tick_successful_workspaces",
+        "successful_workspaces of the provider's last tick summary with status success."
+    );
+    describe_gauge!(
+        "inlet_scheduler_last_tick_failed_workspaces",
+        "failed_workspaces of the provider's last tick summary with status success."
+    );
+    for (provider, t) in ticks {
+        let p = provider.clone();
+        for (status, n) in [("success", t.ticks_success), ("skipped", t.ticks_skipped)] {
+            counter!("inlet_scheduler_ticks_total", "provider" => p.clone(), "status" => status)
+                .absolute(n);
+        }
+        counter!("inlet_scheduler_tick_messages_total", "provider" => p.clone())
+            .absolute(t.messages);
+        for (result, n) in [
+            ("successful", t.successful_workspaces),
+            ("failed", t.failed_workspaces),
+        ] {
+            counter!("inlet_scheduler_tick_workspaces_total", "provider" => p.clone(), "result" => result)
+                .absolute(n);
+        }
+        if let Some(last) = t.last {
+            let skipped = f64::from(u8::from(last.status == TickStatus::Skipped));
+            gauge!("inlet_scheduler_last_tick_skipped", "provider" => p.clone()).set(skipped);
+        }
+        if let Some(ok) = t.last_success {
+            gauge!("inlet_scheduler_last_tick_messages", "provider" => p.clone())
+                .set(ok.total_messages as f64);
+            gauge!("inlet_scheduler_last_tick_successful_workspaces", "provider" => p.clone())
+                .set(ok.successful_workspaces as f64);
+            gauge!("inlet_scheduler_last_tick_failed_workspaces", "provider" => p.clone())
+                .set(ok.failed_workspaces as f64);
+        }
+    }
 }

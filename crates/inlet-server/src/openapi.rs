@@ -6,7 +6,7 @@
 //! routes the server answers ([`ROUTES`]).
 
 use crate::providers;
-use inlet_core::{ConnectionStatus, RunMode, RunStatus, Trigger};
+use inlet_core::{ConnectionStatus, RunMode, RunStatus, Trigger, WorkspaceStatus};
 use serde_json::Value;
 use std::sync::OnceLock;
 use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
@@ -33,6 +33,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/connections/{id}/compare"),
     ("get", "/v1/runs"),
     ("get", "/v1/runs/{id}"),
+    ("get", "/health"),
+    ("get", "/v1/workspaces"),
+    ("post", "/v1/workspaces"),
+    ("get", "/v1/workspaces/{name}"),
+    ("post", "/v1/workspaces/{name}/pause"),
+    ("post", "/v1/workspaces/{name}/resume"),
+    ("get", "/v1/scheduler/ticks"),
 ];
 
 /// The document as served (built once).
@@ -71,10 +78,10 @@ pub fn openapi() -> OpenApi {
 #[openapi(
     info(
         title = "inlet",
-        description = "Keep a database you own in sync with Reddit, GitHub, eBay and other services. Every route except /healthz and /readyz needs `Authorization: Bearer <key>` (the scheme is case-insensitive; make a key with `inlet apikey create`). Every error answer is JSON: {\"error\": \"...\"}."
+        description = "Keep a database you own in sync with Reddit, GitHub, eBay and other services. Every route except /healthz, /readyz and /health needs `Authorization: Bearer <key>` (the scheme is case-insensitive; make a key with `inlet apikey create`). Every error answer is JSON: {\"error\": \"...\"}."
     ),
     security(("bearer" = [])),
-    components(schemas(ErrorBody, ConnectionDoc, ConnectionList, NewConnection, TriggeredDoc, SyncRequest, RefreshRequest, Deleted, RunList, RunDoc)),
+    components(schemas(ErrorBody, ConnectionDoc, ConnectionList, NewConnection, TriggeredDoc, SyncRequest, RefreshRequest, Deleted, RunList, RunDoc, WorkspaceDoc, WorkspaceList, NewWorkspace, WorkspaceDetail, WorkspaceConnection, TickSummaryDoc, ProviderTicksDoc, SchedulerTicks, HealthDoc)),
     modifiers(&Shared)
 )]
 pub struct ApiDoc;
@@ -346,6 +353,137 @@ pub struct RunList {
     runs: Vec<RunDoc>,
 }
 
+/// A workspace (tenant): it owns the connections whose `workspace` is its name.
+#[derive(ToSchema)]
+#[schema(as = Workspace)]
+#[allow(dead_code)]
+pub struct WorkspaceDoc {
+    /// Store-assigned id.
+    id: i64,
+    /// Unique name.
+    name: String,
+    /// `paused`: none of its connections is scheduled.
+    #[schema(schema_with = workspace_status)]
+    status: String,
+    /// Created (RFC 3339, UTC).
+    created_at: String,
+    /// Last changed (RFC 3339, UTC).
+    updated_at: String,
+}
+
+fn workspace_status() -> RefOr<Schema> {
+    string_enum(
+        WorkspaceStatus::VALUES,
+        "whether the workspace's connections are scheduled",
+    )
+}
+
+/// `GET /v1/workspaces`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct WorkspaceList {
+    /// Every workspace, by name.
+    workspaces: Vec<WorkspaceDoc>,
+}
+
+/// `POST /v1/workspaces` body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct NewWorkspace {
+    /// Unique name: 1 to 200 characters, no control characters, no white space at
+    /// either end.
+    name: String,
+}
+
+/// A connection of a workspace with its last run.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct WorkspaceConnection {
+    /// The connection.
+    connection: ConnectionDoc,
+    /// Its newest run (none yet: null).
+    last_run: Option<RunDoc>,
+}
+
+/// `GET /v1/workspaces/{name}`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct WorkspaceDetail {
+    /// The workspace.
+    workspace: WorkspaceDoc,
+    /// Its connections, by id.
+    connections: Vec<WorkspaceConnection>,
+}
+
+/// One provider's part of one scheduler tick.
+#[derive(ToSchema)]
+#[schema(as = TickSummary)]
+#[allow(dead_code)]
+pub struct TickSummaryDoc {
+    /// `success`: the tick started runs of the provider (counted once the last ended);
+    /// `skipped`: none was due.
+    #[schema(schema_with = tick_status)]
+    status: String,
+    /// Records fetched by the runs the tick started.
+    total_messages: u64,
+    /// Workspaces whose runs of the tick all succeeded.
+    successful_workspaces: u64,
+    /// Workspaces with at least one failed run in the tick.
+    failed_workspaces: u64,
+}
+
+fn tick_status() -> RefOr<Schema> {
+    string_enum(&["success", "skipped"], "whether the tick started runs")
+}
+
+/// The tick summaries of one provider.
+#[derive(ToSchema)]
+#[schema(as = ProviderTicks)]
+#[allow(dead_code)]
+pub struct ProviderTicksDoc {
+    /// The most recent summary.
+    last: Option<TickSummaryDoc>,
+    /// When that tick ran (RFC 3339, UTC).
+    last_tick_at: Option<String>,
+    /// The most recent summary with status `success`.
+    last_success: Option<TickSummaryDoc>,
+    /// When that tick ran (RFC 3339, UTC).
+    last_success_tick_at: Option<String>,
+    /// Summaries with status `success` since the server started.
+    ticks_success: u64,
+    /// Summaries with status `skipped` since the server started.
+    ticks_skipped: u64,
+    /// Sum of `total_messages`.
+    messages: u64,
+    /// Sum of `successful_workspaces`.
+    successful_workspaces: u64,
+    /// Sum of `failed_workspaces`.
+    failed_workspaces: u64,
+}
+
+/// `GET /v1/scheduler/ticks`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SchedulerTicks {
+    /// `running`, or `disabled` (inlet serve --no-scheduler).
+    scheduler: String,
+    /// Per provider.
+    providers: std::collections::BTreeMap<String, ProviderTicksDoc>,
+}
+
+/// `GET /health`.
+#[derive(ToSchema)]
+#[schema(as = Health)]
+#[allow(dead_code)]
+pub struct HealthDoc {
+    /// `healthy` or `unhealthy`.
+    status: String,
+    /// The server's clock (RFC 3339, UTC).
+    timestamp: String,
+    /// Always `sync_engine`.
+    service: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,6 +541,38 @@ mod tests {
         assert_eq!(
             properties(&doc, "Run"),
             keys(serde_json::to_value(&run).expect("json"))
+        );
+        let ws = inlet_core::Workspace {
+            id: 1,
+            name: "w".into(),
+            status: WorkspaceStatus::Active,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        };
+        assert_eq!(
+            properties(&doc, "Workspace"),
+            keys(serde_json::to_value(&ws).expect("json"))
+        );
+        let summary = inlet_engine::scheduler::TickSummary {
+            status: inlet_engine::scheduler::TickStatus::Skipped,
+            total_messages: 0,
+            successful_workspaces: 0,
+            failed_workspaces: 0,
+        };
+        assert_eq!(
+            properties(&doc, "TickSummary"),
+            keys(serde_json::to_value(summary).expect("json"))
+        );
+        assert_eq!(
+            properties(&doc, "ProviderTicks"),
+            keys(
+                serde_json::to_value(inlet_engine::scheduler::ProviderTicks::default())
+                    .expect("json")
+            )
+        );
+        assert_eq!(
+            doc["paths"]["/health"]["get"]["security"],
+            serde_json::json!([])
         );
     }
 

@@ -32,12 +32,15 @@ async fn every_endpoint_answers_and_needs_a_key(db: &TestDb) {
         (ready["database"].as_str(), ready["scheduler"].as_str()),
         (Some("ok"), Some("disabled"))
     );
+    // The sync engine's health is public too (unhealthy here: no scheduler runs).
+    let r = anon.get(e.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
     // Everything else: 401 without a key and with a wrong one.
     for (method, path) in ROUTES {
-        if matches!(*path, "/healthz" | "/readyz") {
+        if matches!(*path, "/healthz" | "/readyz" | "/health") {
             continue;
         }
-        let p = path.replace("{id}", "1");
+        let p = path.replace("{id}", "1").replace("{name}", "w");
         let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let r = anon.request(m.clone(), e.url(&p)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{method} {p}");
