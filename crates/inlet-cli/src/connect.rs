@@ -70,7 +70,9 @@ pub fn command(def: &'static ProviderDef) -> Command {
             Arg::new("workspace")
                 .long("workspace")
                 .default_value("default")
-                .help("Tenant / workspace the connection belongs to."),
+                .help(
+                    "Workspace (tenant) the connection belongs to; created (active) with it when it does not exist yet.",
+                ),
         );
     for p in def.params {
         c = c.arg(flag(p));
@@ -138,7 +140,7 @@ impl FromArgMatches for ConnectProvider {
         Ok(ConnectProvider {
             def,
             name: one("name").unwrap_or_default(),
-            workspace: one("workspace").unwrap_or_else(|| "default".into()),
+            workspace: one("workspace").unwrap_or_else(|| inlet_core::DEFAULT_WORKSPACE.into()),
             no_verify: sub.get_flag("no-verify"),
             update: sub.get_flag("update"),
             flags,
@@ -181,6 +183,7 @@ pub async fn connect(settings: &Settings, a: ConnectProvider, out: &Output) -> R
     crate::settings::target(&settings.database_url)?;
     if !a.update {
         app::check_name(&a.name)?;
+        crate::workspace::check_for_connect(settings, &a.workspace, out).await?;
     }
     let mut input = def.from_flags(&a.flags)?;
     if !a.no_verify {

@@ -15,6 +15,7 @@ mod progress;
 mod rest_cmd;
 mod serve;
 mod settings;
+mod workspace;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -96,6 +97,11 @@ enum Command {
         #[command(subcommand)]
         command: serve::ApiKeyCommand,
     },
+    /// Workspaces (tenants) that own connections: create, list, show, pause, resume.
+    Workspace {
+        #[command(subcommand)]
+        command: workspace::WorkspaceCommand,
+    },
 }
 
 /// `inlet sync`.
@@ -170,6 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Purge(args) => import::purge(&settings, &args, &out).await,
         Command::Serve(args) => serve::serve(&settings, &args, &out).await,
         Command::Apikey { command } => serve::apikey(&settings, &command, &out).await,
+        Command::Workspace { command } => workspace::run(&settings, command, &out).await,
         Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
     }
 }
