@@ -95,6 +95,9 @@ pub struct TombstoneBatch<'a> {
     pub stream: &'a StreamSpec,
     /// Every id the complete listing returned.
     pub seen: &'a [String],
+    /// Only rows whose time column (the name) is at or after the time: the listing was
+    /// complete within that window only (Slack's re-read lookback). `None`: all rows.
+    pub window: Option<(&'static str, Timestamp)>,
     /// The stream's sync state to write in the same transaction.
     pub state: &'a SyncState,
     /// Tombstone time.

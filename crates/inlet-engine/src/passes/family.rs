@@ -173,8 +173,9 @@ impl<'a> FamilyPass<'a> {
                 (cp, cur, false)
             }
         };
-        let lookback = match parent.stop {
-            StopRule::CreatedBefore { lookback_secs } => lookback_secs,
+        let lookback = match (fam.lookback_secs, parent.stop) {
+            (Some(secs), _) => secs,
+            (None, StopRule::CreatedBefore { lookback_secs }) => lookback_secs,
             _ => 0,
         };
         let since = match (cur.scan, state.cursor.as_deref()) {
@@ -189,7 +190,8 @@ impl<'a> FamilyPass<'a> {
             state.checkpoint = Some(cp.clone());
         }
         store.put_sync_state(conn.id, parent.name, &state).await?;
-        let seen = (!resumed && cur.scan && fam.progressive.is_none()).then(Vec::new);
+        let windowed = since.is_some() && fam.window_column.is_some() && !fam.newest_first;
+        let seen = (!resumed && (cur.scan || windowed) && fam.progressive.is_none()).then(Vec::new);
         Ok(FamilyPass {
             ctx,
             conn,
@@ -569,7 +571,7 @@ impl<'a> FamilyPass<'a> {
         st: &mut StreamStats,
         cst: &mut StreamStats,
     ) -> Result<(), PassError> {
-        if st.parents_sampled > 0 {
+        if st.parents_sampled > 0 || !self.fam.recheck_one {
             return Ok(());
         }
         let Some(rec) = self.candidate.take() else {
@@ -610,13 +612,21 @@ impl<'a> FamilyPass<'a> {
                 .put_sync_state(self.conn.id, self.parent.name, &self.state)
                 .await;
         };
-        st.complete_listing = true;
-        self.state.last_reconciled_at = Some(now);
+        // A delta with `since` was complete within its window only.
+        let window = match (self.cur.scan, self.since, self.fam.window_column) {
+            (false, Some(since), Some(col)) => Some((col, since)),
+            _ => None,
+        };
+        if window.is_none() {
+            st.complete_listing = true;
+            self.state.last_reconciled_at = Some(now);
+        }
         st.stats.deleted += store
             .tombstone_missing(TombstoneBatch {
                 connection_id: self.conn.id,
                 stream: self.parent,
                 seen: &seen,
+                window,
                 state: &self.state,
                 at: now,
             })
