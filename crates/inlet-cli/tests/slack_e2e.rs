@@ -390,3 +390,82 @@ async fn revoked_token_needs_reauth(db: &TestDb) {
 }
 
 both_backends!(revoked_variant, revoked_token_needs_reauth);
+
+/// The benchmark: 50 channels, 100,000 messages, 2,000 threads; prints the
+/// requests of the first full sync and of a no-change delta (tier budgets raised in the
+/// simulator and the connector alike, so it measures calls, not waits). Run with
+/// `cargo test --release -p inlet-cli --test slack_e2e bench -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: minutes in a debug build"]
+async fn bench_requests_full_and_quiet_delta() {
+    let db = common::TestDb::new(common::Backend::Sqlite).await;
+    let clock = Arc::new(ManualClock::new(Timestamp(T0)));
+    let sim = SlackSim::start(SlackSimConfig {
+        seed: 99,
+        channels: 50,
+        messages_per_channel: 2_000,
+        threads_per_channel: 40,
+        replies_per_thread: 3,
+        span_secs: 30 * 86_400,
+        bot_token: format!("xoxb-bench-{}", rand_u64()),
+        tier2_per_min: 1_000_000,
+        tier3_per_min: 1_000_000,
+        clock: clock.clone(),
+        ..Default::default()
+    })
+    .await
+    .expect("sim");
+    let store = db.store().await;
+    let config = SlackConfig {
+        api_base: sim.api_base(),
+        channels: sim.channel_ids(),
+        tier2_per_minute: 1_000_000,
+        tier3_per_minute: 1_000_000,
+        concurrency: 10,
+        ..Default::default()
+    };
+    let creds = SlackCredentials {
+        token: sim.bot_token(),
+    };
+    let sealed = key()
+        .seal(&serde_json::to_vec(&creds).expect("json"), b"test")
+        .expect("seal");
+    store
+        .create_connection(
+            &NewConnection {
+                name: "slack-test".into(),
+                workspace: "tests".into(),
+                provider: "slack".into(),
+                config: serde_json::to_value(&config).expect("json"),
+                credentials: sealed,
+            },
+            clock.now(),
+        )
+        .await
+        .expect("create");
+    let env = Env {
+        sim: sim.clone(),
+        store,
+        clock: clock.clone(),
+        channels: sim.channel_ids(),
+    };
+    let started = std::time::Instant::now();
+    let full = env.sync_mode(RunMode::Full).await;
+    ok(&full, "bench full");
+    let full_counts = sim.method_counts();
+    let full_secs = started.elapsed().as_secs_f64();
+    env.assert_equals_truth("bench full").await;
+    clock.advance_ms(15 * 60_000);
+    sim.clear_log();
+    let started = std::time::Instant::now();
+    ok(&env.sync().await, "bench quiet delta");
+    println!(
+        "slack bench (50 channels, 100,000 messages, 2,000 threads): full sync {full_counts:?} in {full_secs:.1} s; no-change delta {:?} in {:.1} s",
+        sim.method_counts(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(sim.method_count("conversations.replies"), 0);
+    assert_eq!(sim.method_count("conversations.history"), 50);
+    assert_eq!(sim.rate_limit_violations(), 0);
+    db.cleanup().await;
+}
