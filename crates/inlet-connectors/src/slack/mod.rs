@@ -670,28 +670,4 @@ impl Connector for SlackConnector {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ts_strings_are_read_as_decimals() {
-        assert_eq!(
-            time_of_ts("1718800000.123456"),
-            Some(Timestamp(1_718_800_000_123))
-        );
-        assert_eq!(time_of_ts("1718800000"), Some(Timestamp(1_718_800_000_000)));
-        assert_eq!(time_of_ts("x.1"), None);
-        assert_eq!(ts_of_ms(1_718_800_000_123), "1718800000.123000");
-    }
-
-    #[test]
-    fn messages_map_to_columns() {
-        let raw = r#"{"type":"message","user":"U1","text":"hi","ts":"1718800200.000300","thread_ts":"1718800200.000300","reply_count":2,"latest_reply":"1718800500.000500","edited":{"user":"U1","ts":"1718800300.000000"}}"#;
-        let r = map_message(raw, "C1").expect("maps");
-        assert_eq!(r.id, "C1:1718800200.000300");
-        assert_eq!(r.values[6], Value::Int(2));
-        assert_eq!(r.values[8], Value::Time(Timestamp(1_718_800_300_000)));
-        assert_eq!(r.raw, raw);
-        assert!(map_message(r#"{"text":"no ts"}"#, "C1").is_err());
-    }
-}
+mod tests;
