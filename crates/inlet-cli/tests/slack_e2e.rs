@@ -297,12 +297,20 @@ async fn full_changes_delta_outage(db: &TestDb) {
     assert!(sim.delete(c2, &gone));
     let parent = env.recent(c0, 20, true);
     sim.reply(c0, &parent, "U0SIM0002", "a new reply");
+    let old_reply = sim
+        .truth_replies(c0)
+        .into_iter()
+        .find(|r| r.json["thread_ts"] == parent.as_str())
+        .expect("a reply")
+        .ts;
+    assert!(sim.delete(c0, &old_reply), "a deleted reply");
     assert!(sim.rename_user("U0SIM0003", "Renamed User"));
     sim.clear_log();
     let delta = env.sync().await;
     ok(&delta, "delta after changes");
     env.assert_equals_truth("after changes").await;
     assert_eq!(delta.streams["messages"].stats.deleted, 1);
+    assert_eq!(delta.streams["replies"].stats.deleted, 1);
     assert_eq!(sim.method_count("conversations.history"), 4);
     assert_eq!(
         sim.method_count("conversations.replies"),

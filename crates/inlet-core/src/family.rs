@@ -116,6 +116,10 @@ pub struct Family {
     /// complete within that window; Slack's deleted messages). `None`: only complete
     /// scans tombstone.
     pub window_column: Option<&'static str>,
+    /// The child column holding the parent's id: a parent's children read whole replace
+    /// its stored ones, and those no longer there are tombstoned. `None`: children are
+    /// only added and updated.
+    pub child_parent_column: Option<&'static str>,
 }
 
 impl Family {
@@ -136,6 +140,7 @@ impl Family {
             recheck_one: true,
             lookback_secs: None,
             window_column: None,
+            child_parent_column: None,
         }
     }
 

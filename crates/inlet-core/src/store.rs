@@ -194,6 +194,10 @@ pub struct FamilyBatch<'a> {
     pub markers: Vec<(String, String)>,
     /// Delete stubs of these parents that a child row in this batch replaces.
     pub stubs: Option<crate::StubRule>,
+    /// The child column holding the parent's id: the children of every parent in
+    /// `markers` (read whole) that are not in `children` are tombstoned (a deleted
+    /// reply). `None`: children are only added and updated.
+    pub replace_children: Option<&'static str>,
     /// The parent stream's sync state after this batch (`None`: leave it).
     pub state: Option<&'a SyncState>,
     /// Commit time.
@@ -209,6 +213,8 @@ pub struct FamilyOutcome {
     pub children: PageOutcome,
     /// Placeholder rows deleted.
     pub stubs_removed: u64,
+    /// Children tombstoned because their parent, read whole, no longer has them.
+    pub children_deleted: u64,
 }
 
 /// A row of a derived table (e.g. `reddit_conversations`), for export.

@@ -427,6 +427,7 @@ fn map_reply(raw: &str, channel: &str, parent: &str) -> Result<Record, String> {
         Value::Text(channel.to_string()),
         Value::Text(m.ts.clone()),
         Value::Text(m.thread_ts.unwrap_or_else(|| parent.to_string())),
+        Value::Text(format!("{channel}:{parent}")),
         Value::opt_text(m.user.or(m.bot_id)),
         Value::opt_text(m.text),
         Value::opt_text(m.subtype),
@@ -563,6 +564,8 @@ impl Connector for SlackConnector {
             lookback_secs: Some(i64::from(c.lookback_hours) * 3600),
             // A delta re-reads the lookback whole: what it no longer lists was deleted.
             window_column: Some("posted_at"),
+            // A thread read whole replaces its stored replies: a deleted reply is gone.
+            child_parent_column: Some("parent_id"),
             ..Family::new("messages", "replies", streams::MARKER)
         }]
     }

@@ -52,6 +52,7 @@ pub static REPLY_COLUMNS: &[Column] = &[
     Column::new("channel_id", Text, "the conversation"),
     Column::new("ts", Text, "Slack's message id within the channel"),
     Column::new("thread_ts", Text, "the parent's ts (slack_messages.ts)"),
+    Column::new("parent_id", Text, "the parent's row id (slack_messages.id)"),
     Column::new("user_id", Text, "author (join slack_users.id for the name)"),
     Column::new("text", Text, "mrkdwn text"),
     Column::new(

@@ -505,6 +505,7 @@ impl<'a> FamilyPass<'a> {
                 children,
                 markers,
                 stubs: self.fam.stubs,
+                replace_children: self.fam.child_parent_column,
                 state: Some(&state),
                 at: self.ctx.now(),
             })
@@ -547,6 +548,7 @@ impl<'a> FamilyPass<'a> {
                 children: kids,
                 markers: vec![(rec.id.clone(), marker.to_string())],
                 stubs: self.fam.stubs,
+                replace_children: self.fam.child_parent_column,
                 state: None,
                 at: self.ctx.now(),
             })
@@ -648,6 +650,7 @@ fn add_outcome(st: &mut StreamStats, cst: &mut StreamStats, out: &FamilyOutcome)
     add(cst, &out.children);
     cst.stats.fetched += out.children.inserted + out.children.updated + out.children.unchanged;
     cst.stubs_removed += out.stubs_removed;
+    cst.stats.deleted += out.children_deleted;
 }
 
 /// Every page of one parent's children.
