@@ -600,7 +600,11 @@ fn readme_intro_names_the_providers_that_exist() {
     for p in inlet_connectors::provider::REGISTRY.iter().map(|p| p.name) {
         assert!(intro.contains(p), "the README intro does not name {p}");
     }
-    for ghost in ["slack", "gong", "fathom", "gmail"] {
+    // A provider in the list is a ghost until it is registered.
+    let ghosts = ["slack", "gong", "fathom", "gmail"]
+        .into_iter()
+        .filter(|g| inlet_connectors::provider::find(g).is_none());
+    for ghost in ghosts {
         assert!(
             !readme.to_lowercase().contains(ghost),
             "the README names {ghost}, which inlet does not support"

@@ -15,4 +15,5 @@ pub mod github;
 pub mod provider;
 pub mod reddit;
 pub mod rest;
+pub mod slack;
 pub mod tiktok;

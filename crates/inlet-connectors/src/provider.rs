@@ -15,6 +15,7 @@ pub static REGISTRY: &[&ProviderDef] = &[
     &crate::reddit::PROVIDER,
     &crate::github::PROVIDER,
     &crate::ebay::PROVIDER,
+    &crate::slack::PROVIDER,
     &crate::tiktok::PROVIDER,
     &crate::rest::PROVIDER,
 ];

@@ -104,11 +104,27 @@ pub struct Family {
     pub sample_rate: f64,
     /// Placeholder rows the real children replace.
     pub stubs: Option<StubRule>,
+    /// Re-check at least one unchanged parent per run even when the sample picked none
+    /// (`false` for a provider whose marker is exact and whose child fetches are
+    /// expensive: Slack's `reply_count`/`latest_reply`).
+    pub recheck_one: bool,
+    /// The re-read overlap of delta listings in seconds, in place of the parent stream's
+    /// stop-rule lookback (a per-connection setting, Slack's `lookback_hours`).
+    pub lookback_secs: Option<i64>,
+    /// A parent time column: a delta that read every listing to its end with `since`
+    /// tombstones the live parents at or after `since` it did not list (the listings were
+    /// complete within that window; Slack's deleted messages). `None`: only complete
+    /// scans tombstone.
+    pub window_column: Option<&'static str>,
+    /// The child column holding the parent's id: a parent's children read whole replace
+    /// its stored ones, and those no longer there are tombstoned. `None`: children are
+    /// only added and updated.
+    pub child_parent_column: Option<&'static str>,
 }
 
 impl Family {
     /// A family with the defaults: one listing, scan every 10th run, 10 child fetches in
-    /// flight, 1% sample.
+    /// flight, 1% sample, at least one re-check per run.
     pub fn new(parent: &'static str, child: &'static str, marker: &'static [&'static str]) -> Self {
         Family {
             parent,
@@ -121,6 +137,10 @@ impl Family {
             concurrency: 10,
             sample_rate: 0.01,
             stubs: None,
+            recheck_one: true,
+            lookback_secs: None,
+            window_column: None,
+            child_parent_column: None,
         }
     }
 

@@ -99,6 +99,9 @@ pub struct TombstoneBatch<'a> {
     pub stream: &'a StreamSpec,
     /// Every id the complete listing returned.
     pub seen: &'a [String],
+    /// Only rows whose time column (the name) is at or after the time: the listing was
+    /// complete within that window only (Slack's re-read lookback). `None`: all rows.
+    pub window: Option<(&'static str, Timestamp)>,
     /// The stream's sync state to write in the same transaction.
     pub state: &'a SyncState,
     /// Tombstone time.
@@ -195,6 +198,10 @@ pub struct FamilyBatch<'a> {
     pub markers: Vec<(String, String)>,
     /// Delete stubs of these parents that a child row in this batch replaces.
     pub stubs: Option<crate::StubRule>,
+    /// The child column holding the parent's id: the children of every parent in
+    /// `markers` (read whole) that are not in `children` are tombstoned (a deleted
+    /// reply). `None`: children are only added and updated.
+    pub replace_children: Option<&'static str>,
     /// The parent stream's sync state after this batch (`None`: leave it).
     pub state: Option<&'a SyncState>,
     /// Commit time.
@@ -210,6 +217,8 @@ pub struct FamilyOutcome {
     pub children: PageOutcome,
     /// Placeholder rows deleted.
     pub stubs_removed: u64,
+    /// Children tombstoned because their parent, read whole, no longer has them.
+    pub children_deleted: u64,
 }
 
 /// A row of a derived table (e.g. `reddit_conversations`), for export.

@@ -664,6 +664,7 @@ impl Realtime<'_> {
         let state = store.sync_state(self.conn.id, spec.name).await?;
         store
             .tombstone_missing(TombstoneBatch {
+                window: None,
                 connection_id: self.conn.id,
                 stream: spec,
                 seen: &keep,

@@ -100,6 +100,7 @@ impl Engine {
                         children: page.records,
                         markers,
                         stubs: fam.stubs,
+                        replace_children: None,
                         state: None,
                         at: self.now(),
                     })
@@ -151,6 +152,7 @@ impl Engine {
                     children: Vec::new(),
                     markers: Vec::new(),
                     stubs: None,
+                    replace_children: None,
                     state: None,
                     at: self.now(),
                 })

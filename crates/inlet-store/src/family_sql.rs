@@ -87,3 +87,18 @@ pub(crate) fn replaced(
         .map(|(id, _)| id)
         .collect()
 }
+
+/// Tombstone live children of the parents in list param 3 (by `parent_col`) that are not
+/// in list param 4. Params: 1 connection, 2 at, 3 parent ids, 4 kept child ids.
+pub(crate) fn replace_children(d: Dialect, child: &StreamSpec, parent_col: &str) -> String {
+    format!(
+        "UPDATE {} SET \"deleted_at\" = {p2}, \"updated_at\" = {p2} WHERE \"connection_id\" = {} \
+         AND \"deleted_at\" IS NULL AND {} {} AND \"id\" NOT IN {}",
+        q(child.table),
+        d.p(1),
+        q(parent_col),
+        d.in_list(3),
+        d.list(4),
+        p2 = d.p(2),
+    )
+}

@@ -415,15 +415,19 @@ pub(crate) fn derived_orphans(d: Dialect, source: &str, der: &DerivedSpec) -> St
 }
 
 /// Tombstone live rows (within scope) whose id is not in list param 3; returns their
-/// group keys. Params: 1 connection, 2 at, 3 seen ids, 4 scope value.
-pub(crate) fn tombstone(d: Dialect, spec: &StreamSpec) -> String {
+/// group keys. Params: 1 connection, 2 at, 3 seen ids, 4 scope value (when scoped), then
+/// the window's start when `window` names its time column.
+pub(crate) fn tombstone(d: Dialect, spec: &StreamSpec, window: Option<&str>) -> String {
+    let next = if spec.scope.is_some() { 5 } else { 4 };
+    let window = window.map_or(String::new(), |c| format!(" AND {} >= {}", q(c), d.p(next)));
     format!(
         "UPDATE {} SET \"deleted_at\" = {p2}, \"updated_at\" = {p2} WHERE \"connection_id\" = {} \
-         AND \"deleted_at\" IS NULL AND \"id\" NOT IN {}{} RETURNING {}",
+         AND \"deleted_at\" IS NULL AND \"id\" NOT IN {}{}{} RETURNING {}",
         q(spec.table),
         d.p(1),
         d.list(3),
         scope_filter(d, spec, 4),
+        window,
         key_expr(spec),
         p2 = d.p(2),
     )

@@ -106,6 +106,7 @@ async fn tombstone(db: &Db, conn: i64, spec: &StreamSpec, seen: &[&str], at: i64
         ..Default::default()
     };
     let batch = TombstoneBatch {
+        window: None,
         connection_id: conn,
         stream: spec,
         seen: &seen,

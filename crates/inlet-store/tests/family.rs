@@ -76,6 +76,7 @@ fn batch<'a>(
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect(),
         stubs: Some(STUBS),
+        replace_children: None,
         state,
         at: Timestamp(T0),
     }

@@ -130,6 +130,7 @@ async fn spec_table_is_created_and_used_like_a_migrated_one(db: Db) {
     let gone = db
         .store
         .tombstone_missing(TombstoneBatch {
+            window: None,
             connection_id: c,
             stream: &ITEMS,
             seen: &seen,

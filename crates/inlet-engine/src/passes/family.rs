@@ -173,8 +173,9 @@ impl<'a> FamilyPass<'a> {
                 (cp, cur, false)
             }
         };
-        let lookback = match parent.stop {
-            StopRule::CreatedBefore { lookback_secs } => lookback_secs,
+        let lookback = match (fam.lookback_secs, parent.stop) {
+            (Some(secs), _) => secs,
+            (None, StopRule::CreatedBefore { lookback_secs }) => lookback_secs,
             _ => 0,
         };
         let since = match (cur.scan, state.cursor.as_deref()) {
@@ -189,7 +190,8 @@ impl<'a> FamilyPass<'a> {
             state.checkpoint = Some(cp.clone());
         }
         store.put_sync_state(conn.id, parent.name, &state).await?;
-        let seen = (!resumed && cur.scan && fam.progressive.is_none()).then(Vec::new);
+        let windowed = since.is_some() && fam.window_column.is_some() && !fam.newest_first;
+        let seen = (!resumed && (cur.scan || windowed) && fam.progressive.is_none()).then(Vec::new);
         Ok(FamilyPass {
             ctx,
             conn,
@@ -503,6 +505,7 @@ impl<'a> FamilyPass<'a> {
                 children,
                 markers,
                 stubs: self.fam.stubs,
+                replace_children: self.fam.child_parent_column,
                 state: Some(&state),
                 at: self.ctx.now(),
             })
@@ -545,6 +548,7 @@ impl<'a> FamilyPass<'a> {
                 children: kids,
                 markers: vec![(rec.id.clone(), marker.to_string())],
                 stubs: self.fam.stubs,
+                replace_children: self.fam.child_parent_column,
                 state: None,
                 at: self.ctx.now(),
             })
@@ -569,7 +573,7 @@ impl<'a> FamilyPass<'a> {
         st: &mut StreamStats,
         cst: &mut StreamStats,
     ) -> Result<(), PassError> {
-        if st.parents_sampled > 0 {
+        if st.parents_sampled > 0 || !self.fam.recheck_one {
             return Ok(());
         }
         let Some(rec) = self.candidate.take() else {
@@ -610,13 +614,21 @@ impl<'a> FamilyPass<'a> {
                 .put_sync_state(self.conn.id, self.parent.name, &self.state)
                 .await;
         };
-        st.complete_listing = true;
-        self.state.last_reconciled_at = Some(now);
+        // A delta with `since` was complete within its window only.
+        let window = match (self.cur.scan, self.since, self.fam.window_column) {
+            (false, Some(since), Some(col)) => Some((col, since)),
+            _ => None,
+        };
+        if window.is_none() {
+            st.complete_listing = true;
+            self.state.last_reconciled_at = Some(now);
+        }
         st.stats.deleted += store
             .tombstone_missing(TombstoneBatch {
                 connection_id: self.conn.id,
                 stream: self.parent,
                 seen: &seen,
+                window,
                 state: &self.state,
                 at: now,
             })
@@ -638,6 +650,7 @@ fn add_outcome(st: &mut StreamStats, cst: &mut StreamStats, out: &FamilyOutcome)
     add(cst, &out.children);
     cst.stats.fetched += out.children.inserted + out.children.updated + out.children.unchanged;
     cst.stubs_removed += out.stubs_removed;
+    cst.stats.deleted += out.children_deleted;
 }
 
 /// Every page of one parent's children.

@@ -36,6 +36,24 @@ pub(crate) async fn commit_family(
             Some(rule) => remove_stubs(s, b.child, rule, conn, &b.children).await?,
             None => 0,
         };
+        let children_deleted = match b.replace_children {
+            Some(col) if !b.markers.is_empty() => {
+                let parents: Vec<String> = b.markers.iter().map(|(id, _)| id.clone()).collect();
+                let kept: Vec<String> = b.children.iter().map(|r| r.id.clone()).collect();
+                let sql = fsql::replace_children(s.dialect(), b.child, col);
+                s.execute(
+                    &sql,
+                    &[
+                        Arg::Int(conn),
+                        Arg::Time(b.at),
+                        Arg::from(parents.as_slice()),
+                        Arg::from(kept.as_slice()),
+                    ],
+                )
+                .await?
+            }
+            _ => 0,
+        };
         let sql = fsql::marker_upsert(s.dialect());
         for (id, marker) in &b.markers {
             s.execute(&sql, args![conn, b.parent.name, id, marker, b.at])
@@ -48,6 +66,7 @@ pub(crate) async fn commit_family(
             parents,
             children,
             stubs_removed,
+            children_deleted,
         })
     })
 }

@@ -226,7 +226,11 @@ async fn tombstone_missing(s: &mut dyn Session, b: &TombstoneBatch<'_>) -> Resul
             Arg::from(b.seen),
         ];
         a.extend(scope(spec));
-        let rows = s.query(&sql::tombstone(s.dialect(), spec), &a).await?;
+        if let Some((_, from)) = b.window {
+            a.push(Arg::Time(from));
+        }
+        let sql = sql::tombstone(s.dialect(), spec, b.window.map(|(c, _)| c));
+        let rows = s.query(&sql, &a).await?;
         let mut keys = BTreeSet::new();
         for r in &rows {
             keys.extend(r.get::<Option<String>>(0)?);
