@@ -1,15 +1,16 @@
-//! The SQLite backend: one file, WAL mode, one connection behind an async mutex. Each
-//! statement of a session runs on tokio's blocking pool (the connection moves there and
-//! back); a page's rows are written with cached multi-row statements. Everything else is
-//! the shared store in [`crate::db`].
+//! The SQLite backend: one file, WAL mode, one connection behind an async mutex. A
+//! session's statements run with `block_in_place` on a multi-threaded runtime, binding
+//! the caller's text without copies; a page's rows are written with cached multi-row
+//! statements. Everything else is the shared store in [`crate::db`].
 
 use crate::db::{Arg, Backend, Cell, Row, RowWrite, Session};
-use crate::error::{join, sqlite as db_err, sqlite_is_unique};
+use crate::error::{sqlite as db_err, sqlite_is_unique};
 use crate::migrate::{self, Applied, SQLITE_MIGRATIONS};
 use crate::sql::{self, Dialect};
 use async_trait::async_trait;
 use inlet_core::{Record, StoreError};
-use rusqlite::types::{Value as Sv, ValueRef};
+use rusqlite::ToSql;
+use rusqlite::types::{ToSqlOutput, Value as Sv, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params_from_iter};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -252,7 +253,7 @@ impl Backend for SqliteStore {
 
     async fn session(&self) -> Result<Box<dyn Session + '_>, StoreError> {
         let mut s = SqliteSession {
-            conn: Some(Arc::clone(&self.conn).lock_owned().await),
+            conn: Arc::clone(&self.conn).lock_owned().await,
         };
         // A transaction a dropped session left open is rolled back first.
         s.blocking(|c| {
@@ -260,8 +261,7 @@ impl Backend for SqliteStore {
                 c.execute_batch("ROLLBACK").map_err(db_err)?;
             }
             Ok(())
-        })
-        .await?;
+        })?;
         Ok(Box::new(s))
     }
 
@@ -270,36 +270,34 @@ impl Backend for SqliteStore {
     }
 }
 
-/// A session: the locked connection, lent to the blocking pool for each statement.
+/// A session: the locked connection.
 struct SqliteSession {
-    conn: Option<OwnedMutexGuard<Connection>>,
+    conn: OwnedMutexGuard<Connection>,
 }
 
 impl SqliteSession {
-    /// Run `f` on the connection in tokio's blocking pool.
-    async fn blocking<T, F>(&mut self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let mut conn = self.conn.take().ok_or_else(|| {
-            StoreError::Db("the SQLite connection was lost by a failed database task".into())
-        })?;
-        let (conn, result) = tokio::task::spawn_blocking(move || {
-            let result = f(&mut conn);
-            (conn, result)
-        })
-        .await
-        .map_err(join)?;
-        self.conn = Some(conn);
-        result
+    /// Run `f` on the connection: on a multi-threaded runtime through
+    /// [`tokio::task::block_in_place`] (the worker hands its other tasks over while SQLite
+    /// works), elsewhere (a test's current-thread runtime) in place. The statements bind
+    /// the caller's text where it lies: no copy of a page to move it to another thread.
+    fn blocking<T>(
+        &mut self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn: &mut Connection = &mut self.conn;
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| f(conn))
+            }
+            _ => f(conn),
+        }
     }
 }
 
-fn read_rows(c: &mut Connection, sql: &str, values: Vec<Sv>) -> Result<Vec<Row>, rusqlite::Error> {
-    let mut st = c.prepare_cached(sql)?;
+fn read_rows(c: &mut Connection, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, rusqlite::Error> {
+    let mut st = c.prepare_cached(&placeholders(sql))?;
     let n = st.column_count();
-    let mut rows = st.query(params_from_iter(values))?;
+    let mut rows = st.query(params_from_iter(args.iter()))?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         let mut cells = Vec::with_capacity(n);
@@ -345,26 +343,24 @@ fn placeholders(sql: &str) -> String {
     out
 }
 
-/// An argument as an owned SQLite value (times as RFC 3339 text, booleans 0/1, lists as
-/// JSON arrays for `json_each`).
-fn owned_arg(a: &Arg<'_>) -> Sv {
-    match a {
-        Arg::Null => Sv::Null,
-        Arg::Int(i) => Sv::Integer(*i),
-        Arg::Real(f) => Sv::Real(*f),
-        Arg::Bool(b) => Sv::Integer(i64::from(*b)),
-        Arg::Text(s) => Sv::Text((*s).to_string()),
-        Arg::Bytes(b) => Sv::Blob(b.to_vec()),
-        Arg::Time(t) => Sv::Text(t.to_string()),
-        Arg::List(v) => Sv::Text(
-            serde_json::Value::Array(v.iter().map(|s| serde_json::Value::from(*s)).collect())
-                .to_string(),
-        ),
+/// An argument as a SQLite value: text and bytes borrowed, times as RFC 3339 text,
+/// booleans 0/1, lists as JSON arrays for `json_each`.
+impl ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Arg::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Arg::Int(i) => ToSqlOutput::Owned(Sv::Integer(*i)),
+            Arg::Real(f) => ToSqlOutput::Owned(Sv::Real(*f)),
+            Arg::Bool(b) => ToSqlOutput::Owned(Sv::Integer(i64::from(*b))),
+            Arg::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Arg::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            Arg::Time(t) => ToSqlOutput::Owned(Sv::Text(t.to_string())),
+            Arg::List(v) => ToSqlOutput::Owned(Sv::Text(
+                serde_json::Value::Array(v.iter().map(|s| serde_json::Value::from(*s)).collect())
+                    .to_string(),
+            )),
+        })
     }
-}
-
-fn owned(args: &[Arg<'_>]) -> Vec<Sv> {
-    args.iter().map(owned_arg).collect()
 }
 
 #[async_trait]
@@ -374,19 +370,15 @@ impl Session for SqliteSession {
     }
 
     async fn query(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError> {
-        let (sql, values) = (placeholders(sql), owned(args));
-        self.blocking(move |c| read_rows(c, &sql, values).map_err(db_err))
-            .await
+        self.blocking(|c| read_rows(c, sql, args).map_err(db_err))
     }
 
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
-        let (sql, values) = (placeholders(sql), owned(args));
-        self.blocking(move |c| {
-            let mut st = c.prepare_cached(&sql).map_err(db_err)?;
-            let n = st.execute(params_from_iter(values)).map_err(db_err)?;
+        self.blocking(|c| {
+            let mut st = c.prepare_cached(&placeholders(sql)).map_err(db_err)?;
+            let n = st.execute(params_from_iter(args.iter())).map_err(db_err)?;
             Ok(n as u64)
         })
-        .await
     }
 
     async fn query_unique(
@@ -394,19 +386,15 @@ impl Session for SqliteSession {
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Option<Vec<Row>>, StoreError> {
-        let (sql, values) = (placeholders(sql), owned(args));
-        self.blocking(move |c| match read_rows(c, &sql, values) {
+        self.blocking(|c| match read_rows(c, sql, args) {
             Ok(rows) => Ok(Some(rows)),
             Err(e) if sqlite_is_unique(&e) => Ok(None),
             Err(e) => Err(db_err(e)),
         })
-        .await
     }
 
     async fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        let sql = sql.to_string();
-        self.blocking(move |c| c.execute_batch(&sql).map_err(db_err))
-            .await
+        self.blocking(|c| c.execute_batch(sql).map_err(db_err))
     }
 
     async fn begin(&mut self) -> Result<(), StoreError> {
@@ -422,24 +410,40 @@ impl Session for SqliteSession {
     }
 
     /// Inserts go in multi-row statements of 64, 32, ... 1 rows (few distinct statements,
-    /// all cached); updates one statement a row.
+    /// all cached); updates one statement a row. Values are bound where they lie.
     async fn write_rows(&mut self, w: RowWrite<'_>) -> Result<(), StoreError> {
-        let (conn, at) = (w.conn, Sv::Text(w.at.to_string()));
-        let row_values = |r: &Record, hash: &[u8; 16]| {
-            let mut p = vec![Sv::Integer(conn), Sv::Text(r.id.clone())];
-            p.extend(r.values.iter().map(|v| owned_arg(&Arg::from(v))));
-            p.push(Sv::Text(r.raw.clone()));
-            p.push(Sv::Blob(hash.to_vec()));
-            p.push(at.clone());
-            p
-        };
-        let mut statements: Vec<(String, Vec<Sv>)> = Vec::new();
-        if w.update {
-            let sql = sql::sqlite_update(w.spec);
-            for (r, hash) in w.rows {
-                statements.push((sql.clone(), row_values(r, hash)));
+        let at = Arg::Time(w.at);
+        let conn = Arg::Int(w.conn);
+        self.blocking(|c| {
+            let bind_row = |st: &mut rusqlite::Statement<'_>,
+                                i: &mut usize,
+                                r: &Record,
+                                hash: &[u8; 16]|
+             -> Result<(), StoreError> {
+                let mut bind = |v: &dyn ToSql| {
+                    st.raw_bind_parameter(*i, v).map_err(db_err)?;
+                    *i += 1;
+                    Ok::<(), StoreError>(())
+                };
+                bind(&conn)?;
+                bind(&r.id)?;
+                for v in &r.values {
+                    bind(&Arg::from(v))?;
+                }
+                bind(&r.raw)?;
+                bind(&hash.as_slice())?;
+                bind(&at)
+            };
+            if w.update {
+                let mut st = c
+                    .prepare_cached(&sql::sqlite_update(w.spec))
+                    .map_err(db_err)?;
+                for (r, hash) in w.rows {
+                    bind_row(&mut st, &mut 1, r, hash)?;
+                    st.raw_execute().map_err(db_err)?;
+                }
+                return Ok(());
             }
-        } else {
             let mut rest = w.rows;
             while !rest.is_empty() {
                 let n = [64, 32, 16, 8, 4, 2, 1]
@@ -447,23 +451,21 @@ impl Session for SqliteSession {
                     .find(|n| *n <= rest.len())
                     .unwrap_or(1);
                 let (chunk, tail) = rest.split_at(n);
-                let mut p = Vec::new();
+                let mut st = c
+                    .prepare_cached(&sql::sqlite_insert(w.spec, n))
+                    .map_err(db_err)?;
+                let mut i = 1;
                 for (r, hash) in chunk {
-                    p.extend(row_values(r, hash));
-                    p.push(at.clone()); // updated_at, after first_seen_at
+                    bind_row(&mut st, &mut i, r, hash)?;
+                    // updated_at, after first_seen_at
+                    st.raw_bind_parameter(i, &at).map_err(db_err)?;
+                    i += 1;
                 }
-                statements.push((sql::sqlite_insert(w.spec, n), p));
+                st.raw_execute().map_err(db_err)?;
                 rest = tail;
-            }
-        }
-        self.blocking(move |c| {
-            for (sql, p) in statements {
-                let mut st = c.prepare_cached(&sql).map_err(db_err)?;
-                st.execute(params_from_iter(p)).map_err(db_err)?;
             }
             Ok(())
         })
-        .await
     }
 }
 
