@@ -416,9 +416,9 @@ impl Session for SqliteSession {
         let conn = Arg::Int(w.conn);
         self.blocking(|c| {
             let bind_row = |st: &mut rusqlite::Statement<'_>,
-                                i: &mut usize,
-                                r: &Record,
-                                hash: &[u8; 16]|
+                            i: &mut usize,
+                            r: &Record,
+                            hash: &[u8; 16]|
              -> Result<(), StoreError> {
                 let mut bind = |v: &dyn ToSql| {
                     st.raw_bind_parameter(*i, v).map_err(db_err)?;
