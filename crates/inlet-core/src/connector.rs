@@ -144,6 +144,16 @@ pub trait Connector: Send + Sync {
         let _ = (listing, since);
         self.fetch_page(stream, cursor).await
     }
+    /// Parents of `stream` (a family's parent stream) that the provider reported gone —
+    /// deleted, or out of the connection's scope — on the listing page
+    /// [`Connector::fetch_listing`] returned last (a change log's deletions: Gmail's
+    /// threads that 404 or lost every chosen label). The family pass tombstones them and
+    /// their children before it commits that page, and forgets their markers. The default
+    /// reports none.
+    fn take_gone(&self, stream: &StreamSpec) -> Vec<String> {
+        let _ = stream;
+        Vec::new()
+    }
     /// Fetch one page of the children of `parent` (a record of `parent_stream`, as its
     /// listing returned it); `cursor` is `None` for the first page.
     async fn fetch_children(
@@ -186,7 +196,8 @@ pub trait Connector: Send + Sync {
         Ok(IdPage::full(page))
     }
     /// The cache validator of `stream` to keep for the next delta (e.g. the ETag of its
-    /// first page), after a pass that completed; `None` when there is none.
+    /// first page, or a provider's sync token: Gmail's history id, for a family's parent
+    /// stream), after a pass that completed; `None` when there is none.
     fn validator(&self, stream: &StreamSpec) -> Option<String> {
         let _ = stream;
         None

@@ -421,6 +421,19 @@ pub trait RecordStore: Send + Sync {
         at: Timestamp,
     ) -> Result<(u64, u64), StoreError>;
 
+    /// Tombstone the live rows `ids` of a family's parent stream `parent`, the live rows
+    /// of `child` whose `child_parent_column` names one of them (when given), and forget
+    /// their change markers: one transaction, repeatable. Returns (parents, children)
+    /// tombstoned. For parents a provider reported gone ([`crate::Connector::take_gone`]).
+    async fn tombstone_parents(
+        &self,
+        connection_id: i64,
+        parent: &StreamSpec,
+        ids: &[String],
+        child: Option<(&StreamSpec, &str)>,
+        at: Timestamp,
+    ) -> Result<(u64, u64), StoreError>;
+
     /// Live (not tombstoned) rows of a stream within its scope.
     async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError>;
 

@@ -96,6 +96,9 @@ pub struct OAuth2Token {
     grant: StdMutex<Grant>,
     /// Sent as `scope` with refresh-token grants (eBay documents it), when set.
     scope: Option<String>,
+    /// Send the client id and secret as form fields (`client_secret_post`, Google's
+    /// documented form) instead of HTTP Basic.
+    secret_in_body: bool,
     current: Mutex<Option<Current>>,
     changed: AtomicBool,
 }
@@ -137,6 +140,7 @@ impl OAuth2Token {
             client_secret,
             grant: StdMutex::new(grant),
             scope: None,
+            secret_in_body: false,
             current: Mutex::new(cached.map(|(access, expires_at_ms)| Current {
                 access,
                 expires_at_ms,
@@ -148,6 +152,13 @@ impl OAuth2Token {
     /// Send `scope` (space-separated scopes) with refresh-token grants.
     pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
         self.scope = Some(scope.into());
+        self
+    }
+
+    /// Send the client id and secret as form fields of the token request
+    /// (`client_id=..&client_secret=..`, as Google documents it) instead of HTTP Basic.
+    pub fn with_secret_in_body(mut self) -> Self {
+        self.secret_in_body = true;
         self
     }
 
@@ -171,7 +182,7 @@ impl OAuth2Token {
 
     async fn fetch(&self) -> Result<Current, AuthError> {
         let grant = self.grant.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let form: Vec<(&str, String)> = match &grant {
+        let mut form: Vec<(&str, String)> = match &grant {
             Grant::RefreshToken(t) => {
                 let mut f = vec![
                     ("grant_type", "refresh_token".into()),
@@ -188,13 +199,21 @@ impl OAuth2Token {
                 ("password", password.clone()),
             ],
         };
+        if self.secret_in_body {
+            form.push(("client_id", self.client_id.clone()));
+            form.push(("client_secret", self.client_secret.clone()));
+        }
         let res = self
             .http
             .execute(
                 |c| {
-                    c.post(&self.token_url)
-                        .basic_auth(&self.client_id, Some(&self.client_secret))
-                        .form(&form)
+                    let req = c.post(&self.token_url);
+                    let req = if self.secret_in_body {
+                        req
+                    } else {
+                        req.basic_auth(&self.client_id, Some(&self.client_secret))
+                    };
+                    req.form(&form)
                 },
                 parse_token,
             )

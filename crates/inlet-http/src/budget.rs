@@ -39,7 +39,8 @@ fn reset_delay(reset: f64, how: ResetIn) -> f64 {
 }
 
 /// A provider's documented budget (each provider's definition gives its own): at most
-/// `requests` in any `per` long stretch. Used while
+/// `requests` in any `per` long stretch — request *units* for a provider that bills
+/// methods by weight (Gmail's quota units; see [`RateBudget::acquire_units`]). Used while
 /// the provider does not report its budget in headers (and before its first answer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
@@ -58,8 +59,10 @@ struct State {
     blocked_until: Option<Instant>,
     /// Requests sent and not answered yet (by every client sharing this budget).
     in_flight: u32,
-    /// Send times within the documented quota's window (oldest first).
-    sent: std::collections::VecDeque<Instant>,
+    /// Send times and units within the documented quota's window (oldest first).
+    sent: std::collections::VecDeque<(Instant, u32)>,
+    /// The units in `sent`.
+    sent_units: u64,
     /// The provider has reported its budget in headers: trust those, not the documented
     /// quota.
     headers_seen: bool,
@@ -131,6 +134,15 @@ impl RateBudget {
     /// the request has been counted against the budget (call [`RateBudget::observe`] or
     /// [`RateBudget::abandon`] when it ends).
     pub fn acquire(&self, now: Instant) -> Duration {
+        self.acquire_units(now, 1)
+    }
+
+    /// [`RateBudget::acquire`] for a request that costs `units` of the documented quota
+    /// (a provider that bills methods by weight: Gmail's `threads.get` is 10 units,
+    /// `history.list` 2). The documented window then holds at most `Quota::requests`
+    /// units; a provider's reported remaining count drops by `units` too.
+    pub fn acquire_units(&self, now: Instant, units: u32) -> Duration {
+        let units = units.max(1);
         let mut st = self.lock();
         if let Some(b) = st.blocked_until.filter(|b| *b > now) {
             return b - now;
@@ -156,17 +168,18 @@ impl RateBudget {
             }
             None => {
                 if let Some(q) = self.documented {
-                    while st
-                        .sent
-                        .front()
-                        .is_some_and(|t| now.duration_since(*t) >= q.per)
+                    while let Some(&(t, u)) = st.sent.front()
+                        && now.duration_since(t) >= q.per
                     {
                         st.sent.pop_front();
+                        st.sent_units -= u64::from(u);
                     }
-                    if st.sent.len() >= q.requests.max(1) as usize
-                        && let Some(oldest) = st.sent.front()
+                    // A request heavier than the whole window still goes into an empty one.
+                    let limit = u64::from(q.requests.max(1)).max(u64::from(units));
+                    if st.sent_units + u64::from(units) > limit
+                        && let Some(&(oldest, _)) = st.sent.front()
                     {
-                        return (*oldest + q.per)
+                        return (oldest + q.per)
                             .saturating_duration_since(now)
                             .max(Duration::from_millis(1));
                     }
@@ -174,10 +187,11 @@ impl RateBudget {
             }
         }
         if let Some(rem) = &mut st.remaining {
-            *rem -= 1.0;
+            *rem -= f64::from(units);
         }
         if self.documented.is_some() && !st.headers_seen {
-            st.sent.push_back(now);
+            st.sent.push_back((now, units));
+            st.sent_units += u64::from(units);
         }
         st.in_flight += 1;
         Duration::ZERO
@@ -252,6 +266,7 @@ impl RateBudget {
                 }
                 st.headers_seen = true;
                 st.sent.clear();
+                st.sent_units = 0;
                 remaining_out = Some(rem as u64);
             }
         }

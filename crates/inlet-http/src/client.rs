@@ -183,6 +183,9 @@ pub struct HttpClient {
     /// A request in flight is abandoned when the sync is cancelled (false for token
     /// exchanges: their answer may carry a rotated refresh token).
     abandon_on_cancel: bool,
+    /// Units of the documented quota each request costs (1 unless the provider bills
+    /// methods by weight, see [`HttpClient::with_cost`]).
+    cost: u32,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -237,6 +240,7 @@ impl HttpClient {
             auth: None,
             metered: true,
             abandon_on_cancel: true,
+            cost: 1,
         })
     }
 
@@ -247,6 +251,18 @@ impl HttpClient {
             auth: Some(auth),
             metered: self.metered,
             abandon_on_cancel: self.abandon_on_cancel,
+            cost: self.cost,
+        }
+    }
+
+    /// The same client (pool, budget, accounting) whose requests each cost `units` of the
+    /// documented quota, for a provider that bills its methods by weight (Gmail: 10 units
+    /// for `threads.get`, 2 for `history.list`); the budget's `Quota::requests` is then
+    /// a number of units.
+    pub fn with_cost(&self, units: u32) -> Self {
+        HttpClient {
+            cost: units.max(1),
+            ..self.clone()
         }
     }
 
@@ -488,7 +504,7 @@ impl HttpClient {
                 sh.stats.waiting_until.store(0, Ordering::Relaxed);
                 return Err(HttpError::Cancelled);
             }
-            let wait = sh.budget.acquire(Instant::now());
+            let wait = sh.budget.acquire_units(Instant::now(), self.cost);
             if wait.is_zero() {
                 sh.stats.waiting_until.store(0, Ordering::Relaxed);
                 return Ok(());
@@ -684,7 +700,9 @@ pub const MAX_SNIPPET_CHARS: usize = 200;
 /// exceeded a secondary rate limit").
 fn mentions_rate_limit(body: &[u8]) -> bool {
     let head = String::from_utf8_lossy(&body[..body.len().min(1024)]).to_ascii_lowercase();
-    head.contains("rate limit")
+    // Prose ("rate limit exceeded") or a reason code (Google's `rateLimitExceeded`,
+    // `userRateLimitExceeded`).
+    head.contains("rate limit") || head.contains("ratelimitexceeded")
 }
 
 fn excerpt(body: &[u8]) -> String {

@@ -102,3 +102,28 @@ pub(crate) fn replace_children(d: Dialect, child: &StreamSpec, parent_col: &str)
         p2 = d.p(2),
     )
 }
+
+/// Tombstone the live rows of `table` whose `col` is in list param 3. Params: 1
+/// connection, 2 at, 3 ids.
+pub(crate) fn tombstone_where_in(d: Dialect, table: &str, col: &str) -> String {
+    format!(
+        "UPDATE {} SET \"deleted_at\" = {p2}, \"updated_at\" = {p2} WHERE \"connection_id\" = {} \
+         AND \"deleted_at\" IS NULL AND {} {}",
+        q(table),
+        d.p(1),
+        q(col),
+        d.in_list(3),
+        p2 = d.p(2),
+    )
+}
+
+/// Forget the markers of some parents: `(connection, stream, ids)`.
+pub(crate) fn markers_delete(d: Dialect) -> String {
+    format!(
+        "DELETE FROM \"parent_markers\" WHERE \"connection_id\" = {} AND \"stream\" = {} \
+         AND \"parent_id\" {}",
+        d.p(1),
+        d.p(2),
+        d.in_list(3)
+    )
+}

@@ -82,9 +82,25 @@ pub(crate) async fn sync_family(
     };
     let http_before = connector.http_stats();
     let mut pass = FamilyPass::begin(ctx, fam, parent, child, ctx.opts.mode).await?;
+    // The parent stream's validator (a provider's sync token, e.g. Gmail's history id)
+    // goes only to a delta from the top; a full or resumed pass reads from its cursor.
+    let validator = if pass.cp.mode == RunMode::Delta && !pass.resumed {
+        ctx.store.stream_validator(ctx.conn.id, parent.name).await?
+    } else {
+        None
+    };
+    connector.set_validator(parent, validator.as_deref());
     st.resumed = pass.resumed;
     ctx.progress.stream_started(parent.name, pass.resumed);
     let end = pass.run(st, &mut cst).await;
+    if matches!(end, Ok(StreamEnd::Done)) {
+        let v = connector.validator(parent);
+        if v != validator {
+            ctx.store
+                .put_stream_validator(ctx.conn.id, parent.name, v.as_deref())
+                .await?;
+        }
+    }
     set_http(&mut st.stats, http_before, connector.http_stats());
     match end {
         Ok(end) => Ok((end, cst)),
@@ -408,6 +424,19 @@ impl<'a> FamilyPass<'a> {
         cst: &mut StreamStats,
     ) -> Result<bool, PassError> {
         let connector = self.ctx.connector;
+        let gone = connector.take_gone(self.parent);
+        if !gone.is_empty() {
+            // Reported gone by the provider: repeatable, so done before the page's
+            // checkpoint (a crash in between reads the page and tombstones again).
+            let child = self.fam.child_parent_column.map(|c| (self.child, c));
+            let (p, c) = self
+                .ctx
+                .store
+                .tombstone_parents(self.conn.id, self.parent, &gone, child, self.ctx.now())
+                .await?;
+            st.stats.deleted += p;
+            cst.stats.deleted += c;
+        }
         let recs: Vec<Record> = records
             .into_iter()
             .filter(|r| self.done.insert(r.id.clone()))

@@ -110,3 +110,32 @@ async fn remove_stubs(
     }
     Ok(gone.len() as u64)
 }
+
+/// Tombstone parents a provider reported gone, their children and their markers.
+pub(crate) async fn tombstone_parents(
+    s: &mut dyn Session,
+    conn: i64,
+    parent: &StreamSpec,
+    ids: &[String],
+    child: Option<(&StreamSpec, &str)>,
+    at: inlet_core::Timestamp,
+) -> Result<(u64, u64), StoreError> {
+    transaction!(s, {
+        lock_connection(s, conn).await?;
+        let sql = fsql::tombstone_where_in(s.dialect(), parent.table, "id");
+        let parents = s.execute(&sql, args![conn, at, ids]).await?;
+        let children = match child {
+            Some((spec, col)) => {
+                let sql = fsql::tombstone_where_in(s.dialect(), spec.table, col);
+                s.execute(&sql, args![conn, at, ids]).await?
+            }
+            None => 0,
+        };
+        s.execute(
+            &fsql::markers_delete(s.dialect()),
+            args![conn, parent.name, ids],
+        )
+        .await?;
+        Ok((parents, children))
+    })
+}

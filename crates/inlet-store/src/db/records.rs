@@ -405,6 +405,30 @@ impl RecordStore for SqlStore {
         retrying!(self, |s| refresh_derived_all(s, connection_id, stream, at))
     }
 
+    async fn tombstone_parents(
+        &self,
+        connection_id: i64,
+        parent: &StreamSpec,
+        ids: &[String],
+        child: Option<(&StreamSpec, &str)>,
+        at: Timestamp,
+    ) -> Result<(u64, u64), StoreError> {
+        if ids.is_empty() {
+            return Ok((0, 0));
+        }
+        let mut specs = vec![*parent];
+        specs.extend(child.map(|(c, _)| *c));
+        self.ensure(&specs).await?;
+        retrying!(self, |s| super::family::tombstone_parents(
+            s,
+            connection_id,
+            parent,
+            ids,
+            child,
+            at
+        ))
+    }
+
     async fn count_live(&self, connection_id: i64, stream: &StreamSpec) -> Result<u64, StoreError> {
         if !self.ensure(&[*stream]).await? {
             return Ok(0);
