@@ -12,6 +12,7 @@
 pub mod build;
 pub mod ebay;
 pub mod github;
+pub mod gmail;
 pub mod provider;
 pub mod reddit;
 pub mod rest;

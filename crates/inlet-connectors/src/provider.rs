@@ -16,6 +16,7 @@ pub static REGISTRY: &[&ProviderDef] = &[
     &crate::github::PROVIDER,
     &crate::ebay::PROVIDER,
     &crate::slack::PROVIDER,
+    &crate::gmail::PROVIDER,
     &crate::tiktok::PROVIDER,
     &crate::rest::PROVIDER,
 ];

@@ -15,7 +15,7 @@
 //! Time comes from an injected [`inlet_core::Clock`], so token expiry and rate-limit windows are
 //! deterministic under [`inlet_core::ManualClock`].
 //!
-//! Simulators: [`reddit`], [`github`], [`ebay`], [`slack`], and [`images`] for the image hosts Reddit
+//! Simulators: [`reddit`], [`github`], [`ebay`], [`slack`], [`gmail`], and [`images`] for the image hosts Reddit
 //! messages link to; [`feed`] is an in-memory change feed (no server) for the engine's
 //! realtime loop.
 #![deny(missing_docs)]
@@ -23,6 +23,7 @@
 pub mod ebay;
 pub mod feed;
 pub mod github;
+pub mod gmail;
 pub mod images;
 mod json;
 pub mod reddit;
