@@ -390,6 +390,56 @@ mod tests {
     }
 
     #[test]
+    fn weighted_requests_count_their_units() {
+        // 25 units per second: two 10-unit requests and a 2-unit one fit, a third
+        // 10-unit one waits until the first leaves the window.
+        let b = RateBudget::with_quota(
+            None,
+            Some(Quota {
+                requests: 25,
+                per: Duration::from_secs(1),
+            }),
+        );
+        let t0 = Instant::now();
+        assert_eq!(b.acquire_units(t0, 10), Duration::ZERO);
+        assert_eq!(
+            b.acquire_units(t0 + Duration::from_millis(100), 10),
+            Duration::ZERO
+        );
+        assert_eq!(
+            b.acquire_units(t0 + Duration::from_millis(200), 2),
+            Duration::ZERO
+        );
+        let w = b.acquire_units(t0 + Duration::from_millis(300), 10);
+        assert_eq!(
+            w,
+            Duration::from_millis(700),
+            "until the first leaves at 1 s"
+        );
+        assert_eq!(
+            b.acquire_units(t0 + Duration::from_secs(1), 10),
+            Duration::ZERO
+        );
+        // 22 units in the window now: a 3-unit request waits, a 1-unit one goes
+        // (window of 1 s from 100 ms: 10 + 2 + 10).
+        assert!(b.acquire_units(t0 + Duration::from_millis(1050), 4) > Duration::ZERO);
+        assert_eq!(
+            b.acquire_units(t0 + Duration::from_millis(1050), 3),
+            Duration::ZERO
+        );
+        // A request heavier than the whole window goes into an empty one.
+        let big = RateBudget::with_quota(
+            None,
+            Some(Quota {
+                requests: 5,
+                per: Duration::from_secs(1),
+            }),
+        );
+        assert_eq!(big.acquire_units(t0, 10), Duration::ZERO);
+        assert!(big.acquire_units(t0, 1) > Duration::ZERO);
+    }
+
+    #[test]
     fn documented_quota_holds_while_the_provider_reports_nothing() {
         let b = RateBudget::with_quota(
             Some(SECONDS_HEADERS),
