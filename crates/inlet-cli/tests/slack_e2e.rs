@@ -99,9 +99,7 @@ impl Env {
         let config: SlackConfig = serde_json::from_value(conn.config.clone()).expect("config");
         let plain = key().open(&conn.credentials, b"test").expect("open creds");
         let creds: SlackCredentials = serde_json::from_slice(&plain).expect("creds");
-        let c = SlackConnector::new(config, &creds, http_config())
-            .expect("connector")
-            .with_clock(self.clock.clone());
+        let c = SlackConnector::new(config, &creds, http_config()).expect("connector");
         let k = Arc::new(key());
         Engine::new(self.store.clone(), self.clock.clone())
             .with_sealer(Arc::new(move |_c: &Connection, v: &serde_json::Value| {
@@ -374,6 +372,69 @@ async fn faults_still_equal_truth(db: &TestDb) {
 }
 
 both_backends!(faults_variant, faults_still_equal_truth);
+
+/// A channel the app cannot read from the first sync on does not hold the others back:
+/// each channel keeps its own cursor. After a 3-day outage the healthy channels are
+/// caught up from their cursors (nothing older than 24 hours lost, nothing stored
+/// tombstoned), and the channel, readable again, gets its own first sync.
+async fn failing_channel_holds_no_other_back(db: &TestDb) {
+    let env = setup(db, 14, &[]).await;
+    let sim = &env.sim;
+    let (c0, locked) = (env.channels[0].clone(), env.channels[3].clone());
+    sim.set_access(&locked, false);
+    let first = env.sync().await;
+    assert_eq!(first.status, RunStatus::Partial, "{:?}", first.error);
+    assert!(
+        first.streams["messages"]
+            .listing_errors
+            .iter()
+            .any(|e| e.contains("not_in_channel")),
+        "{:?}",
+        first.streams["messages"].listing_errors
+    );
+    // Three days pass with traffic; no sync runs.
+    let mut posted = Vec::new();
+    for step in 0..12 {
+        env.clock.advance_ms(6 * HOUR);
+        posted.push(sim.post(&c0, "U0SIM0001", &format!("outage {step}")));
+        sim.post(&locked, "U0SIM0002", &format!("locked {step}"));
+    }
+    sim.set_access(&locked, true);
+    let run = env.sync().await;
+    ok(&run, "after the outage");
+    assert_eq!(run.streams["messages"].stats.deleted, 0, "nothing tombstoned");
+    let id = conn(&env.store).await.id;
+    let msgs = stored(&*env.store, id, "messages").await;
+    let now = env.clock.now().0;
+    let ms_of = |ts: &str| (ts.parse::<f64>().unwrap_or(0.0) * 1000.0) as i64;
+    for ch in &env.channels {
+        // Healthy channels: everything since their first sync's window; the channel
+        // read for the first time: its own last 24 hours.
+        let from = if *ch == locked { now - 24 * HOUR } else { T0 - 24 * HOUR };
+        for m in sim.truth_history(ch) {
+            let key = format!("{ch}:{}", m.ts);
+            if ms_of(&m.ts) >= from {
+                assert_eq!(msgs.get(&key), Some(&m.json), "{key} missing or differs");
+            } else if *ch == locked {
+                assert!(!msgs.contains_key(&key), "{key} before the window");
+            }
+        }
+    }
+    for ts in &posted {
+        assert!(msgs.contains_key(&format!("{c0}:{ts}")), "outage message {ts}");
+    }
+    // From now on every channel continues from its own cursor.
+    env.clock.advance_ms(15 * 60_000);
+    sim.post(&locked, "U0SIM0003", "after");
+    sim.clear_log();
+    let run = env.sync().await;
+    ok(&run, "delta");
+    assert_eq!(run.streams["messages"].stats.inserted, 1);
+    assert_eq!(sim.method_count("conversations.history"), 4);
+    assert_eq!(sim.rate_limit_violations(), 0);
+}
+
+both_backends!(failing_channel_variant, failing_channel_holds_no_other_back);
 
 /// A revoked token (HTTP 200, `ok: false`, `token_revoked`) fails the run and sets the
 /// connection `needs_reauth`; a channel that is gone fails its listing only.

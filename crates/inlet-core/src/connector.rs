@@ -210,11 +210,4 @@ pub trait Connector: Send + Sync {
     fn set_cancel(&self, flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>) {
         let _ = flag;
     }
-    /// The mode the caller asked for (before the engine makes a connection's first delta
-    /// a full run), told at the start of every sync: a connector whose first sync reads
-    /// only a recent window (Slack: the last 24 hours) reads everything when `Full` was
-    /// asked. The default ignores it.
-    fn set_requested_mode(&self, mode: crate::RunMode) {
-        let _ = mode;
-    }
 }

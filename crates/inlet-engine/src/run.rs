@@ -57,7 +57,6 @@ impl Engine {
         };
         // Waits and requests in flight end at once when the sync is cancelled.
         connector.set_cancel(opts.cancel.clone());
-        connector.set_requested_mode(opts.mode);
         let known_wait = self.known_wait(conn.id, run_id).await?;
         let result = match (known_wait, policy) {
             // An earlier run found the provider's limit spent until later than now: send

@@ -26,14 +26,13 @@ use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, Ve
 use client::{SlackClient, Tier};
 pub use client::{SlackConfig, SlackCredentials};
 use inlet_core::{
-    Clock, Connector, ConnectorError, Family, HttpStats, Page, Record, RunMode, StreamSpec,
-    SystemClock, Timestamp, Value,
+    Connector, ConnectorError, Family, HttpStats, Page, Record, StreamSpec, Timestamp, Value,
 };
 use inlet_http::HttpConfig;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 /// Slack as the registry knows it. Budgets are per method tier and kept by the
 /// connector's own clients (see [`client`]); Slack sends no budget headers.
@@ -170,9 +169,6 @@ fn verify(
 pub struct SlackConnector {
     config: SlackConfig,
     client: SlackClient,
-    clock: Arc<dyn Clock>,
-    /// `inlet sync --full` was asked: the first-sync window does not apply.
-    full_asked: AtomicBool,
 }
 
 /// A page of any list method: its items as received and the next cursor.
@@ -215,15 +211,7 @@ impl SlackConnector {
         Ok(SlackConnector {
             config,
             client,
-            clock: Arc::new(SystemClock),
-            full_asked: AtomicBool::new(false),
         })
-    }
-
-    /// The same connector on another clock (the first-sync window is measured by it).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
     }
 
     /// `auth.test`: `team/user` of the token.
@@ -287,21 +275,6 @@ impl SlackConnector {
         })
     }
 
-    /// The `oldest` of a history listing: on a delta the engine's `since` (the cursor
-    /// minus the lookback, [`Family::lookback_secs`]); on a first sync the first-sync
-    /// window, unless everything was asked.
-    fn oldest(&self, since: Option<Timestamp>) -> Option<String> {
-        match since {
-            Some(t) => Some(ts_of_ms(t.0.max(0))),
-            None if self.full_asked.load(Ordering::Relaxed) => None,
-            None if self.config.first_sync_hours == 0 => None,
-            None => {
-                let ms = self.clock.now().0 - i64::from(self.config.first_sync_hours) * 3_600_000;
-                Some(ts_of_ms(ms.max(0)))
-            }
-        }
-    }
-
     /// One history page of `channel`. The cursor carries the listing's `oldest` with
     /// Slack's cursor (`<oldest>|<next_cursor>`), so a resumed pass stays in its window.
     async fn history(
@@ -312,7 +285,10 @@ impl SlackConnector {
     ) -> Result<Page, ConnectorError> {
         let (oldest, slack_cursor) = match cursor.and_then(|c| c.split_once('|')) {
             Some((o, c)) => ((!o.is_empty()).then(|| o.to_string()), Some(c.to_string())),
-            None => (self.oldest(since), None),
+            // The engine's `since`: the channel's own cursor minus the lookback
+            // ([`Family::lookback_secs`]), or its first-sync window
+            // ([`Family::first_window_secs`]); none on a full run.
+            None => (since.map(|t| ts_of_ms(t.0.max(0))), None),
         };
         let mut q = vec![
             ("channel", channel.to_string()),
@@ -566,6 +542,11 @@ impl Connector for SlackConnector {
             window_column: Some("posted_at"),
             // A thread read whole replaces its stored replies: a deleted reply is gone.
             child_parent_column: Some("parent_id"),
+            // Each channel keeps its own cursor: a channel that fails (from its first
+            // sync on) does not hold the others back, and a channel added later gets its
+            // own first sync.
+            listing_cursors: true,
+            first_window_secs: (c.first_sync_hours > 0).then(|| i64::from(c.first_sync_hours) * 3600),
             ..Family::new("messages", "replies", streams::MARKER)
         }]
     }
@@ -664,11 +645,6 @@ impl Connector for SlackConnector {
 
     fn set_cancel(&self, flag: Option<Arc<AtomicBool>>) {
         self.client.set_cancel(flag);
-    }
-
-    fn set_requested_mode(&self, mode: RunMode) {
-        self.full_asked
-            .store(mode == RunMode::Full, Ordering::Relaxed);
     }
 }
 

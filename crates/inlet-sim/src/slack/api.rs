@@ -152,6 +152,11 @@ impl State {
             }
             e.1 += 1;
         }
+        if matches!(method, "conversations.history" | "conversations.replies")
+            && get(&p, "channel").is_some_and(|c| lock(&self.no_access).contains(c))
+        {
+            return fail(resp, "not_in_channel");
+        }
         let model = read(&self.model);
         let out = match method {
             "auth.test" => Ok(self.auth_test(bot)),

@@ -108,6 +108,8 @@ pub(crate) struct State {
     model: RwLock<Model>,
     /// Tokens revoked (`token_revoked`).
     revoked: Mutex<HashSet<String>>,
+    /// Conversations the app was removed from (`not_in_channel`).
+    no_access: Mutex<HashSet<String>>,
     /// Calls per method in the current minute: method → (minute, count).
     windows: Mutex<BTreeMap<String, (i64, u64)>>,
     /// Requests answered per method.
@@ -158,6 +160,7 @@ impl SlackSim {
         let state = Arc::new(State {
             model: RwLock::new(model),
             revoked: Mutex::new(HashSet::new()),
+            no_access: Mutex::new(HashSet::new()),
             windows: Mutex::new(BTreeMap::new()),
             per_method: Mutex::new(BTreeMap::new()),
             faults: Mutex::new(FaultState::new(cfg.seed)),
@@ -309,6 +312,17 @@ impl SlackSim {
     /// Revokes a token: every later call with it answers `token_revoked`.
     pub fn revoke(&self, token: &str) {
         lock(&self.state().revoked).insert(token.to_string());
+    }
+
+    /// Removes the app from a conversation (`access: false`: its history and replies
+    /// answer `not_in_channel`) or adds it back.
+    pub fn set_access(&self, channel: &str, access: bool) {
+        let mut n = lock(&self.state().no_access);
+        if access {
+            n.remove(channel);
+        } else {
+            n.insert(channel.to_string());
+        }
     }
 
     // ---- truth ----------------------------------------------------------------------------
