@@ -5,6 +5,9 @@
 //! 401) and keeps a rotated refresh token so the connector can persist it.
 
 use crate::{HttpClient, HttpError, Parsed};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -81,6 +84,12 @@ pub struct TokenSnapshot {
     pub refresh_token: Option<String>,
 }
 
+/// Called with the new token state the moment a token exchange answered, before the new
+/// token is used: a provider that rotates refresh tokens (Slack) kills the old one with
+/// the exchange, so the new pair must be stored before anything else can go wrong.
+pub type RenewHook =
+    Arc<dyn Fn(TokenSnapshot) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 #[derive(Clone)]
 struct Current {
     access: String,
@@ -98,6 +107,9 @@ pub struct OAuth2Token {
     scope: Option<String>,
     current: Mutex<Option<Current>>,
     changed: AtomicBool,
+    /// Send `client_id`/`client_secret` in the form instead of HTTP Basic.
+    secret_in_body: bool,
+    on_renew: StdMutex<Option<RenewHook>>,
 }
 
 impl std::fmt::Debug for OAuth2Token {
@@ -142,7 +154,21 @@ impl OAuth2Token {
                 expires_at_ms,
             })),
             changed: AtomicBool::new(false),
+            secret_in_body: false,
+            on_renew: StdMutex::new(None),
         }
+    }
+
+    /// Send the client credentials as `client_id`/`client_secret` form fields (Slack's
+    /// `oauth.v2.access`) instead of HTTP Basic.
+    pub fn with_secret_in_body(mut self) -> Self {
+        self.secret_in_body = true;
+        self
+    }
+
+    /// Set (or clear) the hook called with every new token before it is used.
+    pub fn set_on_renew(&self, hook: Option<RenewHook>) {
+        *self.on_renew.lock().unwrap_or_else(|p| p.into_inner()) = hook;
     }
 
     /// Send `scope` (space-separated scopes) with refresh-token grants.
@@ -171,7 +197,7 @@ impl OAuth2Token {
 
     async fn fetch(&self) -> Result<Current, AuthError> {
         let grant = self.grant.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let form: Vec<(&str, String)> = match &grant {
+        let mut form: Vec<(&str, String)> = match &grant {
             Grant::RefreshToken(t) => {
                 let mut f = vec![
                     ("grant_type", "refresh_token".into()),
@@ -188,13 +214,21 @@ impl OAuth2Token {
                 ("password", password.clone()),
             ],
         };
+        if self.secret_in_body {
+            form.push(("client_id", self.client_id.clone()));
+            form.push(("client_secret", self.client_secret.clone()));
+        }
         let res = self
             .http
             .execute(
                 |c| {
-                    c.post(&self.token_url)
-                        .basic_auth(&self.client_id, Some(&self.client_secret))
-                        .form(&form)
+                    let rb = c.post(&self.token_url);
+                    let rb = if self.secret_in_body {
+                        rb
+                    } else {
+                        rb.basic_auth(&self.client_id, Some(&self.client_secret))
+                    };
+                    rb.form(&form)
                 },
                 parse_token,
             )
@@ -263,10 +297,27 @@ fn parse_token(resp: &crate::Response) -> Parsed<TokenResponse> {
 }
 
 impl OAuth2Token {
-    /// Fetch a new token into the locked slot.
+    /// Fetch a new token into the locked slot; the renew hook has it before anyone uses it.
     async fn renew(&self, cur: &mut Option<Current>) -> Result<String, AuthError> {
         let fresh = self.fetch().await?;
         let access = fresh.access.clone();
+        let hook = self
+            .on_renew
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(hook) = hook {
+            let refresh_token = match &*self.grant.lock().unwrap_or_else(|p| p.into_inner()) {
+                Grant::RefreshToken(t) => Some(t.clone()),
+                Grant::Password { .. } => None,
+            };
+            hook(TokenSnapshot {
+                access_token: fresh.access.clone(),
+                expires_at_ms: fresh.expires_at_ms,
+                refresh_token,
+            })
+            .await;
+        }
         *cur = Some(fresh);
         Ok(access)
     }

@@ -585,6 +585,7 @@ pub fn parse_conversations(r: &Response) -> Parsed<Page> {
         Parsed::Ok(p) => p,
         Parsed::Retry(m) => return Parsed::Retry(m),
         Parsed::Fail(e) => return Parsed::Fail(e),
+        Parsed::Refresh(m) => return Parsed::Refresh(m),
     };
     let out = (|| {
         let mut records = Vec::with_capacity(page.conversations.len());
@@ -640,6 +641,7 @@ pub fn parse_messages(r: &Response, conversation: &str, ctype: &str) -> Parsed<P
         Parsed::Ok(p) => p,
         Parsed::Retry(m) => return Parsed::Retry(m),
         Parsed::Fail(e) => return Parsed::Fail(e),
+        Parsed::Refresh(m) => return Parsed::Refresh(m),
     };
     let out = (|| {
         let mut records = Vec::with_capacity(page.messages.len());

@@ -332,6 +332,7 @@ pub fn parse_listing(r: &Response, stream: &StreamSpec) -> Parsed<Page> {
         Parsed::Ok(l) => l,
         Parsed::Retry(m) => return Parsed::Retry(m),
         Parsed::Fail(e) => return Parsed::Fail(e),
+        Parsed::Refresh(m) => return Parsed::Refresh(m),
     };
     if listing.kind != "Listing" {
         return Parsed::Retry(format!("expected a Listing, got kind {:?}", listing.kind));

@@ -25,14 +25,17 @@ pub mod streams;
 use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, VerifyFuture};
 use client::{SlackClient, Tier};
 pub use client::{SlackConfig, SlackCredentials};
+use inlet_core::CredentialSink;
+use inlet_core::FetchAs;
 use inlet_core::{
     Connector, ConnectorError, Family, HttpStats, Page, Record, StreamSpec, Timestamp, Value,
 };
-use inlet_http::HttpConfig;
+use inlet_http::TokenSource;
+use inlet_http::{HttpConfig, RenewHook, TokenSnapshot};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 /// Slack as the registry knows it. Budgets are per method tier and kept by the
 /// connector's own clients (see [`client`]); Slack sends no budget headers.
@@ -44,12 +47,22 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     interval_minutes: 15,
     quota: None,
     rate_headers: None,
-    image_hosts: &[],
+    image_hosts: &[FILES_HOST],
     params: &[
         Param::new("token", "A bot (xoxb-) or user (xoxp-) token with the *:history and *:read scopes.")
             .env("SLACK_TOKEN")
             .secret()
             .required(),
+        Param::new(
+            "refresh-token",
+            "Token rotation: the refresh token (xoxe-) from oauth.v2.access; every refresh replaces both tokens.",
+        )
+        .env("SLACK_REFRESH_TOKEN")
+        .secret(),
+        Param::new("client-id", "Token rotation: the app's client id.").env("SLACK_CLIENT_ID"),
+        Param::new("client-secret", "Token rotation: the app's client secret.")
+            .env("SLACK_CLIENT_SECRET")
+            .secret(),
         Param::new(
             "channel",
             "A conversation id to sync (repeatable: C…, G…, D…). Without one, connecting lists the conversations the token can see.",
@@ -103,7 +116,12 @@ fn from_flags(f: &Flags) -> Result<Input, ConnectorError> {
     config.validate()?;
     let creds = SlackCredentials {
         token: f.required("token")?,
+        refresh_token: f.get("refresh-token").map(str::to_string),
+        client_id: f.get("client-id").map(str::to_string),
+        client_secret: f.get("client-secret").map(str::to_string),
+        expires_at_ms: None,
     };
+    creds.validate()?;
     Ok(Input {
         config: provider::to_value(&config)?,
         credentials: provider::to_value(&creds)?,
@@ -137,6 +155,12 @@ fn verify(
         let conn = SlackConnector::new(cfg.clone(), &creds, http)?;
         let account = conn.auth_test().await?;
         let visible = conn.all_channels().await?;
+        // A rotating token refreshed while verifying: the old refresh token is dead, the
+        // new pair is what must be stored.
+        let credentials = match conn.take_updated_credentials().await {
+            Some(updated) => updated,
+            None => provider::to_value(&creds)?,
+        };
         if cfg.channels.is_empty() {
             let list: Vec<String> = visible
                 .iter()
@@ -159,7 +183,7 @@ fn verify(
         }
         Ok(Verified {
             config: provider::to_value(&cfg)?,
-            credentials: provider::to_value(&creds)?,
+            credentials,
             account: Some(account),
         })
     })
@@ -169,6 +193,8 @@ fn verify(
 pub struct SlackConnector {
     config: SlackConfig,
     client: SlackClient,
+    /// The credentials as they are now (a rotation replaces the tokens).
+    creds: Arc<Mutex<SlackCredentials>>,
 }
 
 /// A page of any list method: its items as received and the next cursor.
@@ -211,6 +237,7 @@ impl SlackConnector {
         Ok(SlackConnector {
             config,
             client,
+            creds: Arc::new(Mutex::new(creds.clone())),
         })
     }
 
@@ -319,6 +346,15 @@ impl SlackConnector {
     }
 }
 
+/// The rotated tokens into the credentials.
+fn apply_snapshot(creds: &mut SlackCredentials, snap: TokenSnapshot) {
+    creds.token = snap.access_token;
+    creds.expires_at_ms = Some(snap.expires_at_ms);
+    if snap.refresh_token.is_some() {
+        creds.refresh_token = snap.refresh_token;
+    }
+}
+
 /// A `ts` string for a time in milliseconds.
 fn ts_of_ms(ms: i64) -> String {
     format!("{}.{:03}000", ms.div_euclid(1000), ms.rem_euclid(1000))
@@ -359,7 +395,52 @@ struct Msg {
     latest_reply: Option<String>,
     #[serde(default)]
     edited: Option<Edited>,
+    #[serde(default)]
+    files: Vec<SlackFile>,
 }
+
+/// The fields of a file object inlet keeps in the `files` column.
+#[derive(Debug, Deserialize, serde::Serialize)]
+struct SlackFile {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    mimetype: Option<String>,
+    #[serde(default)]
+    filetype: Option<String>,
+    #[serde(default)]
+    size: Option<i64>,
+    #[serde(default, skip_serializing)]
+    url_private: Option<String>,
+    #[serde(default)]
+    url_private_download: Option<String>,
+    #[serde(default)]
+    permalink: Option<String>,
+}
+
+impl SlackFile {
+    /// The URL the file's bytes come from (with the token).
+    fn download_url(&self) -> Option<&str> {
+        self.url_private_download
+            .as_deref()
+            .or(self.url_private.as_deref())
+    }
+}
+
+/// The `files` column: the file objects' metadata as a JSON array, or NULL.
+fn files_value(files: &[SlackFile]) -> Value {
+    if files.is_empty() {
+        return Value::Null;
+    }
+    serde_json::to_string(files).map_or(Value::Null, Value::Text)
+}
+
+/// The host Slack serves `url_private*` from.
+pub const FILES_HOST: &str = "files.slack.com";
 
 #[derive(Debug, Deserialize)]
 struct Edited {
@@ -386,6 +467,7 @@ fn map_message(raw: &str, channel: &str) -> Result<Record, String> {
         Value::opt_text(m.latest_reply),
         time_value(m.edited.as_ref().and_then(|e| e.ts.as_deref())),
         Value::Time(posted),
+        files_value(&m.files),
     ];
     Ok(Record {
         id: format!("{channel}:{}", m.ts),
@@ -409,6 +491,7 @@ fn map_reply(raw: &str, channel: &str, parent: &str) -> Result<Record, String> {
         Value::opt_text(m.subtype),
         time_value(m.edited.as_ref().and_then(|e| e.ts.as_deref())),
         Value::Time(posted),
+        files_value(&m.files),
     ];
     Ok(Record {
         id: format!("{channel}:{}", m.ts),
@@ -546,7 +629,8 @@ impl Connector for SlackConnector {
             // sync on) does not hold the others back, and a channel added later gets its
             // own first sync.
             listing_cursors: true,
-            first_window_secs: (c.first_sync_hours > 0).then(|| i64::from(c.first_sync_hours) * 3600),
+            first_window_secs: (c.first_sync_hours > 0)
+                .then(|| i64::from(c.first_sync_hours) * 3600),
             ..Family::new("messages", "replies", streams::MARKER)
         }]
     }
@@ -645,6 +729,78 @@ impl Connector for SlackConnector {
 
     fn set_cancel(&self, flag: Option<Arc<AtomicBool>>) {
         self.client.set_cancel(flag);
+    }
+
+    /// The download URLs of a message's or reply's files (`url_private_download`).
+    fn attachment_links(&self, stream: &StreamSpec, record: &Record) -> Vec<String> {
+        if !matches!(stream.name, "messages" | "replies") {
+            return Vec::new();
+        }
+        match parse_msg(&record.raw) {
+            Ok(m) => m
+                .files
+                .iter()
+                .filter_map(|f| f.download_url().map(str::to_string))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Slack's files are fetched with the token (an anonymous request gets the sign-in
+    /// page, which is recognised and never stored), whatever their type.
+    async fn attachment_access(&self, url: &str) -> Option<FetchAs> {
+        let host = url.split_once("://")?.1.split(['/', '?', '#']).next()?;
+        if !host.eq_ignore_ascii_case(FILES_HOST) {
+            return None;
+        }
+        let bearer = match &self.client.rotation {
+            Some(r) => r.token().await.ok(),
+            None => Some(
+                self.creds
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .token
+                    .clone(),
+            ),
+        };
+        Some(FetchAs {
+            bearer,
+            any_content_type: true,
+            html_is_login_page: true,
+        })
+    }
+
+    async fn take_updated_credentials(&self) -> Option<serde_json::Value> {
+        let snap = self.client.rotation.as_ref()?.take_snapshot().await?;
+        let mut creds = self.creds.lock().unwrap_or_else(|p| p.into_inner());
+        apply_snapshot(&mut creds, snap);
+        serde_json::to_value(&*creds).ok()
+    }
+
+    /// A rotation hands the complete new credentials to `sink` before the new token is
+    /// used: the old refresh token is already dead.
+    fn set_credential_sink(&self, sink: Option<CredentialSink>) {
+        let Some(rotation) = &self.client.rotation else {
+            return;
+        };
+        let hook: Option<RenewHook> = sink.map(|sink| {
+            let creds = self.creds.clone();
+            Arc::new(move |snap: TokenSnapshot| {
+                let json = {
+                    let mut c = creds.lock().unwrap_or_else(|p| p.into_inner());
+                    apply_snapshot(&mut c, snap);
+                    serde_json::to_value(&*c).ok()
+                };
+                let sink = sink.clone();
+                Box::pin(async move {
+                    if let Some(j) = json {
+                        sink(j).await;
+                    }
+                })
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+            }) as RenewHook
+        });
+        rotation.set_on_renew(hook);
     }
 }
 

@@ -27,9 +27,7 @@ fn connector(sim: &SlackSim, token: &str, tune: impl FnOnce(&mut SlackConfig)) -
         ..Default::default()
     };
     tune(&mut cfg);
-    let creds = SlackCredentials {
-        token: token.to_string(),
-    };
+    let creds = SlackCredentials::token(token.to_string());
     SlackConnector::new(cfg, &creds, HttpConfig::default()).expect("connector")
 }
 

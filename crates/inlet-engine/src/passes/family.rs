@@ -261,16 +261,12 @@ impl<'a> FamilyPass<'a> {
             unchanged_seen: 0,
         };
         if fam.listing_cursors && !pass.cur.scan {
-            pass.window_since = fam
-                .listings
-                .iter()
-                .filter_map(|l| pass.since_for(l))
-                .max();
+            pass.window_since = fam.listings.iter().filter_map(|l| pass.since_for(l)).max();
         }
         let windowed =
             pass.window_since.is_some() && fam.window_column.is_some() && !fam.newest_first;
-        pass.seen = (!resumed && (pass.cur.scan || windowed) && fam.progressive.is_none())
-            .then(Vec::new);
+        pass.seen =
+            (!resumed && (pass.cur.scan || windowed) && fam.progressive.is_none()).then(Vec::new);
         Ok(pass)
     }
 
@@ -584,6 +580,14 @@ impl<'a> FamilyPass<'a> {
             .filter(|(i, _)| !leave_out.contains(i))
             .map(|(_, r)| r)
             .collect();
+        // Attachment links are recorded before the rows that carry them commit.
+        let now = self.ctx.now();
+        self.ctx
+            .note_attachments(self.parent, &parents, now)
+            .await?;
+        self.ctx
+            .note_attachments(self.child, &children, now)
+            .await?;
         let out = self
             .ctx
             .store
@@ -627,6 +631,9 @@ impl<'a> FamilyPass<'a> {
         cst: &mut StreamStats,
     ) -> Result<(), PassError> {
         st.parents_sampled += 1;
+        self.ctx
+            .note_attachments(self.child, &kids, self.ctx.now())
+            .await?;
         let out = self
             .ctx
             .store
