@@ -252,20 +252,14 @@ impl Env {
 
 /// Every live row of a stream, id -> raw JSON.
 async fn stored(store: &dyn Store, conn: i64, stream: &str) -> BTreeMap<String, serde_json::Value> {
-    let mut out = BTreeMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let rows = store
-            .export_page(conn, slack_spec(stream), after.as_deref(), 1000, false)
-            .await
-            .expect("export");
-        let Some(last) = rows.last() else { break };
-        after = Some(last.id.clone());
-        for r in rows {
-            out.insert(r.id, serde_json::from_str(&r.raw).expect("raw is JSON"));
-        }
-    }
-    out
+    export_all(store, conn, slack_spec(stream))
+        .await
+        .into_iter()
+        .map(|r| {
+            let raw = serde_json::from_str(&r.raw).expect("raw is JSON");
+            (r.id, raw)
+        })
+        .collect()
 }
 
 fn diff(
@@ -698,18 +692,7 @@ async fn files_downloaded_with_the_token(db: &TestDb) {
 
 /// Every live row of a stream with its typed values.
 async fn stored_rows(store: &dyn Store, conn: i64, stream: &str) -> Vec<ExportRow> {
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let rows = store
-            .export_page(conn, slack_spec(stream), after.as_deref(), 1000, false)
-            .await
-            .expect("export");
-        let Some(last) = rows.last() else { break };
-        after = Some(last.id.clone());
-        out.extend(rows);
-    }
-    out
+    export_all(store, conn, slack_spec(stream)).await
 }
 
 /// A typed text column of a `slack_messages` row.
