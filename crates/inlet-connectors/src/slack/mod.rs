@@ -22,7 +22,7 @@
 pub mod client;
 pub mod streams;
 
-use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, VerifyFuture};
+use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef};
 use client::{SlackClient, Tier};
 pub use client::{SlackConfig, SlackCredentials};
 use inlet_core::CredentialSink;
@@ -90,8 +90,8 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     ],
     default_config: provider::defaults::<SlackConfig>,
     kind: Kind::Sync {
-        build,
-        verify,
+        build: provider::build_typed::<SlackConnector>,
+        verify: provider::verify_typed::<SlackConnector>,
         from_flags,
     },
     #[cfg(feature = "openapi")]
@@ -122,71 +122,53 @@ fn from_flags(f: &Flags) -> Result<Input, ConnectorError> {
         expires_at_ms: None,
     };
     creds.validate()?;
-    Ok(Input {
-        config: provider::to_value(&config)?,
-        credentials: provider::to_value(&creds)?,
-        account: None,
-    })
+    provider::input(&config, &creds, None)
 }
 
-fn build(
-    name: &str,
-    config: serde_json::Value,
-    credentials: serde_json::Value,
-    http: HttpConfig,
-) -> Result<Box<dyn Connector>, ConnectorError> {
-    let config: SlackConfig = provider::parse(name, config, "Slack config")?;
-    let creds: SlackCredentials = provider::parse(name, credentials, "Slack credentials")?;
-    Ok(Box::new(SlackConnector::new(config, &creds, http)?))
-}
+impl provider::Typed for SlackConnector {
+    type Config = SlackConfig;
+    type Credentials = SlackCredentials;
+    const TITLE: &'static str = "Slack";
+    fn from_parts(
+        config: SlackConfig,
+        creds: &SlackCredentials,
+        http: HttpConfig,
+    ) -> Result<Self, ConnectorError> {
+        SlackConnector::new(config, creds, http)
+    }
 
-/// `auth.test` proves the token and names the account (`team/user`). Without a channel
-/// the conversations the token can see are listed, to pick from with `--channel`; a
-/// chosen channel the token cannot see is refused.
-fn verify(
-    config: serde_json::Value,
-    credentials: serde_json::Value,
-    http: HttpConfig,
-) -> VerifyFuture {
-    Box::pin(async move {
-        let cfg: SlackConfig = provider::parse("", config, "Slack config")?;
-        let creds: SlackCredentials = provider::parse("", credentials, "Slack credentials")?;
-        cfg.validate()?;
-        let conn = SlackConnector::new(cfg.clone(), &creds, http)?;
-        let account = conn.auth_test().await?;
-        let visible = conn.all_channels().await?;
-        // A rotating token refreshed while verifying: the old refresh token is dead, the
-        // new pair is what must be stored.
-        let credentials = match conn.take_updated_credentials().await {
-            Some(updated) => updated,
-            None => provider::to_value(&creds)?,
-        };
-        if cfg.channels.is_empty() {
-            let list: Vec<String> = visible
+    /// `auth.test` proves the token and names the account (`team/user`). Without a channel
+    /// the conversations the token can see are listed, to pick from with `--channel`; a
+    /// chosen channel the token cannot see is refused. A rotating token refreshed while
+    /// verifying hands back the new pair (the old refresh token is dead).
+    fn check<'a>(&'a self, cfg: &'a mut SlackConfig) -> provider::CheckFuture<'a> {
+        let conn = self;
+        Box::pin(async move {
+            let account = conn.auth_test().await?;
+            let visible = conn.all_channels().await?;
+            if cfg.channels.is_empty() {
+                let list: Vec<String> = visible
+                    .iter()
+                    .map(|(id, name)| format!("{id} {name}"))
+                    .collect();
+                return Err(ConnectorError::Config(format!(
+                    "pick the channels to sync with --channel ID (repeatable); the token sees: {}",
+                    list.join(", ")
+                )));
+            }
+            if let Some(c) = cfg
+                .channels
                 .iter()
-                .map(|(id, name)| format!("{id} {name}"))
-                .collect();
-            return Err(ConnectorError::Config(format!(
-                "pick the channels to sync with --channel ID (repeatable); the token sees: {}",
-                list.join(", ")
-            )));
-        }
-        if let Some(c) = cfg
-            .channels
-            .iter()
-            .find(|c| !visible.iter().any(|(id, _)| id == *c))
-        {
-            return Err(ConnectorError::Config(format!(
-                "the token cannot see conversation {c}; conversations.list names {} others",
-                visible.len()
-            )));
-        }
-        Ok(Verified {
-            config: provider::to_value(&cfg)?,
-            credentials,
-            account: Some(account),
+                .find(|c| !visible.iter().any(|(id, _)| id == *c))
+            {
+                return Err(ConnectorError::Config(format!(
+                    "the token cannot see conversation {c}; conversations.list names {} others",
+                    visible.len()
+                )));
+            }
+            Ok(Some(account))
         })
-    })
+    }
 }
 
 /// The Slack connector.

@@ -175,7 +175,7 @@ async fn verify_lists_channels_to_pick_from() {
     let (sim, _) = sim(false).await;
     let creds = serde_json::json!({"token": sim.bot_token()});
     let cfg = serde_json::json!({"api_base": sim.api_base()});
-    let e = verify(cfg, creds.clone(), HttpConfig::default())
+    let e = provider::verify_typed::<SlackConnector>(cfg, creds.clone(), HttpConfig::default())
         .await
         .expect_err("no channel chosen");
     let msg = e.to_string();
@@ -185,12 +185,12 @@ async fn verify_lists_channels_to_pick_from() {
     );
     let ch = sim.channel_ids()[1].clone();
     let cfg = serde_json::json!({"api_base": sim.api_base(), "channels": [ch]});
-    let ok = verify(cfg, creds.clone(), HttpConfig::default())
+    let ok = provider::verify_typed::<SlackConnector>(cfg, creds.clone(), HttpConfig::default())
         .await
         .expect("verified");
     assert_eq!(ok.account.as_deref(), Some("Sim Team/inletbot"));
     let cfg = serde_json::json!({"api_base": sim.api_base(), "channels": ["C0MISSING"]});
-    let e = verify(cfg, creds, HttpConfig::default())
+    let e = provider::verify_typed::<SlackConnector>(cfg, creds, HttpConfig::default())
         .await
         .expect_err("unknown channel");
     assert!(e.to_string().contains("C0MISSING"), "{e}");
