@@ -231,9 +231,15 @@ async fn retry(settings: &Settings, connection: Option<&str>, out: &Output) -> R
         Engine::new(store.clone(), Arc::new(inlet_core::SystemClock)),
         &settings.attachments,
     )?;
+    let key = crate::keys::for_store(&*store, settings, false).await?;
     let mut still_failed = false;
     for conn in &conns {
-        let s: RunStats = engine.retry_attachments(conn.id).await?;
+        // The connection's connector fetches the files behind its credentials (Slack);
+        // one that cannot be built (a paused or broken connection) leaves them anonymous.
+        let connector = app::connector(conn, &key, inlet_http::HttpConfig::default()).ok();
+        let s: RunStats = engine
+            .retry_attachments(conn.id, connector.as_deref())
+            .await?;
         let left = failed_left(&*store, conn.id).await?;
         still_failed |= left > 0;
         out.emit(

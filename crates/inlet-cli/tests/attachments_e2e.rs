@@ -251,7 +251,7 @@ async fn downloads_with_faults_then_retry(db: &TestDb) {
 
     // The host comes back: retry fetches what failed there; the 404 stays failed.
     media.set_host_down("i.imgur.com", false);
-    let retried = eng.retry_attachments(conn.id).await.expect("retry");
+    let retried = eng.retry_attachments(conn.id, None).await.expect("retry");
     assert_eq!(
         (retried.attachments_fetched, retried.attachments_failed),
         (imgur.len() as u64, 1)

@@ -8,14 +8,18 @@
 mod common;
 
 use common::*;
+use inlet_connectors::slack::FILES_HOST;
 use inlet_connectors::slack::streams::STREAMS;
 use inlet_connectors::slack::{SlackConfig, SlackConnector, SlackCredentials};
+use inlet_core::{Attachment, AttachmentStatus, ExportRow};
 use inlet_core::{
     Clock, Connection, ConnectionStatus, ManualClock, NewConnection, Run, RunMode, RunStatus,
     Store, StreamSpec, Timestamp,
 };
-use inlet_engine::{Engine, NoProgress, SyncOptions};
+use inlet_engine::{AttachmentOptions, Engine, NoProgress, SyncOptions};
+use inlet_http::{DownloadConfig, Downloader, RetryPolicy};
 use inlet_sim::slack::{Faults, SlackSim, SlackSimConfig};
+use inlet_store::FsBlobStore;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -27,6 +31,7 @@ fn slack_spec(name: &str) -> &'static StreamSpec {
     STREAMS.iter().find(|s| s.name == name).expect("stream")
 }
 
+#[derive(Clone)]
 struct Env {
     sim: SlackSim,
     store: Arc<dyn Store>,
@@ -35,6 +40,11 @@ struct Env {
 }
 
 async fn setup(db: &TestDb, seed: u64, extra: &[&str]) -> Env {
+    setup_with(db, seed, extra, false).await
+}
+
+/// `rotation`: the app has token rotation; the connection holds the rotating pair.
+async fn setup_with(db: &TestDb, seed: u64, extra: &[&str], rotation: bool) -> Env {
     let clock = Arc::new(ManualClock::new(Timestamp(T0)));
     let sim = SlackSim::start(SlackSimConfig {
         seed,
@@ -46,6 +56,7 @@ async fn setup(db: &TestDb, seed: u64, extra: &[&str]) -> Env {
         // Budgets are shared per token within a process: one token per test.
         bot_token: format!("xoxb-{seed}-{}", rand_u64()),
         clock: clock.clone(),
+        rotation,
         ..Default::default()
     })
     .await
@@ -60,8 +71,17 @@ async fn setup(db: &TestDb, seed: u64, extra: &[&str]) -> Env {
         channels: chosen,
         ..Default::default()
     };
-    let creds = SlackCredentials {
-        token: sim.bot_token(),
+    let creds = if rotation {
+        let (access, refresh) = sim.rotating_tokens();
+        SlackCredentials {
+            token: access,
+            refresh_token: Some(refresh),
+            client_id: Some(SlackSimConfig::default().client_id),
+            client_secret: Some(SlackSimConfig::default().client_secret),
+            expires_at_ms: None,
+        }
+    } else {
+        SlackCredentials::token(sim.bot_token())
     };
     let sealed = key()
         .seal(&serde_json::to_vec(&creds).expect("json"), b"test")
@@ -96,21 +116,59 @@ async fn conn(store: &Arc<dyn Store>) -> Connection {
 impl Env {
     async fn sync_mode(&self, mode: RunMode) -> Run {
         let conn = conn(&self.store).await;
-        let config: SlackConfig = serde_json::from_value(conn.config.clone()).expect("config");
-        let plain = key().open(&conn.credentials, b"test").expect("open creds");
-        let creds: SlackCredentials = serde_json::from_slice(&plain).expect("creds");
-        let c = SlackConnector::new(config, &creds, http_config())
-            .expect("connector")
-            .with_clock(self.clock.clone());
-        let k = Arc::new(key());
-        Engine::new(self.store.clone(), self.clock.clone())
-            .with_sealer(Arc::new(move |_c: &Connection, v: &serde_json::Value| {
-                k.seal(&serde_json::to_vec(v).map_err(|e| e.to_string())?, b"test")
-                    .map_err(|e| e.to_string())
-            }))
+        let c = self.connector().await;
+        self.engine()
             .sync(&conn, &c, &SyncOptions::new(mode), &NoProgress)
             .await
             .expect("sync")
+    }
+
+    /// The connector as the stored connection makes it.
+    async fn connector(&self) -> SlackConnector {
+        let conn = conn(&self.store).await;
+        let config: SlackConfig = serde_json::from_value(conn.config.clone()).expect("config");
+        let plain = key().open(&conn.credentials, b"test").expect("open creds");
+        let creds: SlackCredentials = serde_json::from_slice(&plain).expect("creds");
+        SlackConnector::new(config, &creds, http_config()).expect("connector")
+    }
+
+    fn engine(&self) -> Engine {
+        let k = Arc::new(key());
+        Engine::new(self.store.clone(), self.clock.clone()).with_sealer(Arc::new(
+            move |_c: &Connection, v: &serde_json::Value| {
+                k.seal(&serde_json::to_vec(v).map_err(|e| e.to_string())?, b"test")
+                    .map_err(|e| e.to_string())
+            },
+        ))
+    }
+
+    /// An engine that downloads attachments (Slack's files, through the simulator's
+    /// files host) into `blobs`.
+    fn engine_with_files(&self, blobs: &std::path::Path) -> Engine {
+        let downloader = Downloader::new(DownloadConfig {
+            allowed_hosts: vec![FILES_HOST.to_string()],
+            rewrite_base: Some(self.sim.media_base()),
+            retry: RetryPolicy {
+                max_attempts: 4,
+                base: std::time::Duration::from_millis(5),
+                cap: std::time::Duration::from_millis(50),
+                deadline: std::time::Duration::from_secs(10),
+            },
+            ..Default::default()
+        })
+        .expect("downloader");
+        self.engine().with_attachments(AttachmentOptions {
+            fetcher: Arc::new(downloader),
+            blobs: Arc::new(FsBlobStore::new(blobs)),
+            concurrency: 4,
+        })
+    }
+
+    /// The credentials stored now.
+    async fn stored_credentials(&self) -> SlackCredentials {
+        let conn = conn(&self.store).await;
+        let plain = key().open(&conn.credentials, b"test").expect("open creds");
+        serde_json::from_slice(&plain).expect("creds")
     }
 
     async fn sync(&self) -> Run {
@@ -194,20 +252,14 @@ impl Env {
 
 /// Every live row of a stream, id -> raw JSON.
 async fn stored(store: &dyn Store, conn: i64, stream: &str) -> BTreeMap<String, serde_json::Value> {
-    let mut out = BTreeMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let rows = store
-            .export_page(conn, slack_spec(stream), after.as_deref(), 1000, false)
-            .await
-            .expect("export");
-        let Some(last) = rows.last() else { break };
-        after = Some(last.id.clone());
-        for r in rows {
-            out.insert(r.id, serde_json::from_str(&r.raw).expect("raw is JSON"));
-        }
-    }
-    out
+    export_all(store, conn, slack_spec(stream))
+        .await
+        .into_iter()
+        .map(|r| {
+            let raw = serde_json::from_str(&r.raw).expect("raw is JSON");
+            (r.id, raw)
+        })
+        .collect()
 }
 
 fn diff(
@@ -375,6 +427,295 @@ async fn faults_still_equal_truth(db: &TestDb) {
 
 both_backends!(faults_variant, faults_still_equal_truth);
 
+/// A channel the app cannot read from the first sync on does not hold the others back:
+/// each channel keeps its own cursor. After a 3-day outage the healthy channels are
+/// caught up from their cursors (nothing older than 24 hours lost, nothing stored
+/// tombstoned), and the channel, readable again, gets its own first sync.
+async fn failing_channel_holds_no_other_back(db: &TestDb) {
+    let env = setup(db, 14, &[]).await;
+    let sim = &env.sim;
+    let (c0, locked) = (env.channels[0].clone(), env.channels[3].clone());
+    sim.set_access(&locked, false);
+    let first = env.sync().await;
+    assert_eq!(first.status, RunStatus::Partial, "{:?}", first.error);
+    assert!(
+        first.streams["messages"]
+            .listing_errors
+            .iter()
+            .any(|e| e.contains("not_in_channel")),
+        "{:?}",
+        first.streams["messages"].listing_errors
+    );
+    // Three days pass with traffic; no sync runs.
+    let mut posted = Vec::new();
+    for step in 0..12 {
+        env.clock.advance_ms(6 * HOUR);
+        posted.push(sim.post(&c0, "U0SIM0001", &format!("outage {step}")));
+        sim.post(&locked, "U0SIM0002", &format!("locked {step}"));
+    }
+    sim.set_access(&locked, true);
+    let run = env.sync().await;
+    ok(&run, "after the outage");
+    assert_eq!(
+        run.streams["messages"].stats.deleted, 0,
+        "nothing tombstoned"
+    );
+    let id = conn(&env.store).await.id;
+    let msgs = stored(&*env.store, id, "messages").await;
+    let now = env.clock.now().0;
+    let ms_of = |ts: &str| (ts.parse::<f64>().unwrap_or(0.0) * 1000.0) as i64;
+    for ch in &env.channels {
+        // Healthy channels: everything since their first sync's window; the channel
+        // read for the first time: its own last 24 hours.
+        let from = if *ch == locked {
+            now - 24 * HOUR
+        } else {
+            T0 - 24 * HOUR
+        };
+        for m in sim.truth_history(ch) {
+            let key = format!("{ch}:{}", m.ts);
+            if ms_of(&m.ts) >= from {
+                assert_eq!(msgs.get(&key), Some(&m.json), "{key} missing or differs");
+            } else if *ch == locked {
+                assert!(!msgs.contains_key(&key), "{key} before the window");
+            }
+        }
+    }
+    for ts in &posted {
+        assert!(
+            msgs.contains_key(&format!("{c0}:{ts}")),
+            "outage message {ts}"
+        );
+    }
+    // From now on every channel continues from its own cursor.
+    env.clock.advance_ms(15 * 60_000);
+    sim.post(&locked, "U0SIM0003", "after");
+    sim.clear_log();
+    let run = env.sync().await;
+    ok(&run, "delta");
+    assert_eq!(run.streams["messages"].stats.inserted, 1);
+    assert_eq!(sim.method_count("conversations.history"), 4);
+    assert_eq!(sim.rate_limit_violations(), 0);
+}
+
+both_backends!(failing_channel_variant, failing_channel_holds_no_other_back);
+
+/// Token rotation: 12 hours on, Slack answers `token_expired`; the exchange replaces both
+/// tokens and kills the old refresh token. The new pair is sealed and stored before the
+/// new token is used: a sync stopped dead (the task dropped, as by kill -9) right after the
+/// exchange leaves the new pair in the database, and the next sync goes on with it.
+async fn rotation_is_stored_before_the_new_token_is_used(db: &TestDb) {
+    let env = setup_with(db, 15, &[], true).await;
+    let sim = env.sim.clone();
+    ok(&env.sync_mode(RunMode::Full).await, "first sync");
+    assert_eq!(sim.token_exchanges(), 0);
+    env.clock.advance_ms(13 * HOUR);
+    sim.post(&env.channels[0], "U0SIM0001", "after the token expired");
+    sim.hold_new_token(Some(std::time::Duration::from_secs(60)));
+    let e2 = env.clone();
+    let task = tokio::spawn(async move { e2.sync().await });
+    let mut held = false;
+    for _ in 0..400 {
+        if sim.held_calls() > 0 {
+            held = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        held,
+        "the first call with the new token reached the simulator"
+    );
+    task.abort();
+    let _ = task.await;
+    assert_eq!(sim.token_exchanges(), 1);
+    let (access, refresh) = sim.rotating_tokens();
+    let stored = env.stored_credentials().await;
+    assert_eq!(stored.refresh_token.as_deref(), Some(refresh.as_str()));
+    assert_eq!(stored.token, access);
+    assert!(stored.expires_at_ms.is_some());
+    sim.hold_new_token(None);
+    let run = env.sync().await;
+    ok(&run, "the sync after the kill");
+    assert_eq!(sim.token_exchanges(), 1, "the stored pair works as it is");
+    env.assert_equals_truth("after the kill").await;
+    // The next expiry rotates again, within one sync.
+    env.clock.advance_ms(13 * HOUR);
+    ok(&env.sync().await, "a sync that rotates");
+    assert_eq!(sim.token_exchanges(), 2);
+    assert_eq!(
+        env.stored_credentials().await.refresh_token,
+        Some(sim.rotating_tokens().1)
+    );
+    assert_eq!(sim.rate_limit_violations(), 0);
+}
+
+both_backends!(
+    rotation_stored_variant,
+    rotation_is_stored_before_the_new_token_is_used
+);
+
+/// The exchange went through at Slack but its answer never arrived (the process died
+/// before it could store it): the old refresh token is dead. The run ends `needs_reauth`
+/// with a message naming the cause, and a later attempt is one more exchange and the
+/// same clear answer — never a loop.
+async fn lost_rotation_is_a_clear_needs_reauth(db: &TestDb) {
+    let env = setup_with(db, 16, &[], true).await;
+    let sim = &env.sim;
+    ok(&env.sync().await, "first sync");
+    env.clock.advance_ms(13 * HOUR);
+    sim.lose_next_token_answer();
+    let run = env.sync().await;
+    assert_eq!(run.status, RunStatus::Failed, "{:?}", run.error);
+    let err = run.error.clone().unwrap_or_default();
+    assert!(
+        err.contains("invalid_refresh_token") && err.contains("reconnect"),
+        "{err}"
+    );
+    assert_eq!(conn(&env.store).await.status, ConnectionStatus::NeedsReauth);
+    let after_first = sim.token_exchanges();
+    assert!((1..=2).contains(&after_first), "{after_first} exchanges");
+    let run = env.sync().await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(sim.token_exchanges() <= after_first + 1, "no retry loop");
+    assert_eq!(conn(&env.store).await.status, ConnectionStatus::NeedsReauth);
+}
+
+both_backends!(lost_rotation_variant, lost_rotation_is_a_clear_needs_reauth);
+
+/// Files: their metadata lands in the `files` column, their bytes are downloaded with
+/// the token through the attachments pipeline (any type, not only images), byte for
+/// byte; without the token Slack answers its sign-in page, which is recognised and never
+/// stored; `inlet attachments retry` with the connector then fetches them.
+async fn files_downloaded_with_the_token(db: &TestDb) {
+    let env = setup(db, 17, &[]).await;
+    let sim = &env.sim;
+    sim.set_faults(Faults {
+        http_5xx: 0.1,
+        ..Faults::default()
+    });
+    let blobs = tempfile::tempdir().expect("tempdir");
+    let conn_row = conn(&env.store).await;
+    let c = env.connector().await;
+    let run = env
+        .engine_with_files(blobs.path())
+        .sync(&conn_row, &c, &SyncOptions::new(RunMode::Full), &NoProgress)
+        .await
+        .expect("sync");
+    ok(&run, "full with files");
+    env.assert_equals_truth("full with files").await;
+    let truth = sim.truth_files(&env.channels);
+    assert!(truth.len() >= 8, "{} files", truth.len());
+    assert!(truth.iter().any(|f| f.1 == "application/pdf"));
+    let id = conn_row.id;
+    let rows = env
+        .store
+        .list_attachments(Some(id), None, 0, 1000)
+        .await
+        .expect("list");
+    assert_eq!(rows.len(), truth.len(), "one attachment row per file");
+    assert_eq!(run.stats.attachments_fetched, truth.len() as u64);
+    let store = FsBlobStore::new(blobs.path());
+    for (url, mime, bytes) in &truth {
+        let a = rows
+            .iter()
+            .find(|a| &a.url == url)
+            .unwrap_or_else(|| panic!("no attachment for {url}"));
+        assert_eq!(a.status, AttachmentStatus::Done, "{a:?}");
+        assert_eq!(a.content_type.as_deref(), Some(mime.as_str()));
+        assert_eq!(a.size, Some(bytes.len() as i64));
+        let path = store.path_of(a.hash.as_deref().expect("hash"));
+        assert_eq!(&std::fs::read(path).expect("blob"), bytes, "{url}");
+    }
+    // The metadata column: one JSON object per file.
+    let msgs = stored_rows(&*env.store, id, "messages").await;
+    let with_files = msgs
+        .iter()
+        .filter(|r| column_text(r, "files").is_some())
+        .count();
+    assert_eq!(with_files, truth.len());
+    let one = msgs
+        .iter()
+        .find_map(|r| column_text(r, "files"))
+        .expect("a files value");
+    let meta: serde_json::Value = serde_json::from_str(&one).expect("JSON");
+    assert!(
+        meta[0]["id"].is_string() && meta[0]["mimetype"].is_string(),
+        "{meta}"
+    );
+    assert!(meta[0]["url_private_download"].is_string(), "{meta}");
+
+    // A new file while Slack answers file downloads with its sign-in page (a token
+    // without files:read): the page is recognised, nothing stored, the run partial.
+    env.clock.advance_ms(60_000);
+    sim.set_faults(Faults::default());
+    let before: Vec<String> = truth.iter().map(|f| f.0.clone()).collect();
+    sim.post_file(&env.channels[0], "U0SIM0001", "a report", 1);
+    let (url, _, bytes) = sim
+        .truth_files(&env.channels)
+        .into_iter()
+        .find(|f| !before.contains(&f.0))
+        .expect("the new file");
+    sim.files_sign_in(true);
+    let eng = env.engine_with_files(blobs.path());
+    let run = eng
+        .sync(
+            &conn_row,
+            &c,
+            &SyncOptions::new(RunMode::Delta),
+            &NoProgress,
+        )
+        .await
+        .expect("sync");
+    assert_eq!(run.status, RunStatus::Partial, "{:?}", run.error);
+    assert_eq!(run.stats.attachments_failed, 1);
+    let row = attachment(&*env.store, id, &url).await;
+    assert_eq!(row.status, AttachmentStatus::Failed, "{row:?}");
+    assert!(row.hash.is_none() && row.size.is_none(), "{row:?}");
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("sign-in page"),
+        "{row:?}"
+    );
+    // With files readable again, `inlet attachments retry` (the connector's token)
+    // fetches it.
+    sim.files_sign_in(false);
+    let retried = eng.retry_attachments(id, Some(&c)).await.expect("retry");
+    assert_eq!(retried.attachments_fetched, 1, "{retried:?}");
+    let row = attachment(&*env.store, id, &url).await;
+    assert_eq!(row.status, AttachmentStatus::Done, "{row:?}");
+    let path = store.path_of(row.hash.as_deref().expect("hash"));
+    assert_eq!(std::fs::read(path).expect("blob"), bytes);
+}
+
+/// Every live row of a stream with its typed values.
+async fn stored_rows(store: &dyn Store, conn: i64, stream: &str) -> Vec<ExportRow> {
+    export_all(store, conn, slack_spec(stream)).await
+}
+
+/// A typed text column of a `slack_messages` row.
+fn column_text(r: &ExportRow, name: &str) -> Option<String> {
+    let i = slack_spec("messages").column_index(name)?;
+    r.values
+        .get(i)
+        .and_then(|v| v.as_text())
+        .map(str::to_string)
+}
+
+async fn attachment(store: &dyn Store, conn: i64, url: &str) -> Attachment {
+    store
+        .list_attachments(Some(conn), None, 0, 1000)
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|a| a.url == url)
+        .unwrap_or_else(|| panic!("no attachment row for {url}"))
+}
+
+both_backends!(files_variant, files_downloaded_with_the_token);
+
 /// A revoked token (HTTP 200, `ok: false`, `token_revoked`) fails the run and sets the
 /// connection `needs_reauth`; a channel that is gone fails its listing only.
 async fn revoked_token_needs_reauth(db: &TestDb) {
@@ -432,9 +773,7 @@ async fn bench_requests_full_and_quiet_delta() {
         concurrency: 10,
         ..Default::default()
     };
-    let creds = SlackCredentials {
-        token: sim.bot_token(),
-    };
+    let creds = SlackCredentials::token(sim.bot_token());
     let sealed = key()
         .seal(&serde_json::to_vec(&creds).expect("json"), b"test")
         .expect("seal");

@@ -391,6 +391,86 @@ pub fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ConnectorError> {
     serde_json::to_value(v).map_err(|e| ConnectorError::Config(e.to_string()))
 }
 
+/// What `inlet connect` stores for typed flags (`from_flags`' last step).
+pub fn input<A: serde::Serialize, B: serde::Serialize>(
+    config: &A,
+    credentials: &B,
+    account: Option<String>,
+) -> Result<Input, ConnectorError> {
+    Ok(Input {
+        config: to_value(config)?,
+        credentials: to_value(credentials)?,
+        account,
+    })
+}
+
+/// A connector made from a typed config and typed credentials. Its registry `build` is
+/// [`build_typed`] and its `verify` the frame [`verify_typed`] around one check, so a
+/// provider folder writes neither the parsing nor the credentials hand-back again.
+pub trait Typed: Connector + Sized + 'static {
+    /// The config (`connections.config`, engine keys removed).
+    type Config: serde::de::DeserializeOwned + serde::Serialize + Clone + Send + Sync + 'static;
+    /// The credentials (stored sealed).
+    type Credentials: serde::de::DeserializeOwned + serde::Serialize + Send + Sync + 'static;
+    /// How error messages name the provider (`eBay`).
+    const TITLE: &'static str;
+    /// The connector for `config` and `creds`.
+    fn from_parts(
+        config: Self::Config,
+        creds: &Self::Credentials,
+        http: HttpConfig,
+    ) -> Result<Self, ConnectorError>;
+    /// The one cheap request that proves a new connection; returns the account when the
+    /// provider names it, and may fill in what it learned in `config`.
+    fn check<'a>(&'a self, config: &'a mut Self::Config) -> CheckFuture<'a>;
+}
+
+/// What [`Typed::check`] returns.
+pub type CheckFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<String>, ConnectorError>> + Send + 'a>>;
+
+fn parse_parts<C: Typed>(
+    name: &str,
+    config: Value,
+    credentials: Value,
+) -> Result<(C::Config, C::Credentials), ConnectorError> {
+    Ok((
+        parse(name, config, &format!("{} config", C::TITLE))?,
+        parse(name, credentials, &format!("{} credentials", C::TITLE))?,
+    ))
+}
+
+/// [`ProviderDef`]'s `build` for a [`Typed`] connector.
+pub fn build_typed<C: Typed>(
+    name: &str,
+    config: Value,
+    credentials: Value,
+    http: HttpConfig,
+) -> Result<Box<dyn Connector>, ConnectorError> {
+    let (config, creds) = parse_parts::<C>(name, config, credentials)?;
+    Ok(Box::new(C::from_parts(config, &creds, http)?))
+}
+
+/// [`ProviderDef`]'s `verify` for a [`Typed`] connector: parse, build, [`Typed::check`],
+/// and hand back the credentials the connector holds afterwards — a token exchange while
+/// checking may have rotated the refresh token, and the old one is then dead.
+pub fn verify_typed<C: Typed>(config: Value, credentials: Value, http: HttpConfig) -> VerifyFuture {
+    Box::pin(async move {
+        let (mut cfg, creds) = parse_parts::<C>("", config, credentials)?;
+        let conn = C::from_parts(cfg.clone(), &creds, http)?;
+        let account = conn.check(&mut cfg).await?;
+        let credentials = match conn.take_updated_credentials().await {
+            Some(updated) => updated,
+            None => to_value(&creds)?,
+        };
+        Ok(Verified {
+            config: to_value(&cfg)?,
+            credentials,
+            account,
+        })
+    })
+}
+
 /// The config of type `T` with every default filled in.
 pub fn defaults<T: serde::de::DeserializeOwned + serde::Serialize>() -> Value {
     serde_json::from_value::<T>(serde_json::json!({}))

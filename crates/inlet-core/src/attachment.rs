@@ -126,8 +126,32 @@ pub struct AttachmentUpdate {
 pub struct Fetched {
     /// The body (at most the configured cap).
     pub bytes: Vec<u8>,
-    /// The `Content-Type` (an `image/*` type).
+    /// The `Content-Type` (an `image/*` type unless [`FetchAs::any_content_type`]).
     pub content_type: String,
+}
+
+/// How a connector wants one of its attachments fetched (files behind the provider's own
+/// authentication: Slack's `url_private_download`). The default fetch is anonymous and
+/// takes images only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct FetchAs {
+    /// Sent as `Authorization: Bearer`.
+    pub bearer: Option<String>,
+    /// Any content type is the file (not only `image/*`).
+    pub any_content_type: bool,
+    /// An HTML answer with a sign-in form is the provider's login page — the request was
+    /// not authorised —, never the file: a failure, nothing stored.
+    pub html_is_login_page: bool,
+}
+
+impl std::fmt::Debug for FetchAs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchAs")
+            .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .field("any_content_type", &self.any_content_type)
+            .field("html_is_login_page", &self.html_is_login_page)
+            .finish()
+    }
 }
 
 /// Why an attachment was not fetched.
@@ -146,6 +170,12 @@ pub enum FetchError {
 pub trait AttachmentFetcher: Send + Sync {
     /// Fetch `url`, enforcing the allowed hosts, image content types and size cap.
     async fn fetch(&self, url: &str) -> Result<Fetched, FetchError>;
+    /// Fetch `url` as its connector asks ([`FetchAs`]); allowed hosts and the size cap
+    /// still hold. The default ignores `how`.
+    async fn fetch_as(&self, url: &str, how: &FetchAs) -> Result<Fetched, FetchError> {
+        let _ = how;
+        self.fetch(url).await
+    }
 }
 
 /// Keeps attachment bytes by content (implemented in `inlet-store`).

@@ -93,6 +93,15 @@ pub enum ConnectorError {
     },
 }
 
+/// Receives a connector's complete new credentials (see
+/// [`Connector::set_credential_sink`]); resolves once they are stored (or storing failed and
+/// was logged).
+pub type CredentialSink = std::sync::Arc<
+    dyn Fn(serde_json::Value) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// A provider, mapped onto streams. Implementations only build requests, parse pages,
 /// find the next cursor and map items to rows; paging, checkpoints, retries and rate
 /// limits live in the shared crates.
@@ -176,6 +185,12 @@ pub trait Connector: Send + Sync {
         let _ = (stream, record);
         Vec::new()
     }
+    /// How to fetch one of this connector's attachment links (`None`: the default
+    /// anonymous image fetch). Slack's files need the token.
+    async fn attachment_access(&self, url: &str) -> Option<crate::FetchAs> {
+        let _ = url;
+        None
+    }
     /// Whether `stream` takes part in reconcile: its complete id listing can be read with
     /// [`Connector::fetch_id_page`], and deletions are detected only by reconcile runs
     /// (not by a delta that happens to read a short listing to its end).
@@ -213,6 +228,15 @@ pub trait Connector: Send + Sync {
     async fn take_updated_credentials(&self) -> Option<serde_json::Value> {
         None
     }
+    /// Where to hand new credentials the moment a token exchange returns them, before the
+    /// new token is used (`None` clears it). A provider that rotates its refresh token
+    /// with every exchange (Slack) must not lose the new one to a crash later in the run:
+    /// the engine sets a sink that seals and stores the complete credentials JSON at once.
+    /// The default ignores it (credentials are saved at the end of the run through
+    /// [`Connector::take_updated_credentials`]).
+    fn set_credential_sink(&self, sink: Option<CredentialSink>) {
+        let _ = sink;
+    }
     /// Set (or with `None` clear) the flag that stops the sync under way. Once it is set,
     /// the connector's waits (rate limit, retry backoff) and page requests in flight end
     /// at once with an error, so the engine can commit what it fetched and stop; a token
@@ -220,12 +244,5 @@ pub trait Connector: Send + Sync {
     /// sets it at the start of a sync and clears it at the end.
     fn set_cancel(&self, flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>) {
         let _ = flag;
-    }
-    /// The mode the caller asked for (before the engine makes a connection's first delta
-    /// a full run), told at the start of every sync: a connector whose first sync reads
-    /// only a recent window (Slack: the last 24 hours) reads everything when `Full` was
-    /// asked. The default ignores it.
-    fn set_requested_mode(&self, mode: crate::RunMode) {
-        let _ = mode;
     }
 }

@@ -120,6 +120,17 @@ pub struct Family {
     /// its stored ones, and those no longer there are tombstoned. `None`: children are
     /// only added and updated.
     pub child_parent_column: Option<&'static str>,
+    /// Each listing keeps its own watermark (Slack's channels): a listing that fails keeps
+    /// its old one while the others advance, and a listing never read to its end yet —
+    /// one that failed from the start, or was added to the connection later — gets its
+    /// first sync ([`Family::first_window_secs`]) on its own. `false`: one watermark for
+    /// the stream, advanced only when every listing was read.
+    pub listing_cursors: bool,
+    /// How far back the first sync of a listing reads, in seconds (Slack's
+    /// `first_sync_hours`); the engine passes it as that listing's `since`, and a full run
+    /// reads everything. `None`: the first sync reads everything. Only with
+    /// [`Family::listing_cursors`].
+    pub first_window_secs: Option<i64>,
 }
 
 impl Family {
@@ -141,6 +152,8 @@ impl Family {
             lookback_secs: None,
             window_column: None,
             child_parent_column: None,
+            listing_cursors: false,
+            first_window_secs: None,
         }
     }
 

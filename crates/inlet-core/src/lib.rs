@@ -37,10 +37,12 @@ mod time;
 
 pub use attachment::{
     Attachment, AttachmentFetcher, AttachmentLink, AttachmentStatus, AttachmentUpdate, BlobStore,
-    FetchError, Fetched,
+    FetchAs, FetchError, Fetched,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use connector::{Connector, ConnectorError, EntityPage, HttpStats, IdPage, Page};
+pub use connector::{
+    Connector, ConnectorError, CredentialSink, EntityPage, HttpStats, IdPage, Page,
+};
 pub use duration::parse_duration;
 pub use family::{Family, ProgressivePages, STUB_PREFIX, StubRule};
 pub use feed::{ChangeFeed, FeedEvent, FeedSession};

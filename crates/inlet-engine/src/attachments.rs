@@ -17,7 +17,8 @@
 use crate::{Engine, EngineError, NoProgress, Progress};
 use inlet_core::{
     Attachment, AttachmentFetcher, AttachmentLink, AttachmentStatus, AttachmentUpdate, BlobStore,
-    Connector, FetchError, Record, RunStats, RunStatus, Store, StoreError, StreamSpec, Timestamp,
+    Connector, FetchAs, FetchError, Record, RunStats, RunStatus, Store, StoreError, StreamSpec,
+    Timestamp,
 };
 use std::sync::Arc;
 use tokio::task::JoinSet;
@@ -83,6 +84,7 @@ impl Engine {
     pub(crate) async fn download_attachments(
         &self,
         connection_id: i64,
+        connector: &dyn Connector,
         stats: &mut RunStats,
         status: RunStatus,
         progress: &dyn Progress,
@@ -91,7 +93,12 @@ impl Engine {
             return Ok(status);
         }
         let got = self
-            .download(connection_id, AttachmentStatus::Pending, progress)
+            .download(
+                connection_id,
+                Some(connector),
+                AttachmentStatus::Pending,
+                progress,
+            )
             .await?;
         stats.add(&got);
         Ok(
@@ -105,15 +112,27 @@ impl Engine {
 
     /// Download the connection's failed attachments again (`inlet attachments retry`).
     /// Returns the attachment counters; an engine without attachments does nothing.
-    pub async fn retry_attachments(&self, connection_id: i64) -> Result<RunStats, EngineError> {
-        self.download(connection_id, AttachmentStatus::Failed, &NoProgress)
-            .await
+    /// `connector` (the connection's own) fetches the links that need its credentials
+    /// (Slack's files); without it every link is fetched anonymously.
+    pub async fn retry_attachments(
+        &self,
+        connection_id: i64,
+        connector: Option<&dyn Connector>,
+    ) -> Result<RunStats, EngineError> {
+        self.download(
+            connection_id,
+            connector,
+            AttachmentStatus::Failed,
+            &NoProgress,
+        )
+        .await
     }
 
     /// Download every attachment of the connection in `status`, `concurrency` at a time.
     async fn download(
         &self,
         connection_id: i64,
+        connector: Option<&dyn Connector>,
         status: AttachmentStatus,
         progress: &dyn Progress,
     ) -> Result<RunStats, EngineError> {
@@ -137,8 +156,12 @@ impl Engine {
                     progress.attachment_done(&stats);
                 }
                 let (fetcher, blobs) = (opts.fetcher.clone(), opts.blobs.clone());
+                let how = match connector {
+                    Some(c) => c.attachment_access(&att.url).await,
+                    None => None,
+                };
                 set.spawn(async move {
-                    let update = fetch_one(&*fetcher, blobs, &att.url).await;
+                    let update = fetch_one(&*fetcher, blobs, &att.url, how.as_ref()).await;
                     (att, update)
                 });
             }
@@ -231,6 +254,7 @@ async fn fetch_one(
     fetcher: &dyn AttachmentFetcher,
     blobs: Arc<dyn BlobStore>,
     url: &str,
+    how: Option<&FetchAs>,
 ) -> AttachmentUpdate {
     let mut u = AttachmentUpdate {
         status: AttachmentStatus::Failed,
@@ -240,7 +264,11 @@ async fn fetch_one(
         last_error: None,
         at: Timestamp(0),
     };
-    match fetcher.fetch(url).await {
+    let got = match how {
+        Some(how) => fetcher.fetch_as(url, how).await,
+        None => fetcher.fetch(url).await,
+    };
+    match got {
         Err(FetchError::Rejected(why)) => {
             u.status = AttachmentStatus::Skipped;
             u.last_error = Some(why);

@@ -5,10 +5,11 @@ use crate::passes::{family, flat};
 use crate::reconcile::ReconcilePolicy;
 use crate::sync::{Engine, EngineError, Progress, SyncOptions, reauth_hint};
 use inlet_core::{
-    Connection, ConnectionStatus, Connector, ConnectorError, Run, RunMode, RunStats, RunStatus,
-    Store, StreamSpec, StreamStats, Timestamp,
+    Connection, ConnectionStatus, Connector, ConnectorError, CredentialSink, Run, RunMode,
+    RunStats, RunStatus, Store, StreamSpec, StreamStats, Timestamp,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 impl Engine {
@@ -57,7 +58,8 @@ impl Engine {
         };
         // Waits and requests in flight end at once when the sync is cancelled.
         connector.set_cancel(opts.cancel.clone());
-        connector.set_requested_mode(opts.mode);
+        // Rotated credentials are sealed and stored the moment they arrive.
+        connector.set_credential_sink(self.credential_sink(conn));
         let known_wait = self.known_wait(conn.id, run_id).await?;
         let result = match (known_wait, policy) {
             // An earlier run found the provider's limit spent until later than now: send
@@ -91,12 +93,13 @@ impl Engine {
             .is_some_and(|c| c.load(Ordering::SeqCst));
         let result = match result {
             Ok((status, error)) if !cancelled => self
-                .download_attachments(conn.id, &mut run.stats, status, progress)
+                .download_attachments(conn.id, connector, &mut run.stats, status, progress)
                 .await
                 .map(|s| (s, error)),
             other => other,
         };
         self.save_credentials(conn, connector).await;
+        connector.set_credential_sink(None);
         let (status, error) = match result {
             Ok(s) => s,
             Err(e) => {
@@ -264,6 +267,33 @@ impl Engine {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Seals and stores a connector's new credentials at once (see
+    /// [`Connector::set_credential_sink`]); `None` without a sealer.
+    fn credential_sink(&self, conn: &Connection) -> Option<CredentialSink> {
+        let sealer = self.sealer.clone()?;
+        let (store, clock, conn) = (self.store.clone(), self.clock.clone(), conn.clone());
+        Some(Arc::new(move |creds: serde_json::Value| {
+            let (sealer, store, clock, conn) =
+                (sealer.clone(), store.clone(), clock.clone(), conn.clone());
+            Box::pin(async move {
+                let sealed = match sealer(&conn, &creds) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        return tracing::error!(connection = %conn.name, error = %e, "Could not seal rotated credentials.");
+                    }
+                };
+                match store.set_credentials(conn.id, &sealed, clock.now()).await {
+                    Ok(()) => {
+                        tracing::info!(connection = %conn.name, "Rotated credentials stored.");
+                    }
+                    Err(e) => {
+                        tracing::error!(connection = %conn.name, error = %e, "Could not store rotated credentials; they are stored again at the end of the run.");
+                    }
+                }
+            })
+        }))
     }
 
     async fn save_credentials(&self, conn: &Connection, connector: &dyn Connector) {

@@ -5,6 +5,9 @@
 //! 401) and keeps a rotated refresh token so the connector can persist it.
 
 use crate::{HttpClient, HttpError, Parsed};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -81,6 +84,12 @@ pub struct TokenSnapshot {
     pub refresh_token: Option<String>,
 }
 
+/// Called with the new token state the moment a token exchange answered, before the new
+/// token is used: a provider that rotates refresh tokens (Slack) kills the old one with
+/// the exchange, so the new pair must be stored before anything else can go wrong.
+pub type RenewHook =
+    Arc<dyn Fn(TokenSnapshot) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 #[derive(Clone)]
 struct Current {
     access: String,
@@ -96,11 +105,11 @@ pub struct OAuth2Token {
     grant: StdMutex<Grant>,
     /// Sent as `scope` with refresh-token grants (eBay documents it), when set.
     scope: Option<String>,
-    /// Send the client id and secret as form fields (`client_secret_post`, Google's
-    /// documented form) instead of HTTP Basic.
-    secret_in_body: bool,
     current: Mutex<Option<Current>>,
     changed: AtomicBool,
+    /// Send `client_id`/`client_secret` in the form instead of HTTP Basic.
+    secret_in_body: bool,
+    on_renew: StdMutex<Option<RenewHook>>,
 }
 
 impl std::fmt::Debug for OAuth2Token {
@@ -140,25 +149,31 @@ impl OAuth2Token {
             client_secret,
             grant: StdMutex::new(grant),
             scope: None,
-            secret_in_body: false,
             current: Mutex::new(cached.map(|(access, expires_at_ms)| Current {
                 access,
                 expires_at_ms,
             })),
             changed: AtomicBool::new(false),
+            secret_in_body: false,
+            on_renew: StdMutex::new(None),
         }
+    }
+
+    /// Send the client credentials as `client_id`/`client_secret` form fields (Slack's
+    /// `oauth.v2.access`) instead of HTTP Basic.
+    pub fn with_secret_in_body(mut self) -> Self {
+        self.secret_in_body = true;
+        self
+    }
+
+    /// Set (or clear) the hook called with every new token before it is used.
+    pub fn set_on_renew(&self, hook: Option<RenewHook>) {
+        *self.on_renew.lock().unwrap_or_else(|p| p.into_inner()) = hook;
     }
 
     /// Send `scope` (space-separated scopes) with refresh-token grants.
     pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
         self.scope = Some(scope.into());
-        self
-    }
-
-    /// Send the client id and secret as form fields of the token request
-    /// (`client_id=..&client_secret=..`, as Google documents it) instead of HTTP Basic.
-    pub fn with_secret_in_body(mut self) -> Self {
-        self.secret_in_body = true;
         self
     }
 
@@ -207,13 +222,13 @@ impl OAuth2Token {
             .http
             .execute(
                 |c| {
-                    let req = c.post(&self.token_url);
-                    let req = if self.secret_in_body {
-                        req
+                    let rb = c.post(&self.token_url);
+                    let rb = if self.secret_in_body {
+                        rb
                     } else {
-                        req.basic_auth(&self.client_id, Some(&self.client_secret))
+                        rb.basic_auth(&self.client_id, Some(&self.client_secret))
                     };
-                    req.form(&form)
+                    rb.form(&form)
                 },
                 parse_token,
             )
@@ -282,10 +297,27 @@ fn parse_token(resp: &crate::Response) -> Parsed<TokenResponse> {
 }
 
 impl OAuth2Token {
-    /// Fetch a new token into the locked slot.
+    /// Fetch a new token into the locked slot; the renew hook has it before anyone uses it.
     async fn renew(&self, cur: &mut Option<Current>) -> Result<String, AuthError> {
         let fresh = self.fetch().await?;
         let access = fresh.access.clone();
+        let hook = self
+            .on_renew
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(hook) = hook {
+            let refresh_token = match &*self.grant.lock().unwrap_or_else(|p| p.into_inner()) {
+                Grant::RefreshToken(t) => Some(t.clone()),
+                Grant::Password { .. } => None,
+            };
+            hook(TokenSnapshot {
+                access_token: fresh.access.clone(),
+                expires_at_ms: fresh.expires_at_ms,
+                refresh_token,
+            })
+            .await;
+        }
         *cur = Some(fresh);
         Ok(access)
     }

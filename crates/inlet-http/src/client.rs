@@ -136,6 +136,9 @@ pub enum Parsed<T> {
     Retry(String),
     /// A permanent failure.
     Fail(HttpError),
+    /// The answer says the token expired (an API that answers 200 with an error body,
+    /// Slack's `token_expired`): refresh it and retry once, as after a 401.
+    Refresh(String),
 }
 
 impl<T> Parsed<T> {
@@ -145,6 +148,7 @@ impl<T> Parsed<T> {
             Parsed::Ok(v) => Parsed::Ok(f(v)),
             Parsed::Retry(m) => Parsed::Retry(m),
             Parsed::Fail(e) => Parsed::Fail(e),
+            Parsed::Refresh(m) => Parsed::Refresh(m),
         }
     }
 }
@@ -635,6 +639,7 @@ impl HttpClient {
                 return Err(HttpError::Invalid(clip(&m, 2 * MAX_SNIPPET_CHARS)));
             }
             Parsed::Fail(e) => return Err(e),
+            Parsed::Refresh(why) => Outcome::Refresh(clip(&why, 2 * MAX_SNIPPET_CHARS)),
         })
     }
 }

@@ -17,7 +17,7 @@
 //! `https://i.redd.it/x.png` → `http://127.0.0.1:PORT/media/i.redd.it/x.png`.
 
 use crate::{Backoff, RetryPolicy};
-use inlet_core::{AttachmentFetcher, FetchError, Fetched};
+use inlet_core::{AttachmentFetcher, FetchAs, FetchError, Fetched};
 use reqwest::header::{CONTENT_TYPE, USER_AGENT};
 use reqwest::{StatusCode, Url};
 use std::sync::Arc;
@@ -181,17 +181,18 @@ impl Downloader {
         Url::parse(&s).map_err(|e| FetchError::Rejected(format!("cannot rewrite URL: {e}")))
     }
 
-    async fn attempt(&self, url: &Url) -> Result<Fetched, AttemptError> {
+    async fn attempt(&self, url: &Url, how: &FetchAs) -> Result<Fetched, AttemptError> {
         let cfg = &self.inner.config;
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
-        let mut resp = self
+        let mut rb = self
             .inner
             .client
             .get(url.clone())
-            .header(USER_AGENT, &cfg.user_agent)
-            .send()
-            .await
-            .map_err(|e| classify_error(&e))?;
+            .header(USER_AGENT, &cfg.user_agent);
+        if let Some(t) = &how.bearer {
+            rb = rb.bearer_auth(t);
+        }
+        let mut resp = rb.send().await.map_err(|e| classify_error(&e))?;
         let status = resp.status();
         if status.is_server_error()
             || status == StatusCode::REQUEST_TIMEOUT
@@ -215,7 +216,7 @@ impl Downloader {
             .unwrap_or("")
             .trim()
             .to_ascii_lowercase();
-        if !essence.starts_with("image/") {
+        if !how.any_content_type && !essence.starts_with("image/") {
             return Err(AttemptError::Rejected(format!(
                 "not an image: content type {:?}",
                 content_type
@@ -241,6 +242,13 @@ impl Downloader {
             }
             bytes.extend_from_slice(&chunk);
         }
+        if how.html_is_login_page && essence == "text/html" && is_sign_in_page(&bytes) {
+            return Err(AttemptError::Permanent(
+                "the host answered its sign-in page instead of the file: the download was not \
+                 authorised (token missing, revoked, or without the files:read scope); nothing stored"
+                    .into(),
+            ));
+        }
         Ok(Fetched {
             bytes,
             content_type: essence,
@@ -251,12 +259,16 @@ impl Downloader {
 #[async_trait::async_trait]
 impl AttachmentFetcher for Downloader {
     async fn fetch(&self, url: &str) -> Result<Fetched, FetchError> {
+        self.fetch_as(url, &FetchAs::default()).await
+    }
+
+    async fn fetch_as(&self, url: &str, how: &FetchAs) -> Result<Fetched, FetchError> {
         let target = self.target(url)?;
         let policy = self.inner.config.retry;
         let started = Instant::now();
         let mut attempt: u32 = 0;
         loop {
-            let why = match self.attempt(&target).await {
+            let why = match self.attempt(&target, how).await {
                 Ok(f) => return Ok(f),
                 Err(AttemptError::Rejected(m)) => return Err(FetchError::Rejected(m)),
                 Err(AttemptError::Permanent(m)) => return Err(FetchError::Failed(m)),
@@ -274,6 +286,17 @@ impl AttachmentFetcher for Downloader {
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// An HTML page with a sign-in form (Slack answers an unauthorised file download with
+/// its login page, HTTP 200).
+fn is_sign_in_page(body: &[u8]) -> bool {
+    let head = &body[..body.len().min(64 * 1024)];
+    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
+    text.contains("<form")
+        && ["signin", "sign in", "sign-in", "log in", "login"]
+            .iter()
+            .any(|m| text.contains(m))
 }
 
 fn host_allowed(allowed: &[String], host: &str) -> bool {
@@ -410,6 +433,79 @@ mod tests {
             }
         });
         (format!("http://{addr}/media/"), task)
+    }
+
+    /// Answers a file to `Authorization: Bearer good`, its sign-in page to anyone else.
+    async fn files_host() -> (String, tokio::task::JoinHandle<()>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                let (ty, body) = if req.contains("authorization: bearer good") {
+                    ("application/pdf", "%PDF-1.4 sim".to_string())
+                } else {
+                    (
+                        "text/html; charset=utf-8",
+                        "<html><title>Slack</title><form id=\"signin_form\" action=\"/signin\">\
+                         Sign in to your workspace</form></html>"
+                            .to_string(),
+                    )
+                };
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {ty}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body.as_bytes()).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        (format!("http://{addr}/media/"), task)
+    }
+
+    #[tokio::test]
+    async fn files_with_the_token_any_type_and_the_sign_in_page_refused() {
+        let (base, task) = files_host().await;
+        let d = Downloader::new(DownloadConfig {
+            rewrite_base: Some(base),
+            allowed_hosts: vec!["files.slack.com".into()],
+            ..Default::default()
+        })
+        .expect("downloader");
+        let url = "https://files.slack.com/files-pri/T1-F1/download/a.pdf";
+        let how = |bearer: Option<&str>| FetchAs {
+            bearer: bearer.map(str::to_string),
+            any_content_type: true,
+            html_is_login_page: true,
+        };
+        let f = d.fetch_as(url, &how(Some("good"))).await.expect("the file");
+        assert_eq!(f.content_type, "application/pdf");
+        assert_eq!(f.bytes, b"%PDF-1.4 sim");
+        for bearer in [None, Some("stale")] {
+            match d.fetch_as(url, &how(bearer)).await {
+                Err(FetchError::Failed(m)) => assert!(m.contains("sign-in page"), "{m}"),
+                other => panic!("the login page was taken for the file: {other:?}"),
+            }
+        }
+        // The anonymous image fetch refuses a PDF by policy.
+        assert!(matches!(
+            d.fetch_as(
+                url,
+                &FetchAs {
+                    bearer: Some("good".into()),
+                    ..FetchAs::default()
+                }
+            )
+            .await,
+            Err(FetchError::Rejected(_))
+        ));
+        task.abort();
     }
 
     #[tokio::test]

@@ -33,7 +33,7 @@ mod client;
 mod download;
 mod retry;
 
-pub use auth::{AuthError, Grant, OAuth2Token, StaticToken, TokenSnapshot, TokenSource};
+pub use auth::{AuthError, Grant, OAuth2Token, RenewHook, StaticToken, TokenSnapshot, TokenSource};
 pub use budget::{Quota, RateBudget, RateHeaders, ResetIn};
 pub use client::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_RATE_WAIT, HttpClient, HttpConfig, HttpError, HttpSettings,

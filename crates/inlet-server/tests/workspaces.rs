@@ -9,6 +9,7 @@ use common::{TestDb, capture_logs, env, logs, opts, secrets};
 use inlet_core::{Clock, ManualClock, Store, SystemClock, Timestamp};
 use inlet_server::{ServeOptions, Server, keys};
 use inlet_sim::reddit::{RedditSim, RedditSimConfig};
+use inlet_sim::slack::{SlackSim, SlackSimConfig};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -392,6 +393,88 @@ async fn tick_summary_counts_a_workspace_with_a_failed_run_as_failed(db: &TestDb
             && l.contains("\"failed_workspaces\":1")
             && l.contains("\"total_messages\":150")),
         "the summary is logged"
+    );
+    s.server.shutdown().await;
+}
+
+both_backends!(a_revoked_slack_workspace_fails_alone);
+/// Two tenants on Slack, one whose token was revoked (`token_revoked`, HTTP 200 with
+/// `ok: false`): its connection goes `needs_reauth`, the other workspace syncs, and the
+/// tick's Slack summary counts one failed and one successful workspace.
+async fn a_revoked_slack_workspace_fails_alone(db: &TestDb) {
+    let store = db.store().await;
+    let clock = ManualClock::new(SystemClock.now());
+    let s = Clocked::start(store.clone(), &clock, opts(true)).await;
+    let mut sims = Vec::new();
+    for (i, (name, ws)) in [("slack-acme", "acme"), ("slack-globex", "globex")]
+        .into_iter()
+        .enumerate()
+    {
+        let sim = SlackSim::start(SlackSimConfig {
+            seed: 40 + i as u64,
+            channels: 2,
+            messages_per_channel: 12,
+            threads_per_channel: 2,
+            replies_per_thread: 2,
+            span_secs: 6 * 3600,
+            bot_token: format!("xoxb-{name}-{}", std::process::id()),
+            ..Default::default()
+        })
+        .await
+        .expect("sim");
+        let body = json!({
+            "name": name,
+            "workspace": ws,
+            "provider": "slack",
+            "config": {"api_base": sim.api_base(), "channels": sim.channel_ids()},
+            "credentials": {"token": sim.bot_token()},
+        });
+        assert_eq!(s.post("/v1/connections", body).await, 201);
+        sims.push(sim);
+    }
+    sims[1].revoke(&sims[1].bot_token());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // More than Slack's 15-minute interval: both slots are due in the same tick.
+    clock.advance_ms(16 * 60_000);
+    let runs = wait_runs(&store, |r| {
+        r.len() == 2 && r.iter().all(|r| r.finished_at.is_some())
+    })
+    .await;
+    let mut ticks = Value::Null;
+    for _ in 0..100 {
+        ticks = s.get("/v1/scheduler/ticks").await;
+        if !ticks["providers"]["slack"]["last_success"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let good = store.get_connection("slack-acme").await.unwrap().unwrap();
+    let bad = store.get_connection("slack-globex").await.unwrap().unwrap();
+    let good_run = runs
+        .iter()
+        .find(|r| r.connection_id == good.id)
+        .expect("run");
+    assert_eq!(good_run.status.as_str(), "success", "{good_run:?}");
+    assert!(good_run.stats.fetched > 0);
+    assert_eq!(
+        ticks["providers"]["slack"]["last_success"],
+        json!({"status": "success", "total_messages": good_run.stats.fetched,
+               "successful_workspaces": 1, "failed_workspaces": 1}),
+        "{ticks}"
+    );
+    assert_eq!(bad.status.as_str(), "needs_reauth");
+    assert_eq!(good.status.as_str(), "active");
+    let bad_run = runs
+        .iter()
+        .find(|r| r.connection_id == bad.id)
+        .expect("run");
+    assert!(
+        bad_run
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("token_revoked"),
+        "{bad_run:?}"
     );
     s.server.shutdown().await;
 }

@@ -231,25 +231,36 @@ pub fn spec(name: &str) -> &'static StreamSpec {
     STREAMS.iter().find(|s| s.name == name).expect("stream")
 }
 
-/// Every live row of a stream, id -> raw JSON.
+/// Every live row of a stream (any provider's), in id order.
+pub async fn export_all(
+    store: &dyn Store,
+    conn: i64,
+    stream: &StreamSpec,
+) -> Vec<inlet_core::ExportRow> {
+    let mut out: Vec<inlet_core::ExportRow> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let rows = store
+            .export_page(conn, stream, after.as_deref(), 500, false)
+            .await
+            .expect("export");
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id.clone());
+        out.extend(rows);
+    }
+    out
+}
+
+/// Every live row of a Reddit stream, id -> raw JSON.
 pub async fn stored(
     store: &dyn Store,
     conn: i64,
     stream: &str,
 ) -> BTreeMap<String, serde_json::Value> {
     let mut out = BTreeMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let rows = store
-            .export_page(conn, spec(stream), after.as_deref(), 500, false)
-            .await
-            .expect("export");
-        let Some(last) = rows.last() else { break };
-        after = Some(last.id.clone());
-        for r in rows {
-            let raw: serde_json::Value = serde_json::from_str(&r.raw).expect("raw is JSON");
-            assert!(out.insert(r.id, raw).is_none(), "duplicate id in export");
-        }
+    for r in export_all(store, conn, spec(stream)).await {
+        let raw: serde_json::Value = serde_json::from_str(&r.raw).expect("raw is JSON");
+        assert!(out.insert(r.id, raw).is_none(), "duplicate id in export");
     }
     out
 }

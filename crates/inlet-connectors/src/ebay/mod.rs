@@ -24,7 +24,7 @@ pub mod client;
 pub mod model;
 pub mod streams;
 
-use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, VerifyFuture};
+use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef};
 use client::{EbayClient, LISTING_SORT, connector_error};
 pub use client::{EbayConfig, EbayCredentials, EbayDelta};
 use inlet_core::{
@@ -87,8 +87,8 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     ],
     default_config: provider::defaults::<EbayConfig>,
     kind: Kind::Sync {
-        build,
-        verify,
+        build: provider::build_typed::<EbayConnector>,
+        verify: provider::verify_typed::<EbayConnector>,
         from_flags,
     },
     #[cfg(feature = "openapi")]
@@ -120,45 +120,30 @@ fn from_flags(f: &Flags) -> Result<Input, ConnectorError> {
         refresh_token: f.required("refresh-token")?,
         ..Default::default()
     };
-    Ok(Input {
-        config: provider::to_value(&config)?,
-        credentials: provider::to_value(&creds)?,
-        account: None,
-    })
+    provider::input(&config, &creds, None)
 }
 
-fn build(
-    name: &str,
-    config: serde_json::Value,
-    credentials: serde_json::Value,
-    http: HttpConfig,
-) -> Result<Box<dyn Connector>, ConnectorError> {
-    let config: EbayConfig = provider::parse(name, config, "eBay config")?;
-    let creds: EbayCredentials = provider::parse(name, credentials, "eBay credentials")?;
-    Ok(Box::new(EbayConnector::new(config, &creds, http)?))
-}
+impl provider::Typed for EbayConnector {
+    type Config = EbayConfig;
+    type Credentials = EbayCredentials;
+    const TITLE: &'static str = "eBay";
+    fn from_parts(
+        config: EbayConfig,
+        creds: &EbayCredentials,
+        http: HttpConfig,
+    ) -> Result<Self, ConnectorError> {
+        EbayConnector::new(config, creds, http)
+    }
 
-/// One listing call proves the credentials; a refresh token the exchange rotated
-/// replaces the given one.
-fn verify(
-    config: serde_json::Value,
-    credentials: serde_json::Value,
-    http: HttpConfig,
-) -> VerifyFuture {
-    Box::pin(async move {
-        let cfg: EbayConfig = provider::parse("", config, "eBay config")?;
-        let mut creds: EbayCredentials = provider::parse("", credentials, "eBay credentials")?;
-        let conn = EbayConnector::new(cfg.clone(), &creds, http)?;
-        conn.fetch_page(&streams::STREAMS[0], None).await?;
-        if let Some(updated) = conn.take_updated_credentials().await {
-            creds = provider::parse("", updated, "eBay credentials")?;
-        }
-        Ok(Verified {
-            config: provider::to_value(&cfg)?,
-            credentials: provider::to_value(&creds)?,
-            account: None,
+    /// One listing call proves the credentials (a refresh token the exchange rotated replaces
+    /// the given one).
+    fn check<'a>(&'a self, _cfg: &'a mut EbayConfig) -> provider::CheckFuture<'a> {
+        let conn = self;
+        Box::pin(async move {
+            conn.fetch_page(&streams::STREAMS[0], None).await?;
+            Ok(None)
         })
-    })
+    }
 }
 
 /// The eBay connector.
@@ -585,6 +570,7 @@ pub fn parse_conversations(r: &Response) -> Parsed<Page> {
         Parsed::Ok(p) => p,
         Parsed::Retry(m) => return Parsed::Retry(m),
         Parsed::Fail(e) => return Parsed::Fail(e),
+        Parsed::Refresh(m) => return Parsed::Refresh(m),
     };
     let out = (|| {
         let mut records = Vec::with_capacity(page.conversations.len());
@@ -640,6 +626,7 @@ pub fn parse_messages(r: &Response, conversation: &str, ctype: &str) -> Parsed<P
         Parsed::Ok(p) => p,
         Parsed::Retry(m) => return Parsed::Retry(m),
         Parsed::Fail(e) => return Parsed::Fail(e),
+        Parsed::Refresh(m) => return Parsed::Refresh(m),
     };
     let out = (|| {
         let mut records = Vec::with_capacity(page.messages.len());

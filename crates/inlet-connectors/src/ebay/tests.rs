@@ -42,6 +42,7 @@ fn ok<T>(p: Parsed<T>) -> T {
         Parsed::Ok(v) => v,
         Parsed::Retry(m) => panic!("retry: {m}"),
         Parsed::Fail(e) => panic!("fail: {e}"),
+        Parsed::Refresh(m) => panic!("refresh: {m}"),
     }
 }
 

@@ -23,7 +23,7 @@
 
 pub mod streams;
 
-use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, VerifyFuture};
+use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef};
 use crate::rest::{self, RestConnector, RestHooks};
 use inlet_core::{Connector, ConnectorError, HttpStats, IdPage, Page, Record, StreamSpec};
 use inlet_http::{
@@ -73,8 +73,8 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     ],
     default_config: provider::defaults::<GithubConfig>,
     kind: Kind::Sync {
-        build,
-        verify,
+        build: provider::build_typed::<GithubConnector>,
+        verify: provider::verify_typed::<GithubConnector>,
         from_flags,
     },
     #[cfg(feature = "openapi")]
@@ -96,41 +96,29 @@ fn from_flags(f: &Flags) -> Result<Input, ConnectorError> {
     let creds = GithubCredentials {
         token: f.required("token")?,
     };
-    Ok(Input {
-        config: provider::to_value(&config)?,
-        credentials: provider::to_value(&creds)?,
-        account: None,
-    })
+    provider::input(&config, &creds, None)
 }
 
-fn build(
-    name: &str,
-    config: serde_json::Value,
-    credentials: serde_json::Value,
-    http: HttpConfig,
-) -> Result<Box<dyn Connector>, ConnectorError> {
-    let config: GithubConfig = provider::parse(name, config, "GitHub config")?;
-    let creds: GithubCredentials = provider::parse(name, credentials, "GitHub credentials")?;
-    Ok(Box::new(GithubConnector::new(config, &creds, http)?))
-}
+impl provider::Typed for GithubConnector {
+    type Config = GithubConfig;
+    type Credentials = GithubCredentials;
+    const TITLE: &'static str = "GitHub";
+    fn from_parts(
+        config: GithubConfig,
+        creds: &GithubCredentials,
+        http: HttpConfig,
+    ) -> Result<Self, ConnectorError> {
+        GithubConnector::new(config, creds, http)
+    }
 
-/// One request (the first page of stars) proves the token.
-fn verify(
-    config: serde_json::Value,
-    credentials: serde_json::Value,
-    http: HttpConfig,
-) -> VerifyFuture {
-    Box::pin(async move {
-        let cfg: GithubConfig = provider::parse("", config, "GitHub config")?;
-        let creds: GithubCredentials = provider::parse("", credentials, "GitHub credentials")?;
-        let conn = GithubConnector::new(cfg.clone(), &creds, http)?;
-        conn.fetch_page(&streams::STREAMS[0], None).await?;
-        Ok(Verified {
-            config: provider::to_value(&cfg)?,
-            credentials: provider::to_value(&creds)?,
-            account: None,
+    /// One request (the first page of stars) proves the token.
+    fn check<'a>(&'a self, _cfg: &'a mut GithubConfig) -> provider::CheckFuture<'a> {
+        let conn = self;
+        Box::pin(async move {
+            conn.fetch_page(&streams::STREAMS[0], None).await?;
+            Ok(None)
         })
-    })
+    }
 }
 
 /// The public API.

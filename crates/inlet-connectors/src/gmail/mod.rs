@@ -32,14 +32,13 @@ use client::{GmailClient, connector_error, is_not_found, units};
 pub use client::{GmailConfig, GmailCredentials};
 use futures_util::stream::{self, StreamExt};
 use inlet_core::{
-    Connector, ConnectorError, Family, HttpStats, IdPage, Page, Record, RunMode, StreamSpec,
-    Timestamp,
+    Connector, ConnectorError, Family, HttpStats, IdPage, Page, Record, StreamSpec, Timestamp,
 };
 use inlet_http::HttpConfig;
 use model::{HistoryPage, LabelList, ThreadFull, ThreadList, hid};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 pub use model::base64url_decode;
@@ -172,6 +171,10 @@ fn verify(
     })
 }
 
+/// The `first_window_secs` the family declares: only whether a first sync's listing gets
+/// a `since` matters (the first-sync window is `first_sync_threads` per label).
+const FIRST_WINDOW_MARK_SECS: i64 = 86_400;
+
 /// Threads read per page of a history pass.
 const HISTORY_CHUNK: usize = 50;
 /// `maxResults` of full listings and history pages.
@@ -259,7 +262,6 @@ pub struct GmailConnector {
     config: GmailConfig,
     creds: Mutex<GmailCredentials>,
     client: GmailClient,
-    full_asked: AtomicBool,
     pass: Mutex<PassState>,
 }
 
@@ -292,7 +294,6 @@ impl GmailConnector {
             config,
             creds: Mutex::new(creds),
             client,
-            full_asked: AtomicBool::new(false),
             pass: Mutex::new(PassState::default()),
         })
     }
@@ -409,7 +410,7 @@ impl GmailConnector {
         let Some(label_id) = self.config.labels.get(label) else {
             return Ok(self.full_done(h));
         };
-        let window = if all || self.full_asked.load(Ordering::Relaxed) {
+        let window = if all {
             0
         } else {
             self.config.first_sync_threads
@@ -621,6 +622,10 @@ impl Connector for GmailConnector {
             recheck_one: false,
             // A thread read whole replaces its stored messages: a deleted one is gone.
             child_parent_column: Some("thread_id"),
+            // A first sync gets `since` (the window here is a thread count, so any
+            // value); `--full` gets none and reads every thread.
+            listing_cursors: true,
+            first_window_secs: Some(FIRST_WINDOW_MARK_SECS),
             ..Family::new("threads", "messages", streams::MARKER)
         }]
     }
@@ -635,8 +640,7 @@ impl Connector for GmailConnector {
             // Labels change rarely: read with full listings and reconcile runs only, so a
             // no-change delta costs one history.list.
             "labels" => {
-                let listed = lock(&self.pass).listed;
-                if listed || self.full_asked.load(Ordering::Relaxed) {
+                if lock(&self.pass).listed {
                     self.labels().await
                 } else {
                     Ok(Page::default())
@@ -655,7 +659,7 @@ impl Connector for GmailConnector {
         since: Option<Timestamp>,
         cursor: Option<&str>,
     ) -> Result<Page, ConnectorError> {
-        let _ = (listing, since);
+        let _ = listing;
         if stream.name != "threads" {
             return self.fetch_page(stream, cursor).await;
         }
@@ -676,7 +680,9 @@ impl Connector for GmailConnector {
                 let start = lock(&self.pass).start.clone();
                 match start {
                     Some(s) => self.history_page(s, None, 0).await,
-                    None => self.start_full(false).await,
+                    // The engine passes the first-sync window as `since` (any time: the
+                    // window here is a thread count); `inlet sync --full` passes none.
+                    None => self.start_full(since.is_none()).await,
                 }
             }
         }
@@ -761,11 +767,6 @@ impl Connector for GmailConnector {
 
     fn set_cancel(&self, flag: Option<Arc<AtomicBool>>) {
         self.client.set_cancel(flag);
-    }
-
-    fn set_requested_mode(&self, mode: RunMode) {
-        self.full_asked
-            .store(mode == RunMode::Full, Ordering::Relaxed);
     }
 
     async fn take_updated_credentials(&self) -> Option<serde_json::Value> {

@@ -18,7 +18,7 @@ use inlet_http::{HttpConfig, Parsed, Response};
 use model::{Child, Listing, Me, Message, Saved};
 use tokio::sync::OnceCell;
 
-use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, VerifyFuture};
+use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef};
 use inlet_http::{Quota, RateHeaders, ResetIn};
 
 /// Reddit's `X-Ratelimit-Remaining` / `X-Ratelimit-Reset` (seconds from now).
@@ -100,8 +100,8 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     ],
     default_config: provider::defaults::<RedditConfig>,
     kind: Kind::Sync {
-        build,
-        verify,
+        build: provider::build_typed::<RedditConnector>,
+        verify: provider::verify_typed::<RedditConnector>,
         from_flags,
     },
     #[cfg(feature = "openapi")]
@@ -143,46 +143,31 @@ fn from_flags(f: &Flags) -> Result<Input, ConnectorError> {
         password,
         ..Default::default()
     };
-    Ok(Input {
-        config: provider::to_value(&config)?,
-        credentials: provider::to_value(&creds)?,
-        account: username,
-    })
+    provider::input(&config, &creds, username)
 }
 
-fn build(
-    name: &str,
-    config: serde_json::Value,
-    credentials: serde_json::Value,
-    http: HttpConfig,
-) -> Result<Box<dyn Connector>, ConnectorError> {
-    let config: RedditConfig = provider::parse(name, config, "Reddit config")?;
-    let creds: RedditCredentials = provider::parse(name, credentials, "Reddit credentials")?;
-    Ok(Box::new(RedditConnector::new(config, &creds, http)?))
-}
+impl provider::Typed for RedditConnector {
+    type Config = RedditConfig;
+    type Credentials = RedditCredentials;
+    const TITLE: &'static str = "Reddit";
+    fn from_parts(
+        config: RedditConfig,
+        creds: &RedditCredentials,
+        http: HttpConfig,
+    ) -> Result<Self, ConnectorError> {
+        RedditConnector::new(config, creds, http)
+    }
 
-/// One `/api/v1/me` request proves the credentials and names the account, which the
-/// config keeps; a refresh token the exchange rotated replaces the given one.
-fn verify(
-    config: serde_json::Value,
-    credentials: serde_json::Value,
-    http: HttpConfig,
-) -> VerifyFuture {
-    Box::pin(async move {
-        let mut cfg: RedditConfig = provider::parse("", config, "Reddit config")?;
-        let mut creds: RedditCredentials = provider::parse("", credentials, "Reddit credentials")?;
-        let conn = RedditConnector::new(cfg.clone(), &creds, http)?;
-        let name = conn.username().await?.to_string();
-        if let Some(updated) = conn.take_updated_credentials().await {
-            creds = provider::parse("", updated, "Reddit credentials")?;
-        }
-        cfg.username = Some(name.clone());
-        Ok(Verified {
-            config: provider::to_value(&cfg)?,
-            credentials: provider::to_value(&creds)?,
-            account: Some(name),
+    /// One `/api/v1/me` request proves the credentials and names the account, which the
+    /// config keeps (a refresh token the exchange rotated replaces the given one).
+    fn check<'a>(&'a self, cfg: &'a mut RedditConfig) -> provider::CheckFuture<'a> {
+        let conn = self;
+        Box::pin(async move {
+            let name = conn.username().await?.to_string();
+            cfg.username = Some(name.clone());
+            Ok(Some(name))
         })
-    })
+    }
 }
 
 /// The Reddit connector.
@@ -332,6 +317,7 @@ pub fn parse_listing(r: &Response, stream: &StreamSpec) -> Parsed<Page> {
         Parsed::Ok(l) => l,
         Parsed::Retry(m) => return Parsed::Retry(m),
         Parsed::Fail(e) => return Parsed::Fail(e),
+        Parsed::Refresh(m) => return Parsed::Refresh(m),
     };
     if listing.kind != "Listing" {
         return Parsed::Retry(format!("expected a Listing, got kind {:?}", listing.kind));

@@ -53,6 +53,7 @@ fn page(body: &serde_json::Value, stream: &str) -> Page {
         Parsed::Ok(p) => p,
         Parsed::Retry(m) => panic!("retry: {m}"),
         Parsed::Fail(e) => panic!("fail: {e}"),
+        Parsed::Refresh(m) => panic!("refresh: {m}"),
     }
 }
 

@@ -25,7 +25,7 @@ mod map;
 pub mod pointer;
 pub mod spec;
 
-use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, VerifyFuture};
+use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef};
 use inlet_core::{
     ColType, Column, Connection, Connector, ConnectorError, HttpStats, IdPage, Page, Record,
     StopRule, StreamSpec, provider_config,
@@ -87,8 +87,8 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     ],
     default_config: no_config,
     kind: Kind::Sync {
-        build,
-        verify,
+        build: provider::build_typed::<RestConnector>,
+        verify: provider::verify_typed::<RestConnector>,
         from_flags,
     },
     #[cfg(feature = "openapi")]
@@ -123,51 +123,35 @@ fn from_flags(f: &Flags) -> Result<Input, ConnectorError> {
         refresh_token: f.get("refresh-token").map(str::to_string),
         ..Default::default()
     };
-    Ok(Input {
-        config: provider::to_value(&config)?,
-        credentials: provider::to_value(&creds)?,
-        account: None,
-    })
+    provider::input(&config, &creds, None)
 }
 
-fn build(
-    name: &str,
-    config: serde_json::Value,
-    credentials: serde_json::Value,
-    http: HttpConfig,
-) -> Result<Box<dyn Connector>, ConnectorError> {
-    let config: RestConfig = provider::parse(name, config, "REST config")?;
-    let creds: RestCredentials = provider::parse(name, credentials, "REST credentials")?;
-    Ok(Box::new(RestConnector::new(&config, &creds, http)?))
-}
+impl provider::Typed for RestConnector {
+    type Config = RestConfig;
+    type Credentials = RestCredentials;
+    const TITLE: &'static str = "REST";
+    fn from_parts(
+        config: RestConfig,
+        creds: &RestCredentials,
+        http: HttpConfig,
+    ) -> Result<Self, ConnectorError> {
+        RestConnector::new(&config, creds, http)
+    }
 
-/// One request (the first page of the first stream that is not a child) proves the
-/// spec and the credentials.
-fn verify(
-    config: serde_json::Value,
-    credentials: serde_json::Value,
-    http: HttpConfig,
-) -> VerifyFuture {
-    Box::pin(async move {
-        let cfg: RestConfig = provider::parse("", config, "REST config")?;
-        let creds: RestCredentials = provider::parse("", credentials, "REST credentials")?;
-        let conn = RestConnector::new(&cfg, &creds, http)?;
-        let i = conn
-            .compiled
-            .iter()
-            .position(|c| c.parent.is_none())
-            .ok_or_else(|| ConnectorError::Config("the spec has no top-level stream".into()))?;
-        conn.fetch_page(&conn.streams[i], None).await?;
-        let credentials = match conn.take_updated_credentials().await {
-            Some(updated) => updated,
-            None => provider::to_value(&creds)?,
-        };
-        Ok(Verified {
-            config: provider::to_value(&cfg)?,
-            credentials,
-            account: None,
+    /// One request (the first page of the first stream that is not a child) proves the
+    /// spec and the credentials.
+    fn check<'a>(&'a self, _cfg: &'a mut RestConfig) -> provider::CheckFuture<'a> {
+        let conn = self;
+        Box::pin(async move {
+            let i = conn
+                .compiled
+                .iter()
+                .position(|c| c.parent.is_none())
+                .ok_or_else(|| ConnectorError::Config("the spec has no top-level stream".into()))?;
+            conn.fetch_page(&conn.streams[i], None).await?;
+            Ok(None)
         })
-    })
+    }
 }
 
 /// Settings of a `rest` connection (stored in `connections.config`; no secrets).

@@ -1,8 +1,9 @@
 //! Slack configuration, credentials, the per-tier HTTP clients and the `ok` envelope.
 
 use inlet_core::ConnectorError;
-use inlet_http::{HttpClient, HttpConfig, HttpError, Parsed, Quota, Response};
+use inlet_http::{Grant, HttpClient, HttpConfig, HttpError, OAuth2Token, Parsed, Quota, Response};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The real Web API.
@@ -123,13 +124,55 @@ impl SlackConfig {
     }
 }
 
-/// Slack credentials: a bot (`xoxb-`) or user (`xoxp-`) token.
+/// Slack credentials: a bot (`xoxb-`) or user (`xoxp-`) token; with token rotation
+/// (`xoxe.xoxb-`/`xoxe.xoxp-`) also the refresh token and the app's client id and secret.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackCredentials {
     /// The OAuth token.
     pub token: String,
+    /// The refresh token (`xoxe-`) of an app with token rotation: every refresh replaces
+    /// both tokens and kills this one, so the new pair is stored at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// The app's client id (token rotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The app's client secret (token rotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// When the rotating token expires, ms since the epoch (unknown: Slack says
+    /// `token_expired` and it is refreshed then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
+}
+
+impl SlackCredentials {
+    /// A plain (non-rotating) token.
+    pub fn token(token: impl Into<String>) -> Self {
+        SlackCredentials {
+            token: token.into(),
+            ..SlackCredentials::default()
+        }
+    }
+
+    /// Checks that rotation comes with its client id and secret.
+    pub fn validate(&self) -> Result<(), ConnectorError> {
+        if self.token.trim().is_empty() {
+            return Err(ConnectorError::Config("the Slack token is empty".into()));
+        }
+        if self.refresh_token.is_some()
+            && (self.client_id.as_deref().unwrap_or("").is_empty()
+                || self.client_secret.as_deref().unwrap_or("").is_empty())
+        {
+            return Err(ConnectorError::Config(
+                "a refresh token (token rotation) needs the app's --client-id and --client-secret"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for SlackCredentials {
@@ -157,7 +200,10 @@ pub(crate) struct SlackClient {
     pub tier3: HttpClient,
     pub special: HttpClient,
     pub api_base: String,
-    token: String,
+    /// A plain token (sent as is), or none when `rotation` supplies it.
+    token: Option<String>,
+    /// Token rotation: `oauth.v2.access` with the refresh token, single-flight.
+    pub rotation: Option<Arc<OAuth2Token>>,
 }
 
 impl SlackClient {
@@ -166,7 +212,28 @@ impl SlackClient {
         creds: &SlackCredentials,
         http: HttpConfig,
     ) -> Result<Self, ConnectorError> {
+        creds.validate()?;
         let key = blake3::hash(creds.token.as_bytes()).to_hex();
+        let api_base = config.api_base.trim_end_matches('/').to_string();
+        let rotation = match &creds.refresh_token {
+            None => None,
+            Some(rt) => {
+                let plain = HttpClient::new(http.clone())
+                    .map_err(|e| ConnectorError::Config(e.to_string()))?;
+                Some(Arc::new(
+                    OAuth2Token::new(
+                        plain,
+                        format!("{api_base}/oauth.v2.access"),
+                        creds.client_id.clone().unwrap_or_default(),
+                        creds.client_secret.clone().unwrap_or_default(),
+                        Grant::RefreshToken(rt.clone()),
+                        // An unknown expiry: used until Slack says `token_expired`.
+                        Some((creds.token.clone(), creds.expires_at_ms.unwrap_or(i64::MAX))),
+                    )
+                    .with_secret_in_body(),
+                ))
+            }
+        };
         let make = |tier: &str, per_min: u32| {
             let c = HttpConfig {
                 documented: Some(Quota {
@@ -176,7 +243,11 @@ impl SlackClient {
                 budget_key: Some(format!("slack:{}:{tier}", &key[..16])),
                 ..http.clone()
             };
-            HttpClient::new(c).map_err(|e| ConnectorError::Config(e.to_string()))
+            let client = HttpClient::new(c).map_err(|e| ConnectorError::Config(e.to_string()))?;
+            Ok::<_, ConnectorError>(match &rotation {
+                Some(r) => client.with_auth(r.clone()),
+                None => client,
+            })
         };
         let tier3 = if config.non_marketplace {
             1
@@ -194,8 +265,9 @@ impl SlackClient {
                 tier3,
             )?,
             special: make("special", 600)?,
-            api_base: config.api_base.trim_end_matches('/').to_string(),
-            token: creds.token.clone(),
+            api_base,
+            token: rotation.is_none().then(|| creds.token.clone()),
+            rotation,
         })
     }
 
@@ -220,7 +292,13 @@ impl SlackClient {
         let res = self
             .client(tier)
             .execute(
-                |c| c.get(&url).query(query).bearer_auth(&self.token),
+                |c| {
+                    let rb = c.get(&url).query(query);
+                    match &self.token {
+                        Some(t) => rb.bearer_auth(t),
+                        None => rb,
+                    }
+                },
                 |r| envelope(r, &parse),
             )
             .await;
@@ -252,7 +330,6 @@ const REAUTH: &[&str] = &[
     "not_authed",
     "invalid_auth",
     "token_revoked",
-    "token_expired",
     "account_inactive",
     "no_permission",
     "missing_scope",
@@ -294,6 +371,11 @@ fn envelope<T>(r: &Response, parse: &impl Fn(&[u8]) -> Result<T, String>) -> Par
         };
     }
     let code = env.error.unwrap_or_else(|| "unknown_error".into());
+    if code == "token_expired" {
+        // A rotating token past its 12 hours: refreshed and retried once (a plain token
+        // cannot be: re-authorise).
+        return Parsed::Refresh(code);
+    }
     if TRANSIENT.contains(&code.as_str()) {
         return Parsed::Retry(format!("Slack answered {code}"));
     }

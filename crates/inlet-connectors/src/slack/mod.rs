@@ -22,18 +22,20 @@
 pub mod client;
 pub mod streams;
 
-use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, VerifyFuture};
+use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef};
 use client::{SlackClient, Tier};
 pub use client::{SlackConfig, SlackCredentials};
+use inlet_core::CredentialSink;
+use inlet_core::FetchAs;
 use inlet_core::{
-    Clock, Connector, ConnectorError, Family, HttpStats, Page, Record, RunMode, StreamSpec,
-    SystemClock, Timestamp, Value,
+    Connector, ConnectorError, Family, HttpStats, Page, Record, StreamSpec, Timestamp, Value,
 };
-use inlet_http::HttpConfig;
+use inlet_http::TokenSource;
+use inlet_http::{HttpConfig, RenewHook, TokenSnapshot};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 /// Slack as the registry knows it. Budgets are per method tier and kept by the
 /// connector's own clients (see [`client`]); Slack sends no budget headers.
@@ -45,12 +47,22 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     interval_minutes: 15,
     quota: None,
     rate_headers: None,
-    image_hosts: &[],
+    image_hosts: &[FILES_HOST],
     params: &[
         Param::new("token", "A bot (xoxb-) or user (xoxp-) token with the *:history and *:read scopes.")
             .env("SLACK_TOKEN")
             .secret()
             .required(),
+        Param::new(
+            "refresh-token",
+            "Token rotation: the refresh token (xoxe-) from oauth.v2.access; every refresh replaces both tokens.",
+        )
+        .env("SLACK_REFRESH_TOKEN")
+        .secret(),
+        Param::new("client-id", "Token rotation: the app's client id.").env("SLACK_CLIENT_ID"),
+        Param::new("client-secret", "Token rotation: the app's client secret.")
+            .env("SLACK_CLIENT_SECRET")
+            .secret(),
         Param::new(
             "channel",
             "A conversation id to sync (repeatable: C…, G…, D…). Without one, connecting lists the conversations the token can see.",
@@ -78,8 +90,8 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     ],
     default_config: provider::defaults::<SlackConfig>,
     kind: Kind::Sync {
-        build,
-        verify,
+        build: provider::build_typed::<SlackConnector>,
+        verify: provider::verify_typed::<SlackConnector>,
         from_flags,
     },
     #[cfg(feature = "openapi")]
@@ -104,75 +116,67 @@ fn from_flags(f: &Flags) -> Result<Input, ConnectorError> {
     config.validate()?;
     let creds = SlackCredentials {
         token: f.required("token")?,
+        refresh_token: f.get("refresh-token").map(str::to_string),
+        client_id: f.get("client-id").map(str::to_string),
+        client_secret: f.get("client-secret").map(str::to_string),
+        expires_at_ms: None,
     };
-    Ok(Input {
-        config: provider::to_value(&config)?,
-        credentials: provider::to_value(&creds)?,
-        account: None,
-    })
+    creds.validate()?;
+    provider::input(&config, &creds, None)
 }
 
-fn build(
-    name: &str,
-    config: serde_json::Value,
-    credentials: serde_json::Value,
-    http: HttpConfig,
-) -> Result<Box<dyn Connector>, ConnectorError> {
-    let config: SlackConfig = provider::parse(name, config, "Slack config")?;
-    let creds: SlackCredentials = provider::parse(name, credentials, "Slack credentials")?;
-    Ok(Box::new(SlackConnector::new(config, &creds, http)?))
-}
+impl provider::Typed for SlackConnector {
+    type Config = SlackConfig;
+    type Credentials = SlackCredentials;
+    const TITLE: &'static str = "Slack";
+    fn from_parts(
+        config: SlackConfig,
+        creds: &SlackCredentials,
+        http: HttpConfig,
+    ) -> Result<Self, ConnectorError> {
+        SlackConnector::new(config, creds, http)
+    }
 
-/// `auth.test` proves the token and names the account (`team/user`). Without a channel
-/// the conversations the token can see are listed, to pick from with `--channel`; a
-/// chosen channel the token cannot see is refused.
-fn verify(
-    config: serde_json::Value,
-    credentials: serde_json::Value,
-    http: HttpConfig,
-) -> VerifyFuture {
-    Box::pin(async move {
-        let cfg: SlackConfig = provider::parse("", config, "Slack config")?;
-        let creds: SlackCredentials = provider::parse("", credentials, "Slack credentials")?;
-        cfg.validate()?;
-        let conn = SlackConnector::new(cfg.clone(), &creds, http)?;
-        let account = conn.auth_test().await?;
-        let visible = conn.all_channels().await?;
-        if cfg.channels.is_empty() {
-            let list: Vec<String> = visible
+    /// `auth.test` proves the token and names the account (`team/user`). Without a channel
+    /// the conversations the token can see are listed, to pick from with `--channel`; a
+    /// chosen channel the token cannot see is refused. A rotating token refreshed while
+    /// verifying hands back the new pair (the old refresh token is dead).
+    fn check<'a>(&'a self, cfg: &'a mut SlackConfig) -> provider::CheckFuture<'a> {
+        let conn = self;
+        Box::pin(async move {
+            let account = conn.auth_test().await?;
+            let visible = conn.all_channels().await?;
+            if cfg.channels.is_empty() {
+                let list: Vec<String> = visible
+                    .iter()
+                    .map(|(id, name)| format!("{id} {name}"))
+                    .collect();
+                return Err(ConnectorError::Config(format!(
+                    "pick the channels to sync with --channel ID (repeatable); the token sees: {}",
+                    list.join(", ")
+                )));
+            }
+            if let Some(c) = cfg
+                .channels
                 .iter()
-                .map(|(id, name)| format!("{id} {name}"))
-                .collect();
-            return Err(ConnectorError::Config(format!(
-                "pick the channels to sync with --channel ID (repeatable); the token sees: {}",
-                list.join(", ")
-            )));
-        }
-        if let Some(c) = cfg
-            .channels
-            .iter()
-            .find(|c| !visible.iter().any(|(id, _)| id == *c))
-        {
-            return Err(ConnectorError::Config(format!(
-                "the token cannot see conversation {c}; conversations.list names {} others",
-                visible.len()
-            )));
-        }
-        Ok(Verified {
-            config: provider::to_value(&cfg)?,
-            credentials: provider::to_value(&creds)?,
-            account: Some(account),
+                .find(|c| !visible.iter().any(|(id, _)| id == *c))
+            {
+                return Err(ConnectorError::Config(format!(
+                    "the token cannot see conversation {c}; conversations.list names {} others",
+                    visible.len()
+                )));
+            }
+            Ok(Some(account))
         })
-    })
+    }
 }
 
 /// The Slack connector.
 pub struct SlackConnector {
     config: SlackConfig,
     client: SlackClient,
-    clock: Arc<dyn Clock>,
-    /// `inlet sync --full` was asked: the first-sync window does not apply.
-    full_asked: AtomicBool,
+    /// The credentials as they are now (a rotation replaces the tokens).
+    creds: Arc<Mutex<SlackCredentials>>,
 }
 
 /// A page of any list method: its items as received and the next cursor.
@@ -215,15 +219,8 @@ impl SlackConnector {
         Ok(SlackConnector {
             config,
             client,
-            clock: Arc::new(SystemClock),
-            full_asked: AtomicBool::new(false),
+            creds: Arc::new(Mutex::new(creds.clone())),
         })
-    }
-
-    /// The same connector on another clock (the first-sync window is measured by it).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
     }
 
     /// `auth.test`: `team/user` of the token.
@@ -287,21 +284,6 @@ impl SlackConnector {
         })
     }
 
-    /// The `oldest` of a history listing: on a delta the engine's `since` (the cursor
-    /// minus the lookback, [`Family::lookback_secs`]); on a first sync the first-sync
-    /// window, unless everything was asked.
-    fn oldest(&self, since: Option<Timestamp>) -> Option<String> {
-        match since {
-            Some(t) => Some(ts_of_ms(t.0.max(0))),
-            None if self.full_asked.load(Ordering::Relaxed) => None,
-            None if self.config.first_sync_hours == 0 => None,
-            None => {
-                let ms = self.clock.now().0 - i64::from(self.config.first_sync_hours) * 3_600_000;
-                Some(ts_of_ms(ms.max(0)))
-            }
-        }
-    }
-
     /// One history page of `channel`. The cursor carries the listing's `oldest` with
     /// Slack's cursor (`<oldest>|<next_cursor>`), so a resumed pass stays in its window.
     async fn history(
@@ -312,7 +294,10 @@ impl SlackConnector {
     ) -> Result<Page, ConnectorError> {
         let (oldest, slack_cursor) = match cursor.and_then(|c| c.split_once('|')) {
             Some((o, c)) => ((!o.is_empty()).then(|| o.to_string()), Some(c.to_string())),
-            None => (self.oldest(since), None),
+            // The engine's `since`: the channel's own cursor minus the lookback
+            // ([`Family::lookback_secs`]), or its first-sync window
+            // ([`Family::first_window_secs`]); none on a full run.
+            None => (since.map(|t| ts_of_ms(t.0.max(0))), None),
         };
         let mut q = vec![
             ("channel", channel.to_string()),
@@ -340,6 +325,15 @@ impl SlackConnector {
             .next()
             .map(|n| format!("{}|{n}", oldest.unwrap_or_default()));
         Ok(Page { records, next })
+    }
+}
+
+/// The rotated tokens into the credentials.
+fn apply_snapshot(creds: &mut SlackCredentials, snap: TokenSnapshot) {
+    creds.token = snap.access_token;
+    creds.expires_at_ms = Some(snap.expires_at_ms);
+    if snap.refresh_token.is_some() {
+        creds.refresh_token = snap.refresh_token;
     }
 }
 
@@ -383,7 +377,52 @@ struct Msg {
     latest_reply: Option<String>,
     #[serde(default)]
     edited: Option<Edited>,
+    #[serde(default)]
+    files: Vec<SlackFile>,
 }
+
+/// The fields of a file object inlet keeps in the `files` column.
+#[derive(Debug, Deserialize, serde::Serialize)]
+struct SlackFile {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    mimetype: Option<String>,
+    #[serde(default)]
+    filetype: Option<String>,
+    #[serde(default)]
+    size: Option<i64>,
+    #[serde(default, skip_serializing)]
+    url_private: Option<String>,
+    #[serde(default)]
+    url_private_download: Option<String>,
+    #[serde(default)]
+    permalink: Option<String>,
+}
+
+impl SlackFile {
+    /// The URL the file's bytes come from (with the token).
+    fn download_url(&self) -> Option<&str> {
+        self.url_private_download
+            .as_deref()
+            .or(self.url_private.as_deref())
+    }
+}
+
+/// The `files` column: the file objects' metadata as a JSON array, or NULL.
+fn files_value(files: &[SlackFile]) -> Value {
+    if files.is_empty() {
+        return Value::Null;
+    }
+    serde_json::to_string(files).map_or(Value::Null, Value::Text)
+}
+
+/// The host Slack serves `url_private*` from.
+pub const FILES_HOST: &str = "files.slack.com";
 
 #[derive(Debug, Deserialize)]
 struct Edited {
@@ -410,6 +449,7 @@ fn map_message(raw: &str, channel: &str) -> Result<Record, String> {
         Value::opt_text(m.latest_reply),
         time_value(m.edited.as_ref().and_then(|e| e.ts.as_deref())),
         Value::Time(posted),
+        files_value(&m.files),
     ];
     Ok(Record {
         id: format!("{channel}:{}", m.ts),
@@ -433,6 +473,7 @@ fn map_reply(raw: &str, channel: &str, parent: &str) -> Result<Record, String> {
         Value::opt_text(m.subtype),
         time_value(m.edited.as_ref().and_then(|e| e.ts.as_deref())),
         Value::Time(posted),
+        files_value(&m.files),
     ];
     Ok(Record {
         id: format!("{channel}:{}", m.ts),
@@ -566,6 +607,12 @@ impl Connector for SlackConnector {
             window_column: Some("posted_at"),
             // A thread read whole replaces its stored replies: a deleted reply is gone.
             child_parent_column: Some("parent_id"),
+            // Each channel keeps its own cursor: a channel that fails (from its first
+            // sync on) does not hold the others back, and a channel added later gets its
+            // own first sync.
+            listing_cursors: true,
+            first_window_secs: (c.first_sync_hours > 0)
+                .then(|| i64::from(c.first_sync_hours) * 3600),
             ..Family::new("messages", "replies", streams::MARKER)
         }]
     }
@@ -666,9 +713,76 @@ impl Connector for SlackConnector {
         self.client.set_cancel(flag);
     }
 
-    fn set_requested_mode(&self, mode: RunMode) {
-        self.full_asked
-            .store(mode == RunMode::Full, Ordering::Relaxed);
+    /// The download URLs of a message's or reply's files (`url_private_download`).
+    fn attachment_links(&self, stream: &StreamSpec, record: &Record) -> Vec<String> {
+        if !matches!(stream.name, "messages" | "replies") {
+            return Vec::new();
+        }
+        match parse_msg(&record.raw) {
+            Ok(m) => m
+                .files
+                .iter()
+                .filter_map(|f| f.download_url().map(str::to_string))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Slack's files are fetched with the token (an anonymous request gets the sign-in
+    /// page, which is recognised and never stored), whatever their type.
+    async fn attachment_access(&self, url: &str) -> Option<FetchAs> {
+        let host = url.split_once("://")?.1.split(['/', '?', '#']).next()?;
+        if !host.eq_ignore_ascii_case(FILES_HOST) {
+            return None;
+        }
+        let bearer = match &self.client.rotation {
+            Some(r) => r.token().await.ok(),
+            None => Some(
+                self.creds
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .token
+                    .clone(),
+            ),
+        };
+        Some(FetchAs {
+            bearer,
+            any_content_type: true,
+            html_is_login_page: true,
+        })
+    }
+
+    async fn take_updated_credentials(&self) -> Option<serde_json::Value> {
+        let snap = self.client.rotation.as_ref()?.take_snapshot().await?;
+        let mut creds = self.creds.lock().unwrap_or_else(|p| p.into_inner());
+        apply_snapshot(&mut creds, snap);
+        serde_json::to_value(&*creds).ok()
+    }
+
+    /// A rotation hands the complete new credentials to `sink` before the new token is
+    /// used: the old refresh token is already dead.
+    fn set_credential_sink(&self, sink: Option<CredentialSink>) {
+        let Some(rotation) = &self.client.rotation else {
+            return;
+        };
+        let hook: Option<RenewHook> = sink.map(|sink| {
+            let creds = self.creds.clone();
+            Arc::new(move |snap: TokenSnapshot| {
+                let json = {
+                    let mut c = creds.lock().unwrap_or_else(|p| p.into_inner());
+                    apply_snapshot(&mut c, snap);
+                    serde_json::to_value(&*c).ok()
+                };
+                let sink = sink.clone();
+                Box::pin(async move {
+                    if let Some(j) = json {
+                        sink(j).await;
+                    }
+                })
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+            }) as RenewHook
+        });
+        rotation.set_on_renew(hook);
     }
 }
 

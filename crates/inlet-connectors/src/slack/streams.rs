@@ -45,6 +45,11 @@ pub static MESSAGE_COLUMNS: &[Column] = &[
     Column::new("latest_reply", Text, "ts of the thread's newest reply"),
     Column::new("edited_at", Time, "edited.ts, once edited"),
     Column::new("posted_at", Time, "ts as a time"),
+    Column::new(
+        "files",
+        Text,
+        "the attached files as a JSON array (id, name, title, mimetype, filetype, size, url_private_download, permalink); their downloads are rows of `attachments`",
+    ),
 ];
 
 /// Columns of `slack_replies` (id `<channel>:<ts>`).
@@ -62,6 +67,11 @@ pub static REPLY_COLUMNS: &[Column] = &[
     ),
     Column::new("edited_at", Time, "edited.ts, once edited"),
     Column::new("posted_at", Time, "ts as a time"),
+    Column::new(
+        "files",
+        Text,
+        "the attached files as a JSON array (id, name, title, mimetype, filetype, size, url_private_download, permalink); their downloads are rows of `attachments`",
+    ),
 ];
 
 /// A thread parent changed when its reply count or newest reply did.

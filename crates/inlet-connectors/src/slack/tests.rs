@@ -27,9 +27,7 @@ fn connector(sim: &SlackSim, token: &str, tune: impl FnOnce(&mut SlackConfig)) -
         ..Default::default()
     };
     tune(&mut cfg);
-    let creds = SlackCredentials {
-        token: token.to_string(),
-    };
+    let creds = SlackCredentials::token(token.to_string());
     SlackConnector::new(cfg, &creds, HttpConfig::default()).expect("connector")
 }
 
@@ -127,36 +125,48 @@ async fn ok_false_is_classified() {
 }
 
 #[tokio::test]
-async fn first_sync_window_full_and_non_marketplace_page() {
-    let (sim, clock) = sim(true).await;
+async fn since_is_oldest_and_non_marketplace_page() {
+    let (sim, _) = sim(true).await;
     let ch = sim.channel_ids()[0].clone();
-    let c = connector(&sim, &sim.bot_token(), |cfg| cfg.non_marketplace = true)
-        .with_clock(clock.clone());
-    c.set_requested_mode(RunMode::Delta);
+    let c = connector(&sim, &sim.bot_token(), |cfg| cfg.non_marketplace = true);
+    let since = Timestamp(T0 - 7 * 24 * 3_600_000);
     let page = c
-        .fetch_listing(messages(), &ch, None, None)
+        .fetch_listing(messages(), &ch, Some(since), None)
         .await
         .expect("history");
     let q = &sim.requests()[0].query;
     assert!(q.contains("limit=15"), "{q}");
-    assert!(
-        q.contains(&format!("oldest={}", ts_of_ms(T0 - 24 * 3_600_000))),
-        "{q}"
-    );
+    assert!(q.contains(&format!("oldest={}", ts_of_ms(since.0))), "{q}");
     assert!(q.contains("inclusive=true"), "{q}");
     assert!(page.records.len() <= 15);
-    assert!(
-        page.records
-            .iter()
-            .all(|r| r.sort_ts >= Some(Timestamp(T0 - 24 * 3_600_000)))
-    );
-    c.set_requested_mode(RunMode::Full);
-    assert!(c.oldest(None).is_none(), "--full reads everything");
-    assert_eq!(
-        c.oldest(Some(Timestamp(T0))),
-        Some(ts_of_ms(T0)),
-        "a delta reads from since"
-    );
+    assert!(page.records.iter().all(|r| r.sort_ts >= Some(since)));
+    assert_eq!(sim.rate_limit_violations(), 0);
+    // A resumed page keeps its listing's window (a Marketplace app, 15 per page).
+    let (sim, _) = self::sim(false).await;
+    let c = connector(&sim, &sim.bot_token(), |cfg| cfg.page_size = 15);
+    let page = c
+        .fetch_listing(messages(), &ch, Some(since), None)
+        .await
+        .expect("history");
+    let next = page.next.clone().expect("more than 15 messages");
+    c.fetch_listing(messages(), &ch, None, Some(&next))
+        .await
+        .expect("page 2");
+    let q = &sim.requests()[1].query;
+    assert!(q.contains(&format!("oldest={}", ts_of_ms(since.0))), "{q}");
+    assert!(q.contains("cursor="), "{q}");
+    // Without `since` (a full run) everything is read.
+    c.fetch_listing(messages(), &ch, None, None)
+        .await
+        .expect("history");
+    let q = &sim.requests()[2].query;
+    assert!(!q.contains("oldest="), "{q}");
+    // The first-sync window is the engine's, per channel.
+    let fam = &c.families()[0];
+    assert!(fam.listing_cursors);
+    assert_eq!(fam.first_window_secs, Some(24 * 3600));
+    let all = connector(&sim, &sim.bot_token(), |cfg| cfg.first_sync_hours = 0);
+    assert_eq!(all.families()[0].first_window_secs, None);
     assert_eq!(sim.rate_limit_violations(), 0);
 }
 
@@ -165,7 +175,7 @@ async fn verify_lists_channels_to_pick_from() {
     let (sim, _) = sim(false).await;
     let creds = serde_json::json!({"token": sim.bot_token()});
     let cfg = serde_json::json!({"api_base": sim.api_base()});
-    let e = verify(cfg, creds.clone(), HttpConfig::default())
+    let e = provider::verify_typed::<SlackConnector>(cfg, creds.clone(), HttpConfig::default())
         .await
         .expect_err("no channel chosen");
     let msg = e.to_string();
@@ -175,12 +185,12 @@ async fn verify_lists_channels_to_pick_from() {
     );
     let ch = sim.channel_ids()[1].clone();
     let cfg = serde_json::json!({"api_base": sim.api_base(), "channels": [ch]});
-    let ok = verify(cfg, creds.clone(), HttpConfig::default())
+    let ok = provider::verify_typed::<SlackConnector>(cfg, creds.clone(), HttpConfig::default())
         .await
         .expect("verified");
     assert_eq!(ok.account.as_deref(), Some("Sim Team/inletbot"));
     let cfg = serde_json::json!({"api_base": sim.api_base(), "channels": ["C0MISSING"]});
-    let e = verify(cfg, creds, HttpConfig::default())
+    let e = provider::verify_typed::<SlackConnector>(cfg, creds, HttpConfig::default())
         .await
         .expect_err("unknown channel");
     assert!(e.to_string().contains("C0MISSING"), "{e}");

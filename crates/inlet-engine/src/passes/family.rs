@@ -39,7 +39,7 @@ use inlet_core::{
     Timestamp, TombstoneBatch,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 /// Where a family pass resumes (kept as JSON in [`Checkpoint::next`]).
@@ -51,6 +51,23 @@ struct FamilyCursor {
     next: Option<String>,
     /// The pass reads the listings whole (no `since` filter).
     scan: bool,
+    /// Listings that failed in this pass (kept across a resume: their watermarks must not
+    /// advance).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    failed: Vec<String>,
+}
+
+/// The watermarks of a [`Family::listing_cursors`] family, kept in the parent stream's
+/// cursor as a JSON object `{listing: ms}`; a plain number (one watermark for the stream,
+/// as written before) holds for every listing.
+fn parse_marks(cursor: Option<&str>, listings: &[String]) -> BTreeMap<String, i64> {
+    let Some(c) = cursor else {
+        return BTreeMap::new();
+    };
+    if let Ok(ms) = c.parse::<i64>() {
+        return listings.iter().map(|l| (l.clone(), ms)).collect();
+    }
+    serde_json::from_str(c).unwrap_or_default()
 }
 
 /// The stream names that are children of a family (synced only through their parent).
@@ -119,8 +136,16 @@ struct FamilyPass<'a> {
     cp: Checkpoint,
     cur: FamilyCursor,
     resumed: bool,
-    /// The `since` filter of a delta pass.
+    /// The `since` filter of a delta pass (of the listing being read, for a
+    /// [`Family::listing_cursors`] family).
     since: Option<Timestamp>,
+    /// The watermark of each listing before this pass ([`Family::listing_cursors`]).
+    marks: BTreeMap<String, i64>,
+    /// The lookback subtracted from a watermark.
+    lookback_ms: i64,
+    /// A windowed delta tombstones the live parents at or after this time it did not list
+    /// (the latest `since` of the listings: every listing was read from there on).
+    window_since: Option<Timestamp>,
     /// Re-fetch every parent's children (a full run).
     refetch_all: bool,
     /// Parent ids handled in this pass (listings overlap).
@@ -167,16 +192,27 @@ impl<'a> FamilyPass<'a> {
                 (cp, cur, true)
             }
             None => {
-                let first = state.last_success_at.is_none();
-                let mode = if first { RunMode::Full } else { mode };
                 let every = i64::from(fam.full_scan_every.max(1));
-                let scan = mode == RunMode::Full
-                    || state.cursor.is_none()
-                    || state.sync_count % every == 0;
+                let (mode, scan) = if fam.listing_cursors {
+                    // A listing without a watermark gets its first sync as its `since`;
+                    // only a full run (or the periodic scan) reads the listings whole.
+                    let first = state.cursor.is_none();
+                    let scan = mode == RunMode::Full
+                        || (state.sync_count > 0 && state.sync_count % every == 0);
+                    (if first { RunMode::Full } else { mode }, scan)
+                } else {
+                    let first = state.last_success_at.is_none();
+                    let mode = if first { RunMode::Full } else { mode };
+                    let scan = mode == RunMode::Full
+                        || state.cursor.is_none()
+                        || state.sync_count % every == 0;
+                    (mode, scan)
+                };
                 let cur = FamilyCursor {
                     listing: 0,
                     next: None,
                     scan,
+                    failed: Vec::new(),
                 };
                 let cp = Checkpoint {
                     mode,
@@ -194,7 +230,13 @@ impl<'a> FamilyPass<'a> {
             (None, StopRule::CreatedBefore { lookback_secs }) => lookback_secs,
             _ => 0,
         };
+        let marks = if fam.listing_cursors {
+            parse_marks(state.cursor.as_deref(), &fam.listings)
+        } else {
+            BTreeMap::new()
+        };
         let since = match (cur.scan, state.cursor.as_deref()) {
+            _ if fam.listing_cursors => None,
             (false, Some(c)) => c
                 .parse::<i64>()
                 .ok()
@@ -206,9 +248,14 @@ impl<'a> FamilyPass<'a> {
             state.checkpoint = Some(cp.clone());
         }
         store.put_sync_state(conn.id, parent.name, &state).await?;
-        let windowed = since.is_some() && fam.window_column.is_some() && !fam.newest_first;
-        let seen = (!resumed && (cur.scan || windowed) && fam.progressive.is_none()).then(Vec::new);
-        Ok(FamilyPass {
+        let mut pass_failed = None;
+        if !cur.failed.is_empty() {
+            pass_failed = Some(ConnectorError::Provider(format!(
+                "listing {} failed before the sync was resumed",
+                cur.failed.join(", ")
+            )));
+        }
+        let mut pass = FamilyPass {
             ctx,
             conn,
             fam,
@@ -220,12 +267,42 @@ impl<'a> FamilyPass<'a> {
             cur,
             resumed,
             since,
+            marks,
+            lookback_ms: lookback * 1000,
+            window_since: since,
             done: HashSet::new(),
-            seen,
-            failed: None,
+            seen: None,
+            failed: pass_failed,
             candidate: None,
             unchanged_seen: 0,
-        })
+        };
+        if fam.listing_cursors && !pass.cur.scan {
+            pass.window_since = fam.listings.iter().filter_map(|l| pass.since_for(l)).max();
+        }
+        let windowed =
+            pass.window_since.is_some() && fam.window_column.is_some() && !fam.newest_first;
+        pass.seen =
+            (!resumed && (pass.cur.scan || windowed) && fam.progressive.is_none()).then(Vec::new);
+        Ok(pass)
+    }
+
+    /// The `since` of one listing of a [`Family::listing_cursors`] family: its watermark
+    /// minus the lookback, or — never read yet — the first-sync window before the pass
+    /// began; `None` (read whole) in a scan.
+    fn since_for(&self, listing: &str) -> Option<Timestamp> {
+        if !self.fam.listing_cursors {
+            return self.since;
+        }
+        if self.cur.scan {
+            return None;
+        }
+        match self.marks.get(listing) {
+            Some(ms) => Some(Timestamp(ms - self.lookback_ms)),
+            None => self
+                .fam
+                .first_window_secs
+                .map(|w| Timestamp(self.cp.watermark.millis() - w * 1000)),
+        }
     }
 
     async fn run(
@@ -264,6 +341,9 @@ impl<'a> FamilyPass<'a> {
                 None
             };
             let mut first = cursor.is_none();
+            if self.fam.listing_cursors {
+                self.since = self.since_for(&listing);
+            }
             loop {
                 if self.ctx.cancelled() {
                     return Ok(StreamEnd::Cancelled);
@@ -292,16 +372,19 @@ impl<'a> FamilyPass<'a> {
                 };
                 first = false;
                 let next = page.next.clone();
+                let failed = std::mem::take(&mut self.cur.failed);
                 self.cur = match &next {
                     Some(n) => FamilyCursor {
                         listing: li,
                         next: Some(n.clone()),
                         scan: self.cur.scan,
+                        failed,
                     },
                     None => FamilyCursor {
                         listing: li + 1,
                         next: None,
                         scan: self.cur.scan,
+                        failed,
                     },
                 };
                 self.cp.next = serde_json::to_string(&self.cur).ok();
@@ -320,6 +403,7 @@ impl<'a> FamilyPass<'a> {
                             listing: li + 1,
                             next: None,
                             scan: self.cur.scan,
+                            failed: std::mem::take(&mut self.cur.failed),
                         };
                         self.cp.next = serde_json::to_string(&self.cur).ok();
                         break;
@@ -357,6 +441,8 @@ impl<'a> FamilyPass<'a> {
         if !(first && matches!(e, ConnectorError::Unsupported(_))) {
             self.seen = None;
             self.failed.get_or_insert(e);
+            self.cur.failed.push(listing.to_string());
+            self.cp.next = serde_json::to_string(&self.cur).ok();
         }
     }
 
@@ -523,6 +609,14 @@ impl<'a> FamilyPass<'a> {
             .filter(|(i, _)| !leave_out.contains(i))
             .map(|(_, r)| r)
             .collect();
+        // Attachment links are recorded before the rows that carry them commit.
+        let now = self.ctx.now();
+        self.ctx
+            .note_attachments(self.parent, &parents, now)
+            .await?;
+        self.ctx
+            .note_attachments(self.child, &children, now)
+            .await?;
         let out = self
             .ctx
             .store
@@ -566,6 +660,9 @@ impl<'a> FamilyPass<'a> {
         cst: &mut StreamStats,
     ) -> Result<(), PassError> {
         st.parents_sampled += 1;
+        self.ctx
+            .note_attachments(self.child, &kids, self.ctx.now())
+            .await?;
         let out = self
             .ctx
             .store
@@ -628,7 +725,27 @@ impl<'a> FamilyPass<'a> {
         let now = self.ctx.now();
         let mut s = self.state.clone();
         s.checkpoint = None;
-        if self.failed.is_none() {
+        if self.fam.listing_cursors {
+            // Each listing read to its end advances to this pass's start; a failed one
+            // keeps its watermark (or has none yet: its first sync comes again).
+            if st.stats.items_skipped_with_error == 0 {
+                let mut marks = BTreeMap::new();
+                for l in &self.fam.listings {
+                    if !self.cur.failed.contains(l) {
+                        marks.insert(l.clone(), self.cp.watermark.millis());
+                    } else if let Some(ms) = self.marks.get(l) {
+                        marks.insert(l.clone(), *ms);
+                    }
+                }
+                if !marks.is_empty() {
+                    s.cursor = serde_json::to_string(&marks).ok();
+                }
+            }
+            if self.failed.is_none() {
+                s.last_success_at = Some(now);
+                s.sync_count += 1;
+            }
+        } else if self.failed.is_none() {
             // A skipped parent keeps the old watermark, so the next delta lists it again.
             if self.fam.progressive.is_none() && st.stats.items_skipped_with_error == 0 {
                 s.cursor = Some(self.cp.watermark.millis().to_string());
@@ -644,7 +761,7 @@ impl<'a> FamilyPass<'a> {
                 .await;
         };
         // A delta with `since` was complete within its window only.
-        let window = match (self.cur.scan, self.since, self.fam.window_column) {
+        let window = match (self.cur.scan, self.window_since, self.fam.window_column) {
             (false, Some(since), Some(col)) => Some((col, since)),
             _ => None,
         };

@@ -4,7 +4,7 @@ use super::data::{Model, Ts, parse_ts, ts_str};
 use super::{API_PREFIX, State};
 use crate::reddit::LoggedRequest;
 use crate::reddit::faults::Injected;
-use crate::server::{Handler, Reply, Request, Response};
+use crate::server::{Delivery, Handler, Reply, Request, Response};
 use crate::util::{lock, parse_form, read};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
@@ -88,9 +88,18 @@ impl Handler for State {
                 resp.status = 429;
                 resp.headers.push(("Retry-After", secs.to_string()));
             }
-            Injected::Truncate | Injected::None => self.route(req, method, resp, now_ms),
+            Injected::Truncate | Injected::None => {}
         }
-        let delivery = decision.injected.delivery();
+        let mut delivery = decision.injected.delivery();
+        let mut delay = decision.delay;
+        if matches!(decision.injected, Injected::Truncate | Injected::None)
+            && let Some(r) = self.route(req, method, resp, now_ms)
+        {
+            if r.delivery != Delivery::Normal {
+                delivery = r.delivery;
+            }
+            delay = r.delay.or(delay);
+        }
         let status = resp.logged_status(delivery);
         lock(&self.log).push(LoggedRequest {
             method: req.method.to_string(),
@@ -99,10 +108,7 @@ impl Handler for State {
             status,
             at_ms: now_ms,
         });
-        Reply {
-            delivery,
-            delay: decision.delay,
-        }
+        Reply { delivery, delay }
     }
 
     fn malformed(&self, reason: &str) {
@@ -112,10 +118,139 @@ impl Handler for State {
 }
 
 impl State {
-    fn route(&self, req: &Request<'_>, method: &str, resp: &mut Response, now_ms: i64) {
+    /// Answers a call; `Some` changes how the answer is delivered (a lost token answer,
+    /// a held call).
+    fn route(
+        &self,
+        req: &Request<'_>,
+        method: &str,
+        resp: &mut Response,
+        now_ms: i64,
+    ) -> Option<Reply> {
+        if let Some(path) = req.path.strip_prefix("/media/files.slack.com/files-pri/") {
+            self.file(req, path, resp, now_ms);
+            return None;
+        }
         let Some(p) = params(req) else {
-            return fail(resp, "invalid_arguments");
+            fail(resp, "invalid_arguments");
+            return None;
         };
+        if method == "oauth.v2.access" {
+            return self.exchange(&p, resp, now_ms);
+        }
+        let mut hold = None;
+        self.call(req, method, &p, resp, now_ms, &mut hold);
+        hold.map(|d| Reply {
+            delivery: Delivery::Normal,
+            delay: Some(d),
+        })
+    }
+
+    /// A file's bytes (`url_private`, `url_private_download`) to a request carrying a
+    /// valid token; anyone else gets Slack's sign-in page, HTTP 200.
+    fn file(&self, req: &Request<'_>, path: &str, resp: &mut Response, now_ms: i64) {
+        let token = req
+            .header("Authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let valid = !self.files_sign_in.load(Ordering::Relaxed)
+            && !lock(&self.revoked).contains(token)
+            && (token == self.cfg.bot_token
+                || token == self.cfg.user_token
+                || (self.cfg.rotation && {
+                    let o = lock(&self.oauth);
+                    token == o.access && now_ms < o.expires_at_ms
+                }));
+        if !valid {
+            resp.html(
+                200,
+                "<!DOCTYPE html><html><head><title>Slack</title></head><body>\
+                 <form id=\"signin_form\" action=\"/signin\" method=\"post\">\
+                 <h1>Sign in to Sim Team</h1><input type=\"email\" name=\"email\">\
+                 <button type=\"submit\">Sign in with email</button></form></body></html>",
+            );
+            return;
+        }
+        // `<team>-<file id>/[download/]<name>`
+        let id = path
+            .split('/')
+            .next()
+            .and_then(|s| s.split_once('-'))
+            .map(|(_, id)| id)
+            .unwrap_or("");
+        let model = read(&self.model);
+        let found = model
+            .channels
+            .iter()
+            .flat_map(|c| c.messages.iter())
+            .flat_map(|m| std::iter::once(m).chain(m.replies.iter()))
+            .filter(|m| !m.deleted)
+            .find_map(|m| {
+                let kind = m.file?;
+                let f = super::data::file_of(m.ts, kind);
+                (f.0 == id).then_some(f)
+            });
+        match found {
+            Some((_, _, mime, bytes)) => {
+                resp.status = 200;
+                resp.content_type = mime;
+                resp.body.clear();
+                resp.body.extend_from_slice(&bytes);
+            }
+            None => resp.html(404, "<html><body>File not found</body></html>"),
+        }
+    }
+
+    /// `oauth.v2.access` with `grant_type=refresh_token`: both tokens replaced, the old
+    /// refresh token dead.
+    fn exchange(&self, p: &[(String, String)], resp: &mut Response, now_ms: i64) -> Option<Reply> {
+        let mut o = lock(&self.oauth);
+        o.exchanges += 1;
+        if get(p, "client_id") != Some(self.cfg.client_id.as_str()) {
+            fail(resp, "invalid_client_id");
+            return None;
+        }
+        if get(p, "client_secret") != Some(self.cfg.client_secret.as_str()) {
+            fail(resp, "bad_client_secret");
+            return None;
+        }
+        if get(p, "grant_type") != Some("refresh_token") {
+            fail(resp, "invalid_grant_type");
+            return None;
+        }
+        if !self.cfg.rotation || get(p, "refresh_token") != Some(o.refresh.as_str()) {
+            fail(resp, "invalid_refresh_token");
+            return None;
+        }
+        o.rotate(now_ms);
+        resp.json(
+            200,
+            &json!({"ok": true, "app_id": "A0SIMAPP", "scope": "channels:history,channels:read,groups:history,im:history,users:read",
+                "token_type": "bot", "access_token": o.access, "refresh_token": o.refresh,
+                "expires_in": super::ROTATED_TOKEN_SECS, "bot_user_id": "U0SIMBOT",
+                "team": {"id": self.cfg.team, "name": "Sim Team"}, "enterprise": null,
+                "is_enterprise_install": false})
+            .to_string(),
+        );
+        if std::mem::take(&mut o.lose_next_answer) {
+            return Some(Reply {
+                delivery: Delivery::Reset,
+                delay: None,
+            });
+        }
+        None
+    }
+
+    fn call(
+        &self,
+        req: &Request<'_>,
+        method: &str,
+        p: &[(String, String)],
+        resp: &mut Response,
+        now_ms: i64,
+        hold: &mut Option<std::time::Duration>,
+    ) {
+        let p = p.to_vec();
         let token = req
             .header("Authorization")
             .and_then(|h| h.strip_prefix("Bearer "))
@@ -131,7 +266,23 @@ impl State {
         if lock(&self.revoked).contains(&token) {
             return fail(resp, "token_revoked");
         }
-        let bot = token == self.cfg.bot_token;
+        let bot = if self.cfg.rotation {
+            let mut o = lock(&self.oauth);
+            if o.old_access.contains(&token) || (token == o.access && now_ms >= o.expires_at_ms) {
+                return fail(resp, "token_expired");
+            }
+            if token == o.access
+                && o.generation > 1
+                && o.held == 0
+                && let Some(d) = o.hold_new_token
+            {
+                o.held += 1;
+                *hold = Some(d);
+            }
+            token == o.access
+        } else {
+            token == self.cfg.bot_token
+        };
         if !bot && token != self.cfg.user_token {
             return fail(resp, "invalid_auth");
         }
@@ -151,6 +302,11 @@ impl State {
                 return;
             }
             e.1 += 1;
+        }
+        if matches!(method, "conversations.history" | "conversations.replies")
+            && get(&p, "channel").is_some_and(|c| lock(&self.no_access).contains(c))
+        {
+            return fail(resp, "not_in_channel");
         }
         let model = read(&self.model);
         let out = match method {

@@ -38,6 +38,30 @@ pub(crate) struct Msg {
     pub replies: Vec<Msg>,
     /// The parent's ts (replies only).
     pub thread_ts: Option<Ts>,
+    /// An attached file (`files[]`), by index into the file kinds.
+    pub file: Option<u64>,
+}
+
+/// The kinds of generated files: name stem, extension (filetype), mimetype.
+const FILE_KINDS: [(&str, &str, &str); 2] = [
+    ("photo", "png", "image/png"),
+    ("notes", "pdf", "application/pdf"),
+];
+
+/// A generated file of message `ts`: its id, name, mimetype and bytes.
+pub(crate) fn file_of(ts: Ts, kind: u64) -> (String, String, &'static str, Vec<u8>) {
+    let (stem, ext, mime) = FILE_KINDS[(kind % 2) as usize];
+    let id = format!("F0SIM{:X}", ts.rem_euclid(1 << 40));
+    let name = format!("{stem}-{}.{ext}", ts.rem_euclid(100_000));
+    let len = 64 + (ts.rem_euclid(97) as usize) * 3;
+    let bytes: Vec<u8> = match ext {
+        "png" => b"\x89PNG\r\n\x1a\n".to_vec(),
+        _ => b"%PDF-1.4\n".to_vec(),
+    }
+    .into_iter()
+    .chain((0..len).map(|i| (ts as usize).wrapping_add(i * 31) as u8))
+    .collect();
+    (id, name, mime, bytes)
 }
 
 impl Msg {
@@ -50,6 +74,7 @@ impl Msg {
             deleted: false,
             replies: Vec::new(),
             thread_ts: None,
+            file: None,
         }
     }
 
@@ -75,6 +100,23 @@ impl Msg {
         let mut v = json!({"type": "message", "user": self.user, "text": self.text,
             "ts": ts_str(self.ts), "team": team});
         let o = v.as_object_mut().expect("object");
+        if let Some(kind) = self.file {
+            let (id, name, mime, bytes) = file_of(self.ts, kind);
+            let ext = name.rsplit('.').next().unwrap_or("");
+            let private = format!("https://files.slack.com/files-pri/{team}-{id}/{name}");
+            let download = format!("https://files.slack.com/files-pri/{team}-{id}/download/{name}");
+            o.insert(
+                "files".into(),
+                json!([{"id": id, "created": self.ts / 1_000_000,
+                "timestamp": self.ts / 1_000_000, "name": name, "title": name, "mimetype": mime,
+                "filetype": ext, "pretty_type": ext.to_uppercase(), "user": self.user,
+                "mode": "hosted", "editable": false, "is_external": false,
+                "external_type": "", "size": bytes.len(), "url_private": private,
+                "url_private_download": download,
+                "permalink": format!("https://sim.slack.com/files/{}/{id}/{name}", self.user)}]),
+            );
+            o.insert("upload".into(), json!(false));
+        }
         if let Some((user, at)) = &self.edited {
             o.insert("edited".into(), json!({"user": user, "ts": ts_str(*at)}));
         }
@@ -229,6 +271,11 @@ impl Model {
                 let ts = start + i as i64 * step + (c as i64 * 7 + 1) % step.max(2);
                 let u = &users[rng.below(users.len() as u64) as usize];
                 let mut m = Msg::new(ts, u.id.clone(), format!("message {i} in {}", ch.id));
+                // Every seventh message carries a file (no draw from `rng`: the rest of the
+                // data stays as it was).
+                if i % 7 == 3 {
+                    m.file = Some(i / 7);
+                }
                 if rng.below(20) == 0 {
                     m.edited = Some((m.user.clone(), ts + 30_000_000));
                 }

@@ -73,6 +73,14 @@ pub struct SlackSimConfig {
     pub non_marketplace: bool,
     /// Time source.
     pub clock: Arc<dyn Clock>,
+    /// Token rotation (Slack's opt-in): the bot token is a rotating `xoxe.xoxb-` token that
+    /// expires after 12 hours (`token_expired`), and `oauth.v2.access` with
+    /// `grant_type=refresh_token` replaces both tokens, the old refresh token dying.
+    pub rotation: bool,
+    /// The app's client id and secret (`oauth.v2.access`).
+    pub client_id: String,
+    /// See `client_id`.
+    pub client_secret: String,
 }
 
 impl Default for SlackSimConfig {
@@ -92,7 +100,65 @@ impl Default for SlackSimConfig {
             tier3_per_min: 50,
             non_marketplace: false,
             clock: Arc::new(SystemClock),
+            rotation: false,
+            client_id: "1111.2222".into(),
+            client_secret: "sim-client-secret".into(),
         }
+    }
+}
+
+/// Token rotation: the current pair, its expiry and the test knobs.
+#[derive(Debug)]
+pub(crate) struct OAuthState {
+    /// The configured bot token: rotating tokens are named after it.
+    base: String,
+    pub(crate) generation: u64,
+    pub(crate) access: String,
+    pub(crate) refresh: String,
+    pub(crate) expires_at_ms: i64,
+    /// Access tokens of earlier generations (they answer `token_expired`).
+    pub(crate) old_access: HashSet<String>,
+    /// Token exchanges answered (successful or not).
+    pub(crate) exchanges: u64,
+    /// Rotate on the next exchange but reset the connection instead of answering.
+    pub(crate) lose_next_answer: bool,
+    /// Hold the first call made with a freshly rotated token this long.
+    pub(crate) hold_new_token: Option<std::time::Duration>,
+    /// Calls held so far.
+    pub(crate) held: u64,
+}
+
+/// Access tokens live 12 hours.
+pub(crate) const ROTATED_TOKEN_SECS: i64 = 43_200;
+
+impl OAuthState {
+    fn new(base: &str, now_ms: i64) -> Self {
+        let mut s = OAuthState {
+            base: base.trim_start_matches("xoxb-").to_string(),
+            generation: 0,
+            access: String::new(),
+            refresh: String::new(),
+            expires_at_ms: 0,
+            old_access: HashSet::new(),
+            exchanges: 0,
+            lose_next_answer: false,
+            hold_new_token: None,
+            held: 0,
+        };
+        s.rotate(now_ms);
+        s
+    }
+
+    /// A new pair; the old refresh token dies, the old access token expires.
+    pub(crate) fn rotate(&mut self, now_ms: i64) {
+        if !self.access.is_empty() {
+            self.old_access.insert(self.access.clone());
+        }
+        self.generation += 1;
+        let (g, base) = (self.generation, &self.base);
+        self.access = format!("xoxe.xoxb-1-{base}-gen{g}");
+        self.refresh = format!("xoxe-1-{base}-refresh{g}");
+        self.expires_at_ms = now_ms + ROTATED_TOKEN_SECS * 1000;
     }
 }
 
@@ -108,6 +174,12 @@ pub(crate) struct State {
     model: RwLock<Model>,
     /// Tokens revoked (`token_revoked`).
     revoked: Mutex<HashSet<String>>,
+    /// Conversations the app was removed from (`not_in_channel`).
+    no_access: Mutex<HashSet<String>>,
+    /// The rotating token pair (with [`SlackSimConfig::rotation`]).
+    pub(crate) oauth: Mutex<OAuthState>,
+    /// Every file download gets the sign-in page.
+    pub(crate) files_sign_in: std::sync::atomic::AtomicBool,
     /// Calls per method in the current minute: method → (minute, count).
     windows: Mutex<BTreeMap<String, (i64, u64)>>,
     /// Requests answered per method.
@@ -158,6 +230,9 @@ impl SlackSim {
         let state = Arc::new(State {
             model: RwLock::new(model),
             revoked: Mutex::new(HashSet::new()),
+            no_access: Mutex::new(HashSet::new()),
+            oauth: Mutex::new(OAuthState::new(&cfg.bot_token, cfg.clock.now().0)),
+            files_sign_in: std::sync::atomic::AtomicBool::new(false),
             windows: Mutex::new(BTreeMap::new()),
             per_method: Mutex::new(BTreeMap::new()),
             faults: Mutex::new(FaultState::new(cfg.seed)),
@@ -233,8 +308,59 @@ impl SlackSim {
             deleted: false,
             replies: Vec::new(),
             thread_ts: None,
+            file: None,
         });
         ts_str(ts)
+    }
+
+    /// Posts a message with a file (a PNG for `kind` 0, a PDF for 1); returns its ts.
+    ///
+    /// # Panics
+    /// If the channel does not exist.
+    pub fn post_file(&self, channel: &str, user: &str, text: &str, kind: u64) -> String {
+        let ts = self.post(channel, user, text);
+        let mut m = write(&self.state().model);
+        if let Some(msg) = m.channel_mut(channel).and_then(|c| c.messages.last_mut()) {
+            msg.file = Some(kind);
+        }
+        ts
+    }
+
+    /// Every live file of `channels`' messages and replies: `(url_private_download,
+    /// mimetype, bytes)`.
+    pub fn truth_files(&self, channels: &[String]) -> Vec<(String, String, Vec<u8>)> {
+        let m = read(&self.state().model);
+        let team = &self.state().cfg.team;
+        let mut out = Vec::new();
+        for ch in m.channels.iter().filter(|c| channels.contains(&c.id)) {
+            for msg in ch
+                .messages
+                .iter()
+                .flat_map(|x| std::iter::once(x).chain(x.replies.iter()))
+            {
+                if let (Some(kind), false) = (msg.file, msg.deleted) {
+                    let (id, name, mime, bytes) = data::file_of(msg.ts, kind);
+                    out.push((
+                        format!("https://files.slack.com/files-pri/{team}-{id}/download/{name}"),
+                        mime.to_string(),
+                        bytes,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// `true`: the files host answers everyone with the sign-in page (a token without
+    /// `files:read`, a session-only URL), while the Web API still works.
+    pub fn files_sign_in(&self, on: bool) {
+        self.state().files_sign_in.store(on, Ordering::Relaxed);
+    }
+
+    /// The base to rewrite `https://files.slack.com/...` onto (attachments'
+    /// `rewrite_base`).
+    pub fn media_base(&self) -> String {
+        format!("http://{}/media", self.inner.server.addr())
     }
 
     /// Replies in the thread of `parent` now (a message becomes a thread parent with its
@@ -259,6 +385,7 @@ impl SlackSim {
             deleted: false,
             replies: Vec::new(),
             thread_ts: Some(p),
+            file: None,
         });
         ts_str(ts)
     }
@@ -309,6 +436,50 @@ impl SlackSim {
     /// Revokes a token: every later call with it answers `token_revoked`.
     pub fn revoke(&self, token: &str) {
         lock(&self.state().revoked).insert(token.to_string());
+    }
+
+    /// Removes the app from a conversation (`access: false`: its history and replies
+    /// answer `not_in_channel`) or adds it back.
+    pub fn set_access(&self, channel: &str, access: bool) {
+        let mut n = lock(&self.state().no_access);
+        if access {
+            n.remove(channel);
+        } else {
+            n.insert(channel.to_string());
+        }
+    }
+
+    /// The current rotating pair `(access, refresh)` (with [`SlackSimConfig::rotation`]).
+    pub fn rotating_tokens(&self) -> (String, String) {
+        let o = lock(&self.state().oauth);
+        (o.access.clone(), o.refresh.clone())
+    }
+
+    /// Makes the current rotating access token expire now.
+    pub fn expire_access_token(&self) {
+        lock(&self.state().oauth).expires_at_ms = self.state().cfg.clock.now().0;
+    }
+
+    /// `oauth.v2.access` exchanges answered so far.
+    pub fn token_exchanges(&self) -> u64 {
+        lock(&self.state().oauth).exchanges
+    }
+
+    /// The next exchange rotates the pair but its answer is lost (the connection is reset),
+    /// as when the process dies between the exchange and storing its answer.
+    pub fn lose_next_token_answer(&self) {
+        lock(&self.state().oauth).lose_next_answer = true;
+    }
+
+    /// Holds the first call made with a newly rotated token for `hold` (to stop the client
+    /// right after the exchange); `held_calls` tells when one is being held.
+    pub fn hold_new_token(&self, hold: Option<std::time::Duration>) {
+        lock(&self.state().oauth).hold_new_token = hold;
+    }
+
+    /// Calls held by [`SlackSim::hold_new_token`] so far.
+    pub fn held_calls(&self) -> u64 {
+        lock(&self.state().oauth).held
     }
 
     // ---- truth ----------------------------------------------------------------------------
