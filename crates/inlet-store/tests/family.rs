@@ -201,3 +201,66 @@ async fn real_messages_replace_matching_stubs(db: Db) {
         .collect();
     assert_eq!(left, ["m-7", "stub-2", "stub-3", "stub-4"]);
 }
+
+store_test!(tombstone_parents_takes_children_and_markers);
+/// Parents a provider reported gone are tombstoned with their children and markers,
+/// other parents untouched; repeating it changes nothing; a gone parent that comes back
+/// is revived by the next commit.
+async fn tombstone_parents_takes_children_and_markers(db: Db) {
+    let conn = connection(&db).await;
+    let mut b = batch(
+        conn,
+        vec![conv("c-1"), conv("c-2")],
+        vec![
+            msg("m-1", "c-1", "b", "hi", T0),
+            msg("m-2", "c-1", "s", "yo", T0),
+            msg("m-3", "c-2", "b", "other", T0),
+        ],
+        &[("c-1", "m-2|1"), ("c-2", "m-3|1")],
+        None,
+    );
+    b.stubs = None;
+    db.store.commit_family(b).await.expect("commit");
+    let at = Timestamp(T0 + 1000);
+    let child = Some((MSGS, "conversation_id"));
+    let gone = ids(&["c-1", "c-9"]);
+    let (p, c) = db
+        .store
+        .tombstone_parents(conn, CONVS, &gone, child, at)
+        .await
+        .expect("tombstone");
+    assert_eq!((p, c), (1, 2));
+    assert_eq!(db.store.count_live(conn, CONVS).await.expect("count"), 1);
+    assert_eq!(db.store.count_live(conn, MSGS).await.expect("count"), 1);
+    let markers = db
+        .store
+        .parent_markers(conn, CONVS.name, &ids(&["c-1", "c-2"]))
+        .await
+        .expect("markers");
+    assert_eq!(markers.keys().collect::<Vec<_>>(), ["c-2"]);
+    let again = db
+        .store
+        .tombstone_parents(conn, CONVS, &gone, child, at)
+        .await
+        .expect("repeat");
+    assert_eq!(again, (0, 0), "repeatable");
+    let none = db
+        .store
+        .tombstone_parents(conn, CONVS, &[], child, at)
+        .await
+        .expect("empty");
+    assert_eq!(none, (0, 0));
+    let mut b = batch(
+        conn,
+        vec![conv("c-1")],
+        vec![msg("m-1", "c-1", "b", "hi", T0)],
+        &[("c-1", "m-1|1")],
+        None,
+    );
+    b.stubs = None;
+    b.replace_children = Some("conversation_id");
+    let out = db.store.commit_family(b).await.expect("revive");
+    assert_eq!((out.parents.updated, out.children.updated), (1, 1));
+    assert_eq!(db.store.count_live(conn, CONVS).await.expect("count"), 2);
+    assert_eq!(db.store.count_live(conn, MSGS).await.expect("count"), 2);
+}
