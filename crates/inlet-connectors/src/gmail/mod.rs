@@ -27,7 +27,7 @@ pub mod client;
 pub(crate) mod model;
 pub mod streams;
 
-use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef, Verified, VerifyFuture};
+use crate::provider::{self, Flags, Input, Kind, Param, ProviderDef};
 use client::{GmailClient, connector_error, is_not_found, units};
 pub use client::{GmailConfig, GmailCredentials};
 use futures_util::stream::{self, StreamExt};
@@ -84,8 +84,8 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     ],
     default_config: provider::defaults::<GmailConfig>,
     kind: Kind::Sync {
-        build,
-        verify,
+        build: provider::build_typed::<GmailConnector>,
+        verify: provider::verify_typed::<GmailConnector>,
         from_flags,
     },
     #[cfg(feature = "openapi")]
@@ -120,55 +120,39 @@ fn from_flags(f: &Flags) -> Result<Input, ConnectorError> {
         access_token: None,
         expires_at_ms: None,
     };
-    Ok(Input {
-        config: provider::to_value(&config)?,
-        credentials: provider::to_value(&creds)?,
-        account: None,
-    })
+    provider::input(&config, &creds, None)
 }
 
-fn build(
-    name: &str,
-    config: serde_json::Value,
-    credentials: serde_json::Value,
-    http: HttpConfig,
-) -> Result<Box<dyn Connector>, ConnectorError> {
-    let config: GmailConfig = provider::parse(name, config, "Gmail config")?;
-    let creds: GmailCredentials = provider::parse(name, credentials, "Gmail credentials")?;
-    Ok(Box::new(GmailConnector::new(config, creds, http)?))
-}
+impl provider::Typed for GmailConnector {
+    type Config = GmailConfig;
+    type Credentials = GmailCredentials;
+    const TITLE: &'static str = "Gmail";
+    fn from_parts(
+        config: GmailConfig,
+        creds: &GmailCredentials,
+        http: HttpConfig,
+    ) -> Result<Self, ConnectorError> {
+        GmailConnector::new(config, creds.clone(), http)
+    }
 
-/// `getProfile` proves the credentials and names the account; the chosen labels must
-/// exist.
-fn verify(
-    config: serde_json::Value,
-    credentials: serde_json::Value,
-    http: HttpConfig,
-) -> VerifyFuture {
-    Box::pin(async move {
-        let cfg: GmailConfig = provider::parse("", config, "Gmail config")?;
-        let mut creds: GmailCredentials = provider::parse("", credentials, "Gmail credentials")?;
-        let conn = GmailConnector::new(cfg.clone(), creds.clone(), http)?;
-        let (email, _) = conn.profile().await?;
-        let labels = conn.labels().await?;
-        let ids: HashSet<&str> = labels.records.iter().map(|r| r.id.as_str()).collect();
-        if let Some(l) = cfg.labels.iter().find(|l| !ids.contains(l.as_str())) {
-            let mut known: Vec<&str> = ids.into_iter().collect();
-            known.sort_unstable();
-            return Err(ConnectorError::Config(format!(
-                "the mailbox has no label {l:?}; its labels: {}",
-                known.join(", ")
-            )));
-        }
-        if let Some(updated) = conn.take_updated_credentials().await {
-            creds = provider::parse("", updated, "Gmail credentials")?;
-        }
-        Ok(Verified {
-            config: provider::to_value(&cfg)?,
-            credentials: provider::to_value(&creds)?,
-            account: Some(email),
+    /// `getProfile` proves the credentials and names the account; every chosen label must
+    /// exist (`labels.list`).
+    fn check<'a>(&'a self, cfg: &'a mut GmailConfig) -> provider::CheckFuture<'a> {
+        Box::pin(async move {
+            let (email, _) = self.profile().await?;
+            let labels = self.labels().await?;
+            let ids: HashSet<&str> = labels.records.iter().map(|r| r.id.as_str()).collect();
+            if let Some(l) = cfg.labels.iter().find(|l| !ids.contains(l.as_str())) {
+                let mut known: Vec<&str> = ids.into_iter().collect();
+                known.sort_unstable();
+                return Err(ConnectorError::Config(format!(
+                    "the mailbox has no label {l:?}; its labels: {}",
+                    known.join(", ")
+                )));
+            }
+            Ok(Some(email))
         })
-    })
+    }
 }
 
 /// The `first_window_secs` the family declares: only whether a first sync's listing gets

@@ -258,3 +258,51 @@ fn config_is_checked() {
     };
     assert!(none.validate().is_err());
 }
+
+#[tokio::test]
+async fn verify_names_the_account_and_refuses_unknown_labels() {
+    use inlet_sim::gmail::{GmailSim, GmailSimConfig};
+    let sim = GmailSim::start(GmailSimConfig {
+        threads: 3,
+        refresh_token: "1//verify-test".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("sim");
+    let (client_id, client_secret, refresh_token) = sim.credentials();
+    let creds = GmailCredentials {
+        client_id,
+        client_secret,
+        refresh_token,
+        access_token: None,
+        expires_at_ms: None,
+    };
+    let config = |labels: &[&str]| GmailConfig {
+        api_base: sim.api_base(),
+        token_url: sim.token_url(),
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        ..GmailConfig::default()
+    };
+    let verify = |c: GmailConfig| {
+        provider::verify_typed::<GmailConnector>(
+            serde_json::to_value(c).expect("json"),
+            serde_json::to_value(&creds).expect("json"),
+            HttpConfig::default(),
+        )
+    };
+    let v = verify(config(&["INBOX", "Label_1"]))
+        .await
+        .expect("verified");
+    assert_eq!(v.account.as_deref(), Some("me@example.com"));
+    let stored: GmailCredentials = serde_json::from_value(v.credentials).expect("creds");
+    assert!(stored.access_token.is_some(), "the token is kept");
+    assert_eq!(stored.refresh_token, creds.refresh_token, "Google keeps it");
+    let e = verify(config(&["Label_404"]))
+        .await
+        .expect_err("unknown label");
+    assert!(e.to_string().contains("Label_404"), "{e}");
+    sim.revoke();
+    let e = verify(config(&["INBOX"])).await.expect_err("revoked");
+    assert!(matches!(e, ConnectorError::NeedsReauth(_)), "{e}");
+    assert!(e.to_string().contains("invalid_grant"), "{e}");
+}
