@@ -413,6 +413,17 @@ async fn expired_history_resyncs(db: &TestDb) {
     ok(&env.sync().await, "delta after the resync");
     assert_eq!(sim.method_count("threads.get"), 1);
     env.assert_equals_truth("delta after the resync").await;
+
+    // A thread deleted, then `--full` (no delta saw the history): the complete scan
+    // tombstones the thread and, with it, its messages.
+    env.clock.advance_ms(60_000);
+    let gone = env.pick(2, &[&t, &t2]);
+    assert!(sim.delete_thread(&gone));
+    let full = env.sync_mode(RunMode::Full).await;
+    ok(&full, "--full after a deleted thread");
+    assert_eq!(full.streams["threads"].stats.deleted, 1);
+    env.assert_equals_truth("--full after a deleted thread")
+        .await;
     assert_eq!(sim.rate_limit_violations(), 0);
 }
 

@@ -106,6 +106,10 @@ pub struct TombstoneBatch<'a> {
     pub state: &'a SyncState,
     /// Tombstone time.
     pub at: Timestamp,
+    /// A family's child stream and its column holding the parent's id: the children of
+    /// every parent tombstoned here are tombstoned with it and its change marker is
+    /// forgotten, in the same transaction (a Gmail thread gone takes its messages along).
+    pub children: Option<(&'a StreamSpec, &'static str)>,
 }
 
 /// A reconcile to apply: the ids of a complete listing were staged with

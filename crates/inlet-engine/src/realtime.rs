@@ -670,6 +670,7 @@ impl Realtime<'_> {
                 seen: &keep,
                 state: &state,
                 at: self.engine.now(),
+                children: None,
             })
             .await
     }

@@ -422,7 +422,7 @@ pub(crate) fn tombstone(d: Dialect, spec: &StreamSpec, window: Option<&str>) -> 
     let window = window.map_or(String::new(), |c| format!(" AND {} >= {}", q(c), d.p(next)));
     format!(
         "UPDATE {} SET \"deleted_at\" = {p2}, \"updated_at\" = {p2} WHERE \"connection_id\" = {} \
-         AND \"deleted_at\" IS NULL AND \"id\" NOT IN {}{}{} RETURNING {}",
+         AND \"deleted_at\" IS NULL AND \"id\" NOT IN {}{}{} RETURNING \"id\", {}",
         q(spec.table),
         d.p(1),
         d.list(3),

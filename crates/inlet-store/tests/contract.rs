@@ -112,6 +112,7 @@ async fn tombstone(db: &Db, conn: i64, spec: &StreamSpec, seen: &[&str], at: i64
         seen: &seen,
         state: &state,
         at: Timestamp(at),
+        children: None,
     };
     db.store
         .tombstone_missing(batch)

@@ -136,6 +136,7 @@ async fn spec_table_is_created_and_used_like_a_migrated_one(db: Db) {
             seen: &seen,
             state: &state,
             at: Timestamp(T0 + 3000),
+            children: None,
         })
         .await
         .expect("tombstone");

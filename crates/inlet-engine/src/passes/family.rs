@@ -777,6 +777,7 @@ impl<'a> FamilyPass<'a> {
                 window,
                 state: &self.state,
                 at: now,
+                children: self.fam.child_parent_column.map(|c| (self.child, c)),
             })
             .await?;
         Ok(())

@@ -232,10 +232,22 @@ async fn tombstone_missing(s: &mut dyn Session, b: &TombstoneBatch<'_>) -> Resul
         let sql = sql::tombstone(s.dialect(), spec, b.window.map(|(c, _)| c));
         let rows = s.query(&sql, &a).await?;
         let mut keys = BTreeSet::new();
+        let mut ids: Vec<String> = Vec::new();
         for r in &rows {
-            keys.extend(r.get::<Option<String>>(0)?);
+            ids.push(r.get(0)?);
+            keys.extend(r.get::<Option<String>>(1)?);
         }
         refresh_derived(s, spec, b.connection_id, &keys, b.at).await?;
+        if let (Some((child, col)), false) = (b.children, ids.is_empty()) {
+            let sql = crate::family_sql::tombstone_where_in(s.dialect(), child.table, col);
+            s.execute(&sql, args![b.connection_id, b.at, ids.as_slice()])
+                .await?;
+            s.execute(
+                &crate::family_sql::markers_delete(s.dialect()),
+                args![b.connection_id, spec.name, ids.as_slice()],
+            )
+            .await?;
+        }
         put_sync_state(s, b.connection_id, spec.name, b.state).await?;
         Ok(rows.len() as u64)
     })
@@ -346,7 +358,9 @@ impl RecordStore for SqlStore {
     }
 
     async fn tombstone_missing(&self, batch: TombstoneBatch<'_>) -> Result<u64, StoreError> {
-        self.ensure(&[*batch.stream]).await?;
+        let mut specs = vec![*batch.stream];
+        specs.extend(batch.children.map(|(c, _)| *c));
+        self.ensure(&specs).await?;
         retrying!(self, |s| tombstone_missing(s, &batch))
     }
 
