@@ -347,3 +347,90 @@ impl TokenSource for OAuth2Token {
         self.renew(&mut cur).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HttpConfig;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Answers `/token` with a token and anything else with `{}`; counts token requests.
+    async fn server() -> (String, Arc<std::sync::atomic::AtomicU64>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let tokens = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let t = tokens.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let t = t.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    let req = String::from_utf8_lossy(&buf[..n]);
+                    let body = if req.starts_with("POST /token") {
+                        t.fetch_add(1, Ordering::SeqCst);
+                        r#"{"access_token":"a1","expires_in":3600}"#
+                    } else {
+                        "{}"
+                    };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = s.write_all(head.as_bytes()).await;
+                    let _ = s.write_all(body.as_bytes()).await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        (format!("http://{addr}"), tokens)
+    }
+
+    /// Every in-flight permit held by API requests that wait for their token: the token
+    /// exchange takes none, so it still runs (it deadlocked when it needed one).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_token_exchange_needs_no_in_flight_permit() {
+        let (base, tokens) = server().await;
+        let http = crate::HttpClient::new(HttpConfig {
+            max_in_flight: 1,
+            ..HttpConfig::default()
+        })
+        .expect("client");
+        let token = Arc::new(OAuth2Token::new(
+            http.clone(),
+            format!("{base}/token"),
+            "id".into(),
+            "secret".into(),
+            Grant::RefreshToken("r".into()),
+            None,
+        ));
+        let api = http.with_auth(token);
+        let url = format!("{base}/api");
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            let (api, url) = (api.clone(), url.clone());
+            set.spawn(async move {
+                api.execute(|c| c.get(&url), |_| crate::Parsed::Ok(()))
+                    .await
+            });
+        }
+        let all = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut out = Vec::new();
+            while let Some(r) = set.join_next().await {
+                out.push(r);
+            }
+            out
+        })
+        .await
+        .expect("no deadlock between the API's permits and the token exchange");
+        assert_eq!(all.len(), 4);
+        for r in all {
+            r.expect("task").expect("request");
+        }
+        assert_eq!(tokens.load(Ordering::SeqCst), 1, "one exchange for all");
+    }
+}

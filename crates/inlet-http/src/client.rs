@@ -187,6 +187,9 @@ pub struct HttpClient {
     /// A request in flight is abandoned when the sync is cancelled (false for token
     /// exchanges: their answer may carry a rotated refresh token).
     abandon_on_cancel: bool,
+    /// Requests take one of the shared in-flight permits (false for token exchanges: the
+    /// requests waiting for their token may hold every permit).
+    takes_permit: bool,
     /// Units of the documented quota each request costs (1 unless the provider bills
     /// methods by weight, see [`HttpClient::with_cost`]).
     cost: u32,
@@ -244,6 +247,7 @@ impl HttpClient {
             auth: None,
             metered: true,
             abandon_on_cancel: true,
+            takes_permit: true,
             cost: 1,
         })
     }
@@ -255,6 +259,7 @@ impl HttpClient {
             auth: Some(auth),
             metered: self.metered,
             abandon_on_cancel: self.abandon_on_cancel,
+            takes_permit: self.takes_permit,
             cost: self.cost,
         }
     }
@@ -280,12 +285,15 @@ impl HttpClient {
         }
     }
 
-    /// The same client, except that a request already sent is always awaited, even when
-    /// the sync is cancelled (its waits still end at once). For token exchanges: an
-    /// abandoned answer could hold a rotated refresh token, and the old one is then dead.
+    /// The same client for token exchanges: a request already sent is always awaited, even
+    /// when the sync is cancelled (its waits still end at once) — an abandoned answer
+    /// could hold a rotated refresh token, and the old one is then dead —, and it takes
+    /// no in-flight permit: the API requests that wait for the token hold them, and with
+    /// `max_in_flight` of them waiting the exchange could never start.
     pub fn awaiting_answers(&self) -> Self {
         HttpClient {
             abandon_on_cancel: false,
+            takes_permit: false,
             ..self.clone()
         }
     }
@@ -370,10 +378,15 @@ impl HttpClient {
         let mut faults: u32 = 0;
         let mut refreshed = false;
         // Held for the whole exchange, retries and waits included.
-        let _permit = self
-            .unless_cancelled(sh.permits.acquire())
-            .await?
-            .map_err(|_| HttpError::Build("client closed".into()))?;
+        let _permit = if self.takes_permit {
+            Some(
+                self.unless_cancelled(sh.permits.acquire())
+                    .await?
+                    .map_err(|_| HttpError::Build("client closed".into()))?,
+            )
+        } else {
+            None
+        };
         loop {
             let token = match &self.auth {
                 Some(a) => Some(a.token().await.map_err(|e| self.auth_failed(e))?),
